@@ -1,0 +1,116 @@
+"""How a candidate is scored: one interface, several prices.
+
+``evaluate(arch)`` returns a ``Result`` with the validation accuracy a search may look at, the test accuracy
+it may not (kept for reporting), and the cost in seconds charged to the search's budget.
+
+- ``FullTraining``: train the network with the full recipe, as the early methods did (cost: wall seconds).
+- ``LowFidelity``: the same with fewer epochs, less data or fewer channels (cheaper, noisier).
+- ``BenchmarkLookup``: read the tabular benchmark (cost: the recorded training seconds, so a simulated
+  search pays what a real one would have paid).
+Weight-sharing estimates live with the supernets in ``tutorial_nas.oneshot``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, replace
+
+from .data import Dataset
+from .errors import NASInputError
+from .spaces.base import SearchSpace
+from .train import TrainConfig, train
+
+
+@dataclass
+class Result:
+    """The score of one candidate and what it cost."""
+
+    valid_acc: float
+    test_acc: float = math.nan
+    cost_s: float = 0.0
+    params: int = 0
+    flops: int = 0
+    curve: list = field(default_factory=list)  # valid accuracy per epoch, when there is one
+    info: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Evaluator(ABC):
+    """Scores an architecture of a space."""
+
+    name = "evaluator"
+
+    @abstractmethod
+    def evaluate(self, arch) -> Result:
+        ...
+
+
+class FullTraining(Evaluator):
+    """Train every candidate from scratch with one recipe; the cost is the wall time of that training.
+
+    A candidate seen before is not trained again (its result is reused and charged nothing), since a
+    search that proposes the same network twice has learned nothing new by paying twice.
+    """
+
+    name = "full-training"
+
+    def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig | None = None,
+                 progress: bool = False, cache: bool = True, **model_sizes):
+        self.space, self.data, self.config = space, data, (config or TrainConfig()).check()
+        self.model_sizes, self.progress, self.cache = model_sizes, progress, cache
+        self._seen: dict = {}
+
+    def build(self, arch):
+        return self.space.to_model(arch, num_classes=self.data.num_classes,
+                                   in_channels=self.data.in_channels, **self.model_sizes)
+
+    def evaluate(self, arch) -> Result:
+        key = self.space.key(arch)
+        if self.cache and key in self._seen:
+            return replace(self._seen[key], cost_s=0.0, info={**self._seen[key].info, "cached": True})
+        start = time.perf_counter()
+        model = self.build(arch).to(self.data.device)
+        record = train(model, self.data, self.config, progress=self.progress)
+        result = Result(valid_acc=record.final_valid_acc, test_acc=record.test_acc,
+                        cost_s=time.perf_counter() - start, params=record.params, flops=record.flops,
+                        curve=list(record.valid_acc))
+        self._seen[key] = result
+        return result
+
+
+class LowFidelity(FullTraining):
+    """Full training made cheaper: fewer ``epochs``, a ``data_fraction`` of the data, or smaller models."""
+
+    name = "low-fidelity"
+
+    def __init__(self, space: SearchSpace, data: Dataset, config: TrainConfig | None = None,
+                 epochs: float | None = None, data_fraction: float | None = None, **kwargs):
+        config = config or TrainConfig()
+        changes = {k: v for k, v in (("epochs", epochs), ("data_fraction", data_fraction)) if v is not None}
+        super().__init__(space, data, replace(config, **changes), **kwargs)
+
+
+class BenchmarkLookup(Evaluator):
+    """Look the cell up in the tabular benchmark; charge the seconds its training took when the table was built.
+
+    ``epoch`` reads the metrics at an earlier epoch (low fidelity by look-up), charged proportionally.
+    """
+
+    name = "benchmark"
+
+    def __init__(self, space: SearchSpace, bench=None, epoch: int | None = None):
+        from .bench import load_benchmark
+
+        self.space, self.bench = space, bench if bench is not None else load_benchmark()
+        if epoch is not None and not 1 <= epoch <= self.bench.epochs:
+            raise NASInputError(f"epoch must be from 1 to {self.bench.epochs}, got {epoch!r}")
+        self.epoch = epoch
+
+    def evaluate(self, arch) -> Result:
+        r = self.bench.query(self.space.to_str(arch), epoch=self.epoch)
+        return Result(valid_acc=r["valid_acc"], test_acc=r["test_acc"], cost_s=r["train_seconds"],
+                      params=r["params"], flops=r["flops"], curve=list(r["valid_curve"]))

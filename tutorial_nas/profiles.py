@@ -1,0 +1,158 @@
+"""Budget profiles, device choice and seeding: one switch sets the cost of every chapter.
+
+``TUTORIAL_NAS_PROFILE`` is ``ci`` (a few minutes for all four chapters on two CPU cores, still real data),
+``cpu`` (what a learner runs on a laptop) or ``gpu`` (full size on a Colab GPU). Without the variable the
+profile is ``gpu`` when CUDA is there and ``cpu`` otherwise.
+
+Every size that sets what a chapter costs lives in ``PROFILES`` below, grouped by section, so a notebook
+reads ``profile.chain.max_layers`` and never hard-codes a number.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import NASInputError, check_choice
+
+ENV_VAR = "TUTORIAL_NAS_PROFILE"
+
+# One table: profile -> section -> size. Read top to bottom to see what each profile pays for.
+PROFILES: dict[str, dict[str, dict]] = {
+    "ci": {
+        "data": dict(dataset="digits", image_size=8),
+        "train": dict(epochs=3, batch_size=128, lr=0.05),
+        "chain": dict(max_layers=4, filters=(8, 16, 32), dataset="digits", epochs=2, budget=8),
+        "cell": dict(C=8, N=1, dataset="mnist5k", image_size=14),
+        "darts": dict(C=8, layers=3, epochs=2, batch_size=64, dataset="digits", train_epochs=3),
+        "oneshot": dict(epochs=3, batch_size=128, eval_cells=30),
+        "compare": dict(seeds=30, budget_s=12000, trials=100),
+        "future": dict(epochs=2, latency_cells=20, search_cycles=100),
+    },
+    "cpu": {
+        "data": dict(dataset="mnist5k", image_size=14),
+        "train": dict(epochs=5, batch_size=128, lr=0.05),
+        "chain": dict(max_layers=6, filters=(16, 32, 64), dataset="mnist5k", epochs=3, budget=20),
+        "cell": dict(C=8, N=1, dataset="mnist5k", image_size=14),
+        "darts": dict(C=8, layers=5, epochs=8, batch_size=64, dataset="mnist5k", train_epochs=5),
+        "oneshot": dict(epochs=10, batch_size=128, eval_cells=100),
+        "compare": dict(seeds=100, budget_s=12000, trials=100),
+        "future": dict(epochs=5, latency_cells=100, search_cycles=300),
+    },
+    "gpu": {
+        "data": dict(dataset="cifar10", image_size=32),
+        "train": dict(epochs=20, batch_size=256, lr=0.1),
+        "chain": dict(max_layers=12, filters=(32, 64, 128), dataset="cifar10", epochs=10, budget=60),
+        "cell": dict(C=16, N=5, dataset="cifar10", image_size=32),
+        "darts": dict(C=16, layers=8, epochs=50, batch_size=64, dataset="cifar10", train_epochs=20),
+        "oneshot": dict(epochs=50, batch_size=256, eval_cells=200),
+        "compare": dict(seeds=100, budget_s=12000, trials=100),
+        "future": dict(epochs=20, latency_cells=200, search_cycles=500),
+    },
+}
+
+
+class Section:
+    """Attribute access to one section of a profile, with a clear error for a missing key."""
+
+    def __init__(self, name: str, values: dict):
+        self._name, self._values = name, dict(values)
+
+    def __getattr__(self, key):
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise NASInputError(
+                f"profile section {self._name!r} has no size {key!r}; it has: {', '.join(self._values)}"
+            ) from None
+
+    def as_dict(self) -> dict:
+        return dict(self._values)
+
+    def __repr__(self):
+        return f"{self._name}({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of sizes plus the device it runs on."""
+
+    name: str
+    device: torch.device
+    sections: dict
+
+    def __getattr__(self, section):
+        if section.startswith("_") or section in ("name", "device", "sections"):
+            raise AttributeError(section)
+        if section not in self.sections:
+            raise NASInputError(
+                f"profile {self.name!r} has no section {section!r}; it has: {', '.join(self.sections)}"
+            )
+        return Section(section, self.sections[section])
+
+    def describe(self) -> str:
+        lines = [f"profile: {self.name}   device: {describe_device(self.device)}   torch {torch.__version__}"]
+        for key, values in self.sections.items():
+            lines.append(f"  {key:8s} " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        return "\n".join(lines)
+
+
+def choose_device(prefer: str | None = None) -> torch.device:
+    """cuda when present, else Apple's mps, else cpu; ``prefer`` forces one of them."""
+    if prefer is not None:
+        check_choice("device", prefer, ["cuda", "mps", "cpu"])
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def profile_name(name: str | None = None) -> str:
+    """The profile asked for (argument, then environment), or the automatic choice."""
+    name = name or os.environ.get(ENV_VAR) or ("gpu" if torch.cuda.is_available() else "cpu")
+    name = name.strip().lower()
+    check_choice("profile", name, PROFILES)
+    return name
+
+
+def get_profile(name: str | None = None, device: str | None = None) -> Profile:
+    """The profile ``name`` (or ``TUTORIAL_NAS_PROFILE``, or automatic) on the chosen device."""
+    name = profile_name(name)
+    return Profile(name=name, device=choose_device(device), sections=PROFILES[name])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) so that a run can be repeated."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise NASInputError(f"seed must be an integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+
+
+def setup(seed: int = 0, name: str | None = None, verbose: bool = True) -> Profile:
+    """The one call of every chapter's setup cell: pick the profile and device, seed, print the choice."""
+    profile = get_profile(name)
+    seed_everything(seed)
+    if verbose:
+        print(profile.describe())
+        if profile.name == "gpu" and profile.device.type != "cuda":
+            print("WARNING: the gpu profile without a GPU will be very slow; on Colab choose "
+                  "Runtime > Change runtime type > GPU, or set TUTORIAL_NAS_PROFILE=cpu.")
+    return profile

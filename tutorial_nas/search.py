@@ -1,0 +1,186 @@
+"""The ask/tell loop every discrete strategy runs through, with its budget, records and checkpoints.
+
+    strategy.ask() -> arch -> evaluator.evaluate(arch) -> Result -> strategy.tell(arch, result)
+
+Each evaluation's cost is charged to the budget (a count of evaluations or a number of seconds); an
+evaluation that would overdraw the budget is not recorded, so no strategy is ever charged past it.
+Every evaluation is appended to the History (one row each) and, when ``checkpoint`` is given, written to
+disk atomically. ``resume=True`` replays the recorded evaluations through a fresh strategy with the same
+seed (no training, no look-up) and then continues: the resumed run is the run that was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .errors import NASInputError
+from .evaluators import Evaluator, Result
+
+CHECKPOINT_VERSION = 1
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Stop after ``evaluations`` evaluations, or once ``seconds`` of evaluation cost are spent."""
+
+    evaluations: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, value) -> "Budget":
+        """``20`` or ``"20"`` (evaluations), ``"600s"``, ``"10m"``, ``"2h"`` (seconds charged)."""
+        if isinstance(value, Budget):
+            return value
+        if isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        text = str(value).strip().lower()
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+        if not m:
+            raise NASInputError(f"budget {value!r} is not understood; write a count of evaluations (20) "
+                                "or a time charged to the search (600s, 10m, 2h)")
+        number, unit = float(m.group(1)), m.group(2)
+        if number <= 0:
+            raise NASInputError(f"budget must be above zero, got {value!r}")
+        if unit:
+            return cls(seconds=number * _UNITS[unit])
+        if number != int(number):
+            raise NASInputError(f"a count of evaluations must be whole, got {value!r}")
+        return cls(evaluations=int(number))
+
+    def allows(self, n_done: int, spent: float, next_cost: float = 0.0) -> bool:
+        if self.evaluations is not None and n_done >= self.evaluations:
+            return False
+        if self.seconds is not None and spent + next_cost > self.seconds:
+            return False
+        return True
+
+    @property
+    def total(self) -> float:
+        return self.evaluations if self.evaluations is not None else self.seconds
+
+    def __str__(self):
+        return f"{self.evaluations} evaluations" if self.evaluations is not None else f"{self.seconds:g} s"
+
+
+def history_frame(rows: list, meta: dict) -> pd.DataFrame:
+    """The History: one row per evaluation, with the incumbent (best valid so far) and its test accuracy."""
+    df = pd.DataFrame(rows)
+    if len(df):
+        best_idx = df["valid_acc"].fillna(-math.inf).cummax()
+        df["best_valid_acc"] = best_idx
+        # the test accuracy of the incumbent: the row whose valid accuracy is the running maximum
+        incumbent = df["valid_acc"].fillna(-math.inf).expanding().apply(lambda s: s.argmax(), raw=True)
+        df["best_test_acc"] = df["test_acc"].to_numpy()[incumbent.astype(int).to_numpy()]
+    df.attrs.update(meta)
+    return df
+
+
+def best(history: pd.DataFrame) -> dict:
+    """The incumbent: the evaluated architecture with the best validation accuracy."""
+    if not len(history):
+        raise NASInputError("the history is empty: the budget allowed no evaluation")
+    row = history.loc[history["valid_acc"].idxmax()]
+    return {"arch": row["arch"], "valid_acc": float(row["valid_acc"]), "test_acc": float(row["test_acc"])}
+
+
+def _write_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    """Read a search checkpoint, refusing one from another version or one that is truncated."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NASInputError(f"no checkpoint at {path}; start without resume to create one") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise NASInputError(f"checkpoint {path} is truncated or not a checkpoint; delete it to start over")
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION or "rows" not in payload:
+        raise NASInputError(f"checkpoint {path} is from another version of tutorial_nas "
+                            f"(expected version {CHECKPOINT_VERSION}); delete it to start over")
+    return payload
+
+
+def _row(step: int, arch_str: str, result: Result, spent: float, wall: float) -> dict:
+    row = {"step": step, "arch": arch_str, "valid_acc": result.valid_acc, "test_acc": result.test_acc,
+           "cost_s": result.cost_s, "spent_s": spent, "wall_s": wall, "params": result.params,
+           "flops": result.flops, "curve": list(result.curve)}
+    row.update({k: v for k, v in result.info.items() if k not in row})
+    return row
+
+
+def _result_from_row(row: dict) -> Result:
+    return Result(valid_acc=row["valid_acc"], test_acc=row["test_acc"], cost_s=row["cost_s"],
+                  params=row["params"], flops=row["flops"], curve=list(row.get("curve", [])))
+
+
+def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, resume: bool = False,
+           progress: bool = True, executor=None, seed: int = 0, **strategy_options) -> pd.DataFrame:
+    """Run ``strategy`` on ``space`` until ``budget`` is spent; return the History (a DataFrame).
+
+    ``strategy`` is a Strategy object or a name from ``tutorial_nas.strategies.STRATEGIES`` (built with
+    ``seed`` and ``strategy_options``). ``executor="ray"`` evaluates candidates as Ray tasks.
+    """
+    from .strategies import make_strategy
+
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy, space, seed=seed, **strategy_options)
+    budget = Budget.parse(budget)
+    meta = {"space": space.name, "strategy": strategy.name, "seed": strategy.seed, "budget": str(budget),
+            "evaluator": evaluator.name}
+    rows: list = []
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and resume and path.exists():
+        payload = load_checkpoint(path)
+        if payload["meta"] != meta:
+            raise NASInputError(f"checkpoint {path} is of another search ({payload['meta']}), not {meta}")
+        for row in payload["rows"]:  # replay: the strategy sees exactly what it saw before
+            arch = strategy.ask()
+            if space.to_str(arch) != row["arch"]:
+                raise NASInputError(f"checkpoint {path} does not replay with this strategy and seed")
+            strategy.tell(arch, _result_from_row(row))
+            rows.append(row)
+    elif path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    if executor is not None:
+        from .parallel import run_parallel
+
+        return run_parallel(space, strategy, evaluator, budget, rows, meta, path, progress, executor)
+
+    spent = rows[-1]["spent_s"] if rows else 0.0
+    bar = tqdm(total=budget.total, initial=len(rows) if budget.evaluations else spent, disable=not progress,
+               desc=f"{strategy.name} search", unit="eval" if budget.evaluations else "s")
+    start = time.perf_counter()
+    while budget.allows(len(rows), spent):
+        arch = strategy.ask()
+        result = evaluator.evaluate(arch)
+        if not budget.allows(len(rows), spent, result.cost_s):
+            break  # this evaluation would overdraw the budget: it is not charged and not recorded
+        strategy.tell(arch, result)
+        spent += result.cost_s
+        rows.append(_row(len(rows), space.to_str(arch), result, spent, time.perf_counter() - start))
+        if path is not None:
+            _write_atomic(path, {"version": CHECKPOINT_VERSION, "meta": meta, "rows": rows})
+        bar.update(1 if budget.evaluations else result.cost_s)
+        bar.set_postfix(best=f"{max(r['valid_acc'] for r in rows):.2f}")
+    bar.close()
+    return history_frame(rows, meta)

@@ -1,0 +1,32 @@
+"""A search strategy proposes (``ask``) and learns from what it is told (``tell``)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..spaces.base import SearchSpace
+
+
+class Strategy(ABC):
+    """Every strategy draws its randomness from its own generator, seeded once: same seed, same search.
+
+    ``parallel`` says how many candidates may be asked for before their results are told (1 for strategies
+    that must learn from each result before the next proposal, such as REINFORCE and Q-learning).
+    """
+
+    name = "strategy"
+    parallel = 1
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        self.space, self.seed = space, int(seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    @abstractmethod
+    def ask(self):
+        """The next architecture to evaluate."""
+
+    @abstractmethod
+    def tell(self, arch, result) -> None:
+        """Learn from the ``Result`` of evaluating ``arch``."""
