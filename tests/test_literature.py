@@ -1,0 +1,147 @@
+"""The literature table must say what its sources say: every number is checked against the reference notes."""
+
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from tutorial_nas import literature as L
+from tutorial_nas.errors import NASInputError
+
+matplotlib.use("Agg")
+
+# The course's notes on published results (outside the package); the CSV is checked against them.
+REFERENCE = Path("/work/shared/reference/published_results.md")
+VENUE = re.compile(r"^(.*?)\s*\(([A-Za-z]+\d{2})\)$")
+
+
+def first_number(cell: str) -> float:
+    """The leading number of a cell (``22400 (‡800 GPUs ...)`` -> 22400); N/A and ``-`` are NaN."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)", cell)
+    return float(m.group(1)) if m else math.nan
+
+
+def markdown_rows(text: str, header: str) -> list:
+    """The body rows (lists of cells) of the first markdown table after the line starting with ``header``."""
+    lines = text[text.index(header):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def imagenet_entries(text: str) -> list:
+    """(family, method, top1, top5, params, input, gpu_days) from the ImageNet bullet list."""
+    block = text[text.index("### ImageNet"):text.index("## 2.")]
+    bullets = re.findall(r"^- (\w+): (.*?)(?=^- |\Z)", block, flags=re.S | re.M)
+    out = []
+    for family, body in bullets:
+        for entry in " ".join(body.split()).rstrip(".").split("; "):
+            days = re.search(r"\((\d+(?:\.\d+)?)\)$", entry)
+            entry = entry[: days.start()].strip() if days else entry
+            first, *others = entry.split(" and ")
+            name = re.match(r"^(.*?) (\d)", first).group(1)
+            for part in [first[len(name) + 1:]] + others:
+                acc, *rest = [p.strip() for p in part.split(",")]
+                top1, _, top5 = acc.partition("/")
+                params = next((float(p[:-1]) for p in rest if p.endswith("M")), math.nan)
+                size = next((float(p.rstrip("px")) for p in rest if not p.endswith("M")), math.nan)
+                out.append((family, name, float(top1), float(top5) if top5 else math.nan, params, size,
+                            float(days.group(1)) if days else math.nan))
+    return out
+
+
+def same(a, b) -> bool:
+    return (math.isnan(a) and math.isnan(b)) if (math.isnan(a) or math.isnan(b)) else a == pytest.approx(b)
+
+
+@pytest.fixture(scope="module")
+def text():
+    if not REFERENCE.exists():
+        pytest.skip(f"the reference notes {REFERENCE} are not in this checkout")
+    return REFERENCE.read_text()
+
+
+def test_every_row_names_its_source():
+    for df in (L.load_cifar10(), L.load_imagenet(), L.load_nb201_table()):
+        assert df["source"].notna().all() and (df["source"].str.len() > 10).all()
+        assert set(df["family"]) - {""} <= set(L.FAMILIES)
+
+
+def test_cifar10_matches_the_reference(text):
+    rows = markdown_rows(text, "### CIFAR-10")
+    df = L.load_cifar10()
+    assert len(df) == len(rows) == 52
+    for (group, label, err, params, days), (_, row) in zip(rows, df.iterrows()):
+        m = VENUE.match(label)
+        method, venue = (m.group(1), m.group(2)) if m else (re.sub(r"\s*\(.*\)$", "", label), None)
+        assert row["method"] == method and row["family"] == group
+        if venue:
+            assert row["venue"] == venue
+        for col, cell in (("error", err), ("params_m", params), ("gpu_days", days)):
+            assert same(row[col], first_number(cell)), (method, col, row[col], cell)
+        if "(" in err or "(" in days or "‡" in days:  # the disagreements and GPU counts are kept as notes
+            assert row["note"], method
+
+
+def test_disagreements_are_noted():
+    df = L.load_cifar10().set_index("method")
+    assert "2.89" in df.loc["ENAS micro", "note"] and "1,800" in df.loc["NASNet-A", "note"]
+    assert "4.0" in df.loc["ProxylessNAS-G + Cutout", "note"]
+    assert "GDAS" in df.loc["GDAS + Cutout", "source"] and "Ren" not in df.loc["GDAS + Cutout", "source"]
+
+
+def test_imagenet_matches_the_reference(text):
+    entries = imagenet_entries(text)
+    df = L.load_imagenet()
+    assert len(df) == len(entries) == 27
+    for entry, (_, row) in zip(entries, df.iterrows()):
+        family, name, *numbers = entry
+        assert (row["family"], row["method"]) == (family, name)
+        for col, value in zip(("top1", "top5", "params_m", "input_size", "gpu_days"), numbers):
+            assert same(row[col], value), (name, col, row[col], value)
+
+
+def test_nb201_table_matches_the_reference(text):
+    rows = markdown_rows(text, "| method | search (s)")
+    df = L.load_nb201_table()
+    assert len(df) == len(rows) == 12
+    for cells, (_, row) in zip(rows, df.iterrows()):
+        assert row["method"] == cells[0]
+        assert same(row["search_s"], first_number(cells[1]))
+        cols = [f"{d}_{s}" for d in ("c10", "c100", "in16") for s in ("valid", "test")]
+        for col, cell in zip(cols, cells[2:]):
+            mean, _, std = cell.partition("±")
+            assert same(row[col], float(mean)) and same(row[col + "_std"], float(std) if std else math.nan)
+
+
+def test_claims_are_computed_from_the_table():
+    df = L.load_cifar10()
+    cost = L.median_cost_by_family(df)
+    assert cost.numbers.loc["GO", "median_gpu_days"] == 0.5
+    assert cost.numbers.index[0] == "GO" and "GO 0.5" in str(cost)
+    claim = L.best_nas_vs_best_human(df)
+    assert claim.numbers["best_nas"] == "ProxylessNAS-G + Cutout"
+    assert claim.numbers["gain_points"] == pytest.approx(2.67 - 2.08)
+    small = L.best_nas_vs_best_human(df, max_params=5)
+    assert small.numbers["best_human"] == "Shake-Shake" and small.numbers["best_nas_params_m"] <= 5
+    assert small.numbers["gain_points"] == pytest.approx(3.55 - 2.50) and "1.05 points" in small.sentence
+    with pytest.raises(NASInputError, match="max_params"):
+        L.best_nas_vs_best_human(df, max_params=1)
+
+
+def test_plots_draw_one_series_per_family():
+    df = L.load_cifar10()
+    ax = L.plot_error_vs_cost(df)
+    labels = [t.get_text().split()[0] for t in ax.get_legend().get_texts()]
+    assert labels == ["RL", "EA", "GO", "RS", "SMBO"]  # hand-designed networks have no search cost
+    assert ax.get_xscale() == "log"
+    ax = L.plot_error_vs_params(df)
+    assert "Human" in [t.get_text().split()[0] for t in ax.get_legend().get_texts()]
+    with pytest.raises(NASInputError):
+        L.plot_error_vs_cost(L.load_nb201_table())

@@ -1,0 +1,170 @@
+"""The published results of Part III, as data with their sources, and the claims they support.
+
+``literature.csv`` holds three tables, told apart by its ``table`` column:
+
+- ``cifar10``: the survey's CIFAR-10 table (Ren et al. 2020, Table 1): family, method, venue, test error %,
+  parameters (millions) and search cost (GPU-days);
+- ``imagenet``: its ImageNet table (Table 2): top-1 / top-5 accuracy %, parameters, input size, GPU-days;
+- ``nb201``: NAS-Bench-201's Table 5 (Dong & Yang 2020): search seconds and the validation / test accuracy
+  (mean and std) on CIFAR-10, CIFAR-100 and ImageNet16-120.
+
+Every row names its ``source``; where sources disagree (ENAS's error, NASNet's GPU-days) the ``note`` says
+so. A number the source leaves out (N/A) stays empty, never zero. The families are those of the survey:
+RL (reinforcement learning), EA (evolution), GO (gradient optimisation, weight sharing included), RS (random
+search), SMBO (sequential model-based optimisation) and Human (hand-designed networks).
+
+The claims of the chapter are computed from the table, not typed: ``median_cost_by_family`` and
+``best_nas_vs_best_human`` return their numbers with the one sentence they support.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import NASInputError
+
+CSV = Path(__file__).with_name("literature.csv")
+FAMILIES = ("RL", "EA", "GO", "RS", "SMBO", "Human")
+FAMILY_NAMES = {"RL": "reinforcement learning", "EA": "evolution", "GO": "gradient optimisation",
+                "RS": "random search", "SMBO": "model-based optimisation", "Human": "hand-designed"}
+COLORS = {"RL": "tab:red", "EA": "tab:green", "GO": "tab:blue", "RS": "tab:gray", "SMBO": "tab:purple",
+          "Human": "black"}
+_COLUMNS = {
+    "cifar10": ["family", "method", "venue", "error", "params_m", "gpu_days", "source", "note"],
+    "imagenet": ["family", "method", "top1", "top5", "params_m", "input_size", "gpu_days", "source", "note"],
+    "nb201": ["family", "method", "search_s"]
+    + [f"{d}_{s}{std}" for d in ("c10", "c100", "in16") for s in ("valid", "test") for std in ("", "_std")]
+    + ["source", "note"],
+}
+
+
+def _load(table: str) -> pd.DataFrame:
+    df = pd.read_csv(CSV, keep_default_na=False, na_values=[""], dtype={"venue": str, "note": str})
+    df = df[df["table"] == table][_COLUMNS[table]].reset_index(drop=True)
+    for col in ("family", "venue", "note"):
+        if col in df:
+            df[col] = df[col].fillna("")
+    return df
+
+
+def load_cifar10() -> pd.DataFrame:
+    """The CIFAR-10 table: one row per published result (error %, params in M, search GPU-days)."""
+    return _load("cifar10")
+
+
+def load_imagenet() -> pd.DataFrame:
+    """The ImageNet table: top-1 / top-5 accuracy %, params in M, input size in pixels, search GPU-days."""
+    return _load("imagenet")
+
+
+def load_nb201_table() -> pd.DataFrame:
+    """NAS-Bench-201's Table 5: each method's search seconds and accuracies (mean, std) on three data sets."""
+    return _load("nb201")
+
+
+def _check_columns(df: pd.DataFrame, needed) -> None:
+    missing = [c for c in needed if c not in df]
+    if missing:
+        raise NASInputError(f"the table lacks column(s) {missing}; pass load_cifar10() or load_imagenet()")
+
+
+# -- figures ----------------------------------------------------------------------------------------------
+def _scatter(df: pd.DataFrame, x: str, xlabel: str, ax, label_best: int):
+    import matplotlib.pyplot as plt
+
+    y, ylabel = ("error", "test error (%)") if "error" in df else ("top1", "top-1 accuracy (%)")
+    _check_columns(df, ["family", "method", x, y])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    shown = df.dropna(subset=[x, y])
+    for fam in FAMILIES:
+        part = shown[shown["family"] == fam]
+        if len(part):
+            ax.scatter(part[x], part[y], color=COLORS[fam], label=f"{fam} ({FAMILY_NAMES[fam]})", alpha=0.8)
+    best = shown.nsmallest(label_best, y) if y == "error" else shown.nlargest(label_best, y)
+    for _, row in best.iterrows():
+        ax.annotate(row["method"], (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_error_vs_cost(df: pd.DataFrame, ax=None, label_best: int = 5):
+    """Error against search cost (GPU-days, log scale), one colour per family: four orders of magnitude of
+    cost for about one point of error. Rows without a cost (hand-designed networks, N/A) are left out."""
+    ax = _scatter(df, "gpu_days", "search cost (GPU-days, log scale)", ax, label_best)
+    ax.set_title("Published results: error vs search cost")
+    return ax
+
+
+def plot_error_vs_params(df: pd.DataFrame, ax=None, label_best: int = 5):
+    """Error against model size (millions of parameters, log scale): hand-designed networks included."""
+    ax = _scatter(df, "params_m", "parameters (millions, log scale)", ax, label_best)
+    ax.set_title("Published results: error vs model size")
+    return ax
+
+
+# -- claims -----------------------------------------------------------------------------------------------
+@dataclass
+class Claim:
+    """A statement computed from the table: the ``numbers`` behind it and the ``sentence`` it supports."""
+
+    numbers: object
+    sentence: str
+
+    def __str__(self):
+        return self.sentence
+
+
+def median_cost_by_family(df: pd.DataFrame) -> Claim:
+    """The median search cost (GPU-days) of each family, with how many results have a known cost."""
+    _check_columns(df, ["family", "gpu_days"])
+    known = df.dropna(subset=["gpu_days"])
+    table = (known.groupby("family")["gpu_days"].agg(median_gpu_days="median", min_gpu_days="min",
+                                                     max_gpu_days="max", n="count")
+             .sort_values("median_gpu_days"))
+    if len(table) < 2:
+        raise NASInputError("median_cost_by_family needs results of at least two families with a known cost")
+    medians = table["median_gpu_days"]
+    cheap, dear = medians.index[0], medians.index[-1]
+    listed = ", ".join(f"{fam} {cost:g}" for fam, cost in medians.items())
+    sentence = (f"Median search cost (GPU-days): {listed}; the median {FAMILY_NAMES.get(dear, dear)} "
+                f"search costs {medians[dear] / medians[cheap]:,.0f}x the median "
+                f"{FAMILY_NAMES.get(cheap, cheap)} one.")
+    return Claim(table, sentence)
+
+
+def best_nas_vs_best_human(df: pd.DataFrame, max_params: float | None = None) -> Claim:
+    """How much lower the best NAS error is than the best hand-designed one, both under ``max_params`` M.
+
+    Without ``max_params`` every result counts, whatever its size; a bound compares like with like.
+    """
+    _check_columns(df, ["family", "method", "error", "params_m"])
+    pool = df.dropna(subset=["error"])
+    if max_params is not None:
+        pool = pool[pool["params_m"] <= max_params]  # an unknown size cannot be shown to fit the bound
+    human, nas = pool[pool["family"] == "Human"], pool[pool["family"] != "Human"]
+    if not len(human) or not len(nas):
+        raise NASInputError(f"no hand-designed and NAS results to compare under {max_params} M parameters; "
+                            "raise max_params or pass None")
+    h, n = human.loc[human["error"].idxmin()], nas.loc[nas["error"].idxmin()]
+    gain = float(h["error"] - n["error"])
+    numbers = {"best_nas": n["method"], "best_nas_family": n["family"], "best_nas_error": float(n["error"]),
+               "best_nas_params_m": float(n["params_m"]), "best_human": h["method"],
+               "best_human_error": float(h["error"]), "best_human_params_m": float(h["params_m"]),
+               "gain_points": gain, "relative_reduction": gain / float(h["error"]),
+               "max_params_m": max_params}
+    size = f"Under {max_params:g}M parameters, t" if max_params is not None else "T"
+    sentence = (f"{size}he best NAS result ({n['method']}, {n['error']:.2f} % at {_m(n['params_m'])}) has "
+                f"{gain:.2f} points lower error than the best hand-designed network ({h['method']}, "
+                f"{h['error']:.2f} % at {_m(h['params_m'])}): {100 * gain / h['error']:.0f} % fewer errors.")
+    return Claim(numbers, sentence)
+
+
+def _m(params) -> str:
+    return "unknown size" if params is None or np.isnan(params) else f"{params:g}M"
