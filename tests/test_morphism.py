@@ -1,0 +1,132 @@
+"""Net2Net morphisms preserve the function; the NASH hill climb inherits its parents' accuracy."""
+
+import numpy as np
+import pytest
+import torch
+
+from tutorial_nas.data import load_dataset
+from tutorial_nas.errors import NASInputError
+from tutorial_nas.strategies.morphism import (
+    MorphNet,
+    add_skip,
+    morphism_search,
+    net2deeper,
+    net2wider,
+    parse_spec,
+    random_morphism,
+    spec_to_str,
+    train_from_scratch,
+)
+from tutorial_nas.train import evaluate, train
+
+torch.set_num_threads(1)
+
+
+def random_net(seed: int) -> MorphNet:
+    """A random MorphNet whose batch norms look trained (random running statistics and affine terms)."""
+    rng = np.random.default_rng(seed)
+    layers, c = [], None
+    for _ in range(int(rng.integers(2, 5))):
+        if c is not None and rng.random() < 0.3:
+            layers.append(f"r{c}k3")
+            continue
+        c = int(rng.integers(3, 9))
+        layers.append(f"c{c}k{int(rng.choice([1, 3, 5]))}{'p' if rng.random() < 0.4 else ''}")
+    torch.manual_seed(seed)
+    net = MorphNet("-".join(layers), num_classes=10, in_channels=1)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.3, 3)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def same_function(a, b, x):
+    return (a.eval()(x) - b.eval()(x)).abs().max().item()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_widen_preserves_function(seed):
+    net, x = random_net(seed), torch.randn(16, 1, 8, 8)
+    rng = np.random.default_rng(seed)
+    for i, block in enumerate(net.blocks):
+        if block.layer.residual:
+            continue
+        wide = net2wider(net, i, block.layer.channels + int(rng.integers(1, 6)), rng)
+        assert wide.blocks[i].layer.channels > block.layer.channels
+        assert same_function(net, wide, x) < 1e-5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_deepen_and_skip_preserve_function(seed):
+    net, x = random_net(seed), torch.randn(16, 1, 8, 8)
+    for i in range(len(net.blocks)):
+        for deeper in (net2deeper(net, i), net2deeper(net, i, kernel=5, x=x), add_skip(net, i)):
+            assert len(deeper.blocks) == len(net.blocks) + 1
+            assert same_function(net, deeper, x) < 1e-5
+
+
+def test_chains_of_random_morphisms_preserve_function():
+    net, x, rng = random_net(7), torch.randn(8, 1, 8, 8), np.random.default_rng(7)
+    child = net
+    for _ in range(8):
+        child, _ = random_morphism(child, rng, x=x, max_channels=32, max_layers=10)
+    assert len(child.blocks) > len(net.blocks) or str(child) != str(net)
+    assert same_function(net, child, x) < 1e-5
+
+
+def test_new_block_is_not_stuck_at_identity():
+    """The skip branch starts at zero but its batch-norm scale still receives gradient, so it can learn."""
+    net = add_skip(random_net(1).train(), 0)
+    net(torch.randn(8, 1, 8, 8)).pow(2).sum().backward()
+    assert net.blocks[1].bn.weight.grad.abs().sum() > 0
+
+
+def test_spec_string_round_trip_and_errors():
+    spec = parse_spec("c8k3p-c16k5-r16k3p")
+    assert spec_to_str(spec) == "c8k3p-c16k5-r16k3p"
+    assert str(MorphNet(spec)) == "c8k3p-c16k5-r16k3p"
+    for bad in ("", "c8k4", "r8k3", "c8k3-r16k3", "conv8"):
+        with pytest.raises(NASInputError):
+            parse_spec(bad)
+    net = MorphNet("c4k3-r4k3")
+    with pytest.raises(NASInputError):
+        net2wider(net, 1, 8, np.random.default_rng(0))  # residual: its width follows block 0
+    with pytest.raises(NASInputError):
+        net2wider(net, 0, 4, np.random.default_rng(0))  # not wider
+    with pytest.raises(NASInputError):
+        net2deeper(net, 5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_child_starts_at_its_parents_accuracy(digits):
+    parent = MorphNet("c8k3p-c16k3p", digits.num_classes, digits.in_channels)
+    train(parent, digits, epochs=2, batch_size=32, progress=False)
+    before = evaluate(parent, digits.valid_x, digits.valid_y)[1]
+    child, _ = random_morphism(parent, np.random.default_rng(0), x=digits.train_x[:128])
+    child, _ = random_morphism(child, np.random.default_rng(1), x=digits.train_x[:128])
+    assert evaluate(child, digits.valid_x, digits.valid_y)[1] == pytest.approx(before, abs=1e-9)
+    assert before > 30  # the parent learned something, so the equality is not trivial
+
+
+def test_morphism_search_history(digits):
+    history = morphism_search(digits, steps=2, children=2, epochs=1, seed=0, progress=False,
+                              start="c8k3p-c16k3p", start_epochs=2, batch_size=32)
+    assert len(history) == 1 + 2 * 2
+    assert list(history["generation"]) == [0, 1, 1, 2, 2]
+    for _, row in history.iloc[1:].iterrows():  # every child begins exactly where its parent ended
+        assert row["inherited_valid_acc"] == pytest.approx(history.loc[row["parent"], "valid_acc"], abs=1e-9)
+    gen1 = history[history["generation"] == 1]
+    assert history.loc[history["generation"] == 2, "parent"].iloc[0] == gen1["valid_acc"].idxmax()
+    assert (history["spent_s"].diff().dropna() > 0).all()
+    assert history["best_valid_acc"].is_monotonic_increasing
+    scratch = train_from_scratch(history.iloc[1:3], digits, progress=False)
+    assert list(scratch["arch"]) == list(history["arch"].iloc[1:3])
+    assert scratch["scratch_acc"].between(0, 100).all()

@@ -1,0 +1,257 @@
+"""Weight sharing on the NAS-Bench-201 cell space: ENAS and uniform single-path sampling (SPOS).
+
+Training every candidate from scratch is what made early NAS cost thousands of GPU-days. Weight sharing trains
+one *supernet* instead: every edge of the cell holds all five operations, and a forward pass takes one path
+(one op per edge, i.e. one cell). Every cell of the space is then a sub-network whose weights already exist,
+and its validation accuracy with those shared weights is a cheap (and biased) estimate of how good it is.
+
+- ENAS (Pham et al. 2018): a controller samples a new child for every minibatch of the shared weights; in
+  alternation the controller is trained by REINFORCE with reward = the child's accuracy on a validation
+  minibatch (+ 1e-4 x entropy), against a moving-average baseline. The controller is the package's LSTM
+  controller (``strategies.reinforce.Reinforce``), which writes a cell edge by edge through the space's
+  token interface; here it is told the child's minibatch accuracy instead of a full training's.
+- SPOS / random search with weight sharing (Guo et al. 2020; Li & Talwalkar 2019): a uniformly random path per
+  training step (``strategies.random_search.RandomSearch`` proposes it), then random candidates scored with
+  the shared weights.
+
+Before a path is scored its batch-norm statistics are recalibrated: the running statistics were averaged over
+many different paths and belong to none of them, so they are reset and re-estimated on a few training batches
+of this path (a known pitfall: BN settings silently change supernet rankings).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data import batches
+from ..errors import NASInputError, check_choice, check_positive
+from ..evaluators import Evaluator, Result
+from ..ops import NB201_OPS, nb201_op
+from ..search import history_frame
+from ..spaces.cell import EDGES, NB201Space, ResidualReduction, to_str
+from ..strategies.random_search import RandomSearch
+from ..strategies.reinforce import Reinforce
+from ..train import evaluate
+
+METHODS = ("enas", "spos")
+
+
+class SuperCell(nn.Module):
+    """A NAS-Bench-201 cell whose every edge holds all the operations; ``forward(x, cell)`` runs one path."""
+
+    def __init__(self, C: int):
+        super().__init__()
+        self.edges = nn.ModuleDict({f"{i}{j}": nn.ModuleDict({op: nb201_op(op, C) for op in NB201_OPS
+                                                             if op != "none"}) for i, j in EDGES})
+
+    def forward(self, x, cell):
+        nodes = [x]
+        for j in (1, 2, 3):
+            terms = [self.edges[f"{i}{k}"][op](nodes[i]) for (i, k), op in zip(EDGES, cell)
+                     if k == j and op != "none"]
+            nodes.append(sum(terms) if terms else torch.zeros_like(x))
+        return nodes[3]
+
+
+class Supernet(nn.Module):
+    """The NAS-Bench-201 skeleton (stem, 3 stages of N cells at C, 2C, 4C, residual reductions, head) with
+    super-cells. ``forward(x, cell)`` runs the path ``cell``; without ``cell`` the path set by ``.cell``."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, C: int = 16, N: int = 5, stem_stride: int = 1):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(C))
+        layers, c = [], C
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(c, 2 * c))
+                c *= 2
+            layers.extend(SuperCell(c) for _ in range(N))
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(c, num_classes))
+        self.cell = ("nor_conv_3x3",) * len(EDGES)
+
+    def forward(self, x, cell=None):
+        cell = self.cell if cell is None else cell
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x, cell) if isinstance(layer, SuperCell) else layer(x)
+        return self.head(x)
+
+    @torch.no_grad()
+    def recalibrate(self, cell, data, n_batches: int = 4, batch_size: int = 128) -> None:
+        """Reset every BN's running statistics and re-estimate them on ``n_batches`` training batches of
+        the path ``cell`` (a cumulative average, ``momentum=None``), so that eval mode fits this path."""
+        norms = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        was_training = self.training
+        self.train()
+        for k, (xb, _) in enumerate(batches(data.train_x, data.train_y, batch_size)):
+            if k >= n_batches:
+                break
+            self(xb, cell)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        self.train(was_training)
+
+    def score(self, cell, data, n_batches: int = 4, batch_size: int = 128, split: str = "valid") -> float:
+        """Accuracy (%) of the path ``cell`` with the shared weights, BN recalibrated first."""
+        check_choice("split", split, ("valid", "test"))
+        self.recalibrate(cell, data, n_batches, batch_size)
+        self.cell = tuple(cell)
+        return evaluate(self, getattr(data, f"{split}_x"), getattr(data, f"{split}_y"))[1]
+
+
+def _cycle(data, batch_size: int, generator: torch.Generator):
+    """Validation minibatches forever, reshuffled every pass (the controller's reward signal)."""
+    while True:
+        yield from batches(data.valid_x, data.valid_y, batch_size, shuffle=True, generator=generator)
+
+
+def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_size: int = 128,
+                   lr: float = 0.1, controller_steps: int = 0, seed: int = 0,
+                   progress: bool = True) -> dict:
+    """Train the shared weights, one path per minibatch proposed by ``strategy.ask()``; after each epoch,
+    ``controller_steps`` steps of the strategy (ENAS: REINFORCE) told each child's validation-minibatch
+    accuracy.
+
+    Returns a log: ``loss`` (mean training loss per epoch), ``samples`` ((epoch, arch string) of every path
+    the controller proposed in its own steps), ``seconds``.
+    """
+    check_positive("epochs", epochs)
+    gen = torch.Generator().manual_seed(seed)
+    steps_per_epoch = max(1, math.ceil(len(data.train_y) / batch_size))
+    total = max(1, round(epochs * steps_per_epoch))
+    opt = torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    rewards = _cycle(data, batch_size, gen)
+    log, step, start = {"loss": [], "samples": [], "seconds": 0.0}, 0, time.perf_counter()
+    bar = tqdm(total=total, desc="supernet", disable=not progress, leave=False)
+    while step < total:
+        supernet.train()
+        running, seen = 0.0, 0
+        for xb, yb in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
+                              augment=data.augment):
+            loss = F.cross_entropy(supernet(xb, strategy.ask()), yb)  # a new child per minibatch
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            running, seen, step = running + loss.item() * len(yb), seen + len(yb), step + 1
+            bar.update(1)
+            if step >= total:
+                break
+        log["loss"].append(running / max(1, seen))
+        bar.set_postfix(loss=f"{log['loss'][-1]:.3f}")
+        for _ in range(controller_steps):  # the controller learns: reward = accuracy on a valid minibatch
+            cell = strategy.ask()
+            xb, yb = next(rewards)
+            with torch.no_grad():
+                acc = 100.0 * (supernet(xb, cell).argmax(1) == yb).float().mean().item()
+            strategy.tell(cell, Result(valid_acc=acc))
+            log["samples"].append((len(log["loss"]), to_str(cell)))
+    bar.close()
+    log["seconds"] = time.perf_counter() - start
+    return log
+
+
+def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128,
+                         seed: int = 0, progress: bool = True, **options) -> tuple:
+    """Build a supernet for ``data``, train it with ``method`` ("enas" or "spos"): (supernet, strategy, log).
+
+    ``options``: ``lr``, ``controller_steps`` (ENAS, per epoch); ``controller_lr``, ``entropy_weight``.
+    """
+    check_choice("weight-sharing method", method, METHODS)
+    steps = options.pop("controller_steps", 50)
+    controller = {k: options.pop(k) for k in ("controller_lr", "entropy_weight") if k in options}
+    torch.manual_seed(seed)
+    supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N).to(data.device)
+    if method == "enas":
+        strategy = Reinforce(NB201Space(), seed=seed, lr=controller.get("controller_lr", 0.01),
+                             entropy_weight=controller.get("entropy_weight", 1e-4))
+    else:
+        strategy, steps = RandomSearch(NB201Space(), seed=seed), 0
+    log = train_supernet(supernet, data, strategy, epochs, batch_size, controller_steps=steps, seed=seed,
+                         progress=progress, **options)
+    return supernet, strategy, log
+
+
+class WeightSharingEvaluator(Evaluator):
+    """Score any cell with a trained supernet: shared weights, BN recalibrated, accuracy on the valid split.
+
+    The cost is the wall time of the scoring alone (the supernet's training was paid once, up front).
+    """
+
+    name = "weight-sharing"
+
+    def __init__(self, supernet: Supernet, data, calibration_batches: int = 4, batch_size: int = 128):
+        self.supernet, self.data = supernet, data
+        self.calibration_batches, self.batch_size = calibration_batches, batch_size
+
+    def evaluate(self, arch) -> Result:
+        start = time.perf_counter()
+        acc = self.supernet.score(arch, self.data, self.calibration_batches, self.batch_size)
+        return Result(valid_acc=acc, cost_s=time.perf_counter() - start, info={"ws_acc": acc})
+
+
+def candidates(strategy, n: int, tries: int = 20) -> list:
+    """``n`` distinct cells (up to isomorphism) from the trained ENAS controller, or uniform (SPOS)."""
+    space, out, keys = NB201Space(), [], set()
+    for _ in range(tries * n):
+        cell = strategy.ask()
+        if space.key(cell) not in keys:
+            keys.add(space.key(cell))
+            out.append(cell)
+        if len(out) == n:
+            break
+    return out
+
+
+def weight_sharing_search(method: str = "spos", data=None, epochs: float = 3, C: int = 8, N: int = 1,
+                          batch_size: int = 128, seed: int = 0, n_candidates: int = 30, bench=None,
+                          progress: bool = True, **options):
+    """Train a supernet with ``method``, then score ``n_candidates`` cells with the shared weights.
+
+    Returns a History (``search.history_frame``): one row per candidate with ``ws_acc`` (shared-weight
+    accuracy); ``valid_acc``/``test_acc`` from ``bench`` when given (else ``valid_acc = ws_acc``); ``cost_s``
+    the wall seconds of its scoring, the first row also carrying the supernet's training. The incumbent
+    (``best_valid_acc``, ``best_test_acc``) is the candidate with the best ``ws_acc`` so far: the search sees
+    only the shared weights. ``attrs`` also hold the per-epoch ``train_loss`` and ENAS's
+    ``controller_samples``.
+    """
+    if data is None:
+        raise NASInputError("weight_sharing_search needs data=load_dataset(...)")
+    if not isinstance(n_candidates, (int, np.integer)) or n_candidates < 1:
+        raise NASInputError(f"n_candidates must be a whole number of at least 1, got {n_candidates!r}")
+    supernet, strategy, log = train_weight_sharing(method, data, epochs, C, N, batch_size, seed, progress,
+                                                  **options)
+    evaluator = WeightSharingEvaluator(supernet, data, batch_size=batch_size)
+    rows, spent, clock = [], 0.0, time.perf_counter()
+    for k, cell in enumerate(tqdm(candidates(strategy, n_candidates), desc="score candidates",
+                                  disable=not progress, leave=False)):
+        r = evaluator.evaluate(cell)
+        cost = r.cost_s + (log["seconds"] if k == 0 else 0.0)
+        spent += cost
+        truth = bench.query(to_str(cell)) if bench is not None else {}
+        rows.append({"step": k, "arch": to_str(cell), "valid_acc": truth.get("valid_acc", r.valid_acc),
+                     "test_acc": truth.get("test_acc", math.nan), "cost_s": cost, "spent_s": spent,
+                     "wall_s": log["seconds"] + time.perf_counter() - clock, "params": truth.get("params", 0),
+                     "flops": truth.get("flops", 0), "curve": [], "ws_acc": r.valid_acc})
+    history = history_frame(rows, {"space": "nb201", "strategy": method, "seed": seed,
+                                   "budget": f"{epochs} supernet epochs", "evaluator": "weight-sharing"})
+    incumbent = history["ws_acc"].expanding().apply(lambda s: s.argmax(), raw=True).astype(int).to_numpy()
+    history["best_valid_acc"] = history["valid_acc"].to_numpy()[incumbent]
+    history["best_test_acc"] = history["test_acc"].to_numpy()[incumbent]
+    history.attrs.update(train_loss=list(log["loss"]), controller_samples=list(log["samples"]))
+    return history

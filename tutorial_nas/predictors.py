@@ -1,0 +1,352 @@
+"""Incomplete training: cheaper ways to guess how good a cell is, each one a ``Shortcut``.
+
+- Low fidelity (Zela et al. 2018; Li et al. 2017): train fewer epochs, on less data or with fewer channels,
+  or read the benchmark at an earlier epoch; ``successive_halving`` and ``hyperband`` spend a budget on many
+  cells cheaply and on the survivors generously.
+- Learning-curve extrapolation (Domhan et al. 2015; Baker et al. 2017): fit parametric curves to the first
+  epochs, predict the last one, stop training a candidate that will not beat the best so far.
+- Performance predictors (White et al. 2021, BANANAS): an ensemble of small MLPs on the path encoding,
+  trained on a few hundred (cell, accuracy) pairs, with a mean and a spread.
+- Zero-cost proxies (Abdelfattah et al. 2021; Mellor et al. 2021): ``synflow``, ``grad_norm`` and ``naswot``
+  of an untrained network on one batch: no training at all.
+
+Every shortcut answers ``score(cells) -> np.ndarray`` (higher = predicted better) and records what that cost
+in ``cost_s``, so they can be ranked against the truth on one axis (``tutorial_nas.shortcuts``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from scipy.optimize import curve_fit
+
+from .errors import NASInputError, check_choice, check_positive
+from .evaluators import LowFidelity
+from .spaces.cell import NB201Network, NB201Space, encode_path, to_str
+from .strategies.bayesopt import MLPEnsemble
+from .train import TrainConfig
+
+FLOOR = -1e6  # what a proxy reports for a cell where it is undefined (-inf or nan), below every real score
+
+
+class Shortcut:
+    """A per-cell estimate of quality. Subclasses implement ``_score``; ``score`` times it into ``cost_s``."""
+
+    name = "shortcut"
+    cost_s = 0.0
+
+    def score(self, cells) -> np.ndarray:
+        start = time.perf_counter()
+        out = np.asarray(self._score([tuple(c) for c in cells]), dtype=np.float64)
+        self.cost_s = self.charged_s(cells) + time.perf_counter() - start
+        return out
+
+    def charged_s(self, cells) -> float:
+        """Seconds charged beyond wall time (a benchmark look-up charges the training it stands for)."""
+        return 0.0
+
+    def _score(self, cells) -> np.ndarray:
+        raise TypeError(f"{type(self).__name__} does not define _score")
+
+
+# -- (a) low fidelity ----------------------------------------------------------------------------------------
+
+
+class LowFidelityShortcut(Shortcut):
+    """Really train each cell, cheaply: ``epochs``, ``data_fraction`` and the model sizes set the price."""
+
+    def __init__(self, data, epochs: float = 1, data_fraction: float = 1.0, config: TrainConfig | None = None,
+                 C: int = 8, N: int = 1):
+        self.evaluator = LowFidelity(NB201Space(), data, config, epochs=epochs, data_fraction=data_fraction,
+                                     cache=False, C=C, N=N)
+        self.name = f"train {epochs:g} ep" + (f" on {data_fraction:.0%}" if data_fraction < 1 else "")
+
+    def _score(self, cells):
+        return [self.evaluator.evaluate(c).valid_acc for c in cells]
+
+
+class BenchEarlyEpoch(Shortcut):
+    """Low fidelity by look-up: the benchmark's valid accuracy after ``epoch`` epochs (charged pro rata)."""
+
+    def __init__(self, bench, epoch: int):
+        self.bench, self.epoch, self.name = bench, epoch, f"bench epoch {epoch}"
+
+    def _score(self, cells):
+        return [self.bench.query(to_str(c), epoch=self.epoch)["valid_acc"] for c in cells]
+
+    def charged_s(self, cells):
+        return sum(self.bench.query(to_str(c), epoch=self.epoch)["train_seconds"] for c in cells)
+
+
+@dataclass
+class Halving:
+    """What a successive-halving or Hyperband run found: the ``best`` cell and every evaluation in ``log``."""
+
+    best: tuple
+    log: pd.DataFrame
+
+
+def successive_halving(cells, evaluate_fn, min_budget: float, max_budget: float, eta: float = 3) -> Halving:
+    """Evaluate all ``cells`` at ``min_budget``, keep the best 1/``eta``, multiply the budget by ``eta``,
+    repeat until ``max_budget`` (Jamieson & Talwalkar 2016). ``evaluate_fn(cell, budget)`` -> score, higher
+    is better."""
+    check_positive("min_budget", min_budget)
+    if max_budget < min_budget or eta <= 1:
+        raise NASInputError(f"need min_budget <= max_budget and eta > 1, got min_budget={min_budget}, "
+                            f"max_budget={max_budget}, eta={eta}")
+    survivors, budget, rows, rnd = list(cells), float(min_budget), [], 0
+    if not survivors:
+        raise NASInputError("successive_halving needs at least one cell")
+    while True:
+        scores = [float(evaluate_fn(c, budget)) for c in survivors]
+        rows += [{"round": rnd, "budget": budget, "cell": c, "score": s} for c, s in zip(survivors, scores)]
+        order = np.argsort(scores)[::-1]
+        if budget >= max_budget or len(survivors) == 1:
+            return Halving(best=survivors[order[0]], log=pd.DataFrame(rows))
+        survivors = [survivors[i] for i in order[: max(1, int(len(survivors) / eta))]]
+        budget, rnd = min(max_budget, budget * eta), rnd + 1
+
+
+def hyperband(sample_fn, evaluate_fn, min_budget: float, max_budget: float, eta: float = 3,
+              rng: np.random.Generator | None = None) -> Halving:
+    """Hyperband (Li et al. 2017): successive halving in several brackets, from many cells at a small
+    budget to a few at the full one, hedging against a small budget that ranks badly.
+    ``sample_fn(n, rng)`` -> n cells. The best: the top score at the largest budget any bracket reached."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    s_max = int(math.floor(math.log(max_budget / min_budget, eta) + 1e-9))
+    logs = []
+    for s in range(s_max, -1, -1):
+        n = int(math.ceil((s_max + 1) / (s + 1) * eta ** s))
+        run = successive_halving(sample_fn(n, rng), evaluate_fn, max_budget * eta ** -s, max_budget, eta)
+        logs.append(run.log.assign(bracket=s))
+    log = pd.concat(logs, ignore_index=True)
+    top = log[log["budget"] == log["budget"].max()]
+    return Halving(best=top.loc[top["score"].idxmax(), "cell"], log=log)
+
+
+def bench_evaluate_fn(bench, key: str = "valid_acc"):
+    """``evaluate_fn(cell, budget)``: the benchmark after ``budget`` epochs (halving on the table)."""
+    return lambda cell, budget: bench.query(to_str(cell), epoch=int(round(budget)))[key]
+
+
+# -- (b) learning-curve extrapolation ------------------------------------------------------------------------
+
+
+def pow3(x, c, a, alpha):
+    return c - a * np.power(x, -alpha)
+
+
+def log_power(x, a, b, c):
+    return a / (1.0 + np.power(x / np.exp(b), c))
+
+
+def exp3(x, c, a, b):
+    return c - a * np.exp(-b * x)
+
+
+# name -> (function, initial guess from the curve, bounds); parameters keep each family increasing
+CURVES = {
+    "pow3": (pow3, lambda y: (y[-1] + 5, y[-1] - y[0] + 5, 0.5), ([0, 0, 0.01], [200, 500, 5])),
+    "log_power": (log_power, lambda y: (y[-1] + 5, 0.0, -1.0), ([0, -10, -10], [200, 10, 0])),
+    "exp3": (exp3, lambda y: (y[-1] + 5, y[-1] - y[0] + 5, 0.5), ([0, 0, 1e-3], [200, 500, 10])),
+}
+
+
+def fit_curve(curve, family: str = "pow3"):
+    """Least-squares fit of ``family`` to ``curve`` (values at epochs 1, 2, ...): the parameters, or None."""
+    check_choice("curve family", family, CURVES)
+    f, guess, bounds = CURVES[family]
+    y = np.asarray(curve, dtype=np.float64)
+    x = np.arange(1, len(y) + 1, dtype=np.float64)
+    p0 = np.clip(guess(y), np.asarray(bounds[0]) + 1e-6, np.asarray(bounds[1]) - 1e-6)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = curve_fit(f, x, y, p0=p0, bounds=bounds, maxfev=5000)
+    except (RuntimeError, ValueError):
+        return None
+    return params if np.all(np.isfinite(f(x, *params))) else None
+
+
+def extrapolate(curve, final_epoch: int, families=tuple(CURVES)) -> float:
+    """The predicted value at ``final_epoch`` from the observed ``curve``: a combination of the families that
+    fit, each weighted by the inverse of its squared error (a cheap stand-in for Domhan's MCMC ensemble).
+
+    Robust fallbacks: with fewer than 3 points (3 parameters cannot be fitted) or when no fit succeeds, the
+    last observed value; the prediction is kept within [0, 100] since accuracies are percentages.
+    """
+    y = np.asarray(curve, dtype=np.float64)
+    if len(y) == 0:
+        raise NASInputError("extrapolate needs at least one observed point")
+    if len(y) >= final_epoch:
+        return float(y[final_epoch - 1])
+    if len(y) < 3:
+        return float(y[-1])
+    x = np.arange(1, len(y) + 1, dtype=np.float64)
+    preds, weights = [], []
+    for family in families:
+        params = fit_curve(y, family)
+        if params is None:
+            continue
+        f = CURVES[family][0]
+        preds.append(float(f(final_epoch, *params)))
+        weights.append(1.0 / (float(np.sum((f(x, *params) - y) ** 2)) + 1e-6))
+    if not preds:
+        return float(y[-1])
+    return float(np.clip(np.average(preds, weights=weights), 0.0, 100.0))
+
+
+def should_stop(curve, final_epoch: int, best_so_far: float, margin: float = 0.0) -> bool:
+    """Early stopping: stop when the extrapolated final accuracy falls ``margin`` short of the best seen."""
+    return extrapolate(curve, final_epoch) < best_so_far - margin
+
+
+def early_stopping(final_epoch: int, best_so_far: float, min_epochs: int = 3, margin: float = 0.0):
+    """An ``on_epoch`` callback for ``train.train`` that stops a candidate predicted not to beat the best."""
+    def on_epoch(epoch, record):
+        return epoch >= min_epochs and should_stop(record.valid_acc, final_epoch, best_so_far, margin)
+    return on_epoch
+
+
+class CurveExtrapolation(Shortcut):
+    """Observe the benchmark's curve for ``observed`` epochs, extrapolate to the last (charged those)."""
+
+    def __init__(self, bench, observed: int):
+        self.bench, self.observed = bench, observed
+        self.name = f"curve fit of {observed} ep"
+
+    def _score(self, cells):
+        return [extrapolate(self.bench.query(to_str(c))["valid_curve"][: self.observed], self.bench.epochs)
+                for c in cells]
+
+    def charged_s(self, cells):
+        return sum(self.bench.query(to_str(c), epoch=self.observed)["train_seconds"] for c in cells)
+
+
+# -- (c) performance predictor -------------------------------------------------------------------------------
+
+
+class PerformancePredictor:
+    """BANANAS' surrogate: an ensemble of MLPs (``strategies.bayesopt.MLPEnsemble``) on any encoding.
+
+    ``fit(X, y)`` then ``predict(X)`` (the ensemble mean) or ``predict(X, return_std=True)`` (mean, spread).
+    """
+
+    def __init__(self, members: int = 5, hidden: int = 32, steps: int = 300, lr: float = 0.01, seed: int = 0):
+        self.members, self.hidden, self.steps, self.lr, self.seed = members, hidden, steps, lr, seed
+        self.model = None
+
+    def fit(self, X, y) -> "PerformancePredictor":
+        X, y = np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.float64)
+        if X.ndim != 2 or len(X) != len(y) or len(y) < 2:
+            raise NASInputError(f"fit needs X of shape (n, features) and n >= 2 targets, got X {X.shape} "
+                                f"and y {y.shape}")
+        self.model = MLPEnsemble(X.shape[1], self.members, self.hidden, self.seed).fit(
+            X, y, steps=self.steps, lr=self.lr)
+        return self
+
+    def predict(self, X, return_std: bool = False):
+        if self.model is None:
+            raise NASInputError("call fit(X, y) before predict(X)")
+        mean, std = self.model.predict(np.asarray(X, dtype=np.float32))
+        return (mean, std) if return_std else mean
+
+
+class PredictorShortcut(Shortcut):
+    """A predictor trained on the benchmark's accuracy of ``train_cells`` (charged their training time)."""
+
+    def __init__(self, bench, train_cells, seed: int = 0, **predictor_options):
+        self.bench, self.train_cells = bench, [tuple(c) for c in train_cells]
+        self.predictor = PerformancePredictor(seed=seed, **predictor_options)
+        self.name = f"predictor ({len(self.train_cells)} cells)"
+
+    def _score(self, cells):
+        y = [self.bench.query(to_str(c))["valid_acc"] for c in self.train_cells]
+        self.predictor.fit(np.stack([encode_path(c) for c in self.train_cells]), y)
+        return self.predictor.predict(np.stack([encode_path(c) for c in cells]))
+
+    def charged_s(self, cells):
+        return sum(self.bench.query(to_str(c))["train_seconds"] for c in self.train_cells)
+
+
+# -- (d) zero-cost proxies -----------------------------------------------------------------------------------
+
+
+def synflow(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """log of sum |theta * dR/dtheta| with R the summed output of the network made linear and positive
+    (|weights|, input of ones, in float64): a data-free measure of how well signal flows (Tanaka et al.
+    2020)."""
+    model = model.double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    model.zero_grad()
+    model(torch.ones_like(x[:1], dtype=torch.float64)).sum().backward()
+    total = sum((p * p.grad).abs().sum().item() for p in model.parameters() if p.grad is not None)
+    return math.log(total) if total > 0 else -math.inf
+
+
+def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Sum of the L2 norms of the loss gradients of every weight, on one batch."""
+    model.train()
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    return sum(p.grad.norm().item() for p in model.parameters() if p.grad is not None)
+
+
+def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """NASWOT (Mellor et al. 2021): log |det K|, K[i, j] = number of ReLUs on which inputs i and j agree
+    (both active or both inactive). Networks that tell the inputs of a batch apart score high."""
+    codes = []
+    hooks = [m.register_forward_hook(lambda _m, inp, _out: codes.append((inp[0] > 0).flatten(1).double()))
+             for m in model.modules() if isinstance(m, nn.ReLU)]
+    model.train()
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    if not codes:
+        return -math.inf
+    c = torch.cat(codes, dim=1)
+    k = c @ c.T + (1 - c) @ (1 - c).T
+    sign, logdet = torch.linalg.slogdet(k)
+    return logdet.item() if sign.item() > 0 else -math.inf
+
+
+PROXIES = {"synflow": synflow, "grad_norm": grad_norm, "naswot": naswot}
+
+
+class ZeroCostProxy(Shortcut):
+    """Score each cell's untrained NB201 network (initialised with ``seed``) on one batch of ``batch_size``.
+
+    A proxy is undefined for some cells (a cell whose edges are all ``none`` passes no signal: synflow's sum
+    is zero, NASWOT's matrix singular): such a cell scores ``FLOOR``, below every real score, and ``floored``
+    counts how many did.
+    """
+
+    def __init__(self, proxy: str, data, C: int = 8, N: int = 1, batch_size: int = 64, seed: int = 0):
+        check_choice("zero-cost proxy", proxy, PROXIES)
+        self.proxy, self.data, self.C, self.N, self.seed = proxy, data, C, N, seed
+        self.name, self.floored = proxy, 0
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(data.train_y), generator=gen)[:batch_size].to(data.device)
+        self.x, self.y = data.train_x[idx], data.train_y[idx]
+
+    def score_one(self, cell) -> float:
+        torch.manual_seed(self.seed)
+        model = NB201Network(tuple(cell), self.data.num_classes, self.data.in_channels, C=self.C, N=self.N)
+        value = PROXIES[self.proxy](model.to(self.data.device), self.x, self.y)
+        return value if math.isfinite(value) else None
+
+    def _score(self, cells):
+        values = [self.score_one(c) for c in cells]
+        self.floored = sum(v is None for v in values)
+        return [FLOOR if v is None else v for v in values]
