@@ -10,6 +10,7 @@ from .base import Strategy
 # name -> "module:Class"; modules are imported on first use so that a learner pays only for what runs.
 STRATEGIES = {
     "random": "random_search:RandomSearch",
+    "bo": "bayesopt:BANANAS",
 }
 
 
