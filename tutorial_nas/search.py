@@ -150,7 +150,8 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and resume and path.exists():
         payload = load_checkpoint(path)
-        if payload["meta"] != meta:
+        same = lambda m: {k: v for k, v in m.items() if k != "budget"}  # noqa: E731 - a larger budget may resume
+        if same(payload["meta"]) != same(meta):
             raise NASInputError(f"checkpoint {path} is of another search ({payload['meta']}), not {meta}")
         for row in payload["rows"]:  # replay: the strategy sees exactly what it saw before
             arch = strategy.ask()

@@ -36,7 +36,7 @@ class TrainConfig:
     grad_clip: float | None = 5.0
     seed: int = 0
     amp: bool = True  # only used on CUDA
-    channels_last: bool = True  # only used on CUDA
+    channels_last: bool = True  # faster convolutions on CUDA and on the CPU alike
     eval_batch_size: int = 1024
 
     def check(self) -> "TrainConfig":
@@ -121,7 +121,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, pr
     if data.device != next(model.parameters()).device:
         model = model.to(data.device)
     cuda = data.device.type == "cuda"
-    if cuda and config.channels_last:
+    if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.data_fraction < 1:
         data = data.subset(config.data_fraction, seed=config.seed)
@@ -151,7 +151,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, pr
         running, seen = 0.0, 0
         for xb, yb in batches(data.train_x, data.train_y, config.batch_size, shuffle=True, generator=gen,
                               augment=augment):
-            if cuda and config.channels_last:
+            if config.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.float16, enabled=cuda and config.amp):
                 loss = F.cross_entropy(model(xb), yb, label_smoothing=config.label_smoothing)

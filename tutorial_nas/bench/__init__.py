@@ -1,0 +1,136 @@
+"""The tabular benchmark of the NAS-Bench-201 cell space, built by this package on offline data.
+
+    >>> from tutorial_nas.bench import load_benchmark
+    >>> bench = load_benchmark()            # loaded once per process, checksum verified
+    >>> bench.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+
+``build`` trains the table (``tutorial-nas bench build``), ``pack`` turns a build into the shipped files.
+A table built elsewhere (say on CIFAR-10 with the ``gpu`` profile) loads the same way from its own folder:
+``load_benchmark("nb201_cifar10", directory="path/to/tables")``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import NASInputError
+from ..spaces import cell as nb201
+from .build import Recipe, build
+from .table import DATA_DIR, DEFAULT, _sha256, pack
+
+_LOADED: dict = {}
+
+
+class Benchmark:
+    """One packed table in memory: a row per canonical cell and an index from every arch string to its row."""
+
+    def __init__(self, arrays: dict, info: dict):
+        self.info = info
+        self.recipe = info["recipe"]
+        self._a = arrays
+        self.epochs = int(arrays["valid_curve"].shape[1])
+        self._row_of = arrays["row_of"]
+        # every arch string of the space -> its row (-1: not trained in a partial table)
+        self._index = {nb201.to_str(c): i for i, c in enumerate(nb201.all_cells())}
+        valid = arrays["valid_curve"]
+        self._records = []
+        for k, cell_index in enumerate(arrays["cells"]):
+            self._records.append({
+                "arch": nb201.to_str(nb201.from_index(int(cell_index))),
+                "valid_acc": float(valid[k, -1]), "test_acc": float(arrays["test_acc"][k]),
+                "valid_loss": float(arrays["valid_loss_curve"][k, -1]),
+                "train_seconds": float(arrays["train_seconds"][k]), "params": int(arrays["params"][k]),
+                "flops": int(arrays["flops"][k]), "valid_curve": tuple(float(v) for v in valid[k]),
+                "epoch": self.epochs})
+
+    def __len__(self):
+        return len(self._records)
+
+    def row(self, arch) -> int:
+        """The table row of ``arch`` (an arch string or a cell tuple)."""
+        text = arch if isinstance(arch, str) else nb201.to_str(arch)
+        i = self._index.get(text)
+        if i is None:
+            nb201.parse(text)  # raises the clear error for a malformed string
+            i = self._index[nb201.to_str(nb201.parse(text))]
+        r = int(self._row_of[i])
+        if r < 0:
+            raise NASInputError(f"cell {text} was not trained in this (partial) table of {len(self)} cells")
+        return r
+
+    def query(self, arch, epoch: int | None = None) -> dict:
+        """The recorded metrics of ``arch``; ``epoch`` gives the validation numbers after that epoch and
+        charges that share of the training time (the test accuracy is always the final one)."""
+        rec = dict(self._records[self.row(arch)])
+        rec["arch"] = arch if isinstance(arch, str) else nb201.to_str(arch)
+        if epoch is not None and epoch != self.epochs:
+            if not isinstance(epoch, (int, np.integer)) or not 1 <= epoch <= self.epochs:
+                raise NASInputError(f"epoch must be an integer from 1 to {self.epochs}, got {epoch!r}")
+            r = self.row(arch)
+            rec["valid_acc"] = rec["valid_curve"][epoch - 1]
+            rec["valid_loss"] = float(self._a["valid_loss_curve"][r, epoch - 1])
+            rec["train_seconds"] *= epoch / self.epochs
+            rec["epoch"] = epoch
+        return rec
+
+    def frame(self) -> pd.DataFrame:
+        """One row per trained canonical cell."""
+        df = pd.DataFrame(self._records).drop(columns=["valid_curve", "epoch"])
+        df["cell_index"] = self._a["cells"]
+        return df
+
+    def all_arches(self) -> list:
+        """The arch strings of all cells the table answers for (every member of every trained class)."""
+        return [s for s, i in self._index.items() if self._row_of[i] >= 0]
+
+    @property
+    def best_arch(self) -> str:
+        return self._records[int(np.argmax(self._a["test_acc"]))]["arch"]
+
+    @property
+    def best_test_acc(self) -> float:
+        return float(np.max(self._a["test_acc"]))
+
+    def seeds(self) -> pd.DataFrame:
+        """The multi-seed subset: final valid and test accuracy of each cell under each seed."""
+        a = self._a
+        cols = {f"valid_acc_seed{s}": a["seeds_valid_acc"][:, s] for s in range(a["seeds_valid_acc"].shape[1])}
+        cols.update({f"test_acc_seed{s}": a["seeds_test_acc"][:, s] for s in range(a["seeds_test_acc"].shape[1])})
+        return pd.DataFrame({"arch": [nb201.to_str(nb201.from_index(int(c))) for c in a["multi_cells"]], **cols})
+
+    def stats(self) -> dict:
+        agreement = self.info.get("seed_agreement", {})
+        return {"n_cells": nb201.N_CELLS, "n_unique": self.info["n_unique"], "n_trained": len(self),
+                "complete": self.info["complete"], "best_arch": self.best_arch,
+                "best_test_acc": self.best_test_acc, "seed_kendall_tau": agreement.get("tau_valid_acc"),
+                "seed_agreement": agreement, "recipe": self.recipe, "machine": self.info["machine"],
+                "built": self.info["packed"], "epochs": self.epochs}
+
+
+def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> Benchmark:
+    """Load table ``name`` once per process (later calls return the same object); verify its checksum."""
+    directory = Path(directory) if directory is not None else DATA_DIR
+    key = (str(directory.resolve()), name)
+    if key in _LOADED:
+        return _LOADED[key]
+    meta_path, npz_path = directory / f"{name}.json", directory / f"{name}.npz"
+    if not meta_path.exists() or not npz_path.exists():
+        raise NASInputError(f"no benchmark table {name!r} in {directory}; build one with "
+                            "`tutorial-nas bench build --data mnist5k --out DIR` and pack it")
+    info = json.loads(meta_path.read_text())
+    blob = npz_path.read_bytes()
+    if verify and _sha256(blob) != info["sha256"]:
+        raise NASInputError(f"benchmark table {npz_path} does not match its checksum: the file is damaged; "
+                            "reinstall the package or rebuild the table")
+    with np.load(io.BytesIO(blob)) as z:
+        arrays = {k: z[k] for k in z.files}
+    _LOADED[key] = Benchmark(arrays, info)
+    return _LOADED[key]
+
+
+__all__ = ["Benchmark", "Recipe", "build", "load_benchmark", "pack"]

@@ -1,0 +1,294 @@
+"""``tutorial-nas``: what the chapters do, without a notebook.
+
+    tutorial-nas info [--json]
+    tutorial-nas train --space nb201 --arch ARCH [--epochs E] [--json]
+    tutorial-nas search --space chain --strategy reinforce --budget 20 [--seed S] [--json]
+    tutorial-nas compare --space nb201 --strategies random,evolution --seeds 30 --budget 12000s --out DIR
+    tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
+    tutorial-nas notebook run CHAPTER [--profile P]
+
+Exit status 0 on success; 2 with one line on stderr for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+from .errors import NASInputError
+
+ONESHOT = {"darts": ("darts", "darts"), "darts2": ("darts", "darts2"), "gdas": ("darts", "gdas"),
+           "enas": ("supernet", "enas"), "spos": ("supernet", "spos")}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        raise NASInputError(f"{self.prog}: {message}")
+
+
+def _clean(value):
+    """JSON-safe: NaN becomes null, numpy scalars become numbers."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _emit(obj, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        print(json.dumps(_clean(obj), indent=1))
+    else:
+        print(text if text is not None else json.dumps(_clean(obj), indent=1))
+
+
+def cmd_info(args) -> None:
+    import torch
+    import torchvision
+
+    from .data import available
+    from .profiles import describe_device, get_profile
+
+    profile = get_profile(args.profile)
+    data = available()
+    info = {"profile": profile.name, "device": describe_device(profile.device), "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "offline_datasets": [k for k, v in data.items() if v == "offline"],
+            "download_datasets": [k for k, v in data.items() if v != "offline"], "datasets": data,
+            "sizes": profile.sections}
+    _emit(info, args.json, profile.describe() + "\n  data     " + ", ".join(f"{k} ({v})" for k, v in data.items()))
+
+
+def _data_for(profile, section: str, dataset: str | None):
+    from .data import load_dataset
+
+    s = getattr(profile, section).as_dict()
+    return load_dataset(dataset or s.get("dataset", "digits"), image_size=s.get("image_size"),
+                        device=profile.device)
+
+
+def _evaluator(space, args, profile):
+    from .evaluators import BenchmarkLookup, FullTraining
+    from .train import TrainConfig
+
+    if space.name == "nb201" and args.evaluator in (None, "bench"):
+        return BenchmarkLookup(space)
+    if args.evaluator == "bench":
+        raise NASInputError(f"the benchmark covers the nb201 space only, not {space.name!r}")
+    section = {"nb201": "cell"}.get(space.name, space.name)
+    sizes = getattr(profile, section).as_dict()
+    data = _data_for(profile, section, args.data)
+    epochs = sizes.pop("epochs", profile.train.epochs)
+    config = TrainConfig(epochs=epochs, batch_size=profile.train.batch_size, lr=profile.train.lr)
+    model_sizes = {k: v for k, v in sizes.items() if k not in ("dataset", "image_size", "budget", "max_layers",
+                                                               "filters")}
+    return FullTraining(space, data, config, **model_sizes)
+
+
+def _space(name: str, profile):
+    from .spaces import make_space
+
+    if name == "chain":
+        c = profile.chain
+        return make_space("chain", max_layers=c.max_layers, filters=tuple(c.filters))
+    return make_space(name)
+
+
+def cmd_search(args) -> None:
+    from .profiles import get_profile, seed_everything
+    from .search import best, search
+
+    profile = get_profile(args.profile)
+    seed_everything(args.seed)
+    progress = not args.json
+    if args.strategy in ONESHOT:
+        history = _oneshot(args, profile, progress)
+    elif args.strategy == "morphism":
+        from .strategies.morphism import morphism_search
+
+        data = _data_for(profile, "chain", args.data)
+        history = morphism_search(data, seed=args.seed, progress=progress)
+    else:
+        space = _space(args.space, profile)
+        budget = args.budget or (profile.chain.budget if args.space == "chain" else 100)
+        history = search(space, args.strategy, _evaluator(space, args, profile), budget, seed=args.seed,
+                         checkpoint=os.path.join(args.resume or args.checkpoint, "search.json")
+                         if (args.resume or args.checkpoint) else None,
+                         resume=bool(args.resume), progress=progress)
+    out = {"space": args.space, "strategy": args.strategy, "seed": args.seed, "best": best(history),
+           "history": [{"arch": r.arch, "valid_acc": r.valid_acc, "cost_s": r.cost_s,
+                        "test_acc": r.test_acc} for r in history.itertuples()]}
+    text = (f"{args.strategy} on {args.space}: {len(history)} evaluations, best {out['best']['arch']} "
+            f"valid {out['best']['valid_acc']:.2f} test {out['best']['test_acc']:.2f}")
+    _emit(out, args.json, text)
+
+
+def _oneshot(args, profile, progress):
+    module, method = ONESHOT[args.strategy]
+    if module == "darts":
+        from .oneshot.darts import darts_search
+
+        if args.space not in ("darts", "nb201"):
+            raise NASInputError(f"{args.strategy} searches the darts or nb201 space, not {args.space!r}")
+        d = profile.darts
+        bench = None
+        if args.space == "nb201":
+            from .bench import load_benchmark
+
+            bench = load_benchmark()
+        data = _data_for(profile, "darts", args.data)
+        sizes = dict(C=d.C, layers=d.layers) if args.space == "darts" else dict(C=profile.cell.C, N=profile.cell.N)
+        return darts_search(space=args.space, data=data, method=method, epochs=d.epochs,
+                            batch_size=d.batch_size, seed=args.seed, progress=progress, bench=bench, **sizes)
+    from .bench import load_benchmark
+    from .oneshot.supernet import weight_sharing_search
+
+    if args.space != "nb201":
+        raise NASInputError(f"{args.strategy} searches the nb201 space, not {args.space!r}")
+    o, c = profile.oneshot, profile.cell
+    data = _data_for(profile, "cell", args.data)
+    return weight_sharing_search(method=method, data=data, epochs=o.epochs, C=c.C, N=c.N,
+                                 batch_size=o.batch_size, seed=args.seed, n_candidates=o.eval_cells,
+                                 bench=load_benchmark(), progress=progress)
+
+
+def cmd_train(args) -> None:
+    from .evaluators import FullTraining
+    from .profiles import get_profile
+    from .train import TrainConfig
+
+    profile = get_profile(args.profile)
+    space = _space(args.space, profile)
+    arch = space.parse(args.arch)
+    section = {"nb201": "cell"}.get(args.space, args.space)
+    data = _data_for(profile, section, args.data)
+    sizes = {k: v for k, v in getattr(profile, section).as_dict().items() if k in ("C", "N", "layers")}
+    config = TrainConfig(epochs=args.epochs or profile.train.epochs, batch_size=profile.train.batch_size,
+                         lr=profile.train.lr, seed=args.seed)
+    result = FullTraining(space, data, config, progress=not args.json, **sizes).evaluate(arch)
+    out = {"arch": space.to_str(arch), **{k: getattr(result, k) for k in ("valid_acc", "test_acc", "cost_s",
+                                                                         "params", "flops", "curve")}}
+    _emit(out, args.json, f"{out['arch']}: valid {result.valid_acc:.2f} test {result.test_acc:.2f} "
+                          f"in {result.cost_s:.1f} s, {result.params} params")
+
+
+def cmd_compare(args) -> None:
+    from .compare import run_cli_compare
+
+    _emit(run_cli_compare(args), args.json)
+
+
+def cmd_bench(args) -> None:
+    from . import bench
+
+    if args.action == "build":
+        if not args.out:
+            raise NASInputError("bench build needs --out DIR (where the results are written)")
+        path = bench.build(args.out, data=args.data or "mnist5k", resume=args.resume, workers=args.workers,
+                           limit=args.limit, progress=not args.json)
+        _emit({"results": str(path)}, args.json, f"results in {path}; pack with `tutorial-nas bench pack {args.out}`")
+    elif args.action == "pack":
+        if not args.target:
+            raise NASInputError("bench pack needs the build directory")
+        path = bench.pack(args.target, name=args.name, out_dir=args.out or bench.DATA_DIR)
+        _emit({"table": str(path)}, args.json, f"packed into {path}")
+    elif args.action == "query":
+        if not args.target:
+            raise NASInputError("bench query needs an arch string, e.g. " + "'|nor_conv_3x3~0|+|nor_conv_3x3~0|"
+                                "avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'")
+        b = bench.load_benchmark(args.name, args.table_dir)
+        _emit(b.query(args.target, epoch=args.epoch), args.json)
+    else:
+        _emit(bench.load_benchmark(args.name, args.table_dir).stats(), args.json)
+
+
+def cmd_notebook(args) -> None:
+    from .notebooks import run_notebook
+
+    path = run_notebook(args.chapter, profile=args.profile, timeout=args.timeout)
+    _emit({"notebook": str(path), "profile": args.profile}, args.json, f"executed and saved {path}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tutorial-nas", description="Neural Architecture Search, the course's work without a notebook")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object")
+    common.add_argument("--profile", choices=["ci", "cpu", "gpu"], help="budget profile (default: automatic)")
+
+    sub.add_parser("info", parents=[common], help="profile, device, versions, data sets")
+
+    s = sub.add_parser("search", parents=[common], help="run one search")
+    s.add_argument("--space", default="chain", choices=["chain", "nb201", "darts"])
+    s.add_argument("--strategy", default="random")
+    s.add_argument("--budget", help="evaluations (20) or seconds charged (600s, 10m, 2h)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--data", help="data set (default: the profile's)")
+    s.add_argument("--evaluator", choices=["bench", "train"], help="nb201: look up (default) or train")
+    s.add_argument("--checkpoint", help="directory for a resumable checkpoint")
+    s.add_argument("--resume", help="continue the search checkpointed in this directory")
+
+    t = sub.add_parser("train", parents=[common], help="train one architecture")
+    t.add_argument("--space", default="nb201", choices=["chain", "nb201", "darts"])
+    t.add_argument("--arch", required=True)
+    t.add_argument("--epochs", type=float)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data")
+
+    c = sub.add_parser("compare", parents=[common], help="strategies x seeds x budget on the benchmark")
+    c.add_argument("--space", default="nb201", choices=["nb201"])
+    c.add_argument("--strategies", default="random,reinforce,evolution,bo")
+    c.add_argument("--seeds", type=int, default=30)
+    c.add_argument("--budget", default="12000s")
+    c.add_argument("--out", default="compare_out")
+
+    b = sub.add_parser("bench", parents=[common], help="the tabular benchmark")
+    b.add_argument("action", choices=["build", "pack", "query", "stats"])
+    b.add_argument("target", nargs="?", help="pack: the build directory; query: the arch string")
+    b.add_argument("--data", choices=["digits", "mnist5k", "fashion-mnist", "cifar10"])
+    b.add_argument("--out")
+    b.add_argument("--resume", action="store_true")
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--limit", type=int)
+    b.add_argument("--epoch", type=int)
+    b.add_argument("--name", default="nb201_mnist5k")
+    b.add_argument("--table-dir", help="folder of a table built elsewhere")
+
+    n = sub.add_parser("notebook", parents=[common], help="re-execute a chapter and store its outputs")
+    n.add_argument("action", choices=["run"])
+    n.add_argument("chapter", type=int, choices=[1, 2, 3, 4])
+    n.add_argument("--timeout", type=int, default=3600)
+    return p
+
+
+COMMANDS = {"info": cmd_info, "search": cmd_search, "train": cmd_train, "compare": cmd_compare,
+            "bench": cmd_bench, "notebook": cmd_notebook}
+
+
+def main(argv=None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        if args.command is None:
+            parser().print_help()
+            return 0
+        if getattr(args, "profile", None) is None:
+            args.profile = None
+        COMMANDS[args.command](args)
+        return 0
+    except NASInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; a checkpointed run continues with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
