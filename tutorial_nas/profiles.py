@@ -26,7 +26,8 @@ PROFILES: dict[str, dict[str, dict]] = {
     "ci": {
         "data": dict(dataset="digits", image_size=8),
         "train": dict(epochs=3, batch_size=128, lr=0.05),
-        "chain": dict(max_layers=4, filters=(8, 16, 32), dataset="digits", epochs=2, budget=8),
+        "chain": dict(max_layers=4, filters=(8, 16, 32), dataset="digits", epochs=2, budget=8, population=4,
+                      genetic_nodes=(3, 4)),
         "cell": dict(C=8, N=1, dataset="mnist5k", image_size=14),
         "darts": dict(C=8, layers=3, epochs=2, batch_size=64, dataset="digits", train_epochs=3),
         "oneshot": dict(epochs=3, batch_size=128, eval_cells=30, controller_steps=50, train_epochs=1,
@@ -37,7 +38,8 @@ PROFILES: dict[str, dict[str, dict]] = {
     "cpu": {
         "data": dict(dataset="mnist5k", image_size=14),
         "train": dict(epochs=5, batch_size=128, lr=0.05),
-        "chain": dict(max_layers=6, filters=(16, 32, 64), dataset="mnist5k", epochs=3, budget=20),
+        "chain": dict(max_layers=6, filters=(16, 32, 64), dataset="mnist5k", epochs=3, budget=20,
+                      population=8, genetic_nodes=(3, 4, 5)),
         "cell": dict(C=8, N=1, dataset="mnist5k", image_size=14),
         "darts": dict(C=8, layers=5, epochs=8, batch_size=64, dataset="mnist5k", train_epochs=5),
         "oneshot": dict(epochs=10, batch_size=128, eval_cells=100, controller_steps=100, train_epochs=1,
@@ -48,7 +50,8 @@ PROFILES: dict[str, dict[str, dict]] = {
     "gpu": {
         "data": dict(dataset="cifar10", image_size=32),
         "train": dict(epochs=20, batch_size=256, lr=0.1),
-        "chain": dict(max_layers=12, filters=(32, 64, 128), dataset="cifar10", epochs=10, budget=60),
+        "chain": dict(max_layers=12, filters=(32, 64, 128), dataset="cifar10", epochs=10, budget=60,
+                      population=20, genetic_nodes=(3, 4, 5)),
         "cell": dict(C=16, N=5, dataset="cifar10", image_size=32),
         "darts": dict(C=16, layers=8, epochs=50, batch_size=64, dataset="cifar10", train_epochs=20),
         "oneshot": dict(epochs=50, batch_size=256, eval_cells=200, controller_steps=200, train_epochs=2,

@@ -7,7 +7,11 @@ import importlib
 from ..errors import check_choice
 from .base import Decision, SearchSpace
 
-SPACES = {"nb201": "cell:NB201Space"}
+SPACES = {
+    "nb201": "cell:NB201Space",
+    "chain": "chain:ChainSpace",
+    "genetic": "genetic:GeneticSpace",
+}
 
 
 def make_space(name: str, **options) -> SearchSpace:

@@ -10,6 +10,11 @@ from .base import Strategy
 # name -> "module:Class"; modules are imported on first use so that a learner pays only for what runs.
 STRATEGIES = {
     "random": "random_search:RandomSearch",
+    "reinforce": "reinforce:Reinforce",
+    "qlearning": "qlearning:MetaQNN",
+    "evolution": "evolution:LargeScaleEvolution",
+    "regularized": "evolution:RegularizedEvolution",
+    "genetic": "evolution:GeneticCNN",
     "bo": "bayesopt:BANANAS",
 }
 

@@ -1,0 +1,162 @@
+"""REINFORCE with an LSTM controller (Zoph & Le, ICLR 2017).
+
+The controller writes an architecture one decision at a time, asking the space what comes next
+(``space.next_decision(tokens)``), so the same controller searches the chain space of chapter 1 and the
+NAS-Bench-201 cell of chapter 3. At every step one LSTMCell reads the embedding of the previous token, and
+
+- a ``choice`` decision is a softmax over the choices, through a linear head shared by the decision's group
+  (every "kernel" decision uses the kernel head, every NAS-Bench-201 edge the op head);
+- an ``anchor`` decision (may layer i read layer j?) is Zoph & Le's attention between the two layers'
+  controller states: P(yes) = sigmoid(v^T tanh(W_prev h_j + W_curr h_i)).
+
+After each evaluation the controller takes one policy-gradient step (Williams 1992):
+
+    loss = -(reward - baseline) * log p(arch) - entropy_weight * entropy(p along arch)
+
+with reward the validation accuracy scaled to 0..1 and an exponential moving average of past rewards as
+the baseline, which lowers the variance without biasing the gradient. Adam takes the step.
+
+The learning rate is higher than the paper's 6e-4 because here the controller sees tens of architectures,
+not the 12,800 of the paper.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from ..errors import NASInputError, check_positive
+from .base import Strategy
+
+
+class Controller(nn.Module):
+    """An LSTM policy over any space with the token interface. Heads are created when a group first shows up,
+    since a space's groups are only known by walking its decisions."""
+
+    def __init__(self, hidden: int, generator: torch.Generator, init_range: float = 0.1):
+        super().__init__()
+        self.hidden, self.gen, self.init_range = hidden, generator, init_range
+        self.start = nn.Parameter(torch.zeros(1, hidden))  # the input of the first step
+        self.lstm = nn.LSTMCell(hidden, hidden)
+        self.w_prev = nn.Linear(hidden, hidden, bias=False)  # anchor attention, Zoph & Le section 3.3
+        self.w_curr = nn.Linear(hidden, hidden, bias=False)
+        self.v = nn.Linear(hidden, 1, bias=False)
+        self.heads = nn.ModuleDict()  # group -> logits over the group's choices
+        self.embeddings = nn.ModuleDict()  # group -> embedding of the token chosen there
+        self.new_params = []  # created since the optimizer last looked
+        self.reset(self.parameters())
+
+    def reset(self, params) -> None:
+        """Uniform in [-init_range, init_range], as the paper, drawn from the controller's own generator."""
+        with torch.no_grad():
+            for p in params:
+                p.uniform_(-self.init_range, self.init_range, generator=self.gen)
+
+    def ensure(self, decision) -> None:
+        """Create the head and embedding of ``decision``'s group the first time the group shows up."""
+        group, n = decision.group, len(decision.choices)
+        if group in self.embeddings:
+            if self.embeddings[group].num_embeddings != n:
+                raise NASInputError(f"decision group {group!r} has {n} choices here but "
+                                    f"{self.embeddings[group].num_embeddings} before; a group has one head")
+            return
+        self.embeddings[group] = nn.Embedding(n, self.hidden)
+        new = list(self.embeddings[group].parameters())
+        if decision.kind == "choice":
+            self.heads[group] = nn.Linear(self.hidden, n)
+            new += list(self.heads[group].parameters())
+        self.reset(new)
+        self.new_params += new
+
+    def run(self, space, tokens=None):
+        """Walk the space's decisions. Without ``tokens`` sample them; with ``tokens`` score them.
+
+        Returns (tokens, log-probability, entropy), the last two as tensors that carry gradients.
+        """
+        sampling = tokens is None
+        out = [] if sampling else list(tokens)
+        h = c = torch.zeros(1, self.hidden)
+        x = self.start
+        layer_state = {}  # the controller state after the last decision about each layer (for anchors)
+        log_prob, entropy = torch.zeros(()), torch.zeros(())
+        step = 0
+        while (decision := space.next_decision(out[:step])) is not None:
+            self.ensure(decision)
+            h, c = self.lstm(x, (h, c))
+            if decision.kind == "anchor":  # softmax over (no: 0, yes: score) is the sigmoid of the score
+                h_j = layer_state.get(decision.source, torch.zeros_like(h))
+                score = self.v(torch.tanh(self.w_prev(h_j) + self.w_curr(h)))[0, 0]
+                logits = torch.stack([torch.zeros_like(score), score])
+            else:
+                logits = self.heads[decision.group](h)[0]
+            log_p = torch.log_softmax(logits, dim=-1)
+            if sampling:
+                out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=self.gen)))
+            elif step >= len(out):
+                raise NASInputError(f"the token list {tokens} ends before the architecture is complete")
+            token = out[step]
+            log_prob = log_prob + log_p[token]
+            entropy = entropy - (log_p.exp() * log_p).sum()
+            layer_state[decision.target] = h
+            x = self.embeddings[decision.group].weight[token:token + 1]
+            step += 1
+        if step != len(out):
+            raise NASInputError(f"the token list {tokens} is longer than the architecture ({step} decisions)")
+        return out, log_prob, entropy
+
+
+class Reinforce(Strategy):
+    """Zoph & Le's controller trained by REINFORCE; ``prob(arch)``: how likely it is to propose ``arch``."""
+
+    name = "reinforce"
+    parallel = 1
+
+    def __init__(self, space, seed: int = 0, hidden: int = 64, lr: float = 0.01, baseline_decay: float = 0.9,
+                 entropy_weight: float = 1e-4):
+        super().__init__(space, seed)
+        check_positive("hidden", hidden)
+        check_positive("lr", lr)
+        if not 0 <= baseline_decay < 1:
+            raise NASInputError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}")
+        self.gen = torch.Generator().manual_seed(self.seed)  # same seed, same controller, same proposals
+        self.controller = Controller(int(hidden), self.gen)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
+        self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
+        self.baseline = None
+
+    def _run(self, tokens=None):
+        out = self.controller.run(self.space, tokens)
+        if self.controller.new_params:  # a group met for the first time: let Adam train its head too
+            self.optimizer.add_param_group({"params": self.controller.new_params})
+            self.controller.new_params = []
+        return out
+
+    def ask(self):
+        with torch.no_grad():
+            tokens, _, _ = self._run()
+        return self.space.from_tokens(tokens)
+
+    def log_prob(self, arch) -> float:
+        """log P(arch) under the current controller."""
+        with torch.no_grad():
+            return float(self._run(self.space.to_tokens(arch))[1])
+
+    def prob(self, arch) -> float:
+        return math.exp(self.log_prob(arch))
+
+    def tell(self, arch, result) -> None:
+        """One REINFORCE step on ``arch`` with reward = validation accuracy / 100."""
+        reward = float(result.valid_acc) / 100.0
+        if reward != reward:  # a failed evaluation (nan) teaches nothing
+            return
+        if self.baseline is None:
+            self.baseline = reward
+        advantage = reward - self.baseline
+        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        _, log_prob, entropy = self._run(self.space.to_tokens(arch))
+        loss = -advantage * log_prob - self.entropy_weight * entropy
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
