@@ -11,6 +11,7 @@ SPACES = {
     "nb201": "cell:NB201Space",
     "chain": "chain:ChainSpace",
     "genetic": "genetic:GeneticSpace",
+    "darts": "darts:DartsSpace",
 }
 
 

@@ -1,0 +1,60 @@
+"""Drawings: graphviz sources that name the ops, heatmaps that are figures."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import graphviz  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from tutorial_nas.errors import NASInputError  # noqa: E402
+from tutorial_nas.ops import DARTS_OPS, NB201_OPS  # noqa: E402
+from tutorial_nas.spaces.darts import DartsSpace, genotype_str  # noqa: E402
+from tutorial_nas.viz import alpha_heatmap, alpha_heatmaps_over_epochs, draw_genotype, draw_layers, draw_nb201  # noqa: E402
+
+
+def test_genotype_drawing_names_every_op_and_both_inputs():
+    g = DartsSpace().sample(np.random.default_rng(0))
+    for which in ("normal", "reduce"):
+        dot = draw_genotype(genotype_str(g), which)
+        assert isinstance(dot, graphviz.Digraph)
+        src = dot.source
+        for op, _ in getattr(g, which):
+            assert f"label={op}" in src
+        assert "c_{k-2}" in src and "c_{k-1}" in src and "c_{k}" in src
+        assert src.count("->") == 8 + 4  # 8 operations, 4 nodes joined into the output
+
+
+def test_nb201_drawing_leaves_out_none_edges():
+    dot = draw_nb201("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
+    src = dot.source
+    assert "nor_conv_3x3" in src and "avg_pool_3x3" in src and "nor_conv_1x1" in src
+    assert "none" not in src and src.count("->") == 4
+
+
+def test_chain_drawing_has_layers_and_dashed_skips():
+    src = draw_layers(["conv 3x3 16", "conv 5x5 32", "max pool"], skips=[(0, 2)]).source
+    assert "conv 5x5 32" in src and "dashed" in src and src.count("->") == 4 + 1
+    with pytest.raises(NASInputError, match="skip"):
+        draw_layers(["a", "b"], skips=[(1, 0)])
+    with pytest.raises(NASInputError):
+        draw_genotype(genotype_str(DartsSpace().sample(np.random.default_rng(1))), which="middle")
+
+
+def test_alpha_heatmaps_are_figures():
+    a = np.full((6, 5), 0.2)
+    fig = alpha_heatmap(a, NB201_OPS, [f"e{k}" for k in range(6)])
+    assert isinstance(fig, Figure)
+    with pytest.raises(NASInputError, match="shape"):
+        alpha_heatmap(np.ones((3, 5)), NB201_OPS, ["a", "b"])
+    rows = [{"epoch": e, "alphas": {"normal": np.full((14, 8), 1 / 8).tolist(),
+                                    "reduce": np.full((14, 8), 1 / 8).tolist()}} for e in (1, 2, 3, 4)]
+    history = pd.DataFrame(rows)
+    history.attrs.update(ops=list(DARTS_OPS), edges=[f"e{k}" for k in range(14)], cells=["normal", "reduce"])
+    fig = alpha_heatmaps_over_epochs(history, cell="reduce")
+    assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.get_title()]) == 3
+    with pytest.raises(NASInputError):
+        alpha_heatmaps_over_epochs(history, epochs=[9])

@@ -1,0 +1,169 @@
+"""The architecture step of DARTS' bilevel problem (Liu et al., ICLR 2019, Section 2.3).
+
+    min_alpha  L_val(w*(alpha), alpha)   subject to   w*(alpha) = argmin_w L_train(w, alpha)
+
+Solving the inner problem for every alpha is out of the question, so DARTS approximates w*(alpha) by a single
+training step and differentiates through it:
+
+- first order (``order=1``): pretend w* does not depend on alpha, grad = d/dalpha L_val(w, alpha);
+- second order (``order=2``): the "unrolled" objective L_val(w', alpha) with the virtual step
+  w' = w - xi * grad_w L_train(w, alpha). Its gradient is
+
+      grad_alpha L_val(w', alpha) - xi * grad^2_{alpha,w} L_train(w, alpha) . v,  v = grad_w' L_val(w', alpha)
+
+  and the Hessian-vector product is a central finite difference, with R = 0.01 / ||v||:
+
+      grad^2_{alpha,w} L_train . v  ~  (grad_alpha L_train(w + R v) - grad_alpha L_train(w - R v)) / (2 R).
+
+The virtual step is taken in place on the network's own weights and undone afterwards (DARTS' code builds a
+second copy of the network instead), and only the gradients that are used are asked of autograd.
+
+``bilevel_search`` is DARTS' ``train_search.py``: per minibatch one architecture step on the alpha half of
+the training split, then one weight step on the other half; after every epoch the cell is derived.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..data import batches
+from ..search import history_frame
+from ..train import evaluate
+
+
+def _grads(loss, params):
+    """Gradients of ``loss`` for ``params``; a parameter the loss never touched gets zeros."""
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def first_order_grad(model, valid_batch) -> list:
+    """d/dalpha L_val(w, alpha): the weights are taken as already optimal."""
+    return _grads(model.loss(*valid_batch), model.arch_parameters())
+
+
+def unrolled_grad(model, train_batch, valid_batch, xi: float, r: float = 0.01) -> list:
+    """d/dalpha L_val(w - xi grad_w L_train(w, alpha), alpha), the Hessian term by finite differences."""
+    alphas, weights = model.arch_parameters(), model.weight_parameters()
+    backup = [w.detach().clone() for w in weights]
+
+    # 1. the virtual step w' = w - xi * grad_w L_train(w, alpha), taken in place
+    g_train = _grads(model.loss(*train_batch), weights)
+    with torch.no_grad():
+        for w, g in zip(weights, g_train):
+            w.sub_(xi * g)
+
+    # 2. the validation loss at w': its gradient for alpha (direct term) and for w' (the vector v)
+    grads = _grads(model.loss(*valid_batch), alphas + weights)
+    d_alpha, v = grads[:len(alphas)], grads[len(alphas):]
+
+    # 3. the Hessian-vector product grad^2_{alpha,w} L_train(w, alpha) v by central differences around w
+    eps = r / torch.cat([x.flatten() for x in v]).norm().clamp_min(1e-12)
+    sides = []
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            for w, b, vi in zip(weights, backup, v):
+                w.copy_(b + sign * eps * vi)
+        sides.append(_grads(model.loss(*train_batch), alphas))
+    with torch.no_grad():
+        for w, b in zip(weights, backup):
+            w.copy_(b)
+    return [da - xi * (gp - gn) / (2 * eps) for da, gp, gn in zip(d_alpha, *sides)]
+
+
+class Architect:
+    """Updates the architecture parameters with Adam (DARTS: lr 3e-4, betas (0.5, 0.999), wd 1e-3)."""
+
+    def __init__(self, model, order: int = 1, lr: float = 3e-4, betas=(0.5, 0.999), weight_decay=1e-3):
+        self.model, self.order = model, order
+        self.optimizer = torch.optim.Adam(model.arch_parameters(), lr=lr, betas=betas,
+                                          weight_decay=weight_decay)
+
+    def step(self, train_batch, valid_batch, xi: float) -> None:
+        """One update of alpha; ``xi`` is the virtual step's learning rate (DARTS uses the weights' lr)."""
+        if self.order == 2:
+            grads = unrolled_grad(self.model, train_batch, valid_batch, xi)
+        else:
+            grads = first_order_grad(self.model, valid_batch)
+        for a, g in zip(self.model.arch_parameters(), grads):
+            a.grad = g
+        self.optimizer.step()
+
+
+@dataclass
+class DartsConfig:
+    """DARTS' search recipe (the GDAS temperature is annealed linearly from ``tau[0]`` to ``tau[1]``)."""
+
+    w_lr: float = 0.025  # the weights: SGD, cosine schedule down to w_lr_min
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    a_lr: float = 3e-4  # the alphas: Adam
+    a_betas: tuple = (0.5, 0.999)
+    a_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    tau: tuple = (10.0, 0.1)  # GDAS only
+    augment: bool = True
+
+
+def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed: int, config: DartsConfig,
+                   progress: bool = True, bench=None, skip_limit=None, early_stop=None):
+    """Train a supernet (``oneshot.darts``) by alternating steps; one History row per epoch."""
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
+                            weight_decay=config.w_weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=config.w_lr_min)
+    architect = Architect(model, order=2 if method == "darts2" else 1, lr=config.a_lr, betas=config.a_betas,
+                          weight_decay=config.a_weight_decay)
+    half_w, half_alpha = data.split_train(seed)  # one half trains w, the other alpha
+    gen = torch.Generator().manual_seed(seed)
+    augment = data.augment if config.augment else None
+
+    rows, spent, start = [], 0.0, time.perf_counter()
+    meta = {"space": "darts" if "reduce" in model.cell_names else "nb201", "strategy": method, "seed": seed,
+            "budget": f"{epochs} epochs", "evaluator": "bench" if bench is not None else "supernet",
+            "ops": list(model.ops), "edges": list(model.edge_labels), "cells": list(model.cell_names)}
+    for epoch in tqdm(range(epochs), desc=f"{method} search", disable=not progress):
+        t0 = time.perf_counter()
+        model.tau = config.tau[0] - (config.tau[0] - config.tau[1]) * epoch / max(1, epochs - 1)
+        xi = schedule.get_last_lr()[0]
+        model.train()
+        losses = []
+        for train_batch, valid_batch in zip(
+                batches(half_w.train_x, half_w.train_y, batch_size, True, gen, augment),
+                batches(half_alpha.train_x, half_alpha.train_y, batch_size, True, gen, augment)):
+            architect.step(train_batch, valid_batch, xi)
+            w_opt.zero_grad(set_to_none=True)
+            loss = model.loss(*train_batch)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.weight_parameters(), config.grad_clip)
+            w_opt.step()
+            losses.append(loss.item())
+        schedule.step()
+
+        arch = model.derive(skip_limit)
+        model.recalibrate(half_w.train_x)
+        supernet_acc = evaluate(model, data.valid_x, data.valid_y)[1]
+        row = {"step": epoch, "arch": model.arch_str(arch), "valid_acc": supernet_acc,
+               "test_acc": float("nan"), "params": 0, "flops": 0, "curve": []}
+        if bench is not None:  # the derived cell's true numbers, as NAS-Bench-201 reports its DARTS runs
+            answer = bench.query(row["arch"])
+            row.update(valid_acc=answer["valid_acc"], test_acc=answer["test_acc"], params=answer["params"],
+                       flops=answer["flops"], curve=list(answer.get("valid_curve", [])))
+        cost = time.perf_counter() - t0
+        spent += cost
+        row.update(cost_s=cost, spent_s=spent, wall_s=time.perf_counter() - start, epoch=epoch + 1,
+                   **model.count_skips(arch), supernet_valid_acc=supernet_acc, lr=xi,
+                   train_loss=float(np.mean(losses)), tau=model.tau if model.mode == "gdas" else float("nan"),
+                   alphas=model.softmaxed())
+        rows.append(row)
+        too_many_skips = isinstance(early_stop, int) and row["n_skip"] > early_stop
+        if too_many_skips or callable(early_stop) and early_stop(row):
+            meta["stopped_early"] = epoch + 1
+            break
+    return history_frame(rows, meta)
