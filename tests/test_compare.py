@@ -1,0 +1,130 @@
+"""The comparison harness on the shipped benchmark: fair budgets, repeatable runs, honest statistics."""
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from tutorial_nas import compare as C
+from tutorial_nas.bench import load_benchmark
+from tutorial_nas.errors import NASInputError
+from tutorial_nas.search import history_frame
+from tutorial_nas.spaces.cell import NB201Space
+
+matplotlib.use("Agg")
+SPACE = NB201Space()
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark()
+
+
+@pytest.fixture(scope="module")
+def small(bench):
+    return C.compare(SPACE, ["random", "bo"], seeds=4, budget=30, bench=bench, progress=False)
+
+
+def test_columns_and_regret(small, bench):
+    assert list(small.columns) == C.COLUMNS
+    assert small.groupby(["strategy", "seed"]).size().eq(30).all()
+    best = bench.frame()["test_acc"].max()
+    assert small.attrs["best_test_acc"] == best
+    assert np.allclose(small["regret"], best - small["best_test_acc"]) and (small["regret"] >= 0).all()
+    # the incumbent is the best *validation* accuracy so far, and the regret is read from its test accuracy
+    run = small[(small["strategy"] == "bo") & (small["seed"] == 2)]
+    i = int(run["valid_acc"].to_numpy().argmax())
+    assert run["best_test_acc"].iloc[-1] == run["test_acc"].iloc[i]
+
+
+def test_regularized_evolution_beats_random_search(bench):
+    df = C.compare(SPACE, ["random", "regularized"], seeds=50, budget=100, bench=bench, progress=False)
+    table = C.final_table(df)
+    assert table.loc["regularized", "mean_test_acc"] > table.loc["random", "mean_test_acc"]
+    assert table.loc["regularized", "seeds"] == 50
+
+
+def test_every_strategy_respects_the_budget(bench):
+    costs = bench.frame()["train_seconds"]
+    seconds = float(10 * costs.median())
+    timed = C.compare(SPACE, list(C.STRATEGIES), seeds=2, budget=f"{seconds}s", bench=bench, progress=False)
+    final = timed.groupby(["strategy", "seed"])["spent_s"].max()
+    assert len(final) == 2 * len(C.STRATEGIES)
+    assert (final <= seconds).all()
+    assert (final > seconds - costs.max()).all()  # a run stops only when the next cell does not fit
+    counted = C.compare(SPACE, list(C.STRATEGIES), seeds=2, budget=10, bench=bench, progress=False)
+    assert counted.groupby(["strategy", "seed"]).size().eq(10).all()
+
+
+def test_the_same_seeds_give_the_same_comparison(small, bench):
+    again = C.compare(SPACE, ["random", "bo"], seeds=4, budget=30, bench=bench, progress=False)
+    pd.testing.assert_frame_equal(small, again)
+    other = C.compare(SPACE, ["bo"], seeds=[7], budget=30, bench=bench, progress=False)
+    assert other["arch"].tolist() != small[small["strategy"] == "bo"]["arch"].iloc[:30].tolist()
+
+
+def test_anytime_reads_the_incumbent_at_each_budget(small):
+    grid = np.array([0.0, small["spent_s"].median(), 1e12])
+    curves = C.anytime(small, grid)
+    assert len(curves) == 8 * len(grid)
+    for (strategy, seed), run in small.groupby(["strategy", "seed"]):
+        got = curves[(curves["strategy"] == strategy) & (curves["seed"] == seed)]["regret"].to_numpy()
+        assert math.isnan(got[0])  # nothing evaluated after zero seconds
+        done = run[run["spent_s"] <= grid[1]]
+        assert (math.isnan(got[1]) and done.empty) or got[1] == done["regret"].iloc[-1]
+        assert got[2] == run["regret"].iloc[-1]  # after the run, its final incumbent
+
+
+def test_final_table_statistics(small):
+    table = C.final_table(small)
+    final = small.groupby(["strategy", "seed"])["best_test_acc"].last()
+    for strategy in ("random", "bo"):
+        acc = final[strategy].to_numpy()
+        row = table.loc[strategy]
+        assert row["mean_test_acc"] == pytest.approx(acc.mean())
+        assert row["std_test_acc"] == pytest.approx(acc.std(ddof=1))
+        half = 3.182446305 * acc.std(ddof=1) / 2  # t(0.975, 3 dof) * std / sqrt(4)
+        assert row["ci_high"] - row["mean_test_acc"] == pytest.approx(half, rel=1e-6)
+    assert math.isnan(table.loc["random", "p_vs_random"]) and 0 < table.loc["bo", "p_vs_random"] <= 1
+
+
+def test_plot_anytime_draws_a_band_per_strategy(small):
+    ax = C.plot_anytime(small)
+    assert [line.get_label().split()[0] for line in ax.get_lines()] == ["random", "bo"]
+    assert len(ax.collections) == 2 and ax.get_xscale() == "log"
+
+
+def test_oneshot_histories_join_on_wall_seconds(small, bench):
+    arch = bench.best_arch
+    rows = [{"step": i, "arch": arch, "valid_acc": 80.0 + i, "test_acc": 81.0 + i, "cost_s": 0.0,
+             "spent_s": 0.0, "wall_s": 100.0 * (i + 1)} for i in range(3)]
+    histories = [history_frame(rows, {"seed": s}) for s in (0, 1)]
+    df = C.add_oneshot(small, "darts", histories)
+    part = df[df["strategy"] == "darts"]
+    assert list(df.columns) == C.COLUMNS and len(part) == 6 and sorted(part["seed"].unique()) == [0, 1]
+    assert part["spent_s"].tolist()[:3] == [100.0, 200.0, 300.0]
+    assert part["regret"].iloc[-1] == pytest.approx(small.attrs["best_test_acc"] - 83.0)
+    assert "darts" in C.final_table(df).index
+    with pytest.raises(NASInputError, match="already"):
+        C.add_oneshot(df, "darts", histories)
+
+
+def test_the_resnet_cell_as_a_baseline(bench):
+    info = C.baseline_rank(bench)
+    frame = bench.frame()
+    assert info["arch"] == C.RESNET_CELL
+    assert info["rank"] == int((frame["test_acc"] > info["test_acc"]).sum()) + 1
+    assert 0 <= info["percentile"] <= 100 and info["cells"] == len(frame)
+    best = C.baseline_rank(bench, bench.best_arch)
+    assert best["rank"] == 1 and best["gap_to_best"] == 0
+
+
+def test_bad_input_is_refused(bench):
+    with pytest.raises(NASInputError, match="unknown strategies"):
+        C.compare(SPACE, ["annealing"], seeds=1, budget=5, bench=bench, progress=False)
+    with pytest.raises(NASInputError, match="seeds"):
+        C.compare(SPACE, ["random"], seeds=0, budget=5, bench=bench, progress=False)
+    with pytest.raises(NASInputError):
+        C.baseline_rank(bench, "|conv~0|")

@@ -1,0 +1,224 @@
+"""Part III's experiment: every strategy on the same space, the same budget, many seeds, one table.
+
+    for strategy in strategies:
+        for seed in seeds:
+            History = search(space, strategy, evaluator, budget, seed=seed)   # one run
+    -> one tidy DataFrame: strategy, seed, step, spent_s, valid_acc, test_acc, incumbent, regret
+
+A single run proves little: on NAS-Bench-201 the spread between seeds of one method is as large as the gap
+between methods (Dong & Yang 2020, Table 5). So the comparison is over seeds, and it says how sure it is:
+``plot_anytime`` draws the mean regret with a 95 % t-interval over seeds against the budget spent, and
+``final_table`` gives each strategy's mean, spread and confidence interval, with a rank-sum test against
+random search, the baseline every method must beat (Li & Talwalkar 2019; Yang et al. 2020).
+
+The regret of a run at a moment is the best test accuracy of the whole benchmark minus the test accuracy
+of the run's incumbent (the architecture with the best *validation* accuracy so far): the search never sees
+test accuracy, so the regret measures what a user of the search would really get.
+
+One-shot methods (DARTS, GDAS, random search with weight sharing) do not run through the ask/tell loop;
+``add_oneshot`` appends their Histories in the same columns, their cost being the wall seconds they ran.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .errors import NASInputError
+from .evaluators import BenchmarkLookup
+from .search import Budget, search
+
+# The four families that search through the benchmark (RS, EA, RL, SMBO); GO methods join via add_oneshot.
+STRATEGIES = ("random", "regularized", "reinforce", "bo")
+RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+COLUMNS = ["strategy", "seed", "step", "arch", "spent_s", "valid_acc", "test_acc", "best_valid_acc",
+           "best_test_acc", "regret"]
+
+
+def _seeds(seeds) -> list:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise NASInputError(f"seeds must be a count above zero or a list of seeds, got {seeds!r}")
+        return list(range(int(seeds)))
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seeds):
+        raise NASInputError(f"seeds must be a count above zero or a list of integers, got {seeds!r}")
+    return [int(s) for s in seeds]
+
+
+def _tidy(history: pd.DataFrame, strategy: str, seed: int, best_test: float, cost: str = "spent_s"):
+    """One run's History in the comparison's columns (``cost`` names the column charged as spent_s)."""
+    out = pd.DataFrame({"strategy": strategy, "seed": seed, "step": history["step"].to_numpy(),
+                        "arch": history["arch"].to_numpy(), "spent_s": history[cost].to_numpy(dtype=float)})
+    for col in ("valid_acc", "test_acc", "best_valid_acc", "best_test_acc"):
+        out[col] = history[col].to_numpy(dtype=float)
+    out["regret"] = best_test - out["best_test_acc"]
+    return out
+
+
+def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, evaluator_factory=None,
+            strategy_options: dict | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run every strategy with every seed under ``budget``; return one tidy DataFrame (``COLUMNS``).
+
+    Candidates are scored by looking them up in ``bench`` (the shipped benchmark when neither ``bench`` nor
+    ``evaluator_factory`` is given), or by ``evaluator_factory(space)``, called afresh for every run. The
+    regret is measured from the benchmark's best test accuracy; without a benchmark, from the best test
+    accuracy any run found. ``strategy_options`` maps a strategy name to its constructor's options.
+    """
+    from .strategies import STRATEGIES as REGISTRY
+
+    strategies = [strategies] if isinstance(strategies, str) else list(strategies)
+    unknown = [s for s in strategies if s not in REGISTRY]
+    if not strategies or unknown:
+        raise NASInputError(f"unknown strategies {unknown}; choose from: {', '.join(REGISTRY)}")
+    seeds, budget, options = _seeds(seeds), Budget.parse(budget), dict(strategy_options or {})
+    if evaluator_factory is None:
+        if bench is None:
+            from .bench import load_benchmark
+
+            bench = load_benchmark()
+        lookup = BenchmarkLookup(space, bench)
+        evaluator_factory = lambda _space: lookup  # noqa: E731  (a look-up keeps no state between runs)
+    best_test = float(bench.frame()["test_acc"].max()) if bench is not None else np.nan
+
+    runs = []
+    bar = tqdm(total=len(strategies) * len(seeds), disable=not progress, desc="compare", unit="run")
+    for name in strategies:
+        for seed in seeds:
+            history = search(space, name, evaluator_factory(space), budget, progress=False, seed=seed,
+                             **options.get(name, {}))
+            runs.append(_tidy(history, name, seed, best_test))
+            bar.update(1)
+    bar.close()
+    df = pd.concat(runs, ignore_index=True)
+    if np.isnan(best_test):  # no table to read the optimum from: measure from the best any run found
+        best_test = float(df["test_acc"].max())
+        df["regret"] = best_test - df["best_test_acc"]
+    df.attrs.update(space=space.name, budget=str(budget), best_test_acc=best_test)
+    return df
+
+
+def add_oneshot(df: pd.DataFrame, name: str, histories) -> pd.DataFrame:
+    """``df`` with the Histories of a one-shot method appended as strategy ``name``.
+
+    Each History is one seed (its ``seed`` attribute, else its position); its cost is the wall seconds the
+    method ran (``wall_s``), since a supernet's training is not charged per candidate.
+    """
+    if isinstance(histories, pd.DataFrame):
+        histories = [histories]
+    if name in set(df["strategy"]):
+        raise NASInputError(f"{name!r} is already in the comparison; name the one-shot runs otherwise")
+    if not histories:
+        raise NASInputError("add_oneshot needs at least one History")
+    best_test = df.attrs.get("best_test_acc", float(df["test_acc"].max()))
+    runs = []
+    for i, history in enumerate(histories):
+        missing = [c for c in ("step", "arch", "valid_acc", "test_acc", "best_test_acc") if c not in history]
+        if missing:
+            raise NASInputError(f"History {i} of {name!r} lacks columns {missing}; pass what search() or "
+                                "the one-shot methods return")
+        cost = "wall_s" if "wall_s" in history else "spent_s"
+        runs.append(_tidy(history, name, int(history.attrs.get("seed", i)), best_test, cost))
+    out = pd.concat([df, *runs], ignore_index=True)
+    out.attrs.update(df.attrs)
+    return out
+
+
+def anytime(df: pd.DataFrame, grid=None, points: int = 60) -> pd.DataFrame:
+    """The incumbent of every run on a common grid of budgets (seconds spent), as a long DataFrame.
+
+    Before a run's first evaluation completes it has no incumbent (NaN); after its last, it keeps its final
+    incumbent. ``grid`` defaults to ``points`` budgets spaced evenly on a log scale over what was spent.
+    """
+    if grid is None:
+        spent = df["spent_s"][df["spent_s"] > 0]
+        if not len(spent):
+            raise NASInputError("no run spent any seconds: pass an explicit grid of budgets")
+        grid = np.geomspace(spent.min(), spent.max(), points)
+    grid = np.asarray(grid, dtype=float)
+    parts = []
+    for (strategy, seed), run in df.groupby(["strategy", "seed"], sort=False):
+        run = run.sort_values("spent_s")
+        idx = np.searchsorted(run["spent_s"].to_numpy(), grid, side="right") - 1
+        best = np.where(idx >= 0, run["best_test_acc"].to_numpy()[np.maximum(idx, 0)], np.nan)
+        regret = np.where(idx >= 0, run["regret"].to_numpy()[np.maximum(idx, 0)], np.nan)
+        parts.append(pd.DataFrame({"strategy": strategy, "seed": seed, "budget_s": grid,
+                                   "best_test_acc": best, "regret": regret}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def confidence_interval(values, level: float = 0.95) -> tuple:
+    """Mean and the half-width of its ``level`` t-interval (NaN half-width for a single value)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return np.nan, np.nan
+    if len(values) == 1:
+        return float(values[0]), np.nan
+    sem = values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean()), float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * sem)
+
+
+def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95):
+    """Mean test regret against the budget spent (log scale), a ``level`` t-band over seeds per strategy."""
+    import matplotlib.pyplot as plt
+
+    curves = anytime(df, grid)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (strategy, part) in enumerate(curves.groupby("strategy", sort=False)):
+        stats = [(b, *confidence_interval(g["regret"], level)) for b, g in part.groupby("budget_s")]
+        budget, mean, half = (np.array(x, dtype=float) for x in zip(*stats))
+        color = colors[i % len(colors)]
+        n = part["seed"].nunique()
+        ax.plot(budget, mean, color=color, label=f"{strategy} ({n} seeds)")
+        ax.fill_between(budget, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    ax.set(xlabel="budget spent (seconds, log scale)", ylabel="test regret (accuracy points)",
+           title=f"Anytime performance: mean regret, {int(level * 100)} % confidence band")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95) -> pd.DataFrame:
+    """Per strategy: the final test accuracy's mean, std and t-interval over seeds, its mean regret, and the
+    p-value of a two-sided Mann-Whitney U test against ``baseline`` (NaN when the baseline is absent)."""
+    from scipy.stats import mannwhitneyu
+
+    final = df.sort_values("step").groupby(["strategy", "seed"], sort=False).tail(1)
+    groups = {s: g["best_test_acc"].to_numpy() for s, g in final.groupby("strategy", sort=False)}
+    rows = []
+    for strategy, acc in groups.items():
+        mean, half = confidence_interval(acc, level)
+        p = np.nan
+        if baseline in groups and strategy != baseline:
+            p = float(mannwhitneyu(acc, groups[baseline], alternative="two-sided").pvalue)
+        rows.append({"strategy": strategy, "seeds": len(acc), "mean_test_acc": mean,
+                     "std_test_acc": float(np.std(acc, ddof=1)) if len(acc) > 1 else np.nan,
+                     "ci_low": mean - half, "ci_high": mean + half,
+                     "mean_regret": float(df.attrs.get("best_test_acc", np.nan) - mean),
+                     f"p_vs_{baseline}": p})
+    return pd.DataFrame(rows).sort_values("mean_test_acc", ascending=False).set_index("strategy")
+
+
+def baseline_rank(bench, arch=RESNET_CELL) -> dict:
+    """Where a given cell (by default NAS-Bench-201's ResNet-like cell) ranks among all cells of ``bench``.
+
+    ``rank`` counts the cells with a strictly higher test accuracy, plus one; ``percentile`` is the share of
+    cells it beats. A hand-designed cell that already sits in the top few percent is a hard baseline.
+    """
+    from .spaces import cell as nb201
+
+    arch_str = arch if isinstance(arch, str) else nb201.to_str(tuple(arch))
+    nb201.parse(arch_str)  # a clear error for a malformed string
+    row, frame = bench.query(arch_str), bench.frame()
+    test, valid = frame["test_acc"].to_numpy(), frame["valid_acc"].to_numpy()
+    return {"arch": arch_str, "valid_acc": float(row["valid_acc"]), "test_acc": float(row["test_acc"]),
+            "rank": int((test > row["test_acc"]).sum()) + 1,
+            "rank_valid": int((valid > row["valid_acc"]).sum()) + 1, "cells": len(frame),
+            "percentile": float(100 * (test < row["test_acc"]).mean()),
+            "best_test_acc": float(test.max()), "gap_to_best": float(test.max() - row["test_acc"])}
