@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from tutorial_nas.bench import load_benchmark
 from tutorial_nas.data import load_dataset
 from tutorial_nas.errors import NASInputError
 from tutorial_nas.oneshot.supernet import (
@@ -86,15 +85,22 @@ def test_weight_sharing_search_history(digits):
         weight_sharing_search("darts", digits)
 
 
-def test_enas_controller_moves_towards_better_cells():
-    """Mean benchmark accuracy of the cells the controller proposes: its last epoch against its first."""
-    bench = load_benchmark()
-    recipe = bench.recipe
-    data = load_dataset(recipe["dataset"], image_size=recipe["image_size"])
-    history = weight_sharing_search("enas", data, epochs=4, C=recipe["C"], N=recipe["N"], batch_size=128,
-                                    n_candidates=5, bench=bench, progress=False, controller_steps=40)
-    samples = history.attrs["controller_samples"]
-    acc = {e: np.mean([bench.query(a)["test_acc"] for ep, a in samples if ep == e]) for e in (1, 4)}
-    assert acc[4] > acc[1]
-    assert np.isfinite(history["test_acc"]).all()
-    parse(history["arch"].iloc[0])
+def test_enas_controller_learns_after_warmup(digits):
+    _, controller, log = train_weight_sharing("enas", digits, epochs=2, C=4, N=1, batch_size=64, seed=0,
+                                              progress=False, controller_steps=5, warmup_epochs=1)
+    assert [e for e, _ in log["samples"]] == [2] * 5  # the controller waited for the warm-up epoch
+    assert controller.baseline is not None  # and was told five rewards
+
+
+def test_enas_controller_moves_towards_what_the_shared_weights_favour(digits):
+    """REINFORCE maximises its reward: under the final shared weights, the cells the controller proposed in
+    its last epoch score higher than those of its first. (Whether the benchmark agrees is the question of
+    chapter 4: at this scale it does not, the controller settles on parameter-free cells.)"""
+    supernet, _, log = train_weight_sharing("enas", digits, epochs=3, C=8, N=1, batch_size=32, seed=0,
+                                            progress=False, controller_steps=30)
+    evaluator = WeightSharingEvaluator(supernet, digits, batch_size=32)
+    score = {}
+    for epoch in (1, 3):
+        cells = list(dict.fromkeys(a for e, a in log["samples"] if e == epoch))[:8]
+        score[epoch] = np.mean([evaluator.evaluate(parse(a)).valid_acc for a in cells])
+    assert score[3] > score[1] + 2

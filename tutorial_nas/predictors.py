@@ -64,9 +64,9 @@ class LowFidelityShortcut(Shortcut):
     """Really train each cell, cheaply: ``epochs``, ``data_fraction`` and the model sizes set the price."""
 
     def __init__(self, data, epochs: float = 1, data_fraction: float = 1.0, config: TrainConfig | None = None,
-                 C: int = 8, N: int = 1):
+                 C: int = 8, N: int = 1, stem_stride: int = 1):
         self.evaluator = LowFidelity(NB201Space(), data, config, epochs=epochs, data_fraction=data_fraction,
-                                     cache=False, C=C, N=N)
+                                     cache=False, C=C, N=N, stem_stride=stem_stride)
         self.name = f"train {epochs:g} ep" + (f" on {data_fraction:.0%}" if data_fraction < 1 else "")
 
     def _score(self, cells):
@@ -332,9 +332,11 @@ class ZeroCostProxy(Shortcut):
     counts how many did.
     """
 
-    def __init__(self, proxy: str, data, C: int = 8, N: int = 1, batch_size: int = 64, seed: int = 0):
+    def __init__(self, proxy: str, data, C: int = 8, N: int = 1, batch_size: int = 64, seed: int = 0,
+                 stem_stride: int = 1):
         check_choice("zero-cost proxy", proxy, PROXIES)
-        self.proxy, self.data, self.C, self.N, self.seed = proxy, data, C, N, seed
+        self.proxy, self.data, self.seed = proxy, data, seed
+        self.sizes = dict(C=C, N=N, stem_stride=stem_stride)
         self.name, self.floored = proxy, 0
         gen = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(data.train_y), generator=gen)[:batch_size].to(data.device)
@@ -342,7 +344,7 @@ class ZeroCostProxy(Shortcut):
 
     def score_one(self, cell) -> float:
         torch.manual_seed(self.seed)
-        model = NB201Network(tuple(cell), self.data.num_classes, self.data.in_channels, C=self.C, N=self.N)
+        model = NB201Network(tuple(cell), self.data.num_classes, self.data.in_channels, **self.sizes)
         value = PROXIES[self.proxy](model.to(self.data.device), self.x, self.y)
         return value if math.isfinite(value) else None
 

@@ -32,18 +32,18 @@ from .predictors import (
 from .spaces.cell import NB201Space, to_str
 
 # Sizes used when ``profile_sizes`` leaves them out (the ``ci`` profile's, on the benchmark's recipe).
-DEFAULT_SIZES = dict(C=8, N=1, epochs=3, batch_size=128, train_epochs=1, early_epoch=1, predictor_cells=200,
-                     proxy_batch=64, controller_steps=50, seed=0)
+DEFAULT_SIZES = dict(C=8, N=1, stem_stride=1, epochs=3, batch_size=128, train_epochs=1, early_epoch=1,
+                     predictor_cells=200, proxy_batch=64, controller_steps=50, seed=0)
 
 
 class WeightSharingShortcut(Shortcut):
     """Train a supernet with ENAS or SPOS, then score each cell with the shared weights (BN recalibrated)."""
 
     def __init__(self, method: str, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128,
-                 seed: int = 0, controller_steps: int = 50):
+                 seed: int = 0, controller_steps: int = 50, stem_stride: int = 1):
         self.method, self.data, self.name = method, data, f"{method.upper()} weight sharing"
         self.options = dict(epochs=epochs, C=C, N=N, batch_size=batch_size, seed=seed,
-                            controller_steps=controller_steps)
+                            controller_steps=controller_steps, stem_stride=stem_stride)
 
     def _score(self, cells):
         supernet, _, _ = train_weight_sharing(self.method, self.data, progress=False, **self.options)
@@ -60,13 +60,15 @@ def build_shortcuts(cells, bench, data, sizes: dict) -> list:
     others = [a for a in bench.frame()["arch"] if space.key(space.parse(a)) not in held_out]
     pick = rng.choice(len(others), size=min(s["predictor_cells"], len(others)), replace=False)
     observed = max(1, min(3, bench.epochs - 1))
-    shortcuts = [WeightSharingShortcut(m, data, s["epochs"], s["C"], s["N"], s["batch_size"], s["seed"],
-                                       s["controller_steps"]) for m in ("enas", "spos")]
+    net = dict(C=s["C"], N=s["N"], stem_stride=s["stem_stride"])
+    shortcuts = [WeightSharingShortcut(method, data, s["epochs"], batch_size=s["batch_size"], seed=s["seed"],
+                                       controller_steps=s["controller_steps"], **net)
+                 for method in ("enas", "spos")]
     shortcuts += [BenchEarlyEpoch(bench, min(s["early_epoch"], bench.epochs)),
-                  LowFidelityShortcut(data, epochs=s["train_epochs"], C=s["C"], N=s["N"]),
+                  LowFidelityShortcut(data, epochs=s["train_epochs"], **net),
                   CurveExtrapolation(bench, observed),
                   PredictorShortcut(bench, [space.parse(others[i]) for i in pick], seed=s["seed"])]
-    shortcuts += [ZeroCostProxy(p, data, s["C"], s["N"], s["proxy_batch"], s["seed"]) for p in PROXIES]
+    shortcuts += [ZeroCostProxy(p, data, batch_size=s["proxy_batch"], seed=s["seed"], **net) for p in PROXIES]
     return shortcuts
 
 

@@ -119,11 +119,12 @@ def _cycle(data, batch_size: int, generator: torch.Generator):
 
 
 def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_size: int = 128,
-                   lr: float = 0.1, controller_steps: int = 0, seed: int = 0,
+                   lr: float = 0.1, controller_steps: int = 0, seed: int = 0, warmup_epochs: int = 0,
                    progress: bool = True) -> dict:
     """Train the shared weights, one path per minibatch proposed by ``strategy.ask()``; after each epoch,
     ``controller_steps`` steps of the strategy (ENAS: REINFORCE) told each child's validation-minibatch
-    accuracy.
+    accuracy. During the first ``warmup_epochs`` the paths are uniform and the controller waits, so that it
+    is not rewarded for what merely trains fastest (parameter-free paths win a barely trained supernet).
 
     Returns a log: ``loss`` (mean training loss per epoch), ``samples`` ((epoch, arch string) of every path
     the controller proposed in its own steps), ``seconds``.
@@ -134,15 +135,16 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
     total = max(1, round(epochs * steps_per_epoch))
     opt = torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    rewards = _cycle(data, batch_size, gen)
+    rewards, uniform, rng = _cycle(data, batch_size, gen), NB201Space(), np.random.default_rng(seed)
     log, step, start = {"loss": [], "samples": [], "seconds": 0.0}, 0, time.perf_counter()
     bar = tqdm(total=total, desc="supernet", disable=not progress, leave=False)
     while step < total:
         supernet.train()
-        running, seen = 0.0, 0
+        running, seen, warm = 0.0, 0, len(log["loss"]) < warmup_epochs
+        propose = (lambda: uniform.sample(rng)) if warm else strategy.ask
         for xb, yb in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
                               augment=data.augment):
-            loss = F.cross_entropy(supernet(xb, strategy.ask()), yb)  # a new child per minibatch
+            loss = F.cross_entropy(supernet(xb, propose()), yb)  # a new child per minibatch
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
@@ -154,7 +156,7 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
                 break
         log["loss"].append(running / max(1, seen))
         bar.set_postfix(loss=f"{log['loss'][-1]:.3f}")
-        for _ in range(controller_steps):  # the controller learns: reward = accuracy on a valid minibatch
+        for _ in range(0 if warm else controller_steps):  # the controller learns: reward = valid accuracy
             cell = strategy.ask()
             xb, yb = next(rewards)
             with torch.no_grad():
@@ -167,16 +169,17 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
 
 
 def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128,
-                         seed: int = 0, progress: bool = True, **options) -> tuple:
+                         seed: int = 0, progress: bool = True, stem_stride: int = 1, **options) -> tuple:
     """Build a supernet for ``data``, train it with ``method`` ("enas" or "spos"): (supernet, strategy, log).
 
-    ``options``: ``lr``, ``controller_steps`` (ENAS, per epoch); ``controller_lr``, ``entropy_weight``.
+    ``stem_stride=2`` halves the map in the stem (the benchmark's recipe on small images). ``options``:
+    ``lr``, ``controller_steps`` (ENAS, per epoch); ``controller_lr``, ``entropy_weight``.
     """
     check_choice("weight-sharing method", method, METHODS)
     steps = options.pop("controller_steps", 50)
     controller = {k: options.pop(k) for k in ("controller_lr", "entropy_weight") if k in options}
     torch.manual_seed(seed)
-    supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N).to(data.device)
+    supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
     if method == "enas":
         strategy = Reinforce(NB201Space(), seed=seed, lr=controller.get("controller_lr", 0.01),
                              entropy_weight=controller.get("entropy_weight", 1e-4))
@@ -220,7 +223,7 @@ def candidates(strategy, n: int, tries: int = 20) -> list:
 
 def weight_sharing_search(method: str = "spos", data=None, epochs: float = 3, C: int = 8, N: int = 1,
                           batch_size: int = 128, seed: int = 0, n_candidates: int = 30, bench=None,
-                          progress: bool = True, **options):
+                          progress: bool = True, stem_stride: int = 1, **options):
     """Train a supernet with ``method``, then score ``n_candidates`` cells with the shared weights.
 
     Returns a History (``search.history_frame``): one row per candidate with ``ws_acc`` (shared-weight
@@ -235,7 +238,7 @@ def weight_sharing_search(method: str = "spos", data=None, epochs: float = 3, C:
     if not isinstance(n_candidates, (int, np.integer)) or n_candidates < 1:
         raise NASInputError(f"n_candidates must be a whole number of at least 1, got {n_candidates!r}")
     supernet, strategy, log = train_weight_sharing(method, data, epochs, C, N, batch_size, seed, progress,
-                                                  **options)
+                                                  stem_stride, **options)
     evaluator = WeightSharingEvaluator(supernet, data, batch_size=batch_size)
     rows, spent, clock = [], 0.0, time.perf_counter()
     for k, cell in enumerate(tqdm(candidates(strategy, n_candidates), desc="score candidates",
