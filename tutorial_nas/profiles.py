@@ -33,7 +33,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                       train_epochs=3),
         "oneshot": dict(epochs=3, batch_size=128, eval_cells=30, controller_steps=50, train_epochs=1,
                         early_epoch=1, predictor_cells=200, proxy_batch=64, morph_steps=2, morph_children=3),
-        "compare": dict(seeds=30, budget_s=12000, trials=100),
+        "compare": dict(seeds=10, budget_s=12000, trials=100,
+                        strategies=("random", "regularized", "reinforce", "bo")),
         "future": dict(epochs=2, latency_cells=20, search_cycles=100),
     },
     "cpu": {
@@ -46,7 +47,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                       train_epochs=5),
         "oneshot": dict(epochs=10, batch_size=128, eval_cells=100, controller_steps=100, train_epochs=1,
                         early_epoch=1, predictor_cells=300, proxy_batch=64, morph_steps=4, morph_children=4),
-        "compare": dict(seeds=100, budget_s=12000, trials=100),
+        "compare": dict(seeds=50, budget_s=12000, trials=100,
+                        strategies=("random", "regularized", "reinforce", "bo")),
         "future": dict(epochs=5, latency_cells=100, search_cycles=300),
     },
     "gpu": {
@@ -59,7 +61,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                       train_epochs=20),
         "oneshot": dict(epochs=50, batch_size=256, eval_cells=200, controller_steps=200, train_epochs=2,
                         early_epoch=2, predictor_cells=500, proxy_batch=128, morph_steps=8, morph_children=8),
-        "compare": dict(seeds=100, budget_s=12000, trials=100),
+        "compare": dict(seeds=100, budget_s=12000, trials=100,
+                        strategies=("random", "regularized", "reinforce", "bo")),
         "future": dict(epochs=20, latency_cells=200, search_cycles=500),
     },
 }
