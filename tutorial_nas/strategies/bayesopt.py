@@ -20,7 +20,7 @@ what the model believes against exploring where it is unsure.
 Only the space's ``sample``, ``mutate``, ``encode`` and ``key`` are used, so any space with an encoding works.
 The ensemble is trained full-batch, all members at once as batched matrices, once per round of
 ``retrain_every`` results, and each round's pool serves all its proposals: 100 evaluations on the tabular
-benchmark cost about a second.
+benchmark cost about 0.3 s of CPU. Five members of width 20, as in BANANAS.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class BANANAS(Strategy):
 
     def __init__(self, space, seed: int = 0, n_init: int = 10, pool_size: int = 100, n_parents: int = 10,
                  random_fraction: float = 0.2, acquisition: str = "its", retrain_every: int = 10,
-                 members: int = 5, hidden: int = 32, steps: int = 150, beta: float = 1.0):
+                 members: int = 5, hidden: int = 20, steps: int = 100, beta: float = 1.0):
         super().__init__(space, seed)
         check_choice("acquisition", acquisition, ACQUISITIONS)
         for kind, value in (("n_init", n_init), ("pool_size", pool_size), ("n_parents", n_parents),
