@@ -42,7 +42,7 @@ def test_unknown_profile_and_size_are_clear_errors(monkeypatch):
     with pytest.raises(NASInputError, match="unknown profile 'huge'"):
         get_profile()
     with pytest.raises(NASInputError, match="has no size 'nope'"):
-        get_profile("ci").chain.nope
+        _ = get_profile("ci").chain.nope
 
 
 def test_setup_prints_the_choice_and_seeds(capsys):

@@ -75,26 +75,20 @@ def _data_for(profile, section: str, dataset: str | None):
 
 
 def _evaluator(space, args, profile):
-    from .evaluators import BenchmarkLookup, FullTraining
-    from .train import TrainConfig
+    from .evaluators import BenchmarkLookup, training_from_profile
 
     if space.name == "nb201" and args.evaluator in (None, "bench"):
         return BenchmarkLookup(space)
     if args.evaluator == "bench":
         raise NASInputError(f"the benchmark covers the nb201 space only, not {space.name!r}")
-    section = {"nb201": "cell"}.get(space.name, space.name)
-    sizes = getattr(profile, section).as_dict()
-    data = _data_for(profile, section, args.data)
-    epochs = sizes.pop("epochs", profile.train.epochs)
-    config = TrainConfig(epochs=epochs, batch_size=profile.train.batch_size, lr=profile.train.lr)
-    model_sizes = {k: v for k, v in sizes.items() if k not in ("dataset", "image_size", "budget", "max_layers",
-                                                               "filters")}
-    return FullTraining(space, data, config, **model_sizes)
+    return training_from_profile(space, profile, dataset=args.data)
 
 
-def _space(name: str, profile):
+def _space(name: str, profile, strategy: str | None = None):
     from .spaces import make_space
 
+    if name == "chain" and strategy == "genetic":  # Genetic CNN encodes its networks as bit strings
+        return make_space("genetic", nodes=tuple(profile.chain.genetic_nodes))
     if name == "chain":
         c = profile.chain
         return make_space("chain", max_layers=c.max_layers, filters=tuple(c.filters))
@@ -116,7 +110,7 @@ def cmd_search(args) -> None:
         data = _data_for(profile, "chain", args.data)
         history = morphism_search(data, seed=args.seed, progress=progress)
     else:
-        space = _space(args.space, profile)
+        space = _space(args.space, profile, args.strategy)
         budget = args.budget or (profile.chain.budget if args.space == "chain" else 100)
         history = search(space, args.strategy, _evaluator(space, args, profile), budget, seed=args.seed,
                          checkpoint=os.path.join(args.resume or args.checkpoint, "search.json")

@@ -114,3 +114,29 @@ class BenchmarkLookup(Evaluator):
         r = self.bench.query(self.space.to_str(arch), epoch=self.epoch)
         return Result(valid_acc=r["valid_acc"], test_acc=r["test_acc"], cost_s=r["train_seconds"],
                       params=r["params"], flops=r["flops"], curve=list(r["valid_curve"]))
+
+
+def training_from_profile(space: SearchSpace, profile, dataset: str | None = None,
+                          progress: bool = False) -> FullTraining:
+    """Full training with the recipe of ``profile`` for ``space`` (its data, epochs, batch size, model sizes).
+
+    Chain and DARTS spaces read their own profile sections; the NAS-Bench-201 cell is trained with the
+    recipe of the shipped benchmark, so a trained cell and a looked-up cell can be compared.
+    """
+    from .data import load_dataset
+
+    if space.name == "nb201":
+        from .bench import Recipe
+
+        r = Recipe()
+        s = {**profile.cell.as_dict(), "epochs": r.epochs, "batch_size": r.batch_size, "lr": r.lr}
+    else:
+        section = {"genetic": "chain"}.get(space.name, space.name)
+        s = getattr(profile, section).as_dict()
+        s.setdefault("epochs", s.get("train_epochs", profile.train.epochs))
+        s.setdefault("batch_size", profile.train.batch_size)
+        s.setdefault("lr", profile.train.lr)
+    data = load_dataset(dataset or s["dataset"], image_size=s.get("image_size"), device=profile.device)
+    config = TrainConfig(epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"])
+    sizes = {k: s[k] for k in ("C", "N", "stem_stride", "layers") if k in s}
+    return FullTraining(space, data, config, progress=progress, **sizes)

@@ -112,7 +112,7 @@ def load_checkpoint(path) -> dict:
     except FileNotFoundError:
         raise NASInputError(f"no checkpoint at {path}; start without resume to create one") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise NASInputError(f"checkpoint {path} is truncated or not a checkpoint; delete it to start over")
+        raise NASInputError(f"checkpoint {path} is truncated or not a checkpoint; delete it to start over") from None
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION or "rows" not in payload:
         raise NASInputError(f"checkpoint {path} is from another version of tutorial_nas "
                             f"(expected version {CHECKPOINT_VERSION}); delete it to start over")

@@ -85,6 +85,102 @@ def draw_layers(labels: list, skips: list = ()) -> graphviz.Digraph:
     return dot
 
 
+def draw_chain(arch) -> graphviz.Digraph:
+    """A network of the chain space: every layer with the layers it reads (the image when it reads none);
+    the layers nobody reads are concatenated into the output, as Zoph & Le's networks do."""
+    from .spaces.chain import consumers
+
+    dot = _digraph("chain")
+    dot.attr(rankdir="TB")
+    dot.node("image", fillcolor=_INPUT)
+    for i, layer in enumerate(arch):
+        pool = "" if layer.pool == "none" else f"\\n{layer.pool}"
+        dot.node(f"L{i}", label=f"{i}: conv{layer.kernel}x{layer.kernel}, {layer.filters}{pool}", fillcolor=_NODE)
+        for j in layer.inputs or ("image",):
+            src = j if j == "image" else f"L{j}"
+            dot.edge(src, f"L{i}", style="solid" if j == "image" or j == i - 1 else "dashed")
+    dot.node("output", label="concat, pool, linear", fillcolor=_OUTPUT)
+    for i, readers in enumerate(consumers(arch)):
+        if not readers:
+            dot.edge(f"L{i}", "output")
+    return dot
+
+
+def draw_genetic(arch) -> graphviz.Digraph:
+    """A Genetic CNN network: per stage the input node, the connected nodes of the bit string, the output
+    node; stages joined by pooling."""
+    from .spaces.genetic import stage_edges
+
+    dot = _digraph("genetic")
+    prev = "image"
+    dot.node("image", fillcolor=_INPUT)
+    for s, bits in enumerate(arch):
+        K = next(k for k in range(2, 20) if k * (k - 1) // 2 == len(bits))
+        edges = stage_edges(bits, K)
+        active = sorted({n for e in edges for n in e})
+        with dot.subgraph(name=f"cluster_{s}") as sub:
+            sub.attr(label=f"stage {s + 1} ({''.join(map(str, bits))})", style="dashed")
+            sub.node(f"s{s}in", label="in", fillcolor=_INPUT)
+            sub.node(f"s{s}out", label="out", fillcolor=_OUTPUT)
+            for n in active:
+                sub.node(f"s{s}n{n}", label=f"{n}", fillcolor=_NODE)
+        dot.edge(prev, f"s{s}in", label="pool" if s else "")
+        for i, j in edges:
+            dot.edge(f"s{s}n{i}", f"s{s}n{j}")
+        for n in active:
+            if not any(j == n for _, j in edges):
+                dot.edge(f"s{s}in", f"s{s}n{n}")
+            if not any(i == n for i, _ in edges):
+                dot.edge(f"s{s}n{n}", f"s{s}out")
+        if not active:
+            dot.edge(f"s{s}in", f"s{s}out")
+        prev = f"s{s}out"
+    dot.node("output", label="pool, linear", fillcolor=_OUTPUT)
+    dot.edge(prev, "output")
+    return dot
+
+
+def draw_search_loop() -> graphviz.Digraph:
+    """The loop of Part I: a controller proposes, the candidate is trained and validated, the ranking feeds
+    back; at the end the best network meets the test set once."""
+    dot = _digraph("loop")
+    dot.node("space", label="search space\\n(operations, connections)", fillcolor=_INPUT)
+    dot.node("controller", label="controller / strategy", fillcolor=_NODE)
+    dot.node("train", label="train candidate\\n(training split)", fillcolor=_NODE)
+    dot.node("valid", label="rank on\\nvalidation split", fillcolor=_NODE)
+    dot.node("test", label="best network:\\ntest split, once", fillcolor=_OUTPUT)
+    dot.edge("space", "controller")
+    dot.edge("controller", "train", label="architecture")
+    dot.edge("train", "valid")
+    dot.edge("valid", "controller", label="reward / fitness", style="dashed")
+    dot.edge("valid", "test", label="budget spent")
+    return dot
+
+
+def plot_histories(histories: dict, x: str = "step", ax=None, title: str | None = None):
+    """Validation accuracy of every evaluated candidate (dots) and the best so far (line), per strategy.
+
+    ``histories`` maps a strategy name to its History; ``x`` is ``"step"`` (trained candidates) or
+    ``"spent_s"`` (seconds charged)."""
+    import matplotlib.pyplot as plt
+
+    check_choice("x axis", x, ("step", "spent_s"))
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4))
+    for k, (name, h) in enumerate(histories.items()):
+        colour = f"C{k}"
+        xs = h[x] + (1 if x == "step" else 0)
+        ax.scatter(xs, h["valid_acc"], s=12, alpha=0.4, color=colour)
+        ax.step(xs, h["best_valid_acc"], where="post", color=colour, label=name)
+    ax.set_xlabel("trained candidates" if x == "step" else "seconds charged")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return fig if fig is not None else ax.figure
+
+
 def alpha_heatmap(alphas, ops, edge_labels, ax=None, title: str | None = None):
     """The softmaxed architecture weights (rows: edges, columns: ops) as an annotated heatmap."""
     import matplotlib.pyplot as plt

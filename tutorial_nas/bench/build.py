@@ -37,12 +37,13 @@ class Recipe:
     C: int = 8
     N: int = 1
     stem_stride: int = 2
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 0.05
+    train_images: int = 1000
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 0.2
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    augment: bool = True
+    augment: bool = False
     split_seed: int = 0
     multi_seed_cells: int = 500
     seeds: int = 3
@@ -77,7 +78,16 @@ _WORKER: dict = {}
 def _init_worker(recipe: Recipe, threads: int) -> None:
     torch.set_num_threads(threads)
     _WORKER["recipe"] = recipe
-    _WORKER["data"] = load_dataset(recipe.dataset, image_size=recipe.image_size, seed=recipe.split_seed)
+    _WORKER["data"] = recipe_data(recipe)
+
+
+def recipe_data(recipe: Recipe):
+    """The recipe's data: the fixed splits, with the training split cut to ``train_images`` (the same
+    images for every cell and seed)."""
+    data = load_dataset(recipe.dataset, image_size=recipe.image_size, seed=recipe.split_seed)
+    if recipe.train_images and recipe.train_images < len(data.train_y):
+        data = data.subset(recipe.train_images / len(data.train_y), seed=recipe.split_seed)
+    return data
 
 
 def train_cell(job: tuple) -> dict:
