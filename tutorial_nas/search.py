@@ -133,11 +133,12 @@ def _result_from_row(row: dict) -> Result:
 
 
 def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, resume: bool = False,
-           progress: bool = True, executor=None, seed: int = 0, **strategy_options) -> pd.DataFrame:
+           progress: bool = True, executor=None, seed: int = 0, callback=None, **strategy_options) -> pd.DataFrame:
     """Run ``strategy`` on ``space`` until ``budget`` is spent; return the History (a DataFrame).
 
     ``strategy`` is a Strategy object or a name from ``tutorial_nas.strategies.STRATEGIES`` (built with
-    ``seed`` and ``strategy_options``). ``executor="ray"`` evaluates candidates as Ray tasks.
+    ``seed`` and ``strategy_options``). ``callback(rows)`` is called after every evaluation with the rows so
+    far (a live plot uses it).
     """
     from .strategies import make_strategy
 
@@ -162,11 +163,9 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
     elif path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    if executor is not None:
-        from .parallel import run_parallel
-
-        return run_parallel(space, strategy, evaluator, budget, rows, meta, path, progress, executor)
-
+    if executor not in (None, "local"):
+        raise NASInputError(f"unknown executor {executor!r}; candidates are evaluated in this process "
+                            "(executor=None or 'local')")
     spent = rows[-1]["spent_s"] if rows else 0.0
     bar = tqdm(total=budget.total, initial=len(rows) if budget.evaluations else spent, disable=not progress,
                desc=f"{strategy.name} search", unit="eval" if budget.evaluations else "s")
@@ -181,6 +180,8 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
         rows.append(_row(len(rows), space.to_str(arch), result, spent, time.perf_counter() - start))
         if path is not None:
             _write_atomic(path, {"version": CHECKPOINT_VERSION, "meta": meta, "rows": rows})
+        if callback is not None:
+            callback(rows)
         bar.update(1 if budget.evaluations else result.cost_s)
         bar.set_postfix(best=f"{max(r['valid_acc'] for r in rows):.2f}")
     bar.close()

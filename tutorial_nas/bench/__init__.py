@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +114,12 @@ class Benchmark:
 
 
 def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> Benchmark:
-    """Load table ``name`` once per process (later calls return the same object); verify its checksum."""
-    directory = Path(directory) if directory is not None else DATA_DIR
+    """Load table ``name`` once per process (later calls return the same object); verify its checksum.
+
+    ``directory`` defaults to ``TUTORIAL_NAS_BENCH_DIR`` when set (a table built elsewhere), else the tables
+    shipped inside the package.
+    """
+    directory = Path(directory or os.environ.get("TUTORIAL_NAS_BENCH_DIR") or DATA_DIR)
     key = (str(directory.resolve()), name)
     if key in _LOADED:
         return _LOADED[key]

@@ -1,0 +1,179 @@
+"""The NAS-Bench-201 cell space and the shipped tabular benchmark."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tutorial_nas import NASInputError
+from tutorial_nas.bench import load_benchmark
+from tutorial_nas.cli import main
+from tutorial_nas.ops import NB201_OPS
+from tutorial_nas.spaces import cell
+
+EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+# --- the space ------------------------------------------------------------------------------------------
+def test_all_cells_round_trip_through_the_arch_string():
+    cells = cell.all_cells()
+    assert len(cells) == 15625 == len(set(cells))
+    for i, c in enumerate(cells):
+        assert cell.parse(cell.to_str(c)) == c
+        assert cell.index(c) == i and cell.from_index(i) == c
+
+
+def test_the_example_string_reads_as_the_reference_says():
+    c = cell.parse(EXAMPLE)
+    assert c == ("nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect")
+    assert cell.to_str(c) == EXAMPLE
+
+
+def test_isomorphism_counts_match_the_published_ones():
+    assert len(cell.unique_cells("autodl")) == 6466  # AutoDL's to_unique_str(consider_zero=True)
+    assert len(cell.unique_cells("drop_zero")) == 5390
+    assert sum(not cell.is_connected(c) for c in cell.all_cells()) == 341
+
+
+def test_isomorphic_cells_share_a_representative():
+    a = cell.parse("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|")
+    b = cell.parse("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|")
+    c = cell.parse("|none~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|")
+    assert cell.canonical(a) == cell.canonical(c)  # node 1 is never read: its op does not matter
+    assert cell.canonical(a) != cell.canonical(b)
+    rep = cell.canonical(b)
+    assert cell.canonical(rep) == rep and cell.index(rep) <= cell.index(b)
+
+
+def test_every_cell_has_24_distinct_neighbours():
+    rng = np.random.default_rng(0)
+    for i in rng.integers(0, 15625, 200):
+        c = cell.from_index(int(i))
+        nbrs = cell.neighbours(c)
+        assert len(nbrs) == 24 == len(set(nbrs))
+        assert all(sum(x != y for x, y in zip(c, n)) == 1 for n in nbrs)
+
+
+def test_encodings():
+    c = cell.parse(EXAMPLE)
+    onehot, path = cell.encode_onehot(c), cell.encode_path(c)
+    assert onehot.shape == (30,) and onehot.sum() == 6
+    assert path.shape == (100,)
+    # paths 0->3 (skip), 0->1->3 (conv3, conv3), 0->2->3 (conv3, skip), 0->1->2->3 (conv3, pool, skip)
+    assert path.sum() == 4
+    empty = cell.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert cell.encode_path(empty).sum() == 0
+
+
+@pytest.mark.parametrize("bad", ["", "|nor_conv_3x3~0|", EXAMPLE.replace("~1|+", "~0|+"),
+                                 EXAMPLE.replace("nor_conv_3x3", "conv_3x3"), "|a~0|+|b~0|c~1|", 42,
+                                 EXAMPLE + "+|none~0|"])
+def test_malformed_arch_strings_name_the_expected_form(bad):
+    with pytest.raises(NASInputError, match=r"\|op~0\|\+|NAS-Bench-201 operation|must be a str"):
+        cell.parse(bad)
+
+
+def test_every_cell_builds_a_network_that_runs_forward():
+    x = torch.randn(2, 1, 4, 4)
+    with torch.no_grad():
+        for c in cell.all_cells():
+            net = cell.NB201Network(c, num_classes=3, in_channels=1, C=2, N=1).eval()
+            assert net(x).shape == (2, 3)
+
+
+def test_skeleton_has_three_stages_of_N_cells():
+    net = cell.NB201Network(cell.parse(EXAMPLE), 10, 3, C=4, N=2)
+    assert sum(isinstance(m, cell.Cell) for m in net.cells) == 6
+    assert sum(isinstance(m, cell.ResidualReduction) for m in net.cells) == 2
+    assert net(torch.randn(1, 3, 16, 16)).shape == (1, 10)
+
+
+# --- the benchmark --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark()
+
+
+def test_the_table_covers_every_class(bench):
+    stats = bench.stats()
+    assert stats["n_cells"] == 15625 and stats["n_unique"] == 5390
+    assert stats["complete"] and stats["n_trained"] == 5390
+    for arch in [cell.to_str(c) for c in cell.all_cells()[::97]]:
+        r = bench.query(arch)
+        assert 0 <= r["valid_acc"] <= 100 and 0 <= r["test_acc"] <= 100 and r["train_seconds"] > 0
+        assert r["params"] > 0 and len(r["valid_curve"]) == bench.epochs
+
+
+def test_isomorphic_twins_get_the_same_record(bench):
+    twin_a = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
+    twin_b = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
+    a, b = bench.query(twin_a), bench.query(twin_b)
+    assert a["arch"] == twin_a and b["arch"] == twin_b
+    assert {k: v for k, v in a.items() if k != "arch"} == {k: v for k, v in b.items() if k != "arch"}
+
+
+def test_the_ranking_says_more_about_the_cell_than_the_seed(bench):
+    seeds = bench.seeds()
+    assert len(seeds) >= 100 and {"valid_acc_seed0", "valid_acc_seed2"} <= set(seeds.columns)
+    tau = bench.stats()["seed_kendall_tau"]
+    assert tau > 0.4
+    conv = bench.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+                       "nor_conv_3x3~2|")
+    empty = bench.query("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert conv["test_acc"] > empty["test_acc"] + 30  # a disconnected cell learns nothing
+
+
+def test_low_fidelity_queries_read_an_earlier_epoch(bench):
+    full, early = bench.query(EXAMPLE), bench.query(EXAMPLE, epoch=1)
+    assert early["valid_acc"] == full["valid_curve"][0]
+    assert early["train_seconds"] == pytest.approx(full["train_seconds"] / bench.epochs)
+    with pytest.raises(NASInputError, match="epoch"):
+        bench.query(EXAMPLE, epoch=bench.epochs + 1)
+    with pytest.raises(NASInputError, match="expected the form"):
+        bench.query("|conv~0|")
+
+
+def test_a_damaged_table_is_refused(tmp_path):
+    from tutorial_nas.bench.table import DATA_DIR
+
+    for suffix in (".npz", ".json"):
+        shutil.copy(DATA_DIR / f"nb201_mnist5k{suffix}", tmp_path / f"t{suffix}")
+    blob = bytearray((tmp_path / "t.npz").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (tmp_path / "t.npz").write_bytes(bytes(blob))
+    with pytest.raises(NASInputError, match="checksum"):
+        load_benchmark("t", directory=tmp_path)
+    with pytest.raises(NASInputError, match="no benchmark table"):
+        load_benchmark("missing", directory=tmp_path)
+
+
+def test_the_shipped_table_is_small():
+    from tutorial_nas.bench.table import DATA_DIR
+
+    assert (DATA_DIR / "nb201_mnist5k.npz").stat().st_size < 10 * 2**20
+
+
+def test_cli_query_and_stats(capsys):
+    assert main(["bench", "query", EXAMPLE, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"arch", "valid_acc", "test_acc", "train_seconds", "params", "flops"} <= set(out)
+    assert main(["bench", "stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert {"n_cells", "n_unique", "best_arch", "best_test_acc", "seed_kendall_tau", "recipe"} <= set(stats)
+    assert stats["n_cells"] == 15625
+    assert main(["bench", "query", "|nope~0|", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected the form" in err
+
+
+def test_benchmark_lookup_searches_charge_the_recorded_seconds(bench):
+    from tutorial_nas.evaluators import BenchmarkLookup
+    from tutorial_nas.search import search
+
+    space = cell.NB201Space()
+    h = search(space, "random", BenchmarkLookup(space, bench), 20, seed=0, progress=False)
+    assert len(h) == 20
+    assert h["cost_s"].tolist() == [bench.query(a)["train_seconds"] for a in h["arch"]]
+    assert set(NB201_OPS) >= {op for a in h["arch"] for op in cell.parse(a)}

@@ -1,0 +1,56 @@
+"""The repository's promises about itself: one dependency list, badges from one URL, the two commands."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+from tutorial_nas import REPOSITORY
+from tutorial_nas.notebooks import CHAPTERS, chapter_table, colab_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip().strip('"'), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_names_the_packages_of_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    pip_lines = re.findall(r'^\s+- "([^"]+)"\s*$', (ROOT / "environment.yml").read_text(), flags=re.M)
+    listed = {_name(r) for r in pip_lines if not r.startswith("-e")}
+    assert listed == wanted
+    assert "graphviz" in (ROOT / "environment.yml").read_text()  # the dot binary, from conda
+
+
+def test_dependencies_have_lower_bounds_only():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for req in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        assert ">=" in req and "==" not in req and "<" not in req.replace("<=", ""), req
+
+
+def test_readme_badges_come_from_the_one_repository_url():
+    readme = (ROOT / "README.md").read_text()
+    assert chapter_table() in readme
+    for filename, _ in CHAPTERS.values():
+        assert colab_url(filename) in readme
+
+
+def test_each_notebook_opens_with_its_badge_and_installs_from_the_same_url():
+    for filename, _ in CHAPTERS.values():
+        path = ROOT / "notebooks" / filename
+        if not path.exists():
+            continue
+        nb = json.loads(path.read_text())
+        first_md = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+        assert colab_url(filename) in "".join(first_md["source"])
+        setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        assert f"git+{REPOSITORY}" in "".join(setup["source"])
+
+
+def test_the_two_commands_are_in_the_readme_and_ci_calls_the_test_one():
+    readme = (ROOT / "README.md").read_text()
+    assert "./course lab" in readme and "./course test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "./course test" in ci
