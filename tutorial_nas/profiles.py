@@ -40,7 +40,10 @@ PROFILES: dict[str, dict[str, dict]] = {
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=2, oneshot_epochs=1,
                         oneshot_candidates=10, oneshot_batch_size=64, oneshot_dataset="digits",
                         oneshot_image_size=8, oneshot_stem_stride=1),
-        "future": dict(epochs=2, latency_cells=20, search_cycles=100),
+        "future": dict(trick_cells=1, tricks=("baseline", "label_smoothing"), longer=2, cutout_size=4,
+                       darts_epochs=2, darts_fraction=0.5, ws_epochs=2, ws_cells=8, ws_batch=64,
+                       forget_cells=3, forget_epochs=1, latency_cells=12, latency_repeats=5,
+                       search_cycles=40),
     },
     "cpu": {
         "data": dict(dataset="mnist5k", image_size=14),
@@ -58,7 +61,10 @@ PROFILES: dict[str, dict[str, dict]] = {
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=3, oneshot_epochs=2,
                         oneshot_candidates=30, oneshot_batch_size=64, oneshot_dataset="mnist5k",
                         oneshot_image_size=14, oneshot_stem_stride=2),
-        "future": dict(epochs=5, latency_cells=100, search_cycles=300),
+        "future": dict(trick_cells=4, tricks=("baseline", "augment", "cutout", "label_smoothing", "longer", "all"),
+                       longer=2, cutout_size=4, darts_epochs=20, darts_fraction=1.0, ws_epochs=8, ws_cells=30,
+                       ws_batch=64, forget_cells=8, forget_epochs=4, latency_cells=100, latency_repeats=20,
+                       search_cycles=300),
     },
     "gpu": {
         "data": dict(dataset="cifar10", image_size=32),
@@ -75,7 +81,10 @@ PROFILES: dict[str, dict[str, dict]] = {
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=5, oneshot_epochs=10,
                         oneshot_candidates=100, oneshot_batch_size=64, oneshot_dataset="mnist5k",
                         oneshot_image_size=14, oneshot_stem_stride=2),
-        "future": dict(epochs=20, latency_cells=200, search_cycles=500),
+        "future": dict(trick_cells=8, tricks=("baseline", "augment", "cutout", "label_smoothing", "longer", "all"),
+                       longer=3, cutout_size=4, darts_epochs=50, darts_fraction=1.0, ws_epochs=30, ws_cells=100,
+                       ws_batch=64, forget_cells=20, forget_epochs=8, latency_cells=200, latency_repeats=50,
+                       search_cycles=500),
     },
 }
 
