@@ -3,7 +3,8 @@
     tutorial-nas info [--json]
     tutorial-nas train --space nb201 --arch ARCH [--epochs E] [--json]
     tutorial-nas search --space chain --strategy reinforce --budget 20 [--seed S] [--json]
-    tutorial-nas compare --space nb201 --strategies random,evolution --seeds 30 --budget 12000s --out DIR
+    tutorial-nas compare --space nb201 --strategies random,reinforce,evolution,bo,darts,gdas,rsws --seeds 30 \
+        --budget 230s --out DIR
     tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
     tutorial-nas notebook run CHAPTER [--profile P]
 
@@ -176,7 +177,14 @@ def cmd_train(args) -> None:
 def cmd_compare(args) -> None:
     from .compare import run_cli_compare
 
-    _emit(run_cli_compare(args), args.json)
+    out = run_cli_compare(args)
+    lines = [f"{len(out['strategies'])} strategies x {out['seeds']} seeds (one-shot: {out['oneshot_seeds']}), "
+             f"budget {out['budget']}, best cell {out['best_test_acc']:.2f} ({out['seconds']:.0f} s)"]
+    for name, r in out["results"].items():
+        p = "" if r["p_vs_random"] is None or r["p_vs_random"] != r["p_vs_random"] else f"  p={r['p_vs_random']:.3g}"
+        lines.append(f"  {name:12s} {r['mean_test_acc']:6.2f} +- {r['std_test_acc'] or 0:.2f}{p}")
+    lines.append("wrote " + ", ".join(out["files"].values()))
+    _emit(out, args.json, "\n".join(lines))
 
 
 def cmd_bench(args) -> None:
@@ -238,9 +246,10 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", parents=[common], help="strategies x seeds x budget on the benchmark")
     c.add_argument("--space", default="nb201", choices=["nb201"])
-    c.add_argument("--strategies", default="random,reinforce,evolution,bo")
-    c.add_argument("--seeds", type=int, default=30)
-    c.add_argument("--budget", default="12000s")
+    c.add_argument("--strategies", default="random,reinforce,evolution,bo",
+                   help="comma list of random, reinforce, evolution, bo, darts, gdas, rsws")
+    c.add_argument("--seeds", type=int, help="seeds per strategy (default: the profile's)")
+    c.add_argument("--budget", help="seconds charged per run, e.g. 230s (default: the profile's)")
     c.add_argument("--out", default="compare_out")
 
     b = sub.add_parser("bench", parents=[common], help="the tabular benchmark")

@@ -222,3 +222,145 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
             "rank_valid": int((valid > row["valid_acc"]).sum()) + 1, "cells": len(frame),
             "percentile": float(100 * (test < row["test_acc"]).mean()),
             "best_test_acc": float(test.max()), "gap_to_best": float(test.max() - row["test_acc"])}
+
+
+def plot_final(df: pd.DataFrame, ax=None):
+    """The final test accuracy of every run: a box per strategy with each seed as a dot, and the space's
+    ceiling (the best cell of the benchmark) as a dashed line."""
+    import matplotlib.pyplot as plt
+
+    final = df.sort_values("step").groupby(["strategy", "seed"], sort=False).tail(1)
+    order = final.groupby("strategy")["best_test_acc"].mean().sort_values(ascending=False).index.tolist()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    values = [final.loc[final["strategy"] == s, "best_test_acc"].to_numpy() for s in order]
+    ax.boxplot(values, showfliers=False)
+    ax.set_xticks(range(1, len(order) + 1), order)
+    jitter = np.random.default_rng(0)
+    for i, v in enumerate(values, start=1):
+        ax.scatter(i + jitter.uniform(-0.15, 0.15, len(v)), v, s=10, alpha=0.6, color="tab:blue", zorder=3)
+    ceiling = df.attrs.get("best_test_acc")
+    if ceiling is not None and np.isfinite(ceiling):
+        ax.axhline(ceiling, color="k", linestyle="--", linewidth=1, label=f"best cell ({ceiling:.2f})")
+        ax.legend(fontsize=8, loc="lower left")
+    ax.set(ylabel="final test accuracy (%)", title="Final test accuracy of each run (one dot per seed)")
+    return ax
+
+
+# -- the one-shot families (GO and weight sharing) ---------------------------------------------------------
+ONESHOT = {"darts": "DARTS (first order) on the NAS-Bench-201 supernet",
+           "gdas": "GDAS (Gumbel sampling of one path)",
+           "rsws": "random search with weight sharing (uniformly sampled paths, then scored)"}
+# the names of the command line and the notebook -> the strategy registry (EA is regularized evolution)
+ALIASES = {"evolution": "regularized"}
+
+
+def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progress: bool = False) -> list:
+    """One History per seed of a one-shot ``method`` (``ONESHOT``) on the NAS-Bench-201 supernet.
+
+    Sizes come from the profile's ``compare`` section (``oneshot_epochs``, ``oneshot_candidates``, its data
+    set); the derived cells are looked up in ``bench`` (valid_acc / test_acc), and every run is charged
+    the wall seconds it took here, supernet training included.
+    """
+    from .data import load_dataset
+    from .oneshot.darts import darts_search
+    from .oneshot.supernet import weight_sharing_search
+    from .profiles import get_profile
+
+    if method not in ONESHOT:
+        raise NASInputError(f"unknown one-shot method {method!r}; choose from: {', '.join(ONESHOT)}")
+    profile = profile or get_profile()
+    s = profile.compare
+    if bench is None:
+        from .bench import load_benchmark
+
+        bench = load_benchmark()
+    if data is None:
+        data = load_dataset(s.oneshot_dataset, image_size=s.oneshot_image_size, device=profile.device)
+    runs = []
+    for seed in _seeds(seeds):
+        if method == "rsws":
+            history = weight_sharing_search(method="spos", data=data, epochs=s.oneshot_epochs, C=profile.cell.C,
+                                            N=profile.cell.N, batch_size=s.oneshot_batch_size, seed=seed,
+                                            n_candidates=s.oneshot_candidates, bench=bench, progress=progress,
+                                            stem_stride=s.oneshot_stem_stride)
+        else:
+            history = darts_search(space="nb201", data=data, method=method, epochs=s.oneshot_epochs,
+                                   C=profile.cell.C, N=profile.cell.N, batch_size=s.oneshot_batch_size,
+                                   seed=seed, progress=progress, bench=bench)
+        history.attrs["seed"] = seed
+        runs.append(history)
+    return runs
+
+
+def parse_strategies(text) -> tuple:
+    """``"random,evolution,darts"`` -> (discrete registry names, one-shot names), in the order given."""
+    from .strategies import STRATEGIES as REGISTRY
+
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
+    names = [n for n in names if n]
+    allowed = sorted({*STRATEGIES, *ALIASES, *ONESHOT})
+    unknown = [n for n in names if ALIASES.get(n, n) not in REGISTRY and n not in ONESHOT]
+    if not names or unknown:
+        raise NASInputError(f"unknown strategies {unknown or names}; choose from: {', '.join(allowed)}")
+    discrete = list(dict.fromkeys(ALIASES.get(n, n) for n in names if n not in ONESHOT))
+    return discrete, list(dict.fromkeys(n for n in names if n in ONESHOT))
+
+
+def run_cli_compare(args) -> dict:
+    """``tutorial-nas compare``: run the comparison, write ``compare.csv``, ``final_table.csv``, ``anytime.png``
+    and ``final_accuracy.png`` into ``args.out``, and return a JSON-able summary.
+
+    Discrete strategies run ``args.seeds`` seeds under ``args.budget``; one-shot methods run
+    ``min(seeds, profile.compare.oneshot_seeds)`` seeds, each charged its wall seconds.
+    """
+    import time
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .bench import load_benchmark
+    from .profiles import get_profile
+    from .spaces import make_space
+
+    if args.space != "nb201":
+        raise NASInputError(f"compare runs on the benchmark's space 'nb201', not {args.space!r}")
+    discrete, oneshot = parse_strategies(args.strategies)
+    profile = get_profile(args.profile)
+    seeds = profile.compare.seeds if args.seeds is None else args.seeds
+    if not isinstance(seeds, int) or seeds < 1:
+        raise NASInputError(f"--seeds must be a whole number of at least 1, got {seeds!r}")
+    budget = Budget.parse(args.budget if args.budget is not None else f"{profile.compare.budget_s}s")
+    progress, start = not args.json, time.perf_counter()
+    bench = load_benchmark()
+    if discrete:
+        df = compare(make_space("nb201"), discrete, seeds, budget, bench=bench, progress=progress)
+    else:
+        df = pd.DataFrame(columns=COLUMNS)
+        df.attrs.update(space="nb201", budget=str(budget), best_test_acc=bench.best_test_acc)
+    oneshot_seeds = min(seeds, profile.compare.oneshot_seeds)
+    for method in oneshot:
+        df = add_oneshot(df, method, oneshot_runs(method, oneshot_seeds, profile, bench, progress=progress))
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = final_table(df)
+    files = {"table": out / "compare.csv", "final_table": out / "final_table.csv",
+             "anytime": out / "anytime.png", "final_accuracy": out / "final_accuracy.png"}
+    df.to_csv(files["table"], index=False)
+    table.to_csv(files["final_table"])
+    for key, plot in (("anytime", plot_anytime), ("final_accuracy", plot_final)):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        plot(df, ax=ax)
+        fig.tight_layout()
+        fig.savefig(files[key], dpi=120)
+        plt.close(fig)
+    results = {s: {"seeds": int(r["seeds"]), "mean_test_acc": r["mean_test_acc"], "std_test_acc": r["std_test_acc"],
+                   "mean_regret": r["mean_regret"], "p_vs_random": r["p_vs_random"]} for s, r in table.iterrows()}
+    return {"space": "nb201", "profile": profile.name, "strategies": discrete + oneshot, "seeds": seeds,
+            "oneshot_seeds": oneshot_seeds if oneshot else 0, "budget": str(budget),
+            "best_test_acc": bench.best_test_acc, "results": results,
+            "files": {k: str(v) for k, v in files.items()}, "seconds": time.perf_counter() - start}

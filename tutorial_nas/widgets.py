@@ -45,3 +45,45 @@ def search_panel(make_run: dict, budgets=(4, 8, 16, 32), default_budget: int | N
     button.on_click(run)
     panel = widgets.VBox([widgets.HBox([strategy, budget, seed_box, button]), out])
     return panel
+
+
+def anytime_panel(bench, strategies=None, seeds: int = 5, budget_s: float | None = None):
+    """A panel that reruns the comparison on the benchmark and redraws the anytime curves (look-ups only, so
+    seconds, not hours): tick strategies, pick the budget (seconds charged) and the number of seeds.
+
+    ``budget_s`` defaults to 100 times the benchmark's mean training seconds per cell.
+    """
+    from .compare import STRATEGIES, compare, plot_anytime
+    from .spaces import make_space
+
+    mean_cost = float(bench.frame()["train_seconds"].mean())
+    budget_s = budget_s or round(100 * mean_cost)
+    options = sorted({int(round(budget_s * f)) for f in (0.25, 0.5, 1, 2, 4)})
+    picks = widgets.SelectMultiple(options=list(strategies or STRATEGIES), value=("random", "regularized"),
+                                   description="strategies", rows=4)
+    budget = widgets.SelectionSlider(options=options, value=int(round(budget_s)), description="budget (s)")
+    n_seeds = widgets.IntSlider(value=seeds, min=2, max=50, description="seeds")
+    button = widgets.Button(description="compare", button_style="primary")
+    out = widgets.Output()
+    space = make_space("nb201")
+
+    def run(_):
+        if not picks.value:
+            with out:
+                out.clear_output()
+                print("tick at least one strategy")
+            return
+        button.disabled = True
+        try:
+            df = compare(space, list(picks.value), n_seeds.value, f"{budget.value}s", bench=bench, progress=False)
+            fig, ax = plt.subplots(figsize=(7, 4))
+            plot_anytime(df, ax=ax)
+            plt.close(fig)
+            with out:
+                out.clear_output(wait=True)
+                display(fig)
+        finally:
+            button.disabled = False
+
+    button.on_click(run)
+    return widgets.VBox([widgets.HBox([picks, widgets.VBox([budget, n_seeds, button])]), out])
