@@ -4,7 +4,7 @@
     tutorial-nas train --space nb201 --arch ARCH [--epochs E] [--json]
     tutorial-nas search --space chain --strategy reinforce --budget 20 [--seed S] [--json]
     tutorial-nas compare --space nb201 --strategies random,reinforce,evolution,bo,darts,gdas,rsws --seeds 30 \
-        --budget 230s --out DIR
+        --budget 140s --out DIR
     tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
     tutorial-nas notebook run CHAPTER [--profile P]
 
@@ -249,7 +249,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--strategies", default="random,reinforce,evolution,bo",
                    help="comma list of random, reinforce, evolution, bo, darts, gdas, rsws")
     c.add_argument("--seeds", type=int, help="seeds per strategy (default: the profile's)")
-    c.add_argument("--budget", help="seconds charged per run, e.g. 230s (default: the profile's)")
+    c.add_argument("--budget", help="seconds charged per run, e.g. 140s (default: the profile's)")
     c.add_argument("--out", default="compare_out")
 
     b = sub.add_parser("bench", parents=[common], help="the tabular benchmark")

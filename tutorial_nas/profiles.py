@@ -35,8 +35,8 @@ PROFILES: dict[str, dict[str, dict]] = {
         "oneshot": dict(epochs=2, batch_size=128, eval_cells=20, controller_steps=30, train_epochs=1,
                         early_epoch=1, predictor_cells=200, proxy_batch=64, morph_steps=2, morph_children=3,
                         morph_epochs=1),
-        # budget_s: about 100 x the benchmark's mean training seconds per cell (2.3 s): ~100 look-ups a run
-        "compare": dict(seeds=6, budget_s=230, trials=100,
+        # budget_s: about 100 x the shipped table's mean training seconds per cell (1.40 s): ~100 look-ups a run
+        "compare": dict(seeds=6, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=2, oneshot_epochs=1,
                         oneshot_candidates=10, oneshot_batch_size=64, oneshot_dataset="digits",
@@ -58,7 +58,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "oneshot": dict(epochs=10, batch_size=128, eval_cells=100, controller_steps=100, train_epochs=1,
                         early_epoch=1, predictor_cells=300, proxy_batch=64, morph_steps=4, morph_children=4,
                         morph_epochs=1),
-        "compare": dict(seeds=100, budget_s=230, trials=100,
+        "compare": dict(seeds=100, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=3, oneshot_epochs=2,
                         oneshot_candidates=30, oneshot_batch_size=64, oneshot_dataset="mnist5k",
@@ -79,7 +79,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "oneshot": dict(epochs=50, batch_size=256, eval_cells=200, controller_steps=200, train_epochs=2,
                         early_epoch=2, predictor_cells=500, proxy_batch=128, morph_steps=8, morph_children=8,
                         morph_epochs=2),
-        "compare": dict(seeds=100, budget_s=230, trials=100,
+        "compare": dict(seeds=100, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=5, oneshot_epochs=10,
                         oneshot_candidates=100, oneshot_batch_size=64, oneshot_dataset="mnist5k",
