@@ -150,8 +150,8 @@ def _oneshot(args, profile, progress):
     o, c = profile.oneshot, profile.cell
     data = _data_for(profile, "cell", args.data)
     return weight_sharing_search(method=method, data=data, epochs=o.epochs, C=c.C, N=c.N,
-                                 batch_size=o.batch_size, seed=args.seed, n_candidates=o.eval_cells,
-                                 bench=load_benchmark(), progress=progress)
+                                 stem_stride=c.stem_stride, batch_size=o.batch_size, seed=args.seed,
+                                 n_candidates=o.eval_cells, bench=load_benchmark(), progress=progress)
 
 
 def cmd_train(args) -> None:
