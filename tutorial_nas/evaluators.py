@@ -46,7 +46,7 @@ class Evaluator(ABC):
 
     @abstractmethod
     def evaluate(self, arch) -> Result:
-        ...
+        """Score ``arch``: its validation (and test) accuracy and the seconds to charge for it."""
 
 
 class FullTraining(Evaluator):

@@ -35,7 +35,7 @@ from ..errors import NASInputError, check_choice, check_positive
 from ..evaluators import Evaluator, Result
 from ..ops import NB201_OPS, nb201_op
 from ..search import history_frame
-from ..spaces.cell import EDGES, NB201Space, ResidualReduction, to_str
+from ..spaces.cell import EDGES, NB201Space, skeleton, to_str
 from ..strategies.random_search import RandomSearch
 from ..strategies.reinforce import Reinforce
 from ..train import evaluate
@@ -66,16 +66,8 @@ class Supernet(nn.Module):
 
     def __init__(self, num_classes: int, in_channels: int = 3, C: int = 16, N: int = 5, stem_stride: int = 1):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(C))
-        layers, c = [], C
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(SuperCell(c) for _ in range(N))
+        self.stem, layers, self.head = skeleton(SuperCell, num_classes, in_channels, C, N, stem_stride)
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(c, num_classes))
         self.cell = ("nor_conv_3x3",) * len(EDGES)
 
     def forward(self, x, cell=None):

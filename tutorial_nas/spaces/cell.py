@@ -203,6 +203,19 @@ class ResidualReduction(nn.Module):
         return self.b(self.a(x)) + self.shortcut(x)
 
 
+def skeleton(make_cell, num_classes: int, in_channels: int, C: int, N: int, stem_stride: int = 1):
+    """The NAS-Bench-201 macro skeleton around ``make_cell(channels)``: (stem, list of layers, head)."""
+    stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(C))
+    layers, c = [], C
+    for stage in range(3):
+        if stage > 0:
+            layers.append(ResidualReduction(c, 2 * c))
+            c *= 2
+        layers.extend(make_cell(c) for _ in range(N))
+    head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+    return stem, layers, head
+
+
 class NB201Network(nn.Module):
     """The NAS-Bench-201 skeleton: stem, three stages of N cells at C, 2C, 4C channels joined by residual
     reduction blocks, then BN-ReLU, global average pooling and a linear classifier."""
@@ -210,16 +223,8 @@ class NB201Network(nn.Module):
     def __init__(self, cell: tuple, num_classes: int, in_channels: int = 3, C: int = 16, N: int = 5,
                  stem_stride: int = 1):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, stem_stride, 1, bias=False), nn.BatchNorm2d(C))
-        layers, c = [], C
-        for stage in range(3):
-            if stage > 0:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(Cell(cell, c) for _ in range(N))
+        self.stem, layers, self.head = skeleton(lambda c: Cell(cell, c), num_classes, in_channels, C, N, stem_stride)
         self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(c, num_classes))
 
     def forward(self, x):
         return self.head(self.cells(self.stem(x)))
