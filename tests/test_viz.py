@@ -58,3 +58,20 @@ def test_alpha_heatmaps_are_figures():
     assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.get_title()]) == 3
     with pytest.raises(NASInputError):
         alpha_heatmaps_over_epochs(history, epochs=[9])
+
+
+def test_space_explorer_redraws_the_sample_for_the_chosen_seed(capsys):
+    from tutorial_nas.spaces import make_space
+    from tutorial_nas.widgets import space_explorer
+
+    space = make_space("chain", max_layers=4, filters=(8, 16))
+    first, second = (space.to_str(space.sample(np.random.default_rng(s))) for s in (3, 4))
+    assert first != second
+    slider, _ = space_explorer(space, seed=3).children  # outside a kernel the output area prints to stdout
+    assert first in capsys.readouterr().out
+    slider.value = 4
+    shown = capsys.readouterr().out
+    assert second in shown and "digraph" in shown
+    assert space_explorer(make_space("nb201")).children[0].value == 0
+    with pytest.raises(NASInputError, match="no drawing"):
+        space_explorer(make_space("darts"))

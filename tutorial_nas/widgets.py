@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import display
 
+from . import viz
+from .errors import NASInputError
 from .search import history_frame, search
 from .viz import plot_histories
 
@@ -87,3 +90,28 @@ def anytime_panel(bench, strategies=None, seeds: int = 5, budget_s: float | None
 
     button.on_click(run)
     return widgets.VBox([widgets.HBox([picks, widgets.VBox([budget, n_seeds, button])]), out])
+
+
+def space_explorer(space, seed: int = 0, draw=None):
+    """Sample architectures of ``space`` with a slider: the string, the size of the network and its drawing.
+
+    ``draw`` turns an architecture into something displayable (default: :func:`viz.draw_chain` for chain
+    spaces, :func:`viz.draw_genetic` for Genetic CNN, :func:`viz.draw_nb201` for cells).
+    """
+    if draw is None:
+        draw = {"chain": viz.draw_chain, "genetic": viz.draw_genetic, "nb201": viz.draw_nb201}.get(space.name)
+        if draw is None:
+            raise NASInputError(f"no drawing for the space {space.name!r}; pass draw=, a function arch -> figure")
+    seed_slider = widgets.IntSlider(value=seed, min=0, max=999, description="sample seed")
+    out = widgets.Output()
+
+    def show(change=None):
+        arch = space.sample(np.random.default_rng(seed_slider.value))
+        with out:
+            out.clear_output(wait=True)
+            print(space.to_str(arch))
+            display(draw(arch))
+
+    seed_slider.observe(show, names="value")
+    show()
+    return widgets.VBox([seed_slider, out])
