@@ -128,3 +128,16 @@ def test_bad_input_is_refused(bench):
         C.compare(SPACE, ["random"], seeds=0, budget=5, bench=bench, progress=False)
     with pytest.raises(NASInputError):
         C.baseline_rank(bench, "|conv~0|")
+
+
+def test_thread_count_changes_nothing_but_speed_and_is_restored(small, bench):
+    import torch
+
+    before = torch.get_num_threads()
+    with C.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    run = dict(seeds=2, budget=30, bench=bench, progress=False)
+    one = C.compare(SPACE, ["reinforce"], threads=1, **run)
+    assert torch.get_num_threads() == before
+    pd.testing.assert_frame_equal(one, C.compare(SPACE, ["reinforce"], threads=None, **run))

@@ -21,8 +21,11 @@ One-shot methods (DARTS, GDAS, random search with weight sharing) do not run thr
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from .errors import NASInputError
@@ -57,14 +60,30 @@ def _tidy(history: pd.DataFrame, strategy: str, seed: int, best_test: float, cos
     return out
 
 
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` intra-op threads, then restore the previous number.
+
+    The strategies' own models (an LSTM of 64 units, an ensemble of small MLPs) are far too small to gain from
+    several threads; on a CPU that is busy with anything else, the threads mostly wait for each other.
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, evaluator_factory=None,
-            strategy_options: dict | None = None, progress: bool = True) -> pd.DataFrame:
+            strategy_options: dict | None = None, progress: bool = True, threads: int | None = 1) -> pd.DataFrame:
     """Run every strategy with every seed under ``budget``; return one tidy DataFrame (``COLUMNS``).
 
     Candidates are scored by looking them up in ``bench`` (the shipped benchmark when neither ``bench`` nor
     ``evaluator_factory`` is given), or by ``evaluator_factory(space)``, called afresh for every run. The
     regret is measured from the benchmark's best test accuracy; without a benchmark, from the best test
     accuracy any run found. ``strategy_options`` maps a strategy name to its constructor's options.
+    ``threads``: torch threads while the runs go (one by default, see :func:`torch_threads`; None leaves it).
     """
     from .strategies import STRATEGIES as REGISTRY
 
@@ -84,12 +103,13 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
 
     runs = []
     bar = tqdm(total=len(strategies) * len(seeds), disable=not progress, desc="compare", unit="run")
-    for name in strategies:
-        for seed in seeds:
-            history = search(space, name, evaluator_factory(space), budget, progress=False, seed=seed,
-                             **options.get(name, {}))
-            runs.append(_tidy(history, name, seed, best_test))
-            bar.update(1)
+    with torch_threads(threads if threads is not None else torch.get_num_threads()):
+        for name in strategies:
+            for seed in seeds:
+                history = search(space, name, evaluator_factory(space), budget, progress=False, seed=seed,
+                                 **options.get(name, {}))
+                runs.append(_tidy(history, name, seed, best_test))
+                bar.update(1)
     bar.close()
     df = pd.concat(runs, ignore_index=True)
     if np.isnan(best_test):  # no table to read the optimum from: measure from the best any run found

@@ -36,7 +36,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                         early_epoch=1, predictor_cells=200, proxy_batch=64, morph_steps=2, morph_children=3,
                         morph_epochs=1),
         # budget_s: about 100 x the shipped table's mean training seconds per cell (1.40 s): ~100 look-ups a run
-        "compare": dict(seeds=6, budget_s=140, trials=100,
+        "compare": dict(seeds=30, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=2, oneshot_epochs=1,
                         oneshot_candidates=10, oneshot_batch_size=64, oneshot_dataset="digits",
