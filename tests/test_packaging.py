@@ -26,8 +26,17 @@ def test_environment_yml_names_the_packages_of_pyproject():
 
 def test_dependencies_have_lower_bounds_only():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for req in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    extras = [r for reqs in project["optional-dependencies"].values() for r in reqs]
+    for req in project["dependencies"] + extras:
         assert ">=" in req and "==" not in req and "<" not in req.replace("<=", ""), req
+
+
+def test_the_ray_extra_is_declared_and_installed_for_the_tests():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert [_name(r) for r in project["optional-dependencies"]["ray"]] == ["ray"]
+    course = (ROOT / "course").read_text()
+    assert re.search(r'test\)\s+setup dev,ray;', course)  # CI runs the Ray tests on a local instance
+    assert re.search(r'lab\)\s+setup dev;', course)  # the lab stays light
 
 
 def test_readme_badges_come_from_the_one_repository_url():

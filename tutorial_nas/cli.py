@@ -3,6 +3,7 @@
     tutorial-nas info [--json]
     tutorial-nas train --space nb201 --arch ARCH [--epochs E] [--json]
     tutorial-nas search --space chain --strategy reinforce --budget 20 [--seed S] [--json]
+        [--checkpoint DIR | --resume DIR] [--executor ray [--address ADDR] [--gpus-per-trial G]]
     tutorial-nas compare --space nb201 --strategies random,reinforce,evolution,bo,darts,gdas,rsws --seeds 30 \
         --budget 140s --out DIR
     tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
@@ -28,6 +29,22 @@ ONESHOT = {"darts": ("darts", "darts"), "darts2": ("darts", "darts2"), "gdas": (
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2
         raise NASInputError(f"{self.prog}: {message}")
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters (from what was typed) shown escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _seed(text: str) -> int:
+    """A seed: a whole number from 0 to 2**63 - 1 (what numpy's and torch's generators accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2**63 - 1, got {text!r}")
+    return value
 
 
 def _clean(value):
@@ -96,6 +113,17 @@ def _space(name: str, profile, strategy: str | None = None):
     return make_space(name)
 
 
+def _executor(args):
+    """Where the candidates of a search are evaluated: here, or as Ray tasks (``--executor ray``)."""
+    from .parallel import RayExecutor
+
+    if args.executor != "ray":
+        if args.address is not None or args.gpus_per_trial is not None:
+            raise NASInputError("--address and --gpus-per-trial go with --executor ray")
+        return None
+    return RayExecutor(address=args.address, gpus_per_trial=args.gpus_per_trial)
+
+
 def cmd_search(args) -> None:
     from .profiles import get_profile, seed_everything
     from .search import best, search
@@ -103,6 +131,10 @@ def cmd_search(args) -> None:
     profile = get_profile(args.profile)
     seed_everything(args.seed)
     progress = not args.json
+    executor = _executor(args)
+    if executor is not None and (args.strategy in ONESHOT or args.strategy == "morphism"):
+        raise NASInputError(f"--executor ray spreads the candidates of an ask/tell strategy; {args.strategy} "
+                            "trains one network at a time in this process")
     if args.strategy in ONESHOT:
         history = _oneshot(args, profile, progress)
     elif args.strategy == "morphism":
@@ -116,7 +148,7 @@ def cmd_search(args) -> None:
         history = search(space, args.strategy, _evaluator(space, args, profile), budget, seed=args.seed,
                          checkpoint=os.path.join(args.resume or args.checkpoint, "search.json")
                          if (args.resume or args.checkpoint) else None,
-                         resume=bool(args.resume), progress=progress)
+                         resume=bool(args.resume), progress=progress, executor=executor)
     out = {"space": args.space, "strategy": args.strategy, "seed": args.seed, "best": best(history),
            "history": [{"arch": r.arch, "valid_acc": r.valid_acc, "cost_s": r.cost_s,
                         "test_acc": r.test_acc} for r in history.itertuples()]}
@@ -231,17 +263,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--space", default="chain", choices=["chain", "nb201", "darts"])
     s.add_argument("--strategy", default="random")
     s.add_argument("--budget", help="evaluations (20) or seconds charged (600s, 10m, 2h)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--data", help="data set (default: the profile's)")
     s.add_argument("--evaluator", choices=["bench", "train"], help="nb201: look up (default) or train")
     s.add_argument("--checkpoint", help="directory for a resumable checkpoint")
     s.add_argument("--resume", help="continue the search checkpointed in this directory")
+    s.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="evaluate candidates in this process (default) or as Ray tasks")
+    s.add_argument("--address", help="with --executor ray: the cluster (auto, head:6379); default: a local "
+                                     "Ray instance")
+    s.add_argument("--gpus-per-trial", type=float, help="with --executor ray: GPUs per candidate (0.5 shares one)")
 
     t = sub.add_parser("train", parents=[common], help="train one architecture")
     t.add_argument("--space", default="nb201", choices=["chain", "nb201", "darts"])
     t.add_argument("--arch", required=True)
     t.add_argument("--epochs", type=float)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--data")
 
     c = sub.add_parser("compare", parents=[common], help="strategies x seeds x budget on the benchmark")
@@ -286,7 +323,7 @@ def main(argv=None) -> int:
         COMMANDS[args.command](args)
         return 0
     except NASInputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; a checkpointed run continues with --resume", file=sys.stderr)

@@ -74,6 +74,11 @@ class Dataset:
     def device(self) -> torch.device:
         return self.train_x.device
 
+    def to(self, device) -> "Dataset":
+        """The same data on ``device``."""
+        tensors = ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y")
+        return replace(self, **{k: getattr(self, k).to(device) for k in tensors})
+
     def subset(self, fraction: float, seed: int = 0) -> "Dataset":
         """The same data with only ``fraction`` of the training split (a low-fidelity evaluation)."""
         if not 0 < fraction <= 1:

@@ -12,10 +12,13 @@ Weight-sharing estimates live with the supernets in ``tutorial_nas.oneshot``.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, replace
+
+import torch
 
 from .data import Dataset
 from .errors import NASInputError
@@ -48,6 +51,20 @@ class Evaluator(ABC):
     def evaluate(self, arch) -> Result:
         """Score ``arch``: its validation (and test) accuracy and the seconds to charge for it."""
 
+    # Hooks for evaluations that run elsewhere (``tutorial_nas.parallel``): a cache kept where the search
+    # runs, and a move to the device a remote worker was given.
+    def cached(self, arch) -> Result | None:
+        """The result of ``arch`` if it is known without evaluating it (as ``evaluate`` would return it)."""
+        return None
+
+    def remember(self, arch, result: Result) -> None:
+        """Keep ``result``, computed elsewhere, so that ``cached`` knows it (an evaluator without a cache doesn't)."""
+        return None
+
+    def to(self, device) -> "Evaluator":
+        """This evaluator with its data and models on ``device`` (itself when it has none)."""
+        return self
+
 
 class FullTraining(Evaluator):
     """Train every candidate from scratch with one recipe; the cost is the wall time of that training.
@@ -68,17 +85,34 @@ class FullTraining(Evaluator):
         return self.space.to_model(arch, num_classes=self.data.num_classes,
                                    in_channels=self.data.in_channels, **self.model_sizes)
 
-    def evaluate(self, arch) -> Result:
+    def cached(self, arch) -> Result | None:
         key = self.space.key(arch)
         if self.cache and key in self._seen:
             return replace(self._seen[key], cost_s=0.0, info={**self._seen[key].info, "cached": True})
+        return None
+
+    def remember(self, arch, result: Result) -> None:
+        if not result.info.get("cached"):
+            self._seen[self.space.key(arch)] = result
+
+    def to(self, device) -> "FullTraining":
+        if torch.device(device) == self.data.device:
+            return self
+        moved = copy.copy(self)
+        moved.data = self.data.to(device)
+        return moved
+
+    def evaluate(self, arch) -> Result:
+        hit = self.cached(arch)
+        if hit is not None:
+            return hit
         start = time.perf_counter()
         model = self.build(arch).to(self.data.device)
         record = train(model, self.data, self.config, progress=self.progress)
         result = Result(valid_acc=record.final_valid_acc, test_acc=record.test_acc,
                         cost_s=time.perf_counter() - start, params=record.params, flops=record.flops,
                         curve=list(record.valid_acc))
-        self._seen[key] = result
+        self.remember(arch, result)
         return result
 
 

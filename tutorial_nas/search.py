@@ -7,6 +7,12 @@ evaluation that would overdraw the budget is not recorded, so no strategy is eve
 Every evaluation is appended to the History (one row each) and, when ``checkpoint`` is given, written to
 disk atomically. ``resume=True`` replays the recorded evaluations through a fresh strategy with the same
 seed (no training, no look-up) and then continues: the resumed run is the run that was interrupted.
+
+``executor="ray"`` (or a ``tutorial_nas.parallel.RayExecutor``) evaluates several candidates at once, as
+many as the cluster runs and the strategy can propose before it is told results (``strategy.parallel``).
+Results are told as they finish; the checkpoint records in which order, next to the asks that preceded
+each tell, so a resumed parallel search replays exactly what the strategy saw and evaluates again only the
+candidates that were in flight when it stopped.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from .errors import NASInputError
 from .evaluators import Evaluator, Result
 
 CHECKPOINT_VERSION = 1
+_MAX_IN_FLIGHT = 4096  # candidates evaluated at once, at most (a sanity bound when a checkpoint is read)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_EVALUATIONS = 10**15
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,11 @@ class Budget:
             return value
         if isinstance(value, bool):
             value = str(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 < value <= _MAX_EVALUATIONS:
+                return cls(evaluations=value)
+            value = str(value) if abs(value) < 10**100 else ("-" if value < 0 else "") + "9" * 100
+        if isinstance(value, float):
             value = str(value)
         text = str(value).strip().lower()
         m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
@@ -51,6 +63,8 @@ class Budget:
             raise NASInputError(f"budget {value!r} is not understood; write a count of evaluations (20) "
                                 "or a time charged to the search (600s, 10m, 2h)")
         number, unit = float(m.group(1)), m.group(2)
+        if not math.isfinite(number) or (not unit and number > _MAX_EVALUATIONS):
+            raise NASInputError(f"budget {value!r} is too large; no search runs that long")
         if number <= 0:
             raise NASInputError(f"budget must be above zero, got {value!r}")
         if unit:
@@ -111,8 +125,10 @@ def load_checkpoint(path) -> dict:
         payload = json.loads(path.read_text())
     except FileNotFoundError:
         raise NASInputError(f"no checkpoint at {path}; start without resume to create one") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise NASInputError(f"checkpoint {path} is truncated or not a checkpoint; delete it to start over") from None
+    except OSError as err:
+        raise NASInputError(f"cannot read the checkpoint {path}: {err.strerror or err}") from None
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION or "rows" not in payload:
         raise NASInputError(f"checkpoint {path} is from another version of tutorial_nas "
                             f"(expected version {CHECKPOINT_VERSION}); delete it to start over")
@@ -132,57 +148,123 @@ def _result_from_row(row: dict) -> Result:
                   params=row["params"], flops=row["flops"], curve=list(row.get("curve", [])))
 
 
+def _replay(path, payload: dict, space, strategy) -> tuple[list, list, list, int]:
+    """Tell a fresh strategy what the checkpointed run told it, in the same order, after the same asks.
+
+    Returns the rows, their ``[ticket, asks before the tell]`` order, the candidates asked for but never told
+    (in flight when the run stopped: they are evaluated again) and the number of asks made.
+    """
+    rows, order = payload["rows"], payload.get("order")
+    damaged = NASInputError(f"checkpoint {path} is damaged or not a checkpoint; delete it to start over")
+    if not isinstance(rows, list):
+        raise damaged
+    if order is None:  # written by one process: ask, tell, ask, tell ...
+        order = [[i, i + 1] for i in range(len(rows))]
+    if not isinstance(order, list) or len(order) != len(rows):
+        raise damaged
+    asked: list = []
+    told: set = set()
+    for i, (row, entry) in enumerate(zip(rows, order)):
+        if not (isinstance(row, dict) and isinstance(entry, list) and len(entry) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in entry)):
+            raise damaged
+        ticket, n_asked = entry
+        # each ask answered once; never more asks outstanding than any run keeps in flight
+        if not (len(asked) <= n_asked <= i + 1 + _MAX_IN_FLIGHT and 0 <= ticket < n_asked and ticket not in told):
+            raise damaged
+        if not all(isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
+                   for k in ("valid_acc", "test_acc", "cost_s", "spent_s", "params", "flops")):
+            raise damaged
+        while len(asked) < n_asked:
+            asked.append(strategy.ask())
+        arch = asked[ticket]
+        if space.to_str(arch) != row.get("arch"):
+            raise NASInputError(f"checkpoint {path} does not replay with this strategy and seed")
+        try:
+            strategy.tell(arch, _result_from_row(row))
+        except (KeyError, TypeError) as err:
+            raise NASInputError(f"checkpoint {path} is damaged ({type(err).__name__}: {err}); "
+                                "delete it to start over") from None
+        told.add(ticket)
+    lost = [(t, arch) for t, arch in enumerate(asked) if t not in told]
+    return list(rows), [list(o) for o in order], lost, len(asked)
+
+
 def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, resume: bool = False,
            progress: bool = True, executor=None, seed: int = 0, callback=None, **strategy_options) -> pd.DataFrame:
     """Run ``strategy`` on ``space`` until ``budget`` is spent; return the History (a DataFrame).
 
     ``strategy`` is a Strategy object or a name from ``tutorial_nas.strategies.STRATEGIES`` (built with
     ``seed`` and ``strategy_options``). ``callback(rows)`` is called after every evaluation with the rows so
-    far (a live plot uses it).
+    far (a live plot uses it). ``executor``: ``None``/``"local"`` (this process, one at a time), ``"ray"`` (a
+    local Ray instance) or an executor object such as ``RayExecutor(address="auto")``.
     """
+    from .parallel import make_executor
     from .strategies import make_strategy
 
     if isinstance(strategy, str):
         strategy = make_strategy(strategy, space, seed=seed, **strategy_options)
     budget = Budget.parse(budget)
+    executor = make_executor(executor)
     meta = {"space": space.name, "strategy": strategy.name, "seed": strategy.seed, "budget": str(budget),
             "evaluator": evaluator.name}
     rows: list = []
+    order: list = []  # per row: [ticket (the ask it answers, from 0), asks made before it was told]
+    lost: list = []  # (ticket, arch) asked before a stop but never told: evaluated first
+    n_asked = 0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and resume and path.exists():
         payload = load_checkpoint(path)
         same = lambda m: {k: v for k, v in m.items() if k != "budget"}  # noqa: E731 - a larger budget may resume
-        if same(payload["meta"]) != same(meta):
-            raise NASInputError(f"checkpoint {path} is of another search ({payload['meta']}), not {meta}")
-        for row in payload["rows"]:  # replay: the strategy sees exactly what it saw before
-            arch = strategy.ask()
-            if space.to_str(arch) != row["arch"]:
-                raise NASInputError(f"checkpoint {path} does not replay with this strategy and seed")
-            strategy.tell(arch, _result_from_row(row))
-            rows.append(row)
+        if not isinstance(payload.get("meta"), dict) or same(payload["meta"]) != same(meta):
+            raise NASInputError(f"checkpoint {path} is of another search ({payload.get('meta')}), not {meta}")
+        rows, order, lost, n_asked = _replay(path, payload, space, strategy)
     elif path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise NASInputError(f"cannot create the checkpoint folder {path.parent}: {err.strerror or err}") from None
 
-    if executor not in (None, "local"):
-        raise NASInputError(f"unknown executor {executor!r}; candidates are evaluated in this process "
-                            "(executor=None or 'local')")
     spent = rows[-1]["spent_s"] if rows else 0.0
+    executor.start(evaluator)
     bar = tqdm(total=budget.total, initial=len(rows) if budget.evaluations else spent, disable=not progress,
                desc=f"{strategy.name} search", unit="eval" if budget.evaluations else "s")
     start = time.perf_counter()
-    while budget.allows(len(rows), spent):
-        arch = strategy.ask()
-        result = evaluator.evaluate(arch)
-        if not budget.allows(len(rows), spent, result.cost_s):
-            break  # this evaluation would overdraw the budget: it is not charged and not recorded
-        strategy.tell(arch, result)
-        spent += result.cost_s
-        rows.append(_row(len(rows), space.to_str(arch), result, spent, time.perf_counter() - start))
-        if path is not None:
-            _write_atomic(path, {"version": CHECKPOINT_VERSION, "meta": meta, "rows": rows})
-        if callback is not None:
-            callback(rows)
-        bar.update(1 if budget.evaluations else result.cost_s)
-        bar.set_postfix(best=f"{max(r['valid_acc'] for r in rows):.2f}")
-    bar.close()
+    window = max(1, min(int(getattr(strategy, "parallel", 1)), executor.workers, _MAX_IN_FLIGHT))
+    pending: dict = {}  # ticket -> arch, being evaluated
+    try:
+        while True:
+            # keep every worker busy, never asking for more candidates than the budget has evaluations left
+            while len(pending) < window and budget.allows(len(rows) + len(pending), spent):
+                if lost:
+                    ticket, arch = lost.pop(0)
+                else:
+                    ticket, arch = n_asked, strategy.ask()
+                    n_asked += 1
+                pending[ticket] = arch
+                executor.submit(ticket, arch)
+            if not pending:
+                break
+            stop = False
+            for ticket, result in executor.wait():
+                arch = pending.pop(ticket)
+                if not budget.allows(len(rows), spent, result.cost_s):
+                    stop = True  # this evaluation would overdraw the budget: it is not charged and not recorded
+                    break
+                strategy.tell(arch, result)
+                spent += result.cost_s
+                rows.append(_row(len(rows), space.to_str(arch), result, spent, time.perf_counter() - start))
+                order.append([ticket, n_asked])
+                if path is not None:
+                    _write_atomic(path, {"version": CHECKPOINT_VERSION, "meta": meta, "rows": rows, "order": order})
+                if callback is not None:
+                    callback(rows)
+                bar.update(1 if budget.evaluations else result.cost_s)
+                bar.set_postfix(best=f"{max(r['valid_acc'] for r in rows):.2f}")
+            if stop:
+                break
+    finally:
+        executor.cancel()
+        executor.close()
+        bar.close()
     return history_frame(rows, meta)

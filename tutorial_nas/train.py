@@ -40,14 +40,14 @@ class TrainConfig:
     eval_batch_size: int = 1024
 
     def check(self) -> "TrainConfig":
-        if not isinstance(self.epochs, (int, float)) or self.epochs <= 0:
-            raise NASInputError(f"epochs must be above zero, got {self.epochs!r}; a budget of "
+        if not isinstance(self.epochs, (int, float)) or not 0 < self.epochs < math.inf:
+            raise NASInputError(f"epochs must be a finite number above zero, got {self.epochs!r}; a budget of "
                                 "zero or less trains nothing")
         if not isinstance(self.batch_size, int) or self.batch_size <= 0:
             raise NASInputError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not 0 < self.data_fraction <= 1:
             raise NASInputError(f"data_fraction must be in (0, 1], got {self.data_fraction!r}")
-        if self.lr <= 0:
+        if not 0 < self.lr < math.inf:
             raise NASInputError(f"lr must be above zero, got {self.lr!r}")
         return self
 

@@ -109,7 +109,7 @@ class Benchmark:
         return {"n_cells": nb201.N_CELLS, "n_unique": self.info["n_unique"], "n_trained": len(self),
                 "complete": self.info["complete"], "best_arch": self.best_arch,
                 "best_test_acc": self.best_test_acc, "seed_kendall_tau": agreement.get("tau_valid_acc"),
-                "seed_agreement": agreement, "recipe": self.recipe, "machine": self.info["machine"],
+                "seed_agreement": agreement, "recipe": self.recipe, "machine": self.info.get("machine"),
                 "built": self.info["packed"], "epochs": self.epochs}
 
 
@@ -117,25 +117,64 @@ def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> 
     """Load table ``name`` once per process (later calls return the same object); verify its checksum.
 
     ``directory`` defaults to ``TUTORIAL_NAS_BENCH_DIR`` when set (a table built elsewhere), else the tables
-    shipped inside the package.
+    shipped inside the package. A table that is damaged or from another version is refused with a clear error.
     """
     directory = Path(directory or os.environ.get("TUTORIAL_NAS_BENCH_DIR") or DATA_DIR)
-    key = (str(directory.resolve()), name)
-    if key in _LOADED:
-        return _LOADED[key]
     meta_path, npz_path = directory / f"{name}.json", directory / f"{name}.npz"
-    if not meta_path.exists() or not npz_path.exists():
+    try:
+        key = (str(directory.resolve()), name)
+        found = meta_path.is_file() and npz_path.is_file()
+    except (OSError, ValueError):  # a name the file system cannot hold (a NUL byte, too long)
+        found = False
+    if not found:
         raise NASInputError(f"no benchmark table {name!r} in {directory}; build one with "
                             "`tutorial-nas bench build --data mnist5k --out DIR` and pack it")
-    info = json.loads(meta_path.read_text())
-    blob = npz_path.read_bytes()
-    if verify and _sha256(blob) != info["sha256"]:
+    if key in _LOADED:
+        return _LOADED[key]
+    damaged = NASInputError(f"benchmark table {name!r} in {directory} is damaged or from another version of "
+                            "tutorial_nas; reinstall the package or rebuild the table")
+    try:
+        info = json.loads(meta_path.read_text())
+        blob = npz_path.read_bytes()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise damaged from None
+    if not isinstance(info, dict) or not all(isinstance(info.get(k), t) for k, t in _INFO.items()) \
+            or not isinstance(info.get("seed_agreement", {}), dict):
+        raise damaged
+    if verify and _sha256(blob) != info.get("sha256"):
         raise NASInputError(f"benchmark table {npz_path} does not match its checksum: the file is damaged; "
                             "reinstall the package or rebuild the table")
-    with np.load(io.BytesIO(blob)) as z:
-        arrays = {k: z[k] for k in z.files}
+    try:
+        with np.load(io.BytesIO(blob)) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception:  # a damaged archive fails in the zip, zlib or numpy format layers, each its own way
+        raise damaged from None
+    if not _consistent(arrays):
+        raise damaged
     _LOADED[key] = Benchmark(arrays, info)
     return _LOADED[key]
+
+
+_INFO = {"recipe": dict, "n_unique": int, "complete": bool, "packed": str}  # what a table's .json must hold
+_PER_CELL = ("test_acc", "train_seconds", "params", "flops")
+
+
+def _consistent(a: dict) -> bool:
+    """The arrays ``pack`` writes, with the shapes and ranges ``Benchmark`` relies on."""
+    try:
+        n = len(a["cells"])
+        return (a["cells"].ndim == 1 and n > 0 and a["row_of"].shape == (nb201.N_CELLS,)
+                and a["valid_curve"].ndim == 2 and a["valid_curve"].shape[0] == n and a["valid_curve"].shape[1] >= 1
+                and a["valid_loss_curve"].shape == a["valid_curve"].shape
+                and all(a[k].shape == (n,) for k in _PER_CELL)
+                and int(a["cells"].min()) >= 0 and int(a["cells"].max()) < nb201.N_CELLS
+                and int(a["row_of"].min()) >= -1 and int(a["row_of"].max()) < n
+                and a["multi_cells"].ndim == 1 and a["seeds_valid_acc"].ndim == 2
+                and a["seeds_test_acc"].shape == a["seeds_valid_acc"].shape
+                and a["seeds_valid_acc"].shape[0] == len(a["multi_cells"])
+                and all(np.issubdtype(a[k].dtype, np.integer) for k in ("cells", "row_of", "multi_cells")))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
 
 
 __all__ = ["Benchmark", "Recipe", "build", "load_benchmark", "pack"]

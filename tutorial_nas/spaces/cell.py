@@ -33,7 +33,7 @@ from .base import Decision, SearchSpace
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # (from, to), in arch-string order
 N_CELLS = len(NB201_OPS) ** len(EDGES)
 _OP_INDEX = {op: i for i, op in enumerate(NB201_OPS)}
-_NODE_RE = re.compile(r"^\|(?:[a-z0-9_]+~\d\|)+$")
+_NODE_RE = re.compile(r"\|(?:[a-z0-9_]+~[0-9]\|)+")  # used with fullmatch: no trailing newline slips through
 FORM = "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|"
 
 
@@ -48,7 +48,7 @@ def parse(text: str) -> tuple:
     if not isinstance(text, str):
         raise NASInputError(f"an arch string must be a str, got {type(text).__name__}")
     nodes = text.strip().split("+")
-    if len(nodes) != 3 or not all(_NODE_RE.match(n) for n in nodes):
+    if len(nodes) != 3 or not all(_NODE_RE.fullmatch(n) for n in nodes):
         raise NASInputError(f"malformed arch string {text!r}; expected the form {FORM} with ops from "
                             f"{', '.join(NB201_OPS)}")
     cell = []

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..errors import NASInputError
 from ..spaces.base import SearchSpace
 
 
@@ -20,6 +21,8 @@ class Strategy(ABC):
     parallel = 1
 
     def __init__(self, space: SearchSpace, seed: int = 0):
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise NASInputError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
         self.space, self.seed = space, int(seed)
         self.rng = np.random.default_rng(self.seed)
 
