@@ -8,6 +8,8 @@
         --budget 140s --out DIR
     tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
     tutorial-nas notebook run CHAPTER [--profile P]
+    tutorial-nas figures --out DIR [--profile P] [--only NAME,NAME]
+    tutorial-nas slides build [--out DIR] [--profile P] [--figures DIR] [--no-pdf] | slides fetch
 
 Exit status 0 on success; 2 with one line on stderr for bad input.
 """
@@ -243,6 +245,35 @@ def cmd_bench(args) -> None:
         _emit(bench.load_benchmark(args.name, args.table_dir).stats(), args.json)
 
 
+def cmd_figures(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .figures import write_figures
+
+    out = write_figures(args.out, args.profile, args.only)
+    files = {k: str(v) for k, v in out["files"].items()}
+    _emit({**out, "files": files, "numbers": str(out["numbers"])}, args.json,
+          "\n".join(f"{k:20s} {out['seconds'][k]:6.1f} s  {v}" for k, v in files.items())
+          + f"\nnumbers in {out['numbers']} ({out['profile']} profile)")
+
+
+def cmd_slides(args) -> None:
+    from . import slides
+
+    if args.action == "fetch":
+        path = slides.fetch(args.cache)
+        _emit({"reveal.js": str(path)}, args.json, f"reveal.js {slides.REVEAL_VERSION} in {path}")
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = slides.build(args.out or str(slides.SOURCE_DIR / "build"), profile=args.profile, figures=args.figures,
+                       pdf=not args.no_pdf, cache=args.cache)
+    _emit(out, args.json, "\n".join(f"{d['html']} ({d['slides']} slides)" + (f", {d['pdf']}" if "pdf" in d else "")
+                                     for d in out["decks"]) + f"\nbuilt into {out['out']} in {out['seconds']:.0f} s")
+
+
 def cmd_notebook(args) -> None:
     from .notebooks import run_notebook
 
@@ -305,11 +336,22 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("action", choices=["run"])
     n.add_argument("chapter", type=int, choices=[1, 2, 3, 4])
     n.add_argument("--timeout", type=int, default=3600)
+
+    f = sub.add_parser("figures", parents=[common], help="write the slides' figures and numbers.json")
+    f.add_argument("--out", required=True, help="folder for the PNG/SVG files and numbers.json")
+    f.add_argument("--only", help="comma list of figure names (default: all)")
+
+    sl = sub.add_parser("slides", parents=[common], help="build the decks to HTML and PDF, or fetch reveal.js")
+    sl.add_argument("action", choices=["build", "fetch"])
+    sl.add_argument("--out", help="build folder (default: slides/build)")
+    sl.add_argument("--figures", help="use figures already written by `tutorial-nas figures`")
+    sl.add_argument("--no-pdf", action="store_true", help="HTML only")
+    sl.add_argument("--cache", help="reveal.js cache (default: slides/.cache)")
     return p
 
 
 COMMANDS = {"info": cmd_info, "search": cmd_search, "train": cmd_train, "compare": cmd_compare,
-            "bench": cmd_bench, "notebook": cmd_notebook}
+            "bench": cmd_bench, "notebook": cmd_notebook, "figures": cmd_figures, "slides": cmd_slides}
 
 
 def main(argv=None) -> int:

@@ -45,6 +45,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                        darts_epochs=2, darts_fraction=0.5, ws_epochs=2, ws_cells=8, ws_batch=64,
                        forget_cells=3, forget_epochs=1, latency_cells=12, latency_repeats=5,
                        search_cycles=40),
+        # `tutorial-nas figures` (the slides' figures): the chapters' functions, ci well under a minute on 2 cores
+        "figures": dict(chain_candidates=2, darts_epochs=2,
+                        compare_strategies=("random", "regularized", "reinforce", "bo"), compare_seeds=6),
     },
     "cpu": {
         "data": dict(dataset="mnist5k", image_size=14),
@@ -67,6 +70,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                        longer=2, cutout_size=4, darts_epochs=20, darts_fraction=1.0, ws_epochs=8, ws_cells=30,
                        ws_batch=64, forget_cells=8, forget_epochs=4, latency_cells=100, latency_repeats=20,
                        search_cycles=300),
+        "figures": dict(chain_candidates=4, darts_epochs=4,
+                        compare_strategies=("random", "regularized", "reinforce", "bo"), compare_seeds=30),
     },
     "gpu": {
         "data": dict(dataset="cifar10", image_size=32),
@@ -88,6 +93,8 @@ PROFILES: dict[str, dict[str, dict]] = {
                        longer=3, cutout_size=4, darts_epochs=50, darts_fraction=1.0, ws_epochs=30, ws_cells=100,
                        ws_batch=64, forget_cells=20, forget_epochs=8, latency_cells=200, latency_repeats=50,
                        search_cycles=500),
+        "figures": dict(chain_candidates=10, darts_epochs=10,
+                        compare_strategies=("random", "regularized", "reinforce", "bo"), compare_seeds=100),
     },
 }
 

@@ -1,0 +1,504 @@
+"""The course's figures as files, computed by the package: what the slides show.
+
+    tutorial-nas figures --out DIR [--profile ci|cpu|gpu] [--only NAME,NAME]
+
+``write_figures`` calls the functions the chapters call (``viz``, ``compare``, ``literature``, ``hardware``,
+``oneshot.darts``, the benchmark), at the sizes of the profile (its ``figures`` section says how many
+candidates, epochs and seeds), and writes one file per figure: SVG for the graphviz drawings, PNG for the
+matplotlib plots. Next to them, ``numbers.json`` holds every number the slides quote, computed in the same run,
+plus the published results of ``literature.csv`` with their sources (``lit``), so a slide either shows a
+number this run measured or cites one from the table.
+
+In the ``ci`` profile the whole set takes well under a minute on two CPU cores; ``cpu`` is the size to
+teach from (minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NASInputError
+
+# name -> (tutorial part, what it shows). The order is the order of the slides.
+FIGURES = {
+    "search_loop": (1, "the loop of early NAS: propose, train, rank on validation, feed back"),
+    "chain_architecture": (1, "a network sampled from the global chain space (skip connections dashed)"),
+    "full_training": (1, "learning curves of fully trained chain candidates, measured here"),
+    "early_costs": (1, "search cost: this run extrapolated to CIFAR-10 beside the early papers (GPU-days)"),
+    "darts_cell": (2, "a normal cell of the DARTS space"),
+    "nb201_cell": (2, "the ResNet-like cell of the NAS-Bench-201 space"),
+    "darts_alphas": (2, "DARTS' softmaxed architecture weights on the NAS-Bench-201 supernet"),
+    "low_fidelity": (2, "low fidelity: accuracy after one epoch against the final test accuracy"),
+    "bench_distribution": (3, "the tabular benchmark: accuracy of every cell and what training it cost"),
+    "compare_anytime": (3, "strategies on the benchmark: mean regret against budget, confidence bands"),
+    "compare_final": (3, "strategies on the benchmark: final test accuracy per seed"),
+    "literature_cost": (3, "published CIFAR-10 results: error against search cost (GPU-days)"),
+    "latency_front": (4, "latency measured on this device against accuracy, and against FLOPs"),
+}
+
+
+def _plain(value):
+    """JSON-safe: numpy scalars to numbers, tuples to lists, NaN to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _markdown_table(rows: list, columns: list) -> str:
+    """A Markdown table of ``rows`` (dicts) with ``columns`` as ``(key, header, format)``; a missing or NaN
+    value is an empty cell."""
+    def cell(value, spec):
+        value = _plain(value)
+        return "" if value is None else format(value, spec)
+
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(cell(r.get(k), f) for k, _, f in columns) + " |" for r in rows]
+    return "\n".join([head, rule, *body])
+
+
+def literature_numbers() -> dict:
+    """The published results, keyed ``lit[table][method][column]``, with each row's ``source``."""
+    from . import literature as L
+
+    out = {}
+    for table, df in (("cifar10", L.load_cifar10()), ("imagenet", L.load_imagenet()),
+                      ("nb201", L.load_nb201_table())):
+        rows = {}
+        for rec in df.to_dict("records"):
+            key, k = rec["method"], 2
+            while key in rows:  # a method reported twice (ImageNet at two input sizes) keeps both
+                key, k = f"{rec['method']} #{k}", k + 1
+            rows[key] = {c: v for c, v in rec.items() if v == v}  # published N/A stays absent, never zero
+        out[table] = rows
+    cifar = L.load_cifar10()
+    out["claims"] = {"median_cost": str(L.median_cost_by_family(cifar)),
+                     "nas_vs_human": str(L.best_nas_vs_best_human(cifar)),
+                     "nas_vs_human_5m": str(L.best_nas_vs_best_human(cifar, max_params=5))}
+    nb = L.load_nb201_table()
+    out["nb201_md"] = _markdown_table(nb.to_dict("records"), [
+        ("family", "family", ""), ("method", "method", ""), ("search_s", "search (s)", ",.6g"),
+        ("c10_test", "CIFAR-10 test %", ".2f"), ("c10_test_std", "±", ".2f"),
+        ("in16_test", "ImageNet16-120 test %", ".2f")])
+    return out
+
+
+@dataclass
+class _Run:
+    """What several figures share, computed once: the profile, the benchmark, the searches."""
+
+    profile: object
+    numbers: dict = field(default_factory=dict)
+
+    @cached_property
+    def bench(self):
+        from .bench import load_benchmark
+
+        return load_benchmark()
+
+    @cached_property
+    def frame(self):
+        return self.bench.frame()
+
+    @cached_property
+    def chain(self):
+        """A random search of the chain space, every candidate fully trained (chapter 1's evaluator)."""
+        from .evaluators import training_from_profile
+        from .search import search
+        from .spaces import make_space
+
+        c = self.profile.chain
+        space = make_space("chain", max_layers=c.max_layers, filters=tuple(c.filters))
+        evaluator = training_from_profile(space, self.profile)
+        history = search(space, "random", evaluator, self.profile.figures.chain_candidates, seed=0, progress=False)
+        return space, evaluator, history
+
+    @cached_property
+    def comparison(self):
+        """Chapter 3's comparison on the benchmark, at the figures' strategies and seeds."""
+        from .compare import compare, final_table
+        from .spaces import make_space
+
+        f = self.profile.figures
+        df = compare(make_space("nb201"), list(f.compare_strategies), f.compare_seeds,
+                     f"{self.profile.compare.budget_s}s", bench=self.bench, progress=False)
+        return df, final_table(df)
+
+
+# -- one function per figure: returns a graphviz.Digraph or a matplotlib Figure, adds to run.numbers ---------
+def _search_loop(run):
+    from .viz import draw_search_loop
+
+    return draw_search_loop()
+
+
+def _chain_architecture(run):
+    from .spaces.chain import ChainSpace
+    from .viz import draw_chain
+
+    demo = ChainSpace(max_layers=4, filters=(8, 16, 32))  # chapter 1's drawing: the same space and seed
+    arch = demo.sample(np.random.default_rng(3))
+    run.numbers["chain"] = {"arch": demo.to_str(arch), "layers": len(arch),
+                            **{f"size_{n}": ChainSpace(max_layers=n, filters=(16, 32, 64)).size()
+                               for n in (2, 4, 6, 8)}}
+    return draw_chain(arch)
+
+
+def _full_training(run):
+    import matplotlib.pyplot as plt
+
+    from .costs import CIFAR10, at_cifar10_scale
+
+    space, evaluator, history = run.chain
+    c, data = run.profile.chain, evaluator.data
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, r in enumerate(history.itertuples()):
+        curve = list(r.curve)
+        ax.plot(range(1, len(curve) + 1), curve, "o-", color=f"C{k}",
+                label=f"candidate {k + 1}: {r.cost_s:.1f} s, test {r.test_acc:.1f} %")
+    chance = 100.0 / data.num_classes
+    ax.axhline(chance, color="gray", ls=":", label=f"chance ({chance:.0f} %)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)",
+           title=f"Every candidate trained from scratch: {c.dataset}, {c.epochs} epochs")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    mean_s, cifar_epochs, many = float(history["cost_s"].mean()), 50, 1000
+    cifar_s = at_cifar10_scale(mean_s, data, c.epochs, cifar_epochs)
+    run.numbers["full_training"] = {
+        "candidates": len(history), "dataset": c.dataset, "epochs": c.epochs, "mean_s": mean_s,
+        "train_images": len(data.train_y), "chance": chance,
+        "first_epoch_acc": float(np.mean([list(x)[0] for x in history["curve"]])),
+        "best_valid_acc": float(history["valid_acc"].max()), "cifar10_images": CIFAR10["train_images"],
+        "cifar10_epochs": cifar_epochs, "cifar10_hours": cifar_s / 3600, "many": many,
+        "cifar10_days_many": many * cifar_s / 86400}
+    return fig
+
+
+def _early_costs(run):
+    import matplotlib.pyplot as plt
+
+    from .costs import cost_table
+
+    _, evaluator, history = run.chain
+    table = cost_table({"random": history}, evaluator.data, epochs=run.profile.chain.epochs)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    colours = ["tab:blue" if "extrapolated" in u else "tab:red" for u in table["unit"]]
+    labels = [s.replace(" (this chapter)", f"\n({int(n)} candidates, this run)") if n == n and n else s
+              for s, n in zip(table["search"], table["candidates"])]
+    ax.barh(labels, table["cifar10_days"], color=colours)
+    ax.set_xscale("log")
+    ax.set_xlim(right=float(table["cifar10_days"].max()) * 10)  # room for the labels
+    ax.invert_yaxis()
+    ax.set(xlabel="search cost (days, log scale)", title="What full training costs")
+    for y, v in enumerate(table["cifar10_days"]):
+        ax.text(v, y, f" {v:,.0f}" if v >= 10 else f" {v:.2g}", va="center", fontsize=8)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color="tab:red", label="published (GPU-days)"),
+                       Patch(color="tab:blue", label="this run, extrapolated to CIFAR-10 (CPU-days)")],
+              fontsize=8, loc="lower right")
+    fig.tight_layout()
+    ours = table.iloc[0]
+    run.numbers["early_costs"] = {"ours_days": float(ours["cifar10_days"]), "ours_candidates": int(ours["candidates"])}
+    return fig
+
+
+def _darts_cell(run):
+    from .spaces.darts import DartsSpace
+    from .viz import draw_genotype
+
+    space = DartsSpace()
+    sampled = space.sample(np.random.default_rng(0))  # chapter 2's sample
+    run.numbers["darts_space"] = {"cell": space.size(pair=False), "pair": space.size(),
+                                  "genotype": space.to_str(sampled)}
+    return draw_genotype(sampled, "normal")
+
+
+def _nb201_cell(run):
+    from .compare import RESNET_CELL
+    from .ops import NB201_OPS
+    from .spaces import cell as nb201
+    from .spaces.cell import NB201Space
+    from .viz import draw_nb201
+
+    run.numbers["nb201"] = {"cells": nb201.N_CELLS, "classes": run.bench.stats()["n_unique"],
+                            "classes_autodl": len(nb201.unique_cells("autodl")),
+                            "size": NB201Space().size(), "edges": len(nb201.EDGES), "ops": len(NB201_OPS),
+                            "resnet": RESNET_CELL}
+    return draw_nb201(RESNET_CELL)
+
+
+def _darts_alphas(run):
+    """The last epoch's softmaxed alphas as a move away from uniform (percentage points), the derived op of each
+    edge boxed: on small runs the weights barely leave 1/K, and the figure shows by how little."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .compare import baseline_rank
+    from .data import load_dataset
+    from .oneshot.darts import darts_search
+    from .spaces.cell import parse
+
+    d, c = run.profile.darts, run.profile.cell
+    data = load_dataset(d.dataset, image_size=d.image_size, device=run.profile.device).subset(d.data_fraction)
+    start = time.perf_counter()
+    history = darts_search("nb201", data, method="darts", epochs=run.profile.figures.darts_epochs, C=c.C, N=c.N,
+                           batch_size=d.batch_size, seed=0, progress=False, bench=run.bench)
+    seconds = time.perf_counter() - start
+    last = history.iloc[-1]
+    ops, edges = history.attrs["ops"], history.attrs["edges"]
+    alphas = np.asarray(last["alphas"][history.attrs["cells"][0]], dtype=float)
+    move = 100 * (alphas - 1.0 / alphas.shape[1])
+    span = max(float(np.abs(move).max()), 1e-6)
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    im = ax.imshow(move, cmap="RdBu_r", vmin=-span, vmax=span, aspect="auto")
+    ax.set_xticks(range(len(ops)), ops, rotation=30, ha="right")
+    ax.set_yticks(range(len(edges)), edges)
+    for (r, k), v in np.ndenumerate(move):
+        ax.text(k, r, f"{v:+.2f}", ha="center", va="center", fontsize=8)
+    for r, op in enumerate(parse(last["arch"])):
+        ax.add_patch(Rectangle((ops.index(op) - 0.5, r - 0.5), 1, 1, fill=False, lw=2.5, color="black"))
+    ax.set_title(f"DARTS after {len(history)} epoch(s): softmax(alpha) - 1/{len(ops)}, "
+                 f"percentage points (box: derived op)", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    rank = baseline_rank(run.bench, last["arch"])
+    run.numbers["darts_run"] = {"epochs": len(history), "dataset": d.dataset, "seconds": seconds,
+                                "arch": last["arch"], "n_skip": int(last["n_skip"]), "max_move_pp": span,
+                                "test_acc": float(last["test_acc"]), "rank": rank["rank"],
+                                "cells": rank["cells"], "percentile": rank["percentile"]}
+    return fig
+
+
+def _low_fidelity(run):
+    import matplotlib.pyplot as plt
+    from scipy.stats import kendalltau
+
+    from .compare import baseline_rank
+    from .predictors import bench_evaluate_fn, successive_halving
+    from .spaces.cell import parse, to_str
+
+    bench, frame = run.bench, run.frame
+    arches = frame["arch"].tolist()
+    test = frame["test_acc"].to_numpy()
+    epochs = bench.epochs
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    taus = {}
+    for ax, epoch in zip(axes, (1, epochs)):
+        early = np.array([bench.query(a, epoch=epoch)["valid_acc"] for a in arches])
+        tau = float(kendalltau(early, test)[0])
+        taus[epoch] = tau
+        ax.scatter(early, test, s=3, alpha=0.3)
+        ax.set(xlabel=f"validation accuracy after epoch {epoch} (%)",
+               title=f"epoch {epoch} of {epochs}: Kendall tau {tau:.2f}")
+    axes[0].set_ylabel("final test accuracy (%)")
+    fig.suptitle(f"Low fidelity on the benchmark: {len(arches):,} cells")
+    fig.tight_layout()
+    halving = successive_halving([parse(a) for a in arches], bench_evaluate_fn(bench), 1, epochs, eta=3)
+    picked = baseline_rank(bench, to_str(halving.best))
+    run.numbers["low_fidelity"] = {
+        "cells": len(arches), "epochs": epochs, "tau_epoch1": taus[1], "tau_final": taus[epochs],
+        "halving_epochs": float(halving.log["budget"].sum()), "full_epochs": len(arches) * epochs,
+        "halving_share": float(halving.log["budget"].sum()) / (len(arches) * epochs),
+        "halving_rank": picked["rank"], "halving_test_acc": picked["test_acc"]}
+    return fig
+
+
+def _bench_distribution(run):
+    import matplotlib.pyplot as plt
+
+    from .compare import baseline_rank
+
+    bench, frame = run.bench, run.frame
+    stats, resnet = bench.stats(), baseline_rank(bench)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    axes[0].hist(frame["test_acc"], bins=60, color="tab:blue", alpha=0.8)
+    axes[0].axvline(resnet["test_acc"], color="black", ls="--", label=f"ResNet cell ({resnet['test_acc']:.2f})")
+    axes[0].axvline(stats["best_test_acc"], color="tab:red", label=f"best cell ({stats['best_test_acc']:.2f})")
+    axes[0].set(xlabel="test accuracy (%)", ylabel="cells", title=f"{len(frame):,} cells up to isomorphism")
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[1].scatter(frame["train_seconds"], frame["test_acc"], s=3, alpha=0.3)
+    axes[1].set(xlabel="seconds to train the cell", ylabel="test accuracy (%)", title="what each entry cost")
+    fig.tight_layout()
+    agreement = stats["seed_agreement"]
+    r = bench.recipe
+    run.numbers["bench"] = {
+        "n_cells": stats["n_cells"], "n_unique": stats["n_unique"], "n_trained": stats["n_trained"],
+        "best_test_acc": stats["best_test_acc"], "best_arch": stats["best_arch"],
+        "median_test_acc": float(frame["test_acc"].median()),
+        "q99_test_acc": float(frame["test_acc"].quantile(0.99)),
+        "mean_train_s": float(frame["train_seconds"].mean()),
+        "total_train_h": float(frame["train_seconds"].sum() / 3600),
+        "epochs": stats["epochs"], "dataset": r.get("dataset"), "image_size": r.get("image_size"),
+        "train_images": r.get("train_images"), "C": r.get("C"), "N": r.get("N"),
+        "seed_tau": agreement.get("tau_valid_acc"), "seed_cells": agreement.get("n_cells"),
+        "resnet_test_acc": resnet["test_acc"], "resnet_rank": resnet["rank"], "resnet_percentile": resnet["percentile"],
+        "resnet_gap": resnet["gap_to_best"]}
+    return fig
+
+
+def _compare_numbers(run):
+    if "compare" in run.numbers:
+        return
+    df, table = run.comparison
+    f, budget_s = run.profile.figures, run.profile.compare.budget_s
+    rows = [{"strategy": s, **r, "p": r["p_vs_random"]} for s, r in table.to_dict("index").items()]
+    md = _markdown_table(rows, [("strategy", "strategy", ""), ("seeds", "seeds", "d"),
+                                ("mean_test_acc", "mean test %", ".2f"), ("std_test_acc", "std", ".2f"),
+                                ("mean_regret", "regret", ".2f"), ("p", "p vs random", ".2g")])
+    best, alpha = table.index[0], 0.05
+    run.numbers["compare"] = {
+        "strategies": ", ".join(f.compare_strategies), "seeds": f.compare_seeds, "budget_s": budget_s,
+        "trainings": budget_s / float(run.frame["train_seconds"].mean()),
+        "evaluations_mean": float(df.groupby(["strategy", "seed"]).size().mean()),
+        "best_strategy": best, "best_mean": float(table.loc[best, "mean_test_acc"]),
+        "random_mean": float(table.loc["random", "mean_test_acc"]) if "random" in table.index else None,
+        "alpha": alpha, "significant": ", ".join(table.index[table["p_vs_random"] < alpha]) or "none",
+        "ceiling": float(df.attrs["best_test_acc"]), "table_md": md}
+
+
+def _compare_anytime(run):
+    import matplotlib.pyplot as plt
+
+    from .compare import plot_anytime
+
+    _compare_numbers(run)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    plot_anytime(run.comparison[0], ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def _compare_final(run):
+    import matplotlib.pyplot as plt
+
+    from .compare import plot_final
+
+    _compare_numbers(run)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    plot_final(run.comparison[0], ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def _literature_cost(run):
+    import matplotlib.pyplot as plt
+
+    from .literature import load_cifar10, plot_error_vs_cost
+
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    plot_error_vs_cost(load_cifar10(), ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def _latency_front(run):
+    import matplotlib.pyplot as plt
+    from scipy.stats import spearmanr
+
+    from .hardware import cell_latencies, plot_front
+    from .profiles import describe_device
+
+    f, frame = run.profile.future, run.frame
+    rng = np.random.default_rng(0)  # chapter 4's sample of cells
+    cells = [frame.arch.iloc[k] for k in rng.choice(len(frame), f.latency_cells, replace=False)]
+    lat = cell_latencies(cells, run.bench, run.profile.device, repeats=f.latency_repeats)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    plot_front(lat.rename(columns={"valid_acc": "accuracy"}), ax=axes[0], title="accuracy vs latency")
+    axes[1].scatter(lat["flops"], lat["latency_ms"], s=14)
+    axes[1].set(xlabel="FLOPs", ylabel="latency (ms)", title="FLOPs vs latency")
+    fig.tight_layout()
+    run.numbers["latency"] = {
+        "cells": len(lat), "repeats": f.latency_repeats, "device": describe_device(run.profile.device),
+        "min_ms": float(lat["latency_ms"].min()), "max_ms": float(lat["latency_ms"].max()),
+        "rho_flops": float(spearmanr(lat["flops"], lat["latency_ms"])[0]),
+        "rho_params": float(spearmanr(lat["params"], lat["latency_ms"])[0])}
+    return fig
+
+
+_MAKERS = {"search_loop": _search_loop, "chain_architecture": _chain_architecture, "full_training": _full_training,
+           "early_costs": _early_costs, "darts_cell": _darts_cell, "nb201_cell": _nb201_cell,
+           "darts_alphas": _darts_alphas, "low_fidelity": _low_fidelity, "bench_distribution": _bench_distribution,
+           "compare_anytime": _compare_anytime, "compare_final": _compare_final,
+           "literature_cost": _literature_cost, "latency_front": _latency_front}
+assert list(_MAKERS) == list(FIGURES)
+
+
+def _save(obj, out: Path, name: str) -> Path:
+    """A graphviz drawing as SVG, a matplotlib figure as PNG."""
+    if hasattr(obj, "pipe"):  # graphviz
+        import graphviz
+
+        try:
+            svg = obj.pipe(format="svg")
+        except graphviz.ExecutableNotFound:
+            raise NASInputError("drawing figures needs Graphviz's `dot` (Debian: apt-get install graphviz; "
+                                "conda: graphviz)") from None
+        path = out / f"{name}.svg"
+        path.write_bytes(svg)
+        return path
+    import matplotlib.pyplot as plt
+
+    path = out / f"{name}.png"
+    obj.savefig(path, dpi=150)
+    plt.close(obj)
+    return path
+
+
+def parse_names(names) -> list:
+    """``None`` (all), ``"a,b"`` or a list -> the figure names, checked, in ``FIGURES`` order."""
+    if names is None:
+        return list(FIGURES)
+    wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    unknown = [n for n in wanted if n not in FIGURES]
+    if not wanted or unknown:
+        raise NASInputError(f"unknown figure(s) {unknown or wanted}; choose from: {', '.join(FIGURES)}")
+    return [n for n in FIGURES if n in wanted]
+
+
+def write_figures(out, profile=None, names=None) -> dict:
+    """Compute the figures ``names`` (default: all of ``FIGURES``) in ``profile`` (a name, a Profile or
+    ``None`` for the automatic one) and write them into ``out`` with ``numbers.json``.
+
+    Returns ``{"files": {name: path}, "numbers": path, "seconds": {name: s}, "profile": name}``.
+    """
+    import torch
+
+    from .profiles import Profile, get_profile, seed_everything
+
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    names = parse_names(names)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(0)
+    run = _Run(profile)
+    files, seconds = {}, {}
+    threads = torch.get_num_threads()
+    if profile.name == "ci":  # networks this small gain nothing from threads, and lose a lot on a busy machine
+        torch.set_num_threads(1)
+    try:
+        for name in names:
+            start = time.perf_counter()
+            files[name] = _save(_MAKERS[name](run), out, name)
+            seconds[name] = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    numbers = {"profile": profile.name, **run.numbers, "lit": literature_numbers(),
+               "figures": {n: files[n].name for n in names}}
+    numbers_path = out / "numbers.json"
+    numbers_path.write_text(json.dumps(_plain(numbers), indent=1))
+    return {"files": files, "numbers": numbers_path, "seconds": seconds, "profile": profile.name}
