@@ -53,6 +53,10 @@ def test_setup_prints_the_choice_and_seeds(capsys):
     assert torch.equal(a, torch.rand(3))
     with pytest.raises(NASInputError):
         seed_everything("three")
+    for bad in (-1, 2**63):
+        with pytest.raises(NASInputError, match="0 to 2\\*\\*63 - 1"):
+            seed_everything(bad)
+    seed_everything(2**63 - 1)
 
 
 # --- data -----------------------------------------------------------------------------------------------

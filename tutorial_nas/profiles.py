@@ -184,6 +184,8 @@ def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices) so that a run can be repeated."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise NASInputError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= int(seed) < 2**63:  # the range the CLI and the strategies accept too
+        raise NASInputError(f"seed must be an integer from 0 to 2**63 - 1, got {seed!r}")
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))
