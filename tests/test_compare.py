@@ -141,3 +141,16 @@ def test_thread_count_changes_nothing_but_speed_and_is_restored(small, bench):
     one = C.compare(SPACE, ["reinforce"], threads=1, **run)
     assert torch.get_num_threads() == before
     pd.testing.assert_frame_equal(one, C.compare(SPACE, ["reinforce"], threads=None, **run))
+
+
+def test_worker_processes_give_the_same_comparison(bench):
+    run = dict(seeds=[0, 3], budget=30, bench=bench, progress=False)
+    one = C.compare(SPACE, ["random", "reinforce"], workers=1, **run)
+    two = C.compare(SPACE, ["random", "reinforce"], workers=2, **run)
+    pd.testing.assert_frame_equal(one, two)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(NASInputError, match="workers"):
+            C.compare(SPACE, ["random"], workers=bad, **run)
+    with pytest.raises(NASInputError, match="evaluator_factory"):
+        C.compare(SPACE, ["random"], seeds=1, budget=5, workers=2, progress=False,
+                  evaluator_factory=lambda space: None)

@@ -38,6 +38,17 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def _workers(text: str) -> int:
+    """A number of worker processes: a whole number from 1 to 256."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"workers is a whole number from 1 to 256, got {text!r}") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"workers is a whole number from 1 to 256, got {text!r}")
+    return value
+
+
 def _seed(text: str) -> int:
     """A seed: a whole number from 0 to 2**63 - 1 (what numpy's and torch's generators accept)."""
     try:
@@ -319,6 +330,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=int, help="seeds per strategy (default: the profile's)")
     c.add_argument("--budget", help="seconds charged per run, e.g. 140s (default: the profile's)")
     c.add_argument("--out", default="compare_out")
+    c.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
+                   help="processes that share the benchmark-driven runs (default: one per core)")
 
     b = sub.add_parser("bench", parents=[common], help="the tabular benchmark")
     b.add_argument("action", choices=["build", "pack", "query", "stats"])

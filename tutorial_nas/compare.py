@@ -76,7 +76,8 @@ def torch_threads(n: int):
 
 
 def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, evaluator_factory=None,
-            strategy_options: dict | None = None, progress: bool = True, threads: int | None = 1) -> pd.DataFrame:
+            strategy_options: dict | None = None, progress: bool = True, threads: int | None = 1,
+            workers: int = 1) -> pd.DataFrame:
     """Run every strategy with every seed under ``budget``; return one tidy DataFrame (``COLUMNS``).
 
     Candidates are scored by looking them up in ``bench`` (the shipped benchmark when neither ``bench`` nor
@@ -84,6 +85,8 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
     regret is measured from the benchmark's best test accuracy; without a benchmark, from the best test
     accuracy any run found. ``strategy_options`` maps a strategy name to its constructor's options.
     ``threads``: torch threads while the runs go (one by default, see :func:`torch_threads`; None leaves it).
+    ``workers``: processes that share the runs (benchmark look-ups only; each run is seeded on its own, so the
+    result is the same DataFrame as with one worker, in the same order).
     """
     from .strategies import STRATEGIES as REGISTRY
 
@@ -92,6 +95,12 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
     if not strategies or unknown:
         raise NASInputError(f"unknown strategies {unknown}; choose from: {', '.join(REGISTRY)}")
     seeds, budget, options = _seeds(seeds), Budget.parse(budget), dict(strategy_options or {})
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise NASInputError(f"workers must be a whole number of at least 1, got {workers!r}")
+    if workers > 1 and evaluator_factory is not None:
+        raise NASInputError("workers > 1 shares benchmark look-ups between processes; with an "
+                            "evaluator_factory, run with workers=1")
+    parallel_bench = workers > 1 and evaluator_factory is None
     if evaluator_factory is None:
         if bench is None:
             from .bench import load_benchmark
@@ -103,13 +112,26 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
 
     runs = []
     bar = tqdm(total=len(strategies) * len(seeds), disable=not progress, desc="compare", unit="run")
-    with torch_threads(threads if threads is not None else torch.get_num_threads()):
-        for name in strategies:
-            for seed in seeds:
-                history = search(space, name, evaluator_factory(space), budget, progress=False, seed=seed,
-                                 **options.get(name, {}))
-                runs.append(_tidy(history, name, seed, best_test))
+    n_threads = threads if threads is not None else torch.get_num_threads()
+    if parallel_bench:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        tasks = [(name, seed, budget, options.get(name, {}), best_test) for name in strategies for seed in seeds]
+        # spawn, not fork: a forked child of a process that already ran torch's thread pool can hang
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(space, bench, n_threads)) as pool:
+            for run in pool.map(_worker_run, tasks):  # results in submission order: the same frame as one worker
+                runs.append(run)
                 bar.update(1)
+    else:
+        with torch_threads(n_threads):
+            for name in strategies:
+                for seed in seeds:
+                    history = search(space, name, evaluator_factory(space), budget, progress=False, seed=seed,
+                                     **options.get(name, {}))
+                    runs.append(_tidy(history, name, seed, best_test))
+                    bar.update(1)
     bar.close()
     df = pd.concat(runs, ignore_index=True)
     if np.isnan(best_test):  # no table to read the optimum from: measure from the best any run found
@@ -117,6 +139,20 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
         df["regret"] = best_test - df["best_test_acc"]
     df.attrs.update(space=space.name, budget=str(budget), best_test_acc=best_test)
     return df
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(space, bench, threads: int) -> None:
+    torch.set_num_threads(max(1, int(threads)))
+    _WORKER.update(space=space, lookup=BenchmarkLookup(space, bench))
+
+
+def _worker_run(task) -> pd.DataFrame:
+    name, seed, budget, options, best_test = task
+    history = search(_WORKER["space"], name, _WORKER["lookup"], budget, progress=False, seed=seed, **options)
+    return _tidy(history, name, seed, best_test)
 
 
 def add_oneshot(df: pd.DataFrame, name: str, histories) -> pd.DataFrame:
@@ -357,7 +393,8 @@ def run_cli_compare(args) -> dict:
     progress, start = not args.json, time.perf_counter()
     bench = load_benchmark()
     if discrete:
-        df = compare(make_space("nb201"), discrete, seeds, budget, bench=bench, progress=progress)
+        df = compare(make_space("nb201"), discrete, seeds, budget, bench=bench, progress=progress,
+                     workers=getattr(args, "workers", 1))
     else:
         df = pd.DataFrame(columns=COLUMNS)
         df.attrs.update(space="nb201", budget=str(budget), best_test_acc=bench.best_test_acc)
