@@ -4,6 +4,7 @@ latency-aware evaluator, DARTS' remedies against collapse, and the supernet anal
 The tests do not need the shipped benchmark table: a small stand-in answers for every cell."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
@@ -161,6 +162,9 @@ def test_pareto_search_returns_its_front():
     for i in np.flatnonzero(h["on_front"]):
         assert not any(dominated(pts[i], q) for q in pts)
     assert set(hardware.summarize_front(h)["arch"]) == set(h.loc[h.on_front, "arch"])
+    twice = pd.concat([h, h[h.on_front].head(1)], ignore_index=True)  # a cell the search met again
+    assert hardware.summarize_front(twice)["arch"].is_unique
+    assert len(hardware.summarize_front(twice)) == h.loc[h.on_front, "arch"].nunique()
 
 
 # --- DARTS collapse and its remedies ------------------------------------------------------------------------

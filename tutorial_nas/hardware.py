@@ -204,11 +204,12 @@ def plot_front(frame: pd.DataFrame, x: str = "latency_ms", y: str = "accuracy", 
 
 
 def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
-    """The cells on the front, fastest first: arch, accuracy, latency, parameters."""
+    """The cells on the front, fastest first: arch, accuracy, latency, parameters; a cell the search
+    evaluated more than once (a mutation can lead back to it) is listed once."""
     cols = ["arch", "accuracy", "latency_ms", "test_acc", "params", "flops"]
     front = history[history["on_front"]] if "on_front" in history else history.iloc[
         pareto_front(history[["accuracy", "latency_ms"]].to_numpy())]
-    return front[cols].sort_values("latency_ms").reset_index(drop=True)
+    return front[cols].drop_duplicates("arch").sort_values("latency_ms").reset_index(drop=True)
 
 
 __all__ = ["measure_latency", "cell_model", "cell_latencies", "pareto_front", "mnas_reward", "LatencyAware",
