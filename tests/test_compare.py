@@ -154,3 +154,15 @@ def test_worker_processes_give_the_same_comparison(bench):
     with pytest.raises(NASInputError, match="evaluator_factory"):
         C.compare(SPACE, ["random"], seeds=1, budget=5, workers=2, progress=False,
                   evaluator_factory=lambda space: None)
+
+
+def test_the_workers_benchmark_script_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_workers.py"
+    out = subprocess.run([sys.executable, str(script), "--seeds", "2", "--workers", "2"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "same DataFrame" in out.stdout and "workers=2" in out.stdout
