@@ -277,6 +277,15 @@ PRINT_READY = ("() => window.Reveal && Reveal.isReady() && document.fonts.status
                "document.querySelectorAll('.reveal .slides > section').length === 0")
 
 
+def _pdf_pages(path) -> int | None:
+    """The number of pages of a PDF, or None when pypdf is not installed (nothing to check it with)."""
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        return None
+    return len(PdfReader(str(path)).pages)
+
+
 def print_pdfs(htmls: list, chromium: str | None = None) -> list:
     """Each deck printed to PDF next to its HTML (reveal's ``?print-pdf`` view: one page a slide)."""
     try:
@@ -297,7 +306,12 @@ def print_pdfs(htmls: list, chromium: str | None = None) -> list:
                 page.goto(Path(path).resolve().as_uri() + "?print-pdf")
                 page.wait_for_function(PRINT_READY, timeout=60_000)
                 pdf = Path(path).with_suffix(".pdf")
-                page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+                slides = page.evaluate("Reveal.getTotalSlides()")
+                for attempt in range(4):  # a print taken while the layout settles can come out as one page
+                    page.wait_for_timeout(250 * (attempt + 1))
+                    page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+                    if _pdf_pages(pdf) in (None, slides):
+                        break
                 page.close()
                 pdfs.append(pdf)
         finally:
