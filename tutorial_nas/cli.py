@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 
+from ._json import json_safe
 from .errors import NASInputError
 
 ONESHOT = {"darts": ("darts", "darts"), "darts2": ("darts", "darts2"), "gdas": ("darts", "gdas"),
@@ -60,24 +60,11 @@ def _seed(text: str) -> int:
     return value
 
 
-def _clean(value):
-    """JSON-safe: NaN becomes null, numpy scalars become numbers."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _emit(obj, as_json: bool, text: str | None = None) -> None:
     if as_json:
-        print(json.dumps(_clean(obj), indent=1))
+        print(json.dumps(json_safe(obj), indent=1))
     else:
-        print(text if text is not None else json.dumps(_clean(obj), indent=1))
+        print(text if text is not None else json.dumps(json_safe(obj), indent=1))
 
 
 def cmd_info(args) -> None:

@@ -16,7 +16,6 @@ teach from (minutes).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._json import json_safe
 from .errors import NASInputError
 
 # name -> (tutorial part, what it shows). The order is the order of the slides.
@@ -44,24 +44,11 @@ FIGURES = {
 }
 
 
-def _plain(value):
-    """JSON-safe: numpy scalars to numbers, tuples to lists, NaN to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _markdown_table(rows: list, columns: list) -> str:
     """A Markdown table of ``rows`` (dicts) with ``columns`` as ``(key, header, format)``; a missing or NaN
     value is an empty cell."""
     def cell(value, spec):
-        value = _plain(value)
+        value = json_safe(value)
         return "" if value is None else format(value, spec)
 
     head = "| " + " | ".join(h for _, h, _ in columns) + " |"
@@ -371,26 +358,15 @@ def _compare_numbers(run):
         "ceiling": float(df.attrs["best_test_acc"]), "table_md": md}
 
 
-def _compare_anytime(run):
+def _compare_plot(run, plot_name: str):
+    """One of chapter 3's comparison plots (``compare.plot_anytime`` or ``compare.plot_final``) of the run."""
     import matplotlib.pyplot as plt
 
-    from .compare import plot_anytime
+    from . import compare
 
     _compare_numbers(run)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    plot_anytime(run.comparison[0], ax=ax)
-    fig.tight_layout()
-    return fig
-
-
-def _compare_final(run):
-    import matplotlib.pyplot as plt
-
-    from .compare import plot_final
-
-    _compare_numbers(run)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    plot_final(run.comparison[0], ax=ax)
+    getattr(compare, plot_name)(run.comparison[0], ax=ax)
     fig.tight_layout()
     return fig
 
@@ -433,7 +409,8 @@ def _latency_front(run):
 _MAKERS = {"search_loop": _search_loop, "chain_architecture": _chain_architecture, "full_training": _full_training,
            "early_costs": _early_costs, "darts_cell": _darts_cell, "nb201_cell": _nb201_cell,
            "darts_alphas": _darts_alphas, "low_fidelity": _low_fidelity, "bench_distribution": _bench_distribution,
-           "compare_anytime": _compare_anytime, "compare_final": _compare_final,
+           "compare_anytime": lambda run: _compare_plot(run, "plot_anytime"),
+           "compare_final": lambda run: _compare_plot(run, "plot_final"),
            "literature_cost": _literature_cost, "latency_front": _latency_front}
 assert list(_MAKERS) == list(FIGURES)
 
@@ -500,5 +477,5 @@ def write_figures(out, profile=None, names=None) -> dict:
     numbers = {"profile": profile.name, **run.numbers, "lit": literature_numbers(),
                "figures": {n: files[n].name for n in names}}
     numbers_path = out / "numbers.json"
-    numbers_path.write_text(json.dumps(_plain(numbers), indent=1))
+    numbers_path.write_text(json.dumps(json_safe(numbers), indent=1))
     return {"files": files, "numbers": numbers_path, "seconds": seconds, "profile": profile.name}
