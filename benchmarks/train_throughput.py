@@ -4,6 +4,8 @@ The same small CNN, the same optimiser (SGD, Nesterov momentum, cosine schedule)
 size, on ``digits`` and ``mnist5k``: (a) ``tutorial_nas.train`` (device-resident tensors, batches by index,
 channels_last) and (b) ``TensorDataset`` + ``DataLoader`` + the same optimiser. Runs alternate, (a) (b) (a) (b)
 ..., so a busy machine slows both alike; the medians and their ratio are printed, with final accuracies.
+A third timing bounds what any loop can reach: the same model and optimiser stepped on one fixed batch already
+on the device (channels_last, no data path, no validation); its ratio to the plain loop is the ceiling.
 
     python benchmarks/train_throughput.py [--repeats 3] [--epochs 3] [--batch-size 128]
 
@@ -57,9 +59,29 @@ def plain_loop(model: nn.Module, data: Dataset, epochs: int, batch_size: int, lr
     return acc
 
 
+def compute_only(model: nn.Module, data: Dataset, steps: int, batch_size: int, lr: float) -> float:
+    """Seconds for ``steps`` optimiser steps on one fixed batch already on the device, channels_last, no data
+    path and no validation: what the model and optimiser cost alone, the most any training loop can reach."""
+    model = model.to(memory_format=torch.channels_last)
+    xb = data.train_x[:batch_size].contiguous(memory_format=torch.channels_last)
+    yb = data.train_y[:batch_size]
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    model.train()
+    sync(data.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sync(data.device)
+    return time.perf_counter() - start
+
+
 def measure(data: Dataset, epochs: int, batch_size: int, repeats: int, lr: float = 0.05) -> dict:
     images = epochs * len(data.train_y)
-    ours, plain, acc_ours, acc_plain = [], [], [], []
+    steps = epochs * -(-len(data.train_y) // batch_size)
+    ours, plain, ceiling, acc_ours, acc_plain = [], [], [], [], []
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=False, grad_clip=None,
                          weight_decay=5e-4)
     for r in range(repeats):
@@ -75,8 +97,13 @@ def measure(data: Dataset, epochs: int, batch_size: int, repeats: int, lr: float
         acc_plain.append(plain_loop(model, data, epochs, batch_size, lr))
         sync(data.device)
         plain.append(images / (time.perf_counter() - start))
+        torch.manual_seed(r)
+        model = small_cnn(data.in_channels, data.num_classes).to(data.device)
+        ceiling.append(steps * batch_size / compute_only(model, data, steps, batch_size, lr))
     return {"ours": statistics.median(ours), "plain": statistics.median(plain),
             "ratio": statistics.median(ours) / statistics.median(plain),
+            "ceiling": statistics.median(ceiling),
+            "ceiling_ratio": statistics.median(ceiling) / statistics.median(plain),
             "acc_ours": statistics.mean(acc_ours), "acc_plain": statistics.mean(acc_plain)}
 
 
@@ -94,7 +121,8 @@ def main() -> None:
     device = choose_device()
     print(f"device: {describe_device(device)}, torch {torch.__version__}, "
           f"{args.epochs} epochs, batch {args.batch_size}, {args.repeats} alternating repeats")
-    print(f"{'data':10s} {'ours img/s':>11s} {'plain img/s':>12s} {'ratio':>6s} {'acc ours':>9s} {'acc plain':>10s}")
+    print(f"{'data':10s} {'ours img/s':>11s} {'plain img/s':>12s} {'ratio':>6s} {'acc ours':>9s} {'acc plain':>10s} "
+          f"{'compute-only img/s':>19s} {'its ratio':>9s}")
     names = ["digits", "mnist5k"] + (["cifar10-sized"] if device.type == "cuda" else [])
     for name in names:
         if name == "cifar10-sized":
@@ -106,7 +134,8 @@ def main() -> None:
             data, batch = load_dataset(name, device=device), args.batch_size
         m = measure(data, args.epochs, batch, args.repeats)
         print(f"{name:10s} {m['ours']:11.0f} {m['plain']:12.0f} {m['ratio']:5.2f}x "
-              f"{m['acc_ours']:8.1f}% {m['acc_plain']:9.1f}%", flush=True)
+              f"{m['acc_ours']:8.1f}% {m['acc_plain']:9.1f}% {m['ceiling']:19.0f} {m['ceiling_ratio']:8.2f}x",
+              flush=True)
 
 
 if __name__ == "__main__":
