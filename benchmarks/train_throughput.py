@@ -37,13 +37,18 @@ def small_cnn(c_in: int, classes: int) -> nn.Module:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, classes))
 
 
+def sgd(model: nn.Module, lr: float) -> torch.optim.SGD:
+    """The optimiser of both hand-written loops: the one ``measure`` configures ``tutorial_nas.train`` with."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+
 def plain_loop(model: nn.Module, data: Dataset, epochs: int, batch_size: int, lr: float) -> float:
     """The tutorial's loop: a DataLoader over a TensorDataset, one optimiser step per batch, and a validation
     after every epoch, as ``tutorial_nas.train`` does."""
     device = data.device
     loader = DataLoader(TensorDataset(data.train_x.cpu(), data.train_y.cpu()), batch_size=batch_size,
                         shuffle=True)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt = sgd(model, lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * len(loader))
     model.train()
     for _ in range(epochs):
@@ -65,7 +70,7 @@ def compute_only(model: nn.Module, data: Dataset, steps: int, batch_size: int, l
     model = model.to(memory_format=torch.channels_last)
     xb = data.train_x[:batch_size].contiguous(memory_format=torch.channels_last)
     yb = data.train_y[:batch_size]
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt = sgd(model, lr)
     model.train()
     sync(data.device)
     start = time.perf_counter()

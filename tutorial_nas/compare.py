@@ -100,7 +100,6 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
     if workers > 1 and evaluator_factory is not None:
         raise NASInputError("workers > 1 shares benchmark look-ups between processes; with an "
                             "evaluator_factory, run with workers=1")
-    parallel_bench = workers > 1 and evaluator_factory is None
     if evaluator_factory is None:
         if bench is None:
             from .bench import load_benchmark
@@ -113,7 +112,7 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
     runs = []
     bar = tqdm(total=len(strategies) * len(seeds), disable=not progress, desc="compare", unit="run")
     n_threads = threads if threads is not None else torch.get_num_threads()
-    if parallel_bench:
+    if workers > 1:  # benchmark look-ups only (checked above)
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
