@@ -1,6 +1,6 @@
 """The comparison of chapter 3 at full seed count: one process against worker processes, side by side.
 
-Runs ``tutorial_nas.compare.compare`` on the shipped benchmark (the four benchmark-driven strategies, the
+Runs ``tutorial_nas.analysis.compare.compare`` on the shipped benchmark (the four benchmark-driven strategies, the
 profile's budget) with ``workers=1`` and with ``workers=N`` in the same run, checks that both return the same
 DataFrame, and prints the wall seconds of each and their ratio.
 
@@ -15,7 +15,7 @@ import time
 
 import pandas as pd
 
-from tutorial_nas import compare as C
+from tutorial_nas.analysis import compare as C
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.profiles import get_profile
 from tutorial_nas.spaces import make_space

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tutorial_nas.slides import find_chromium
+from tutorial_nas.course.slides import find_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01_early_nas.ipynb"

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tutorial_nas import compare as C
+from tutorial_nas.analysis import compare as C
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.errors import NASInputError
 from tutorial_nas.search import history_frame

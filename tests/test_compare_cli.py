@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tutorial_nas import cli
-from tutorial_nas import compare as C
+from tutorial_nas.analysis import compare as C
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.errors import NASInputError
 

@@ -11,8 +11,8 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tutorial_nas import hardware, tricks
-from tutorial_nas import supernet_analysis as sa
+from tutorial_nas.analysis import hardware, tricks
+from tutorial_nas.analysis import supernets as sa
 from tutorial_nas.bench.build import Recipe
 from tutorial_nas.data import load_dataset
 from tutorial_nas.errors import NASInputError

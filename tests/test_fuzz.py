@@ -172,7 +172,7 @@ def _refuse_download():
 @example("random", -1)  # numpy's generators take no negative seed
 @example("reinforce", 2**64)  # torch's take none this large
 def test_strategy_space_and_list_names_and_seeds(name, seed):
-    from tutorial_nas.compare import parse_strategies
+    from tutorial_nas.analysis.compare import parse_strategies
     from tutorial_nas.spaces import make_space
     from tutorial_nas.strategies import make_strategy
 
@@ -284,8 +284,9 @@ def _reached(*args, **kwargs):
 WORK = ["tutorial_nas.evaluators.BenchmarkLookup.evaluate", "tutorial_nas.evaluators.FullTraining.evaluate",
         "tutorial_nas.parallel.RayExecutor.start", "tutorial_nas.oneshot.darts.darts_search",
         "tutorial_nas.oneshot.supernet.weight_sharing_search", "tutorial_nas.strategies.morphism.morphism_search",
-        "tutorial_nas.compare.compare", "tutorial_nas.compare.oneshot_runs", "tutorial_nas.bench.build",
-        "tutorial_nas.bench.pack", "tutorial_nas.notebooks.run_notebook", "tutorial_nas.data._torchvision"]
+        "tutorial_nas.analysis.compare.compare", "tutorial_nas.analysis.compare.oneshot_runs",
+        "tutorial_nas.bench.build", "tutorial_nas.bench.pack", "tutorial_nas.course.notebooks.run_notebook",
+        "tutorial_nas.data._torchvision"]
 
 COMMANDS = [
     ["info", "--json"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from tutorial_nas import literature as L
+from tutorial_nas.analysis import literature as L
 from tutorial_nas.errors import NASInputError
 
 matplotlib.use("Agg")

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 from tutorial_nas import REPOSITORY
-from tutorial_nas.notebooks import CHAPTERS, chapter_table, colab_url
+from tutorial_nas.course.notebooks import CHAPTERS, chapter_table, colab_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

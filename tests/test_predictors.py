@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
+from tutorial_nas.analysis.shortcuts import plot_shortcuts, rank_shortcuts
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.data import load_dataset
 from tutorial_nas.errors import NASInputError
@@ -27,7 +28,6 @@ from tutorial_nas.predictors import (
     should_stop,
     successive_halving,
 )
-from tutorial_nas.shortcuts import plot_shortcuts, rank_shortcuts
 from tutorial_nas.spaces.cell import NB201Space, encode_path, parse
 from tutorial_nas.train import TrainRecord
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tutorial_nas import slides
 from tutorial_nas.cli import main
+from tutorial_nas.course import slides
+from tutorial_nas.course.figures import FIGURES
 from tutorial_nas.errors import NASInputError
-from tutorial_nas.figures import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
 DECKS = sorted((ROOT / "slides").glob("part*.md"))
@@ -125,7 +125,7 @@ def test_figures_command_refuses_an_unknown_figure(tmp_path, capsys):
                                     "is not available")
 def test_build_with_an_empty_cache_and_no_network_fails_clearly(tmp_path):
     env = {**os.environ, "npm_config_fetch_retries": "0"}
-    proc = subprocess.run(["unshare", "-rn", sys.executable, "-m", "tutorial_nas.slides", "build", "--out",
+    proc = subprocess.run(["unshare", "-rn", sys.executable, "-m", "tutorial_nas.course.slides", "build", "--out",
                            str(tmp_path / "out"), "--cache", str(tmp_path / "empty"), "--no-pdf"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
@@ -145,7 +145,8 @@ def built(tmp_path_factory):
         pytest.skip(f"reveal.js is not cached and could not be fetched: {err}")
     out = tmp_path_factory.mktemp("slides")
     env = {**os.environ, "TUTORIAL_NAS_PROFILE": "ci", "MPLBACKEND": "Agg", "npm_config_offline": "true"}
-    build = [sys.executable, "-m", "tutorial_nas.slides", "build", "--out", str(out), "--profile", "ci", "--json"]
+    build = [sys.executable, "-m", "tutorial_nas.course.slides", "build", "--out", str(out),
+             "--profile", "ci", "--json"]
     if CUT:  # a fresh network namespace has no interface but a downed loopback: nothing is reachable
         cmd = ["unshare", "-rn", "sh", "-c", f'"{sys.executable}" -c "$0" && exec "$@"', PROBE, *build]
     else:

@@ -10,10 +10,10 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from tutorial_nas.course.viz import alpha_heatmap, alpha_heatmaps_over_epochs, draw_genotype, draw_layers, draw_nb201  # noqa: E402
 from tutorial_nas.errors import NASInputError  # noqa: E402
 from tutorial_nas.ops import DARTS_OPS, NB201_OPS  # noqa: E402
 from tutorial_nas.spaces.darts import DartsSpace, genotype_str  # noqa: E402
-from tutorial_nas.viz import alpha_heatmap, alpha_heatmaps_over_epochs, draw_genotype, draw_layers, draw_nb201  # noqa: E402
 
 
 def test_genotype_drawing_names_every_op_and_both_inputs():
@@ -61,8 +61,8 @@ def test_alpha_heatmaps_are_figures():
 
 
 def test_space_explorer_redraws_the_sample_for_the_chosen_seed(capsys):
+    from tutorial_nas.course.widgets import space_explorer
     from tutorial_nas.spaces import make_space
-    from tutorial_nas.widgets import space_explorer
 
     space = make_space("chain", max_layers=4, filters=(8, 16))
     first, second = (space.to_str(space.sample(np.random.default_rng(s))) for s in (3, 4))

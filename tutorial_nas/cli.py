@@ -207,7 +207,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_compare(args) -> None:
-    from .compare import run_cli_compare
+    from .analysis.compare import run_cli_compare
 
     out = run_cli_compare(args)
     lines = [f"{len(out['strategies'])} strategies x {out['seeds']} seeds (one-shot: {out['oneshot_seeds']}), "
@@ -247,7 +247,7 @@ def cmd_figures(args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .figures import write_figures
+    from .course.figures import write_figures
 
     out = write_figures(args.out, args.profile, args.only)
     files = {k: str(v) for k, v in out["files"].items()}
@@ -257,7 +257,7 @@ def cmd_figures(args) -> None:
 
 
 def cmd_slides(args) -> None:
-    from . import slides
+    from .course import slides
 
     if args.action == "fetch":
         path = slides.fetch(args.cache)
@@ -273,7 +273,7 @@ def cmd_slides(args) -> None:
 
 
 def cmd_notebook(args) -> None:
-    from .notebooks import run_notebook
+    from .course.notebooks import run_notebook
 
     path = run_notebook(args.chapter, profile=args.profile, timeout=args.timeout)
     _emit({"notebook": str(path), "profile": args.profile}, args.json, f"executed and saved {path}")

@@ -11,7 +11,7 @@
   of an untrained network on one batch: no training at all.
 
 Every shortcut answers ``score(cells) -> np.ndarray`` (higher = predicted better) and records what that cost
-in ``cost_s``, so they can be ranked against the truth on one axis (``tutorial_nas.shortcuts``).
+in ``cost_s``, so they can be ranked against the truth on one axis (``tutorial_nas.analysis.shortcuts``).
 """
 
 from __future__ import annotations

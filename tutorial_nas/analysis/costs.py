@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .data import Dataset
+from ..data import Dataset
 from .literature import load_cifar10
 
 EARLY_METHODS = ("NAS-RL, Zoph & Le", "MetaQNN", "Large-scale Evolution", "GeNet")

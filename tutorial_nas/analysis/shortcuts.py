@@ -18,9 +18,9 @@ from matplotlib.figure import Figure
 from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
-from .errors import NASInputError
-from .oneshot.supernet import WeightSharingEvaluator, train_weight_sharing
-from .predictors import (
+from ..errors import NASInputError
+from ..oneshot.supernet import WeightSharingEvaluator, train_weight_sharing
+from ..predictors import (
     PROXIES,
     BenchEarlyEpoch,
     CurveExtrapolation,
@@ -29,7 +29,7 @@ from .predictors import (
     Shortcut,
     ZeroCostProxy,
 )
-from .spaces.cell import NB201Space, to_str
+from ..spaces.cell import NB201Space, to_str
 
 # Sizes used when ``profile_sizes`` leaves them out (the ``ci`` profile's, on the benchmark's recipe).
 DEFAULT_SIZES = dict(C=8, N=1, stem_stride=1, epochs=3, batch_size=128, train_epochs=1, early_epoch=1,

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import NASInputError, check_choice
-from .evaluators import BenchmarkLookup, Evaluator, Result
-from .search import history_frame
-from .spaces import cell as nb201
+from ..errors import NASInputError, check_choice
+from ..evaluators import BenchmarkLookup, Evaluator, Result
+from ..search import history_frame
+from ..spaces import cell as nb201
 
 
 def _sync(device: torch.device) -> None:

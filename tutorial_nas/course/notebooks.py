@@ -1,6 +1,6 @@
 """The chapters as files: re-execute one in a chosen profile, and keep the README's Colab badges true.
 
-    python -m tutorial_nas.notebooks badges      # rewrite the chapter table of README.md
+    python -m tutorial_nas.course.notebooks badges      # rewrite the chapter table of README.md
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import re
 import sys
 from pathlib import Path
 
-from . import REPOSITORY
-from .errors import NASInputError, check_choice
+from .. import REPOSITORY
+from ..errors import NASInputError, check_choice
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = {
     1: ("01_early_nas.ipynb", "Early NAS"),
     2: ("02_optimization_strategies.ipynb", "Optimization strategies"),
@@ -70,5 +70,5 @@ if __name__ == "__main__":
         write_badges()
         print("README chapter table rewritten from REPOSITORY =", REPOSITORY)
     else:
-        print("usage: python -m tutorial_nas.notebooks badges", file=sys.stderr)
+        print("usage: python -m tutorial_nas.course.notebooks badges", file=sys.stderr)
         sys.exit(2)

@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .errors import NASInputError, check_choice
-from .spaces import cell as nb201
-from .train import train
+from ..errors import NASInputError, check_choice
+from ..spaces import cell as nb201
+from ..train import train
 
 TRICKS = ("baseline", "augment", "cutout", "label_smoothing", "longer", "all")
 

@@ -20,12 +20,12 @@ import pandas as pd
 import torch
 from scipy.stats import kendalltau
 
-from .errors import NASInputError
-from .evaluators import Result
-from .oneshot.darts import derive_nb201
-from .oneshot.supernet import Supernet, train_supernet
-from .spaces.cell import NB201Space, parse, to_str
-from .strategies.random_search import RandomSearch
+from ..errors import NASInputError
+from ..evaluators import Result
+from ..oneshot.darts import derive_nb201
+from ..oneshot.supernet import Supernet, train_supernet
+from ..spaces.cell import NB201Space, parse, to_str
+from ..strategies.random_search import RandomSearch
 
 
 def _bench_acc(bench, arch: str) -> float:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NASInputError
+from ..errors import NASInputError
 
 CSV = Path(__file__).with_name("literature.csv")
 FAMILIES = ("RL", "EA", "GO", "RS", "SMBO", "Human")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._json import json_safe
-from .errors import NASInputError
+from .._json import json_safe
+from ..errors import NASInputError
 
 # name -> (tutorial part, what it shows). The order is the order of the slides.
 FIGURES = {
@@ -59,7 +59,7 @@ def _markdown_table(rows: list, columns: list) -> str:
 
 def literature_numbers() -> dict:
     """The published results, keyed ``lit[table][method][column]``, with each row's ``source``."""
-    from . import literature as L
+    from ..analysis import literature as L
 
     out = {}
     for table, df in (("cifar10", L.load_cifar10()), ("imagenet", L.load_imagenet()),
@@ -92,7 +92,7 @@ class _Run:
 
     @cached_property
     def bench(self):
-        from .bench import load_benchmark
+        from ..bench import load_benchmark
 
         return load_benchmark()
 
@@ -103,9 +103,9 @@ class _Run:
     @cached_property
     def chain(self):
         """A random search of the chain space, every candidate fully trained (chapter 1's evaluator)."""
-        from .evaluators import training_from_profile
-        from .search import search
-        from .spaces import make_space
+        from ..evaluators import training_from_profile
+        from ..search import search
+        from ..spaces import make_space
 
         c = self.profile.chain
         space = make_space("chain", max_layers=c.max_layers, filters=tuple(c.filters))
@@ -116,8 +116,8 @@ class _Run:
     @cached_property
     def comparison(self):
         """Chapter 3's comparison on the benchmark, at the figures' strategies and seeds."""
-        from .compare import compare, final_table
-        from .spaces import make_space
+        from ..analysis.compare import compare, final_table
+        from ..spaces import make_space
 
         f = self.profile.figures
         df = compare(make_space("nb201"), list(f.compare_strategies), f.compare_seeds,
@@ -133,7 +133,7 @@ def _search_loop(run):
 
 
 def _chain_architecture(run):
-    from .spaces.chain import ChainSpace
+    from ..spaces.chain import ChainSpace
     from .viz import draw_chain
 
     demo = ChainSpace(max_layers=4, filters=(8, 16, 32))  # chapter 1's drawing: the same space and seed
@@ -147,7 +147,7 @@ def _chain_architecture(run):
 def _full_training(run):
     import matplotlib.pyplot as plt
 
-    from .costs import CIFAR10, at_cifar10_scale
+    from ..analysis.costs import CIFAR10, at_cifar10_scale
 
     space, evaluator, history = run.chain
     c, data = run.profile.chain, evaluator.data
@@ -178,7 +178,7 @@ def _full_training(run):
 def _early_costs(run):
     import matplotlib.pyplot as plt
 
-    from .costs import cost_table
+    from ..analysis.costs import cost_table
 
     _, evaluator, history = run.chain
     table = cost_table({"random": history}, evaluator.data, epochs=run.profile.chain.epochs)
@@ -205,7 +205,7 @@ def _early_costs(run):
 
 
 def _darts_cell(run):
-    from .spaces.darts import DartsSpace
+    from ..spaces.darts import DartsSpace
     from .viz import draw_genotype
 
     space = DartsSpace()
@@ -216,10 +216,10 @@ def _darts_cell(run):
 
 
 def _nb201_cell(run):
-    from .compare import RESNET_CELL
-    from .ops import NB201_OPS
-    from .spaces import cell as nb201
-    from .spaces.cell import NB201Space
+    from ..analysis.compare import RESNET_CELL
+    from ..ops import NB201_OPS
+    from ..spaces import cell as nb201
+    from ..spaces.cell import NB201Space
     from .viz import draw_nb201
 
     run.numbers["nb201"] = {"cells": nb201.N_CELLS, "classes": run.bench.stats()["n_unique"],
@@ -235,10 +235,10 @@ def _darts_alphas(run):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from .compare import baseline_rank
-    from .data import load_dataset
-    from .oneshot.darts import darts_search
-    from .spaces.cell import parse
+    from ..analysis.compare import baseline_rank
+    from ..data import load_dataset
+    from ..oneshot.darts import darts_search
+    from ..spaces.cell import parse
 
     d, c = run.profile.darts, run.profile.cell
     data = load_dataset(d.dataset, image_size=d.image_size, device=run.profile.device).subset(d.data_fraction)
@@ -275,9 +275,9 @@ def _low_fidelity(run):
     import matplotlib.pyplot as plt
     from scipy.stats import kendalltau
 
-    from .compare import baseline_rank
-    from .predictors import bench_evaluate_fn, successive_halving
-    from .spaces.cell import parse, to_str
+    from ..analysis.compare import baseline_rank
+    from ..predictors import bench_evaluate_fn, successive_halving
+    from ..spaces.cell import parse, to_str
 
     bench, frame = run.bench, run.frame
     arches = frame["arch"].tolist()
@@ -308,7 +308,7 @@ def _low_fidelity(run):
 def _bench_distribution(run):
     import matplotlib.pyplot as plt
 
-    from .compare import baseline_rank
+    from ..analysis.compare import baseline_rank
 
     bench, frame = run.bench, run.frame
     stats, resnet = bench.stats(), baseline_rank(bench)
@@ -362,7 +362,7 @@ def _compare_plot(run, plot_name: str):
     """One of chapter 3's comparison plots (``compare.plot_anytime`` or ``compare.plot_final``) of the run."""
     import matplotlib.pyplot as plt
 
-    from . import compare
+    from ..analysis import compare
 
     _compare_numbers(run)
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -374,7 +374,7 @@ def _compare_plot(run, plot_name: str):
 def _literature_cost(run):
     import matplotlib.pyplot as plt
 
-    from .literature import load_cifar10, plot_error_vs_cost
+    from ..analysis.literature import load_cifar10, plot_error_vs_cost
 
     fig, ax = plt.subplots(figsize=(8, 4.8))
     plot_error_vs_cost(load_cifar10(), ax=ax)
@@ -386,8 +386,8 @@ def _latency_front(run):
     import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
 
-    from .hardware import cell_latencies, plot_front
-    from .profiles import describe_device
+    from ..analysis.hardware import cell_latencies, plot_front
+    from ..profiles import describe_device
 
     f, frame = run.profile.future, run.frame
     rng = np.random.default_rng(0)  # chapter 4's sample of cells
@@ -455,7 +455,7 @@ def write_figures(out, profile=None, names=None) -> dict:
     """
     import torch
 
-    from .profiles import Profile, get_profile, seed_everything
+    from ..profiles import Profile, get_profile, seed_everything
 
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     names = parse_names(names)

@@ -7,9 +7,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
+from ..errors import NASInputError
+from ..search import history_frame, search
 from . import viz
-from .errors import NASInputError
-from .search import history_frame, search
 from .viz import plot_histories
 
 
@@ -56,8 +56,8 @@ def anytime_panel(bench, strategies=None, seeds: int = 5, budget_s: float | None
 
     ``budget_s`` defaults to 100 times the benchmark's mean training seconds per cell.
     """
-    from .compare import STRATEGIES, compare, plot_anytime
-    from .spaces import make_space
+    from ..analysis.compare import STRATEGIES, compare, plot_anytime
+    from ..spaces import make_space
 
     mean_cost = float(bench.frame()["train_seconds"].mean())
     budget_s = budget_s or round(100 * mean_cost)

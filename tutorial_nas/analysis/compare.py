@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .errors import NASInputError
-from .evaluators import BenchmarkLookup
-from .search import Budget, search
+from ..errors import NASInputError
+from ..evaluators import BenchmarkLookup
+from ..search import Budget, search
 
 # The four families that search through the benchmark (RS, EA, RL, SMBO); GO methods join via add_oneshot.
 STRATEGIES = ("random", "regularized", "reinforce", "bo")
@@ -88,7 +88,7 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
     ``workers``: processes that share the runs (benchmark look-ups only; each run is seeded on its own, so the
     result is the same DataFrame as with one worker, in the same order).
     """
-    from .strategies import STRATEGIES as REGISTRY
+    from ..strategies import STRATEGIES as REGISTRY
 
     strategies = [strategies] if isinstance(strategies, str) else list(strategies)
     unknown = [s for s in strategies if s not in REGISTRY]
@@ -102,7 +102,7 @@ def compare(space, strategies=STRATEGIES, seeds=10, budget=100, *, bench=None, e
                             "evaluator_factory, run with workers=1")
     if evaluator_factory is None:
         if bench is None:
-            from .bench import load_benchmark
+            from ..bench import load_benchmark
 
             bench = load_benchmark()
         lookup = BenchmarkLookup(space, bench)
@@ -266,7 +266,7 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
     ``rank`` counts the cells with a strictly higher test accuracy, plus one; ``percentile`` is the share of
     cells it beats. A hand-designed cell that already sits in the top few percent is a hard baseline.
     """
-    from .spaces import cell as nb201
+    from ..spaces import cell as nb201
 
     arch_str = arch if isinstance(arch, str) else nb201.to_str(tuple(arch))
     nb201.parse(arch_str)  # a clear error for a malformed string
@@ -317,17 +317,17 @@ def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progre
     set); the derived cells are looked up in ``bench`` (valid_acc / test_acc), and every run is charged
     the wall seconds it took here, supernet training included.
     """
-    from .data import load_dataset
-    from .oneshot.darts import darts_search
-    from .oneshot.supernet import weight_sharing_search
-    from .profiles import get_profile
+    from ..data import load_dataset
+    from ..oneshot.darts import darts_search
+    from ..oneshot.supernet import weight_sharing_search
+    from ..profiles import get_profile
 
     if method not in ONESHOT:
         raise NASInputError(f"unknown one-shot method {method!r}; choose from: {', '.join(ONESHOT)}")
     profile = profile or get_profile()
     s = profile.compare
     if bench is None:
-        from .bench import load_benchmark
+        from ..bench import load_benchmark
 
         bench = load_benchmark()
     if data is None:
@@ -350,7 +350,7 @@ def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progre
 
 def parse_strategies(text) -> tuple:
     """``"random,evolution,darts"`` -> (discrete registry names, one-shot names), in the order given."""
-    from .strategies import STRATEGIES as REGISTRY
+    from ..strategies import STRATEGIES as REGISTRY
 
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
     names = [n for n in names if n]
@@ -377,9 +377,9 @@ def run_cli_compare(args) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .bench import load_benchmark
-    from .profiles import get_profile
-    from .spaces import make_space
+    from ..bench import load_benchmark
+    from ..profiles import get_profile
+    from ..spaces import make_space
 
     if args.space != "nb201":
         raise NASInputError(f"compare runs on the benchmark's space 'nb201', not {args.space!r}")

@@ -1,12 +1,12 @@
 """The teaching decks: Markdown sources in ``slides/``, built into self-contained reveal.js HTML and PDF.
 
-    python -m tutorial_nas.slides build --out slides/build [--profile ci|cpu|gpu] [--figures DIR] [--no-pdf]
-    python -m tutorial_nas.slides fetch            # put reveal.js into the cache (the only step that needs a network)
+    python -m tutorial_nas.course.slides build --out slides/build [--profile ci|cpu|gpu] [--figures DIR] [--no-pdf]
+    python -m tutorial_nas.course.slides fetch   # put reveal.js into the cache (the only step that needs a network)
 
 A deck is one Markdown file, ``slides/partN_*.md``: slides are separated by a line ``---``, a slide's speaker
 notes follow a line starting with ``Note:``. Two kinds of placeholders tie a deck to the package:
 
-- ``![caption](fig:NAME)`` is a figure of ``tutorial_nas.figures`` (``FIGURES``), computed for this build;
+- ``![caption](fig:NAME)`` is a figure of ``tutorial_nas.course.figures`` (``FIGURES``), computed for this build;
 - ``{{ group[key]:format }}`` is a number of that same run (``numbers.json``), or a published result cited
   from ``literature.csv`` (``{{ lit[cifar10][NASNet-A][gpu_days]:,.0f }}``); an unknown name stops the build.
 
@@ -34,9 +34,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NASInputError
+from ..errors import NASInputError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE_DIR = ROOT / "slides"
 REVEAL_VERSION = "5.2.1"
 # npm's dist.integrity of reveal.js 5.2.1: the tarball is checked against it before it is unpacked
@@ -165,7 +165,8 @@ def _figures(text: str, figures: Path, where: str) -> str:
         name = match.group(1)
         found = [figures / f"{name}{ext}" for ext in (".svg", ".png") if (figures / f"{name}{ext}").is_file()]
         if not found:
-            raise NASInputError(f"{where}: figure {name!r} is not in {figures} (see tutorial_nas.figures.FIGURES)")
+            raise NASInputError(f"{where}: figure {name!r} is not in {figures} "
+                                "(see tutorial_nas.course.figures.FIGURES)")
         return f"]({_data_uri(found[0])})"
     return FIGURE.sub(one, text)
 
@@ -245,7 +246,7 @@ def render_deck(deck: Deck, numbers: dict, figures: Path, reveal: Path) -> str:
         "<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         f"<title>{html.escape(deck.title)}</title>",
         '<meta name="viewport" content="width=device-width, initial-scale=1.0">',
-        f'<meta name="generator" content="tutorial_nas.slides with reveal.js {REVEAL_VERSION}">',
+        f'<meta name="generator" content="tutorial_nas.course.slides with reveal.js {REVEAL_VERSION}">',
         _style(read["reset"]), _style(read["reveal_css"]), _style(theme), _style(COURSE_CSS),
         "</head>", "<body>", '<div class="reveal"><div class="slides">', *sections, "</div></div>",
         _script(read["reveal_js"]), _script(read["markdown"]), _script(read["notes"]),
@@ -369,7 +370,7 @@ def build(out, src=None, profile=None, figures=None, pdf: bool = True, cache=Non
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tutorial_nas.slides", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tutorial_nas.course.slides", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="action", required=True)
     b = sub.add_parser("build", help="build every deck to self-contained HTML and PDF")
     b.add_argument("--out", default=str(SOURCE_DIR / "build"))

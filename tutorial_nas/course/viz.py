@@ -9,7 +9,7 @@ from __future__ import annotations
 import graphviz
 import numpy as np
 
-from .errors import NASInputError, check_choice
+from ..errors import NASInputError, check_choice
 
 _INPUT, _NODE, _OUTPUT = "darkseagreen2", "lightblue", "palegoldenrod"  # the colours of the DARTS plots
 
@@ -26,7 +26,7 @@ def _digraph(name: str) -> graphviz.Digraph:
 def draw_genotype(genotype, which: str = "normal") -> graphviz.Digraph:
     """One cell of a DARTS genotype (or its string), drawn as the DARTS paper does: the inputs c_{k-2}
     and c_{k-1}, the intermediate nodes 0..3 with their two operations, the output c_{k} joining them."""
-    from .spaces.darts import as_genotype
+    from ..spaces.darts import as_genotype
 
     check_choice("cell", which, ("normal", "reduce"))
     g = as_genotype(genotype)
@@ -47,7 +47,7 @@ def draw_genotype(genotype, which: str = "normal") -> graphviz.Digraph:
 
 def draw_nb201(cell) -> graphviz.Digraph:
     """A NAS-Bench-201 cell (6 ops or an arch string): nodes 0..3, a labelled edge per non-`none` op."""
-    from .spaces.cell import EDGES, parse
+    from ..spaces.cell import EDGES, parse
 
     cell = parse(cell) if isinstance(cell, str) else tuple(cell)
     if len(cell) != len(EDGES):
@@ -88,7 +88,7 @@ def draw_layers(labels: list, skips: list = ()) -> graphviz.Digraph:
 def draw_chain(arch) -> graphviz.Digraph:
     """A network of the chain space: every layer with the layers it reads (the image when it reads none);
     the layers nobody reads are concatenated into the output, as Zoph & Le's networks do."""
-    from .spaces.chain import consumers
+    from ..spaces.chain import consumers
 
     dot = _digraph("chain")
     dot.attr(rankdir="TB")
@@ -109,7 +109,7 @@ def draw_chain(arch) -> graphviz.Digraph:
 def draw_genetic(arch) -> graphviz.Digraph:
     """A Genetic CNN network: per stage the input node, the connected nodes of the bit string, the output
     node; stages joined by pooling."""
-    from .spaces.genetic import stage_edges
+    from ..spaces.genetic import stage_edges
 
     dot = _digraph("genetic")
     prev = "image"
