@@ -38,7 +38,7 @@ RECIPES = {
     "6 epochs": {"epochs": 6},
     "lr 0.1": {"lr": 0.1},
     "augment": {"augment": True},
-    "2k images, 5 epochs": {"train_images": 2000, "epochs": 5},
+    "2k images 5 epochs": {"train_images": 2000, "epochs": 5},
 }
 
 _DATA: dict = {}
