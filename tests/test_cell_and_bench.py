@@ -60,11 +60,11 @@ def test_encodings():
     c = cell.parse(EXAMPLE)
     onehot, path = cell.encode_onehot(c), cell.encode_path(c)
     assert onehot.shape == (30,) and onehot.sum() == 6
-    assert path.shape == (100,)
+    assert path.shape == (155,)
     # paths 0->3 (skip), 0->1->3 (conv3, conv3), 0->2->3 (conv3, skip), 0->1->2->3 (conv3, pool, skip)
     assert path.sum() == 4
     empty = cell.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-    assert cell.encode_path(empty).sum() == 0
+    assert cell.encode_path(empty).sum() == 3  # (none), (none, none) twice, (none, none, none): BANANAS' paths
 
 
 @pytest.mark.parametrize("bad", ["", "|nor_conv_3x3~0|", EXAMPLE.replace("~1|+", "~0|+"),
@@ -106,12 +106,36 @@ def test_the_table_covers_every_class(bench):
         assert r["params"] > 0 and len(r["valid_curve"]) == bench.epochs
 
 
+TWIN_A = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"  # node 1 is never read
+TWIN_B = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
+
+
 def test_isomorphic_twins_get_the_same_record(bench):
-    twin_a = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
-    twin_b = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|"
-    a, b = bench.query(twin_a), bench.query(twin_b)
-    assert a["arch"] == twin_a and b["arch"] == twin_b
-    assert {k: v for k, v in a.items() if k != "arch"} == {k: v for k, v in b.items() if k != "arch"}
+    a, b = bench.query(TWIN_A), bench.query(TWIN_B)
+    assert a["arch"] == TWIN_A and b["arch"] == TWIN_B
+    own = ("arch", "params", "flops")  # the accuracies and times are the class's, the size is the cell's
+    assert {k: v for k, v in a.items() if k not in own} == {k: v for k, v in b.items() if k not in own}
+
+
+def recipe_network(bench, arch):
+    r = bench.recipe
+    return cell.NB201Network(cell.parse(arch), 10, 1, C=r["C"], N=r["N"], stem_stride=r["stem_stride"])
+
+
+def test_params_and_flops_are_those_of_the_queried_cell(bench):
+    from tutorial_nas.train import count_flops, count_params
+
+    r = bench.recipe
+    rng = np.random.default_rng(1)
+    cells = [TWIN_A, TWIN_B, EXAMPLE] + [cell.to_str(cell.from_index(int(i))) for i in rng.integers(0, 15625, 4)]
+    for arch in cells:
+        net, q = recipe_network(bench, arch), bench.query(arch)
+        assert q["params"] == count_params(net), arch
+        assert q["flops"] == count_flops(net, (1, r["image_size"], r["image_size"])), arch
+    # the dead 3x3 convolution of twin A still has its weights: one conv and its batch norm per stage
+    a, b = bench.query(TWIN_A), bench.query(TWIN_B)
+    c = r["C"]
+    assert a["params"] - b["params"] == r["N"] * sum(9 * k * k * c * c + 2 * k * c for k in (1, 2, 4))
 
 
 def test_the_ranking_says_more_about_the_cell_than_the_seed(bench):
@@ -127,7 +151,7 @@ def test_the_ranking_says_more_about_the_cell_than_the_seed(bench):
 
 def test_low_fidelity_queries_read_an_earlier_epoch(bench):
     full, early = bench.query(EXAMPLE), bench.query(EXAMPLE, epoch=1)
-    assert early["valid_acc"] == full["valid_curve"][0]
+    assert early["valid_acc"] == full["valid_curve"][0] and early["valid_curve"] == full["valid_curve"][:1]
     assert early["train_seconds"] == pytest.approx(full["train_seconds"] / bench.epochs)
     with pytest.raises(NASInputError, match="epoch"):
         bench.query(EXAMPLE, epoch=bench.epochs + 1)
@@ -177,3 +201,19 @@ def test_benchmark_lookup_searches_charge_the_recorded_seconds(bench):
     assert len(h) == 20
     assert h["cost_s"].tolist() == [bench.query(a)["train_seconds"] for a in h["arch"]]
     assert set(NB201_OPS) >= {op for a in h["arch"] for op in cell.parse(a)}
+
+
+def test_a_low_fidelity_evaluator_sees_no_epoch_it_did_not_pay_for(bench):
+    from tutorial_nas.evaluators import BenchmarkLookup
+    from tutorial_nas.search import search
+
+    space = cell.NB201Space()
+    for k in range(1, bench.epochs):
+        ev = BenchmarkLookup(space, bench, epoch=k)
+        for arch in cell.all_cells()[::1201]:
+            full, r = bench.query(arch), ev.evaluate(arch)
+            assert r.curve == list(full["valid_curve"][:k]) and r.valid_acc == full["valid_curve"][k - 1]
+            assert r.cost_s == pytest.approx(full["train_seconds"] * k / bench.epochs)
+        # the History (and every strategy told a Result) holds epochs 1..k only
+        h = search(space, "random", ev, 8, seed=0, progress=False)
+        assert all(row == list(bench.query(a)["valid_curve"][:k]) for a, row in zip(h["arch"], h["curve"]))

@@ -107,6 +107,14 @@ def test_augmentation_translates_each_image_by_its_own_offset():
     assert torch.equal(out.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing lost inside the padding range
 
 
+def test_an_augmented_batch_keeps_the_plain_memory_layout():
+    # a one-channel batch gathered through a permute has channel stride 1, which the CPU backward of a strided
+    # 1x1 convolution mishandles (heap corruption); the batch must come out laid out as (n, c, h, w)
+    for c in (1, 3):
+        out = augment_batch(torch.randn(16, c, 8, 8), Augment(translate=1, flip=True), torch.Generator())
+        assert out.stride() == torch.empty(out.shape).stride()
+
+
 def test_batches_cover_the_split_once():
     d = load_dataset("digits")
     seen = torch.cat([yb for _, yb in batches(d.train_x, d.train_y, 100, shuffle=True,
@@ -117,6 +125,20 @@ def test_batches_cover_the_split_once():
 
 
 # --- training -------------------------------------------------------------------------------------------
+def test_a_trained_result_depends_on_the_candidate_and_the_seed_only():
+    from tutorial_nas.evaluators import FullTraining
+    from tutorial_nas.spaces.chain import ChainSpace
+
+    space, d = ChainSpace(max_layers=2, filters=(4, 8)), load_dataset("digits")
+    arch = space.sample(np.random.default_rng(0))
+    results = []
+    for global_seed in (1, 2):  # whatever ran before (a fresh process, a resumed search) drew from the RNG
+        torch.manual_seed(global_seed)
+        r = FullTraining(space, d, TrainConfig(epochs=1, batch_size=64, seed=3)).evaluate(arch)
+        results.append((r.curve, r.test_acc))
+    assert results[0] == results[1]
+
+
 def test_training_learns_and_is_repeatable():
     d = load_dataset("digits")
     seed_everything(0)

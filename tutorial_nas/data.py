@@ -36,6 +36,7 @@ class Augment:
 
 # How each data set is split and augmented by default; flips only where a mirrored image is the same class.
 SPLITS = {"digits": (1077, 360, 360), "mnist5k": (3000, 1000, 1000)}
+IMAGE_SIZE = {"digits": 8, "mnist5k": 28, "fashion-mnist": 28, "cifar10": 32}  # before any resize
 DEFAULT_AUGMENT = {
     "digits": Augment(translate=1),
     "mnist5k": Augment(translate=2),
@@ -217,8 +218,10 @@ def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator | No
         dx = torch.randint(0, 2 * t + 1, (n,), generator=generator).to(x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
         cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
-        batch = torch.arange(n, device=x.device)[:, None, None]
-        x = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (n, c, h, w)
+        flat = (rows * (w + 2 * t) + cols).view(n, 1, h * w).expand(n, x.shape[1], h * w)
+        # a gather from the flattened padded maps keeps the (n, c, h, w) memory layout: a permuted result of
+        # one channel has a channel stride of 1, which CPU convolutions' backward mishandles (heap corruption)
+        x = padded.flatten(2).gather(2, flat).view(n, -1, h, w)
     return x.contiguous()
 
 

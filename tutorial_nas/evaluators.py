@@ -70,7 +70,10 @@ class FullTraining(Evaluator):
     """Train every candidate from scratch with one recipe; the cost is the wall time of that training.
 
     A candidate seen before is not trained again (its result is reused and charged nothing), since a
-    search that proposes the same network twice has learned nothing new by paying twice.
+    search that proposes the same network twice has learned nothing new by paying twice. Every training
+    starts from the recipe's seed (initial weights, batch order, augmentation), as NAS-Bench-201 trains
+    every cell with the same seeds: a result depends on the candidate and the seed only, never on what ran
+    before it in the process, so a resumed search trains what the interrupted one would have.
     """
 
     name = "full-training"
@@ -107,6 +110,7 @@ class FullTraining(Evaluator):
         if hit is not None:
             return hit
         start = time.perf_counter()
+        torch.manual_seed(self.config.seed)  # the initial weights: drawn from the global generator
         model = self.build(arch).to(self.data.device)
         record = train(model, self.data, self.config, progress=self.progress)
         result = Result(valid_acc=record.final_valid_acc, test_acc=record.test_acc,
@@ -131,7 +135,8 @@ class LowFidelity(FullTraining):
 class BenchmarkLookup(Evaluator):
     """Look the cell up in the tabular benchmark; charge the seconds its training took when the table was built.
 
-    ``epoch`` reads the metrics at an earlier epoch (low fidelity by look-up), charged proportionally.
+    ``epoch`` reads the metrics at an earlier epoch (low fidelity by look-up), charged proportionally; the
+    curve stops there too, so nothing of the epochs not paid for is seen.
     """
 
     name = "benchmark"

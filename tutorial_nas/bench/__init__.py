@@ -21,19 +21,25 @@ import pandas as pd
 
 from ..errors import NASInputError
 from ..spaces import cell as nb201
-from .build import Recipe, build
+from .build import Recipe, build, op_costs
 from .table import DATA_DIR, DEFAULT, _sha256, pack
 
 _LOADED: dict = {}
 
 
 class Benchmark:
-    """One packed table in memory: a row per canonical cell and an index from every arch string to its row."""
+    """One packed table in memory: a row per canonical cell and an index from every arch string to its row.
+
+    Isomorphic cells compute the same function, so they share their row's accuracies, losses and training
+    time; their parameters and FLOPs are each cell's own (a dead convolution still has weights and still runs),
+    the row's numbers corrected edge by edge with the per-op costs of the table's recipe (``op_costs``).
+    """
 
     def __init__(self, arrays: dict, info: dict):
         self.info = info
         self.recipe = info["recipe"]
         self._a = arrays
+        self._op_cost = op_costs(self.recipe)
         self.epochs = int(arrays["valid_curve"].shape[1])
         self._row_of = arrays["row_of"]
         # every arch string of the space -> its row (-1: not trained in a partial table)
@@ -65,14 +71,20 @@ class Benchmark:
         return r
 
     def query(self, arch, epoch: int | None = None) -> dict:
-        """The recorded metrics of ``arch``; ``epoch`` gives the validation numbers after that epoch and
-        charges that share of the training time (the test accuracy is always the final one)."""
-        rec = dict(self._records[self.row(arch)])
+        """The recorded metrics of ``arch``; ``epoch`` gives the validation numbers after that epoch, the
+        curve up to it and no further, and charges that share of the training time (a low-fidelity look-up
+        sees what a training stopped there would have seen; the test accuracy is always the final one)."""
+        r = self.row(arch)
+        rec = dict(self._records[r])
         rec["arch"] = arch if isinstance(arch, str) else nb201.to_str(arch)
+        cell = nb201.parse(rec["arch"])
+        for op, rep_op in zip(cell, nb201.from_index(int(self._a["cells"][r]))):
+            rec["params"] += self._op_cost[op][0] - self._op_cost[rep_op][0]
+            rec["flops"] += self._op_cost[op][1] - self._op_cost[rep_op][1]
         if epoch is not None and epoch != self.epochs:
             if not isinstance(epoch, (int, np.integer)) or not 1 <= epoch <= self.epochs:
                 raise NASInputError(f"epoch must be an integer from 1 to {self.epochs}, got {epoch!r}")
-            r = self.row(arch)
+            rec["valid_curve"] = rec["valid_curve"][:epoch]
             rec["valid_acc"] = rec["valid_curve"][epoch - 1]
             rec["valid_loss"] = float(self._a["valid_loss_curve"][r, epoch - 1])
             rec["train_seconds"] *= epoch / self.epochs
@@ -151,7 +163,10 @@ def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> 
         raise damaged from None
     if not _consistent(arrays):
         raise damaged
-    _LOADED[key] = Benchmark(arrays, info)
+    try:
+        _LOADED[key] = Benchmark(arrays, info)
+    except (KeyError, TypeError, ValueError):  # a recipe without the sizes the per-op costs need
+        raise damaged from None
     return _LOADED[key]
 
 

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data import DATASETS, load_dataset
+from ..data import DATASETS, IMAGE_SIZE, load_dataset
 from ..errors import NASInputError, check_choice
+from ..ops import NB201_OPS
 from ..spaces import cell as nb201
 from ..train import TrainConfig, train
 
@@ -52,6 +53,28 @@ class Recipe:
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, augment=self.augment,
                            weight_decay=self.weight_decay, label_smoothing=self.label_smoothing, seed=seed)
+
+
+def op_costs(recipe: dict) -> dict:
+    """op -> (parameters, FLOPs) that one edge with that op adds to the network the recipe trains.
+
+    The network is ``NB201Network(cell, C=C, N=N, stem_stride=stem_stride)``: 3 stages of N cells at C, 2C and
+    4C channels on maps of the stem's size, then halved by each residual reduction. Only the convolutions of
+    ``nor_conv_kxk`` (ReLU, k x k conv, batch norm) carry weights (k*k*c*c, plus the norm's scale and shift)
+    and FLOPs (2 per multiply-add, as ``train.count_flops`` counts: pooling, skip and zero count nothing).
+    Every edge is built and run, so a dead edge (one whose output never reaches the cell's output) costs too.
+    """
+    C, N, stride = recipe["C"], recipe["N"], recipe["stem_stride"]
+    size = recipe.get("image_size") or IMAGE_SIZE[recipe["dataset"]]
+    size = (size - 1) // stride + 1  # the stem: 3x3, padding 1
+    out = {op: [0, 0] for op in NB201_OPS}
+    for stage in range(3):
+        c = C * 2**stage
+        for op, k in (("nor_conv_1x1", 1), ("nor_conv_3x3", 3)):
+            out[op][0] += N * (k * k * c * c + 2 * c)
+            out[op][1] += N * 2 * k * k * c * c * size * size
+        size = (size - 1) // 2 + 1  # the reduction: 3x3, stride 2, padding 1
+    return {op: tuple(v) for op, v in out.items()}
 
 
 def jobs(recipe: Recipe, order_seed: int = 0) -> list:

@@ -3,7 +3,8 @@
 A table is two files: ``NAME.npz`` (the numbers, one row per canonical cell, plus the multi-seed subset) and
 ``NAME.json`` (the recipe, the machine and date of the build, the noise statistics and the SHA-256 of the
 npz, which loading verifies). ``query`` answers for any of the 15,625 cells: an isomorphic cell is answered
-by its class representative, so a cell and its twin get the same record.
+by its class representative, so a cell and its twin get the same accuracies and times (each keeps its own
+parameters and FLOPs).
 """
 
 from __future__ import annotations
