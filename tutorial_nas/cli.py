@@ -25,7 +25,7 @@ from ._json import json_safe
 from .errors import NASInputError
 
 ONESHOT = {"darts": ("darts", "darts"), "darts2": ("darts", "darts2"), "gdas": ("darts", "gdas"),
-           "enas": ("supernet", "enas"), "spos": ("supernet", "spos")}
+           "enas": ("supernet", "enas"), "rs-ws": ("supernet", "rs-ws"), "spos": ("supernet", "spos")}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -305,7 +305,8 @@ def plot_final(df: pd.DataFrame, ax=None):
 # -- the one-shot families (GO and weight sharing) ---------------------------------------------------------
 ONESHOT = {"darts": "DARTS (first order) on the NAS-Bench-201 supernet",
            "gdas": "GDAS (Gumbel sampling of one path)",
-           "rsws": "random search with weight sharing (uniformly sampled paths, then scored)"}
+           "rsws": "random search with weight sharing (uniformly sampled paths, then scored)",
+           "spos": "SPOS (uniformly sampled paths, then evolution scored with the shared weights)"}
 # the names of the command line and the notebook -> the strategy registry (EA is regularized evolution)
 ALIASES = {"evolution": "regularized"}
 
@@ -334,8 +335,9 @@ def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progre
         data = load_dataset(s.oneshot_dataset, image_size=s.oneshot_image_size, device=profile.device)
     runs = []
     for seed in _seeds(seeds):
-        if method == "rsws":
-            history = weight_sharing_search(method="spos", data=data, epochs=s.oneshot_epochs, C=profile.cell.C,
+        if method in ("rsws", "spos"):
+            ws_method = "rs-ws" if method == "rsws" else method
+            history = weight_sharing_search(method=ws_method, data=data, epochs=s.oneshot_epochs, C=profile.cell.C,
                                             N=profile.cell.N, batch_size=s.oneshot_batch_size, seed=seed,
                                             n_candidates=s.oneshot_candidates, bench=bench, progress=progress,
                                             stem_stride=s.oneshot_stem_stride)

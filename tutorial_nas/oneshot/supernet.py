@@ -1,4 +1,4 @@
-"""Weight sharing on the NAS-Bench-201 cell space: ENAS and uniform single-path sampling (SPOS).
+"""Weight sharing on the NAS-Bench-201 cell space: ENAS, random search with weight sharing (RS-WS) and SPOS.
 
 Training every candidate from scratch is what made early NAS cost thousands of GPU-days. Weight sharing trains
 one *supernet* instead: every edge of the cell holds all five operations, and a forward pass takes one path
@@ -10,15 +10,19 @@ and its validation accuracy with those shared weights is a cheap (and biased) es
   minibatch (+ 1e-4 x entropy), against a moving-average baseline. The controller is the package's LSTM
   controller (``strategies.reinforce.Reinforce``), which writes a cell edge by edge through the space's
   token interface; here it is told the child's minibatch accuracy instead of a full training's.
-- SPOS / random search with weight sharing (Guo et al. 2020; Li & Talwalkar 2019): a uniformly random path per
-  training step (``strategies.random_search.RandomSearch`` proposes it), then random candidates scored with
-  the shared weights.
+- RS-WS, random search with weight sharing (Li & Talwalkar 2019): a uniformly random path per training step
+  (``strategies.random_search.RandomSearch`` proposes it), then uniformly random candidates scored with the
+  shared weights.
+- SPOS, Single Path One-Shot (Guo et al. 2020): the same uniform single-path training (its first stage), then
+  an evolutionary search over the trained supernet (its second stage, §3.3 and Algorithm 1): a population of
+  P cells, each generation bred from the top k cells seen so far by mutation and crossover, every candidate
+  scored by its shared-weight validation accuracy (``evolutionary_search``).
 
 Before a path is scored its batch-norm statistics are recalibrated: the running statistics were averaged over
 many different paths and belong to none of them, so they are reset and re-estimated on a few training batches
-of this path (a known pitfall: BN settings silently change supernet rankings).
+of this path (SPOS §3.3 does this for every candidate; a known pitfall otherwise: BN settings silently change
+supernet rankings).
 """
-
 from __future__ import annotations
 
 import math
@@ -40,7 +44,7 @@ from ..strategies.random_search import RandomSearch
 from ..strategies.reinforce import Reinforce
 from ..train import evaluate
 
-METHODS = ("enas", "spos")
+METHODS = ("enas", "rs-ws", "spos")
 
 
 class SuperCell(nn.Module):
@@ -162,10 +166,12 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
 
 def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128,
                          seed: int = 0, progress: bool = True, stem_stride: int = 1, **options) -> tuple:
-    """Build a supernet for ``data``, train it with ``method`` ("enas" or "spos"): (supernet, strategy, log).
+    """Build a supernet for ``data``, train it with ``method``: (supernet, strategy, log).
 
-    ``stem_stride=2`` halves the map in the stem (the benchmark's recipe on small images). ``options``:
-    ``lr``, ``controller_steps`` (ENAS, per epoch); ``controller_lr``, ``entropy_weight``.
+    "enas" trains the controller along; "rs-ws" and "spos" train on uniformly sampled paths (the two differ
+    only in how they search the trained supernet). ``stem_stride=2`` halves the map in the stem (the
+    benchmark's recipe on small images). ``options``: ``lr``, ``controller_steps`` (ENAS, per epoch);
+    ``controller_lr``, ``entropy_weight``.
     """
     check_choice("weight-sharing method", method, METHODS)
     steps = options.pop("controller_steps", 50)
@@ -201,7 +207,7 @@ class WeightSharingEvaluator(Evaluator):
 
 
 def candidates(strategy, n: int, tries: int = 20) -> list:
-    """``n`` distinct cells (up to isomorphism) from the trained ENAS controller, or uniform (SPOS)."""
+    """``n`` distinct cells (up to isomorphism) from the trained ENAS controller, or uniform (RS-WS)."""
     space, out, keys = NB201Space(), [], set()
     for _ in range(tries * n):
         cell = strategy.ask()
@@ -213,13 +219,92 @@ def candidates(strategy, n: int, tries: int = 20) -> list:
     return out
 
 
+def mutate(cell, prob: float, rng) -> tuple:
+    """SPOS's mutation: every edge's op is redrawn uniformly from all ops with probability ``prob`` (0.1 in
+    the paper). As in the reference code, a redraw may return the op it replaces, so a child can differ from
+    its parent in none, one or several edges (``NB201Space.mutate``, regularized evolution's, changes one)."""
+    return tuple(NB201_OPS[int(rng.integers(len(NB201_OPS)))] if rng.random() < prob else op for op in cell)
+
+
+def spos_sizes(budget: int, population: int | None = None, top_k: int | None = None) -> tuple:
+    """(P, k) for ``budget`` evaluations: what is given, else the reference code's proportions scaled to the
+    budget. The reference evaluates P = 50 cells, then T = 20 generations of P from the top k = 10: T = 0.4 P,
+    k = P / 5 and budget = P (T + 1) = 1050; solving P (0.4 P + 1) = budget gives P (at least 2, at most the
+    budget)."""
+    for name, value in (("budget", budget), ("population", population), ("top_k", top_k)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1):
+            raise NASInputError(f"{name} must be a whole number of at least 1, got {value!r}")
+    population = population or min(budget, max(2, round((math.sqrt(1 + 1.6 * budget) - 1) / 0.8)))
+    return population, top_k or min(population, max(2, population // 5))
+
+
+def evolutionary_search(score, budget: int, population: int | None = None, top_k: int | None = None,
+                        mutation_prob: float = 0.1, seed: int = 0) -> list:
+    """SPOS's second stage (Guo et al. 2020, §3.3, Algorithm 1): evolution over a trained supernet.
+
+    ``score(cell)`` is called once per new cell (up to isomorphism) and must return a number to maximise (the
+    shared-weight validation accuracy). The first population is P uniformly random cells; every following
+    generation is P/2 mutants (``mutate``) and P/2 children of uniform crossover, every parent drawn uniformly
+    from the top k cells evaluated so far; cells already seen are redrawn, and where ten times as many draws
+    do not give enough new ones, random cells fill the population, as in the reference code
+    (megvii-model/SinglePathOneShot, ``search.py``). It stops after ``budget`` calls of ``score``, so that it
+    can be compared with random sampling at an equal number of supernet evaluations; the paper's FLOPs
+    constraint is left out (NAS-Bench-201 cells differ little in cost). ``population``/``top_k`` default to
+    ``spos_sizes``.
+
+    Returns the evaluated cells in order: dicts with ``cell``, ``score``, ``origin`` (random, mutation or
+    crossover) and ``generation``.
+    """
+    population, top_k = spos_sizes(budget, population, top_k)
+    if not isinstance(mutation_prob, (int, float, np.floating)) or not 0 <= mutation_prob <= 1:
+        raise NASInputError(f"mutation_prob is a probability from 0 to 1 (the paper uses 0.1), got {mutation_prob!r}")
+    space, rng = NB201Space(), np.random.default_rng(seed)
+    seen, evaluated = set(), []
+
+    def draw(origin: str, parents: list) -> tuple:
+        if origin == "random":
+            return space.sample(rng)
+        pick = lambda: parents[int(rng.integers(len(parents)))]  # noqa: E731
+        return mutate(pick(), mutation_prob, rng) if origin == "mutation" else space.crossover(pick(), pick(), rng)
+
+    def breed(n: int, origin: str, generation: int, parents: list = ()) -> None:
+        made = 0
+        for _ in range(10 * n):  # at most ten draws per wanted cell
+            if made == n or len(evaluated) == budget:
+                return
+            cell = draw(origin, parents)
+            if space.key(cell) not in seen:  # each cell costs one supernet evaluation, once
+                seen.add(space.key(cell))
+                evaluated.append({"cell": cell, "score": float(score(cell)), "origin": origin,
+                                  "generation": generation})
+                made += 1
+
+    breed(population, "random", 0)
+    for generation in range(1, budget):
+        if len(evaluated) == budget:
+            break
+        top = [e["cell"] for e in sorted(evaluated, key=lambda e: -e["score"])[:top_k]]  # over all seen so far
+        before = len(evaluated)
+        breed(population // 2, "mutation", generation, top)
+        breed(population - population // 2, "crossover", generation, top)
+        breed(population - (len(evaluated) - before), "random", generation)
+        if len(evaluated) == before:  # nothing new left to find
+            break
+    return evaluated
+
+
 def weight_sharing_search(method: str = "spos", data=None, epochs: float = 3, C: int = 8, N: int = 1,
                           batch_size: int = 128, seed: int = 0, n_candidates: int = 30, bench=None,
-                          progress: bool = True, stem_stride: int = 1, **options):
-    """Train a supernet with ``method``, then score ``n_candidates`` cells with the shared weights.
+                          progress: bool = True, stem_stride: int = 1, population: int | None = None,
+                          top_k: int | None = None, mutation_prob: float = 0.1, **options):
+    """Train a supernet with ``method``, then score ``n_candidates`` cells with the shared weights: ENAS's
+    controller proposes them, RS-WS draws them uniformly, SPOS evolves them (``evolutionary_search`` with
+    ``population``, ``top_k``, ``mutation_prob``). ``n_candidates`` is the number of supernet evaluations
+    in every method, so equal budgets compare the methods' second stages.
 
     Returns a History (``search.history_frame``): one row per candidate with ``ws_acc`` (shared-weight
-    accuracy); ``valid_acc``/``test_acc`` from ``bench`` when given (else ``valid_acc = ws_acc``); ``cost_s``
+    accuracy) and ``origin`` (controller, random, mutation or crossover) and ``generation`` (SPOS; else 0);
+    ``valid_acc``/``test_acc`` from ``bench`` when given (else ``valid_acc = ws_acc``); ``cost_s``
     the wall seconds of its scoring, the first row also carrying the supernet's training. The incumbent
     (``best_valid_acc``, ``best_test_acc``) is the candidate with the best ``ws_acc`` so far: the search sees
     only the shared weights. ``attrs`` also hold the per-epoch ``train_loss`` and ENAS's
@@ -229,20 +314,36 @@ def weight_sharing_search(method: str = "spos", data=None, epochs: float = 3, C:
         raise NASInputError("weight_sharing_search needs data=load_dataset(...)")
     if not isinstance(n_candidates, (int, np.integer)) or n_candidates < 1:
         raise NASInputError(f"n_candidates must be a whole number of at least 1, got {n_candidates!r}")
+    if method != "spos" and (population, top_k, mutation_prob) != (None, None, 0.1):
+        raise NASInputError(f"population, top_k and mutation_prob set SPOS's evolution; {method} has none")
     supernet, strategy, log = train_weight_sharing(method, data, epochs, C, N, batch_size, seed, progress,
                                                   stem_stride, **options)
     evaluator = WeightSharingEvaluator(supernet, data, batch_size=batch_size)
-    rows, spent, clock = [], 0.0, time.perf_counter()
-    for k, cell in enumerate(tqdm(candidates(strategy, n_candidates), desc="score candidates",
-                                  disable=not progress, leave=False)):
+    rows, clock = [], time.perf_counter()
+    bar = tqdm(total=n_candidates, desc="score candidates", disable=not progress, leave=False)
+
+    def evaluate(cell) -> float:
         r = evaluator.evaluate(cell)
-        cost = r.cost_s + (log["seconds"] if k == 0 else 0.0)
-        spent += cost
+        cost = r.cost_s + (log["seconds"] if not rows else 0.0)
         truth = bench.query(to_str(cell)) if bench is not None else {}
-        rows.append({"step": k, "arch": to_str(cell), "valid_acc": truth.get("valid_acc", r.valid_acc),
-                     "test_acc": truth.get("test_acc", math.nan), "cost_s": cost, "spent_s": spent,
+        rows.append({"step": len(rows), "arch": to_str(cell), "valid_acc": truth.get("valid_acc", r.valid_acc),
+                     "test_acc": truth.get("test_acc", math.nan), "cost_s": cost,
+                     "spent_s": cost + (rows[-1]["spent_s"] if rows else 0.0),
                      "wall_s": log["seconds"] + time.perf_counter() - clock, "params": truth.get("params", 0),
                      "flops": truth.get("flops", 0), "curve": [], "ws_acc": r.valid_acc})
+        bar.update(1)
+        return r.valid_acc
+
+    if method == "spos":
+        bred = evolutionary_search(evaluate, n_candidates, population, top_k, mutation_prob, seed)
+        origins = [(e["origin"], e["generation"]) for e in bred]
+    else:
+        for cell in candidates(strategy, n_candidates):
+            evaluate(cell)
+        origins = [("controller" if method == "enas" else "random", 0)] * len(rows)
+    bar.close()
+    for row, (origin, generation) in zip(rows, origins):
+        row.update(origin=origin, generation=generation)
     history = history_frame(rows, {"space": "nb201", "strategy": method, "seed": seed,
                                    "budget": f"{epochs} supernet epochs", "evaluator": "weight-sharing"})
     incumbent = history["ws_acc"].expanding().apply(lambda s: s.argmax(), raw=True).astype(int).to_numpy()
