@@ -176,7 +176,7 @@ def setup(impl: str, order: int):
         architect = Architect(model, order=order)
 
         def arch_step():
-            architect.step(train, valid, xi=0.025)
+            architect.step(train, valid, xi=0.025, w_optimizer=w_opt)  # momentum + wd, as the reference
     else:
         architect = RefArchitect(model, w_opt)
 

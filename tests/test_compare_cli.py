@@ -53,6 +53,7 @@ def test_one_shot_methods_run_fewer_seeds_and_are_charged_wall_seconds(tmp_path,
     assert (gdas["spent_s"] > 0).all() and gdas["arch"].str.startswith("|").all()
     bench = load_benchmark()
     assert all(bench.query(a)["test_acc"] == t for a, t in zip(gdas["arch"], gdas["test_acc"]))
+    assert gdas["best_test_acc"].tolist() == gdas["test_acc"].tolist()  # after epoch e: the cell derived at e
 
 
 @pytest.mark.parametrize("argv, words", [

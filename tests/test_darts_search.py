@@ -120,18 +120,20 @@ def test_sharing_parameter_free_ops_between_edges_changes_nothing():
     assert torch.allclose(cell(s0, s1, w), torch.cat(states[2:], 1), atol=1e-12)
 
 
-def _unrolled_val_loss(model, values, train, valid, xi):
-    """L_val(w - xi grad_w L_train(w, alpha), alpha) evaluated directly, the weights restored after."""
+def _unrolled_val_loss(model, values, train, valid, xi, opt):
+    """L_val(w', alpha) with w' = w - xi (mu buffer + grad_w L_train(w, alpha) + lambda w) (DARTS' code),
+    evaluated directly, the weights restored after."""
     with torch.no_grad():
         for a, v in zip(model.arch_parameters(), values):
             a.copy_(v)
     weights = model.weight_parameters()
     grads = torch.autograd.grad(model.loss(*train), weights, allow_unused=True)
     backup = [w.detach().clone() for w in weights]
+    mu, lam = opt.param_groups[0]["momentum"], opt.param_groups[0]["weight_decay"]
     with torch.no_grad():
         for w, g in zip(weights, grads):
-            if g is not None:
-                w.sub_(xi * g)
+            g = torch.zeros_like(w) if g is None else g
+            w.sub_(xi * (mu * opt.state[w]["momentum_buffer"] + g + lam * w))
         loss = model.loss(*valid).item()
         for w, b in zip(weights, backup):
             w.copy_(b)
@@ -151,24 +153,28 @@ def test_unrolled_hypergradient_matches_finite_differences_of_the_unrolled_objec
     train = (torch.randn(16, 1, 8, 8, dtype=torch.double), torch.randint(0, 10, (16,)))
     valid = (torch.randn(16, 1, 8, 8, dtype=torch.double), torch.randint(0, 10, (16,)))
     xi = 0.5
+    # the weights' SGD with a momentum buffer and weight decay: the virtual step takes both (DARTS' code)
+    opt = torch.optim.SGD(model.weight_parameters(), lr=xi, momentum=0.9, weight_decay=0.05)
+    for w in model.weight_parameters():
+        opt.state[w]["momentum_buffer"] = 0.1 * torch.randn_like(w)
     alpha0 = [a.detach().clone() for a in model.arch_parameters()]
     # DARTS' R = 0.01 / ||v|| suits float32; in double a smaller R makes the finite-difference Hessian
     # exact up to rounding (a step of 0.01 crosses ReLU kinks of such a tiny random network)
-    ours = unrolled_grad(model, train, valid, xi, r=1e-6)
+    ours = unrolled_grad(model, train, valid, xi, w_optimizer=opt, r=1e-6)
     first = first_order_grad(model, valid)
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):
         d = [torch.randn(a.shape, generator=gen, dtype=torch.double) for a in alpha0]
         eps = 1e-6
-        plus = _unrolled_val_loss(model, [a + eps * di for a, di in zip(alpha0, d)], train, valid, xi)
-        minus = _unrolled_val_loss(model, [a - eps * di for a, di in zip(alpha0, d)], train, valid, xi)
+        plus = _unrolled_val_loss(model, [a + eps * di for a, di in zip(alpha0, d)], train, valid, xi, opt)
+        minus = _unrolled_val_loss(model, [a - eps * di for a, di in zip(alpha0, d)], train, valid, xi, opt)
         numeric = (plus - minus) / (2 * eps)
         analytic = sum((g * di).sum().item() for g, di in zip(ours, d))
         first_order = sum((g * di).sum().item() for g, di in zip(first, d))
         assert analytic == pytest.approx(numeric, rel=1e-2, abs=1e-6)
         # the second-order term matters here: the first-order gradient is measurably off
         assert abs(first_order - numeric) > 10 * abs(analytic - numeric)
-    _unrolled_val_loss(model, alpha0, train, valid, xi)
+    _unrolled_val_loss(model, alpha0, train, valid, xi, opt)
 
 
 def _fit_one_batch(model, batch, method, steps, lr=0.05):
@@ -221,7 +227,7 @@ def test_darts_search_returns_one_history_row_per_epoch(digits):
     h = darts_search("nb201", small, "darts2", epochs=2, C=4, N=1, batch_size=32, progress=False)
     assert list(h["epoch"]) == [1, 2]
     for col in ("step", "arch", "valid_acc", "test_acc", "cost_s", "spent_s", "n_skip", "alphas",
-                "best_valid_acc", "train_loss"):
+                "best_valid_acc", "best_test_acc", "bench_valid_acc", "train_loss"):
         assert col in h.columns
     cell = parse_nb201(h["arch"].iloc[-1])
     assert h["n_skip"].iloc[-1] == cell.count("skip_connect")
@@ -230,6 +236,7 @@ def test_darts_search_returns_one_history_row_per_epoch(digits):
     assert tuple(cell) == tuple(NB201_OPS[k] for k in alphas.argmax(1))
     assert 0 <= h["valid_acc"].iloc[-1] <= 100 and (h["cost_s"] > 0).all()
     assert h.attrs["strategy"] == "darts2" and h.attrs["ops"] == list(NB201_OPS)
+    assert h.attrs["incumbent"] == "last" and list(h["best_valid_acc"]) == list(h["valid_acc"])
 
 
 def test_darts_space_search_with_gdas_derives_a_genotype_and_stops_early(digits):
@@ -249,7 +256,8 @@ def test_darts_search_reads_the_benchmark_for_the_derived_cell(digits):
     h = darts_search("nb201", digits.subset(0.1), "darts", epochs=1, C=4, N=1, batch_size=32, progress=False,
                      bench=bench)
     truth = bench.query(h["arch"].iloc[0])
-    assert h["valid_acc"].iloc[0] == truth["valid_acc"] and h["test_acc"].iloc[0] == truth["test_acc"]
+    assert h["bench_valid_acc"].iloc[0] == truth["valid_acc"] and h["test_acc"].iloc[0] == truth["test_acc"]
+    assert h["params"].iloc[0] == truth["params"]  # valid_acc stays the supernet's: what the search sees
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -152,7 +152,9 @@ def cmd_search(args) -> None:
     out = {"space": args.space, "strategy": args.strategy, "seed": args.seed, "best": best(history),
            "history": [{"arch": r.arch, "valid_acc": r.valid_acc, "cost_s": r.cost_s,
                         "test_acc": r.test_acc} for r in history.itertuples()]}
-    text = (f"{args.strategy} on {args.space}: {len(history)} evaluations, best {out['best']['arch']} "
+    # best(): the run's incumbent -- for DARTS and GDAS the cell derived at the end, not the best epoch's
+    done, what = ("epochs", "derived") if history.attrs.get("incumbent") == "last" else ("evaluations", "best")
+    text = (f"{args.strategy} on {args.space}: {len(history)} {done}, {what} {out['best']['arch']} "
             f"valid {out['best']['valid_acc']:.2f} test {out['best']['test_acc']:.2f}")
     _emit(out, args.json, text)
 

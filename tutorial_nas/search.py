@@ -2,11 +2,13 @@
 
     strategy.ask() -> arch -> evaluator.evaluate(arch) -> Result -> strategy.tell(arch, result)
 
-Each evaluation's cost is charged to the budget (a count of evaluations or a number of seconds); an
-evaluation that would overdraw the budget is not recorded, so no strategy is ever charged past it.
-Every evaluation is appended to the History (one row each) and, when ``checkpoint`` is given, written to
-disk atomically. ``resume=True`` replays the recorded evaluations through a fresh strategy with the same
-seed (no training, no look-up) and then continues: the resumed run is the run that was interrupted.
+The strategy is told the Result without its test accuracy (nan): that number is kept in the History for
+the report and never steers the search. Each evaluation's cost is charged to the budget (a count of
+evaluations or a number of seconds); an evaluation that would overdraw the budget is not recorded, so no
+strategy is ever charged past it. Every evaluation is appended to the History (one row each) and, when
+``checkpoint`` is given, written to disk atomically. ``resume=True`` replays the recorded evaluations
+through a fresh strategy with the same seed (no training, no look-up) and then continues: the resumed run is
+the run that was interrupted.
 
 ``executor="ray"`` (or a ``tutorial_nas.parallel.RayExecutor``) evaluates several candidates at once, as
 many as the cluster runs and the strategy can propose before it is told results (``strategy.parallel``).
@@ -22,9 +24,10 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -88,24 +91,47 @@ class Budget:
         return f"{self.evaluations} evaluations" if self.evaluations is not None else f"{self.seconds:g} s"
 
 
+def incumbents(history: pd.DataFrame) -> np.ndarray:
+    """The row of the incumbent after each row of a History, by the rule in ``history.attrs["incumbent"]``:
+
+    - a column name (default ``"valid_acc"``): the row with the best value of that column so far (the first
+      on a tie, a nan never best) -- what an ask/tell search returns, or weight sharing with ``"ws_acc"``;
+    - ``"last"``: the latest row. DARTS, GDAS and NAS-Bench-201's runs of them return the cell derived at the
+      end of the search, whatever any benchmark says of the cells derived before.
+    """
+    rule = history.attrs.get("incumbent", "valid_acc")
+    if rule == "last":
+        return np.arange(len(history))
+    if rule not in history:
+        raise NASInputError(f"the History's incumbent rule {rule!r} names no column; use 'last' or one of "
+                            f"{list(history.columns)}")
+    score = np.nan_to_num(history[rule].to_numpy(dtype=float), nan=-math.inf)
+    out, current = np.zeros(len(score), dtype=int), 0
+    for i, value in enumerate(score):
+        if value > score[current]:
+            current = i
+        out[i] = current
+    return out
+
+
 def history_frame(rows: list, meta: dict) -> pd.DataFrame:
-    """The History: one row per evaluation, with the incumbent (best valid so far) and its test accuracy."""
+    """The History: one row per evaluation, and the incumbent's validation and test accuracy after each row
+    (``best_valid_acc``, ``best_test_acc``; the incumbent by ``meta["incumbent"]``, see :func:`incumbents`)."""
     df = pd.DataFrame(rows)
-    if len(df):
-        best_idx = df["valid_acc"].fillna(-math.inf).cummax()
-        df["best_valid_acc"] = best_idx
-        # the test accuracy of the incumbent: the row whose valid accuracy is the running maximum
-        incumbent = df["valid_acc"].fillna(-math.inf).expanding().apply(lambda s: s.argmax(), raw=True)
-        df["best_test_acc"] = df["test_acc"].to_numpy()[incumbent.astype(int).to_numpy()]
     df.attrs.update(meta)
+    if len(df):
+        idx = incumbents(df)
+        df["best_valid_acc"] = np.nan_to_num(df["valid_acc"].to_numpy(dtype=float), nan=-math.inf)[idx]
+        df["best_test_acc"] = df["test_acc"].to_numpy(dtype=float)[idx]
     return df
 
 
 def best(history: pd.DataFrame) -> dict:
-    """The incumbent: the evaluated architecture with the best validation accuracy."""
+    """The run's final incumbent (:func:`incumbents`): for an ask/tell search the evaluated architecture with
+    the best validation accuracy; for DARTS and GDAS the cell derived last."""
     if not len(history):
         raise NASInputError("the history is empty: the budget allowed no evaluation")
-    row = history.loc[history["valid_acc"].idxmax()]
+    row = history.iloc[incumbents(history)[-1]]
     return {"arch": row["arch"], "valid_acc": float(row["valid_acc"]), "test_acc": float(row["test_acc"])}
 
 
@@ -143,9 +169,15 @@ def _row(step: int, arch_str: str, result: Result, spent: float, wall: float) ->
     return row
 
 
+def _told(result: Result) -> Result:
+    """What a strategy is told of an evaluation: all of it but the test accuracy, which stays in the History
+    for the report. A search that chose by test accuracy would report an optimistically biased number."""
+    return replace(result, test_acc=math.nan)
+
+
 def _result_from_row(row: dict) -> Result:
-    return Result(valid_acc=row["valid_acc"], test_acc=row["test_acc"], cost_s=row["cost_s"],
-                  params=row["params"], flops=row["flops"], curve=list(row.get("curve", [])))
+    return Result(valid_acc=row["valid_acc"], cost_s=row["cost_s"], params=row["params"], flops=row["flops"],
+                  curve=list(row.get("curve", [])))  # test_acc left nan: the strategy is never told it
 
 
 def _replay(path, payload: dict, space, strategy) -> tuple[list, list, list, int]:
@@ -251,7 +283,7 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
                 if not budget.allows(len(rows), spent, result.cost_s):
                     stop = True  # this evaluation would overdraw the budget: it is not charged and not recorded
                     break
-                strategy.tell(arch, result)
+                strategy.tell(arch, _told(result))
                 spent += result.cost_s
                 rows.append(_row(len(rows), space.to_str(arch), result, spent, time.perf_counter() - start))
                 order.append([ticket, n_asked])

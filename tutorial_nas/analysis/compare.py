@@ -12,11 +12,15 @@ between methods (Dong & Yang 2020, Table 5). So the comparison is over seeds, an
 random search, the baseline every method must beat (Li & Talwalkar 2019; Yang et al. 2020).
 
 The regret of a run at a moment is the best test accuracy of the whole benchmark minus the test accuracy
-of the run's incumbent (the architecture with the best *validation* accuracy so far): the search never sees
-test accuracy, so the regret measures what a user of the search would really get.
+of the run's incumbent, the architecture the method would return if stopped then: for the ask/tell
+strategies the one with the best *validation* accuracy so far. The search never sees test accuracy, so the
+regret measures what a user of the search would really get.
 
 One-shot methods (DARTS, GDAS, random search with weight sharing) do not run through the ask/tell loop;
 ``add_oneshot`` appends their Histories in the same columns, their cost being the wall seconds they ran.
+Their incumbent is what the method itself returns (``search.incumbents``): after epoch e of DARTS or GDAS the
+cell derived at epoch e, as their papers and NAS-Bench-201 report them (never the epoch whose cell the
+benchmark likes best); for weight sharing the candidate with the best shared-weight accuracy.
 """
 
 from __future__ import annotations
@@ -158,7 +162,8 @@ def add_oneshot(df: pd.DataFrame, name: str, histories) -> pd.DataFrame:
     """``df`` with the Histories of a one-shot method appended as strategy ``name``.
 
     Each History is one seed (its ``seed`` attribute, else its position); its cost is the wall seconds the
-    method ran (``wall_s``), since a supernet's training is not charged per candidate.
+    method ran (``wall_s``), since a supernet's training is not charged per candidate. The incumbent is the
+    History's own (``best_valid_acc``, ``best_test_acc``: for DARTS and GDAS the latest derived cell).
     """
     if isinstance(histories, pd.DataFrame):
         histories = [histories]
@@ -240,8 +245,9 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95):
 
 
 def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95) -> pd.DataFrame:
-    """Per strategy: the final test accuracy's mean, std and t-interval over seeds, its mean regret, and the
-    p-value of a two-sided Mann-Whitney U test against ``baseline`` (NaN when the baseline is absent)."""
+    """Per strategy: the test accuracy of the final incumbent (for a one-shot run, the cell it derived last):
+    mean, std and t-interval over seeds, mean regret, and the p-value of a two-sided Mann-Whitney U test
+    against ``baseline`` (NaN when the baseline is absent)."""
     from scipy.stats import mannwhitneyu
 
     final = df.sort_values("step").groupby(["strategy", "seed"], sort=False).tail(1)
@@ -315,8 +321,9 @@ def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progre
     """One History per seed of a one-shot ``method`` (``ONESHOT``) on the NAS-Bench-201 supernet.
 
     Sizes come from the profile's ``compare`` section (``oneshot_epochs``, ``oneshot_candidates``, its data
-    set); the derived cells are looked up in ``bench`` (valid_acc / test_acc), and every run is charged
-    the wall seconds it took here, supernet training included.
+    set); the derived cells are looked up in ``bench`` for their test accuracy (the report only: a DARTS or
+    GDAS run returns the cell derived at its end), and every run is charged the wall seconds it took here,
+    supernet training included.
     """
     from ..data import load_dataset
     from ..oneshot.darts import darts_search

@@ -6,12 +6,18 @@ Solving the inner problem for every alpha is out of the question, so DARTS appro
 training step and differentiates through it:
 
 - first order (``order=1``): pretend w* does not depend on alpha, grad = d/dalpha L_val(w, alpha);
-- second order (``order=2``): the "unrolled" objective L_val(w', alpha) with the virtual step
-  w' = w - xi * grad_w L_train(w, alpha). Its gradient is
+- second order (``order=2``): the "unrolled" objective L_val(w', alpha), where w' is the step the weight
+  optimiser would take next (SGD with momentum mu, its momentum buffer b, weight decay lambda):
+
+      w' = w - xi * (mu * b + grad_w L_train(w, alpha) + lambda * w).
+
+  The paper's Eq. 6-7 write w' = w - xi * grad_w L_train(w, alpha); DARTS' code (``cnn/architect.py``,
+  ``_compute_unrolled_model``) adds the momentum and the weight decay, and this follows the code. Neither
+  term depends on alpha, so the gradient keeps the paper's form (Eq. 7):
 
       grad_alpha L_val(w', alpha) - xi * grad^2_{alpha,w} L_train(w, alpha) . v,  v = grad_w' L_val(w', alpha)
 
-  and the Hessian-vector product is a central finite difference, with R = 0.01 / ||v||:
+  and the Hessian-vector product is a central finite difference, with R = 0.01 / ||v|| (Eq. 8):
 
       grad^2_{alpha,w} L_train . v  ~  (grad_alpha L_train(w + R v) - grad_alpha L_train(w - R v)) / (2 R).
 
@@ -19,7 +25,9 @@ The virtual step is taken in place on the network's own weights and undone after
 second copy of the network instead), and only the gradients that are used are asked of autograd.
 
 ``bilevel_search`` is DARTS' ``train_search.py``: per minibatch one architecture step on the alpha half of
-the training split, then one weight step on the other half; after every epoch the cell is derived.
+the training split, then one weight step on the other half; after every epoch the cell is derived. The
+search returns the cell derived at its end (DARTS, GDAS, and NAS-Bench-201's runs of both): the History's
+incumbent is the latest row, never the epoch a benchmark likes best.
 """
 
 from __future__ import annotations
@@ -48,16 +56,36 @@ def first_order_grad(model, valid_batch) -> list:
     return _grads(model.loss(*valid_batch), model.arch_parameters())
 
 
-def unrolled_grad(model, train_batch, valid_batch, xi: float, r: float = 0.01) -> list:
-    """d/dalpha L_val(w - xi grad_w L_train(w, alpha), alpha), the Hessian term by finite differences."""
+def virtual_weights(model, train_batch, xi: float, w_optimizer=None) -> list:
+    """w' = w - xi (mu * b + grad_w L_train(w, alpha) + lambda * w): the next step of ``w_optimizer`` (SGD,
+    momentum mu with buffer b, weight decay lambda) before clipping, as DARTS' code takes it. Without an
+    optimiser (or before its first step, when it has no buffer yet) the missing terms are zero."""
+    weights = model.weight_parameters()
+    groups = {id(p): g for g in (w_optimizer.param_groups if w_optimizer else []) for p in g["params"]}
+    grads = _grads(model.loss(*train_batch), weights)
+    out = []
+    with torch.no_grad():
+        for w, g in zip(weights, grads):
+            group = groups.get(id(w), {})
+            step = g + group.get("weight_decay", 0.0) * w
+            buf = w_optimizer.state[w].get("momentum_buffer") if w_optimizer else None
+            if buf is not None:
+                step = step + group["momentum"] * buf
+            out.append(w - xi * step)
+    return out
+
+
+def unrolled_grad(model, train_batch, valid_batch, xi: float, w_optimizer=None, r: float = 0.01) -> list:
+    """d/dalpha L_val(w', alpha) at the virtual step w' (``virtual_weights``), the Hessian term by finite
+    differences."""
     alphas, weights = model.arch_parameters(), model.weight_parameters()
     backup = [w.detach().clone() for w in weights]
 
-    # 1. the virtual step w' = w - xi * grad_w L_train(w, alpha), taken in place
-    g_train = _grads(model.loss(*train_batch), weights)
+    # 1. the virtual step w' = w - xi * (mu * b + grad_w L_train(w, alpha) + lambda * w), taken in place
+    stepped = virtual_weights(model, train_batch, xi, w_optimizer)
     with torch.no_grad():
-        for w, g in zip(weights, g_train):
-            w.sub_(xi * g)
+        for w, v in zip(weights, stepped):
+            w.copy_(v)
 
     # 2. the validation loss at w': its gradient for alpha (direct term) and for w' (the vector v)
     grads = _grads(model.loss(*valid_batch), alphas + weights)
@@ -85,10 +113,11 @@ class Architect:
         self.optimizer = torch.optim.Adam(model.arch_parameters(), lr=lr, betas=betas,
                                           weight_decay=weight_decay)
 
-    def step(self, train_batch, valid_batch, xi: float) -> None:
-        """One update of alpha; ``xi`` is the virtual step's learning rate (DARTS uses the weights' lr)."""
+    def step(self, train_batch, valid_batch, xi: float, w_optimizer=None) -> None:
+        """One update of alpha; ``xi`` is the virtual step's learning rate (DARTS uses the weights' lr) and
+        ``w_optimizer`` the weights' SGD, whose momentum and weight decay the virtual step takes too."""
         if self.order == 2:
-            grads = unrolled_grad(self.model, train_batch, valid_batch, xi)
+            grads = unrolled_grad(self.model, train_batch, valid_batch, xi, w_optimizer)
         else:
             grads = first_order_grad(self.model, valid_batch)
         for a, g in zip(self.model.arch_parameters(), grads):
@@ -114,7 +143,8 @@ class DartsConfig:
 
 def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed: int, config: DartsConfig,
                    progress: bool = True, bench=None, skip_limit=None, early_stop=None):
-    """Train a supernet (``oneshot.darts``) by alternating steps; one History row per epoch."""
+    """Train a supernet (``oneshot.darts``) by alternating steps; one History row per epoch, whose incumbent
+    is the cell derived at that epoch (``attrs["incumbent"] = "last"``)."""
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
                             weight_decay=config.w_weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=config.w_lr_min)
@@ -127,7 +157,8 @@ def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed:
     rows, spent, start = [], 0.0, time.perf_counter()
     meta = {"space": "darts" if "reduce" in model.cell_names else "nb201", "strategy": method, "seed": seed,
             "budget": f"{epochs} epochs", "evaluator": "bench" if bench is not None else "supernet",
-            "ops": list(model.ops), "edges": list(model.edge_labels), "cells": list(model.cell_names)}
+            "incumbent": "last", "ops": list(model.ops), "edges": list(model.edge_labels),
+            "cells": list(model.cell_names)}
     for epoch in tqdm(range(epochs), desc=f"{method} search", disable=not progress):
         t0 = time.perf_counter()
         model.tau = config.tau[0] - (config.tau[0] - config.tau[1]) * epoch / max(1, epochs - 1)
@@ -137,7 +168,7 @@ def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed:
         for train_batch, valid_batch in zip(
                 batches(half_w.train_x, half_w.train_y, batch_size, True, gen, augment),
                 batches(half_alpha.train_x, half_alpha.train_y, batch_size, True, gen, augment)):
-            architect.step(train_batch, valid_batch, xi)
+            architect.step(train_batch, valid_batch, xi, w_opt)
             w_opt.zero_grad(set_to_none=True)
             loss = model.loss(*train_batch)
             loss.backward()
@@ -148,17 +179,17 @@ def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed:
 
         arch = model.derive(skip_limit)
         model.recalibrate(half_w.train_x)
-        supernet_acc = evaluate(model, data.valid_x, data.valid_y)[1]
-        row = {"step": epoch, "arch": model.arch_str(arch), "valid_acc": supernet_acc,
-               "test_acc": float("nan"), "params": 0, "flops": 0, "curve": []}
-        if bench is not None:  # the derived cell's true numbers, as NAS-Bench-201 reports its DARTS runs
+        # valid_acc: what the search itself sees of the derived cell (the supernet's weights, BN recalibrated)
+        row = {"step": epoch, "arch": model.arch_str(arch), "valid_acc": evaluate(model, data.valid_x, data.valid_y)[1],
+               "test_acc": float("nan"), "bench_valid_acc": float("nan"), "params": 0, "flops": 0, "curve": []}
+        if bench is not None:  # the derived cell's true numbers, for the report only (nothing chooses by them)
             answer = bench.query(row["arch"])
-            row.update(valid_acc=answer["valid_acc"], test_acc=answer["test_acc"], params=answer["params"],
+            row.update(test_acc=answer["test_acc"], bench_valid_acc=answer["valid_acc"], params=answer["params"],
                        flops=answer["flops"], curve=list(answer.get("valid_curve", [])))
         cost = time.perf_counter() - t0
         spent += cost
         row.update(cost_s=cost, spent_s=spent, wall_s=time.perf_counter() - start, epoch=epoch + 1,
-                   **model.count_skips(arch), supernet_valid_acc=supernet_acc, lr=xi,
+                   **model.count_skips(arch), lr=xi,
                    train_loss=float(np.mean(losses)), tau=model.tau if model.mode == "gdas" else float("nan"),
                    alphas=model.softmaxed())
         rows.append(row)

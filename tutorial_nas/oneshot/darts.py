@@ -342,12 +342,16 @@ def darts_search(space: str = "darts", data=None, method: str = "darts", epochs:
     ``space`` is ``"darts"`` (normal + reduction cell, ``C`` channels, ``layers`` cells) or ``"nb201"``
     (the NAS-Bench-201 skeleton, ``N`` cells per stage). Sizes left as ``None`` come from the profile's
     ``darts`` section, and so does the data set when ``data`` is ``None``. Returns a History: one row per
-    epoch with the derived cell (``arch``), the supernet's validation accuracy, the epoch's seconds, the
-    skip connections of the derived cell (``n_skip``) and the softmaxed alphas. With ``bench`` (a benchmark,
-    or ``True`` for the shipped one) on ``nb201``, valid_acc and test_acc are the benchmark's numbers for the
-    derived cell. ``skip_limit`` caps skip_connect in the derived cell; ``early_stop`` ends the search once
-    the derived cell holds more than that many skip connections (DARTS+ stops at two: ``early_stop=1``),
-    or once ``early_stop(row)`` is true.
+    epoch with the derived cell (``arch``), its validation accuracy in the supernet (``valid_acc``, BN
+    recalibrated), the epoch's seconds, the skip connections of the derived cell (``n_skip``) and the
+    softmaxed alphas. With ``bench`` (a benchmark, or ``True`` for the shipped one) on ``nb201``, ``test_acc``
+    and ``bench_valid_acc`` are the benchmark's numbers for the derived cell, for the report only.
+
+    The search's answer is the cell derived at its end, as in DARTS, GDAS and NAS-Bench-201's runs of them:
+    the History's incumbent (``best_valid_acc``, ``best_test_acc``, ``search.best``) after epoch e is the
+    cell derived at epoch e, never the epoch whose cell the benchmark likes best. ``skip_limit`` caps
+    skip_connect in the derived cell; ``early_stop`` ends the search once the derived cell holds more than
+    that many skip connections (DARTS+ stops at two: ``early_stop=1``), or once ``early_stop(row)`` is true.
     """
     check_choice("one-shot search space", space, ("darts", "nb201"))
     check_choice("one-shot method", method, ("darts", "darts2", "gdas"))

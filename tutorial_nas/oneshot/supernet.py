@@ -345,7 +345,8 @@ def weight_sharing_search(method: str = "spos", data=None, epochs: float = 3, C:
     for row, (origin, generation) in zip(rows, origins):
         row.update(origin=origin, generation=generation)
     history = history_frame(rows, {"space": "nb201", "strategy": method, "seed": seed,
-                                   "budget": f"{epochs} supernet epochs", "evaluator": "weight-sharing"})
+                                   "budget": f"{epochs} supernet epochs", "evaluator": "weight-sharing",
+                                   "incumbent": "ws_acc"})  # search.best: the best shared-weight accuracy
     incumbent = history["ws_acc"].expanding().apply(lambda s: s.argmax(), raw=True).astype(int).to_numpy()
     history["best_valid_acc"] = history["valid_acc"].to_numpy()[incumbent]
     history["best_test_acc"] = history["test_acc"].to_numpy()[incumbent]
