@@ -55,7 +55,8 @@ def test_each_notebook_opens_with_its_badge_and_installs_from_the_same_url():
         first_md = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
         assert colab_url(filename) in "".join(first_md["source"])
         setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
-        assert f"git+{REPOSITORY}" in "".join(setup["source"])
+        source = "".join(setup["source"])
+        assert f'REPOSITORY = "{REPOSITORY}"' in source and 'f"git+{REPOSITORY}"' in source  # tests/test_colab_setup.py
 
 
 def test_the_two_commands_are_in_the_readme_and_ci_calls_the_test_one():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,9 +195,17 @@ def seed_everything(seed: int) -> None:
 
 
 def setup(seed: int = 0, name: str | None = None, verbose: bool = True) -> Profile:
-    """The one call of every chapter's setup cell: pick the profile and device, seed, print the choice."""
+    """The one call of every chapter's setup cell: pick the profile and device, seed, print the choice.
+
+    On Colab the automatic choice is ``gpu`` on a GPU runtime; on one without a GPU it is ``cpu``, and a
+    warning that cannot be missed says how to get a GPU (always printed, even with ``verbose=False``)."""
     profile = get_profile(name)
     seed_everything(seed)
+    if "google.colab" in sys.modules and profile.device.type != "cuda":
+        print("\n".join(["!" * 100, f"!!  NO GPU: this Colab runtime has none; the chapter runs the "
+                         f"'{profile.name}' profile on the CPU.", "!!  For the full-size 'gpu' profile: Runtime > "
+                         "Change runtime type > GPU, then run this notebook again from the top.", "!" * 100]),
+              file=sys.stderr)
     if verbose:
         print(profile.describe())
         if profile.name == "gpu" and profile.device.type != "cuda":

@@ -7,6 +7,7 @@ same record, which is what makes a search repeatable.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,10 @@ from tqdm.auto import tqdm
 
 from .data import Dataset, batches
 from .errors import NASInputError
+
+# Where ``amp`` applies, in which precision: float16 with loss scaling on CUDA. The CPU is left out (its
+# bfloat16 autocast is slower than float32 on most CPUs); a test adds it to run this same code path there.
+AMP_DTYPES = {"cuda": torch.float16}
 
 
 @dataclass
@@ -35,7 +40,7 @@ class TrainConfig:
     augment: bool = True
     grad_clip: float | None = 5.0
     seed: int = 0
-    amp: bool = True  # only used on CUDA
+    amp: bool = True  # mixed precision on the devices of AMP_DTYPES (CUDA), ignored elsewhere
     channels_last: bool = True  # faster convolutions on CUDA and on the CPU alike
     eval_batch_size: int = 1024
 
@@ -120,7 +125,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, pr
     config.check()
     if data.device != next(model.parameters()).device:
         model = model.to(data.device)
-    cuda = data.device.type == "cuda"
+    amp_dtype = AMP_DTYPES.get(data.device.type) if config.amp else None
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.data_fraction < 1:
@@ -139,7 +144,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, pr
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and config.amp)
+    scaler = torch.amp.GradScaler(data.device.type, enabled=amp_dtype == torch.float16)  # bfloat16 needs none
     augment = data.augment if config.augment else None
 
     record = TrainRecord(params=count_params(model))
@@ -153,7 +158,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, pr
                               augment=augment):
             if config.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=cuda and config.amp):
+            with torch.autocast(data.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext():
                 loss = F.cross_entropy(model(xb), yb, label_smoothing=config.label_smoothing)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
