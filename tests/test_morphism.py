@@ -85,6 +85,52 @@ def test_new_block_is_not_stuck_at_identity():
     assert net.blocks[1].bn.weight.grad.abs().sum() > 0
 
 
+def copies_of(wide: MorphNet, layer: int, old_channels: int) -> list:
+    """(new unit, the old unit it copies) for the new units of block ``layer``, found by their equal rows."""
+    w = wide.blocks[layer].conv.weight.detach().flatten(1)
+    return [(j, int((w[:old_channels] - w[j]).abs().sum(1).argmin())) for j in range(old_channels, len(w))]
+
+
+def fit(net, x, y, steps: int, optimizer=torch.optim.Adam, **options) -> float:
+    """Full-batch training steps on cross-entropy; the last loss."""
+    opt = optimizer(net.parameters(), **options)
+    net.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+    return loss.item()
+
+
+def test_widened_copies_separate_under_training():
+    """Exact copies read with equal weights get equal gradients and never separate; the noisy split breaks
+    the tie, in the widened block and in the residual block that carries its copies."""
+    torch.manual_seed(0)
+    wide = net2wider(MorphNet("c3k3p-r3k3-c5k3"), 0, 7, np.random.default_rng(0))
+    pairs = copies_of(wide, 0, 3)
+    conv = wide.blocks[0].conv.weight.detach()
+    assert max(float((conv[j] - conv[i]).abs().max()) for j, i in pairs) == 0.0  # they start as exact copies
+    fit(wide, torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,)), 3, torch.optim.SGD, lr=0.05, momentum=0.9)
+    for block in wide.blocks[:2]:
+        for j, i in pairs:
+            assert (block.conv.weight[j] - block.conv.weight[i]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_widening_adds_capacity(seed, digits):
+    """A 2-channel network trained to its limit, then widened to 16 channels: the widened one fits the same
+    images much better than the narrow one trained as long. Copies that stayed copies would not."""
+    x, y = digits.train_x[:128], digits.train_y[:128]
+    torch.manual_seed(seed)
+    narrow = MorphNet("c2k3p", digits.num_classes, digits.in_channels)
+    fit(narrow, x, y, 60, lr=0.03)
+    wide = net2wider(narrow, 0, 16, np.random.default_rng(seed))
+    assert same_function(narrow, wide, x) < 1e-5
+    narrow_loss, wide_loss = fit(narrow, x, y, 60, lr=0.03), fit(wide, x, y, 60, lr=0.03)
+    assert wide_loss < 0.5 * narrow_loss
+
+
 def test_spec_string_round_trip_and_errors():
     spec = parse_spec("c8k3p-c16k5-r16k3p")
     assert spec_to_str(spec) == "c8k3p-c16k5-r16k3p"
@@ -97,6 +143,8 @@ def test_spec_string_round_trip_and_errors():
         net2wider(net, 1, 8, np.random.default_rng(0))  # residual: its width follows block 0
     with pytest.raises(NASInputError):
         net2wider(net, 0, 4, np.random.default_rng(0))  # not wider
+    with pytest.raises(NASInputError):
+        net2wider(net, 0, 8, np.random.default_rng(0), noise=-1.0)
     with pytest.raises(NASInputError):
         net2deeper(net, 5)
 

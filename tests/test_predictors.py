@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from scipy.stats import kendalltau
 
 from tutorial_nas.analysis.shortcuts import plot_shortcuts, rank_shortcuts
@@ -22,11 +24,16 @@ from tutorial_nas.predictors import (
     early_stopping,
     exp3,
     extrapolate,
+    grad_norm,
     hyperband,
+    jacob_cov,
     log_power,
+    naswot,
     pow3,
     should_stop,
+    snip,
     successive_halving,
+    synflow,
 )
 from tutorial_nas.spaces.cell import NB201Space, encode_path, parse
 from tutorial_nas.train import TrainRecord
@@ -150,6 +157,97 @@ def test_zero_cost_proxies_are_finite_for_every_cell(proxy, small_data):
     real = scores[scores > FLOOR]
     assert len(real) >= 6 and len(np.unique(real)) > 3  # the proxy tells cells apart
     assert shortcut.floored == int((scores == FLOOR).sum())
+
+
+def conv_bn_net(seed: int = 0) -> nn.Module:
+    """Conv (with bias) -> BN -> ReLU -> pool -> Linear (with bias): parameters the proxies must leave out."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, bias=True), nn.BatchNorm2d(3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(3, 4, bias=True))
+    with torch.no_grad():
+        net[1].weight.uniform_(0.5, 2.0)
+        net[1].bias.uniform_(-1.0, 1.0)
+    return net
+
+
+def test_grad_norm_and_snip_sum_over_conv_and_linear_weights_only():
+    net, x, y = conv_bn_net(), torch.randn(16, 1, 6, 6), torch.randint(0, 4, (16,))
+    net.train()
+    loss = F.cross_entropy(net(x), y)
+    grads = dict(zip([n for n, _ in net.named_parameters()], torch.autograd.grad(loss, list(net.parameters()))))
+    weights = {"0.weight": net[0].weight, "5.weight": net[5].weight}
+    assert grad_norm(net, x, y) == pytest.approx(sum(grads[k].norm().item() for k in weights), rel=1e-6)
+    assert snip(net, x, y) == pytest.approx(sum((w * grads[k]).abs().sum().item() for k, w in weights.items()),
+                                            rel=1e-6)
+    every = sum(g.norm().item() for g in grads.values())  # what a sum over every parameter would give
+    assert every > 1.2 * grad_norm(net, x, y)
+
+
+def test_snip_of_a_network_with_a_zeroed_layer_is_zero():
+    """A zero weight can be removed at no cost: SNIP gives it nothing, and the layers before it get no gradient."""
+    net, x, y = conv_bn_net(), torch.randn(16, 1, 6, 6), torch.randint(0, 4, (16,))
+    with torch.no_grad():
+        net[5].weight.zero_()
+    assert snip(net, x, y) == 0.0
+    assert grad_norm(net, x, y) > 0  # the zeroed layer's own gradient is not zero
+
+
+def test_synflow_of_a_linear_network_has_its_closed_form():
+    """Made positive, with batch norm removed, f(1) = 1'|W2|(|W1| 1 + |b1|) + 1'|b2| is linear in each weight
+    matrix, so the synflow sum over W1 is 1'|W2||W1|1 and over W2 it is 1'|W2|(|W1|1 + |b1|); biases and
+    batch norm count for nothing."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 3))
+    with torch.no_grad():
+        net[0].bias.fill_(-2.0)
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].running_var.uniform_(2, 3)
+        net[1].weight.uniform_(0.2, 0.5)
+    before = [p.clone() for p in net.parameters()]
+    W1, b1, W2 = (net[0].weight.abs().double(), net[0].bias.abs().double(), net[3].weight.abs().double())
+    ones = torch.ones(5, dtype=torch.float64)
+    expected = (W2 @ W1 @ ones).sum() + (W2 @ (W1 @ ones + b1)).sum()
+    assert synflow(net, torch.randn(2, 5), None) == pytest.approx(math.log(expected.item()), abs=1e-12)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # the network itself is untouched
+
+
+class TwoBranches(nn.Module):
+    """relu(a(x)) feeds the head; with ``dead`` a second ReLU branch is computed and thrown away."""
+
+    def __init__(self, dead: bool):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.head = nn.Linear(4, 24), nn.Linear(4, 24), nn.Linear(24, 3)
+        self.relu_a, self.relu_b, self.dead = nn.ReLU(), nn.ReLU(), dead
+
+    def forward(self, x):
+        if self.dead:
+            self.relu_b(self.b(x))
+        return self.head(self.relu_a(self.a(x)))
+
+
+def test_naswot_is_the_log_determinant_of_the_agreement_counts():
+    x = torch.tensor([[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, 1.0, -1.0]])
+    assert naswot(nn.Sequential(nn.ReLU()), x, None) == pytest.approx(math.log(4 * 4 - 2 * 2))  # K = [[4,2],[2,4]]
+    x = torch.randn(6, 4)
+    c = (TwoBranches(dead=False).a(x) > 0).double()
+    expected = torch.linalg.slogdet(c @ c.T + (1 - c) @ (1 - c).T)[1].item()
+    assert naswot(TwoBranches(dead=False), x, None) == pytest.approx(expected, abs=1e-9)
+    assert naswot(TwoBranches(dead=True), x, None) == pytest.approx(expected, abs=1e-9)  # dead ReLUs do not count
+
+
+def test_jacob_cov_of_identical_and_distinct_jacobians():
+    """A linear network has the same input Jacobian for every input: the correlation matrix is all ones, with
+    eigenvalues N and 0 (N - 1 times), the lowest score. Distinct inputs of a ReLU network score higher."""
+    n, k = 8, 1e-5
+    worst = -(math.log(n + k) + 1 / (n + k)) - (n - 1) * (math.log(k) + 1 / k)
+    torch.manual_seed(0)
+    assert jacob_cov(nn.Linear(10, 3), torch.randn(n, 10), None) == pytest.approx(worst, rel=1e-6)
+    relu_net = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 3))
+    same = torch.randn(1, 10).repeat(n, 1)
+    assert jacob_cov(relu_net, same, None) == pytest.approx(worst, rel=1e-6)
+    distinct = jacob_cov(relu_net, torch.randn(n, 10), None)
+    assert worst / 1000 < distinct <= -n * (math.log(1 + k) + 1 / (1 + k)) + 1e-9  # the top: uncorrelated
 
 
 def test_low_fidelity_training_scores_cells(small_data):

@@ -7,8 +7,8 @@
   epochs, predict the last one, stop training a candidate that will not beat the best so far.
 - Performance predictors (White et al. 2021, BANANAS): an ensemble of small MLPs on the path encoding,
   trained on a few hundred (cell, accuracy) pairs, with a mean and a spread.
-- Zero-cost proxies (Abdelfattah et al. 2021; Mellor et al. 2021): ``synflow``, ``grad_norm`` and ``naswot``
-  of an untrained network on one batch: no training at all.
+- Zero-cost proxies (Abdelfattah et al. 2021; Mellor et al. 2021): ``synflow``, ``grad_norm``, ``snip``,
+  ``naswot`` and ``jacob_cov`` of an untrained network on one batch: no training at all.
 
 Every shortcut answers ``score(cells) -> np.ndarray`` (higher = predicted better) and records what that cost
 in ``cost_s``, so they can be ranked against the truth on one axis (``tutorial_nas.analysis.shortcuts``).
@@ -16,6 +16,7 @@ in ``cost_s``, so they can be ranked against the truth on one axis (``tutorial_n
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -278,58 +279,114 @@ class PredictorShortcut(Shortcut):
 
 
 # -- (d) zero-cost proxies -----------------------------------------------------------------------------------
+#
+# As Abdelfattah et al. (2021) compute them in their reference code (zero-cost-nas): an untrained network in
+# train mode (batch-norm uses the batch's statistics), cross-entropy on one batch, and the per-weight scores
+# summed over the weights of the convolutions and linear layers only (no batch-norm parameter, no bias).
 
 
-def synflow(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """log of sum |theta * dR/dtheta| with R the summed output of the network made linear and positive
-    (|weights|, input of ones, in float64): a data-free measure of how well signal flows (Tanaka et al.
-    2020)."""
-    model = model.double().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.abs_()
-    model.zero_grad()
-    model(torch.ones_like(x[:1], dtype=torch.float64)).sum().backward()
-    total = sum((p * p.grad).abs().sum().item() for p in model.parameters() if p.grad is not None)
-    return math.log(total) if total > 0 else -math.inf
+def _weights(model: nn.Module) -> list:
+    """The weight tensors the proxies score: those of every Conv2d and Linear."""
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _weight_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list:
+    """(weight, dL/dweight) for every scored weight; a weight the loss does not reach has gradient zero."""
+    model.train()
+    weights = _weights(model)
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), weights, allow_unused=True)
+    return [(w, torch.zeros_like(w) if g is None else g) for w, g in zip(weights, grads)]
 
 
 def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Sum of the L2 norms of the loss gradients of every weight, on one batch."""
-    model.train()
-    model.zero_grad()
-    F.cross_entropy(model(x), y).backward()
-    return sum(p.grad.norm().item() for p in model.parameters() if p.grad is not None)
+    """Sum over the Conv2d and Linear layers of the L2 norm of the loss gradient of their weight."""
+    return sum(g.norm().item() for _, g in _weight_grads(model, x, y))
+
+
+def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """SNIP (Lee et al. 2019): sum of |w * dL/dw| over the Conv2d and Linear weights, the loss's sensitivity to
+    removing each connection (the gradient of a mask of ones multiplying the weights)."""
+    return sum((w * g).abs().sum().item() for w, g in _weight_grads(model, x, y))
+
+
+def synflow(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """SynFlow (Tanaka et al. 2020), log of sum |w * dR/dw| over the Conv2d and Linear weights, with R the
+    summed output of a copy of the network made linear and positive: |parameters|, batch norm removed (the
+    reference's ``synflow``, not ``synflow_bn``), float64, one input of ones. Data-free: ``x`` gives only the
+    input shape and ``y`` is unused. The reference reports the sum itself; its log ranks the same and stays
+    readable (the sum grows with the product of the layers' weights)."""
+    net = copy.deepcopy(model).double()
+    for name, m in list(net.named_modules()):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            parent, _, child = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, child, nn.Identity())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    weights = _weights(net)
+    out = net(torch.ones((1,) + tuple(x.shape[1:]), dtype=torch.float64, device=x.device))
+    grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
+    total = sum((w * g).abs().sum().item() for w, g in zip(weights, grads) if g is not None)
+    return math.log(total) if total > 0 else -math.inf
 
 
 def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """NASWOT (Mellor et al. 2021): log |det K|, K[i, j] = number of ReLUs on which inputs i and j agree
-    (both active or both inactive). Networks that tell the inputs of a batch apart score high."""
-    codes = []
-    hooks = [m.register_forward_hook(lambda _m, inp, _out: codes.append((inp[0] > 0).flatten(1).double()))
-             for m in model.modules() if isinstance(m, nn.ReLU)]
+    """NASWOT (Mellor et al. 2021, eq. 2): log |K_H| with K_H[i, j] = N_A - d_H(c_i, c_j), where c_i is the
+    binary code of which ReLUs input i switches on and N_A the number of ReLUs: the number of units on which
+    inputs i and j agree. Networks that tell the inputs of a batch apart score high. As in the reference code,
+    only the ReLUs that the output depends on count (a branch that leads nowhere adds nothing)."""
+    inputs, outputs = [], []
+
+    def keep(_m, inp, out):
+        inputs.append(inp[0].detach())
+        outputs.append(out)
+
+    hooks = [m.register_forward_hook(keep) for m in model.modules() if isinstance(m, nn.ReLU)]
     model.train()
-    with torch.no_grad():
-        model(x)
-    for h in hooks:
-        h.remove()
+    try:
+        with torch.enable_grad():
+            out = model(x.detach().requires_grad_(True))
+    finally:
+        for h in hooks:
+            h.remove()
+    if not outputs:
+        return -math.inf
+    live = [(a, o) for a, o in zip(inputs, outputs) if o.requires_grad]
+    reached = torch.autograd.grad(out.sum(), [o for _, o in live], allow_unused=True) if live else []
+    codes = [(a > 0).flatten(1).double() for (a, _), g in zip(live, reached) if g is not None]
     if not codes:
         return -math.inf
     c = torch.cat(codes, dim=1)
     k = c @ c.T + (1 - c) @ (1 - c).T
-    sign, logdet = torch.linalg.slogdet(k)
-    return logdet.item() if sign.item() > 0 else -math.inf
+    return torch.linalg.slogdet(k)[1].item()  # -inf when K_H is singular
 
 
-PROXIES = {"synflow": synflow, "grad_norm": grad_norm, "naswot": naswot}
+def jacob_cov(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Jacobian covariance (Mellor et al. 2020, the first version of NASWOT), as zero-cost-nas computes it:
+    J_i = d(sum of the outputs)/d(input i) for each input of the batch, Sigma their correlation matrix with
+    eigenvalues lambda, score -sum(log(lambda + k) + 1 / (lambda + k)) with k = 1e-5. The score is highest (-N
+    for a batch of N) when the Jacobians are uncorrelated: the network treats different inputs differently."""
+    model.train()
+    x = x.detach().clone().requires_grad_(True)
+    (jacobian,) = torch.autograd.grad(model(x).sum(), x, allow_unused=True)
+    if jacobian is None:  # the output does not depend on the input (a cell that passes nothing)
+        return math.nan
+    corr = np.corrcoef(jacobian.flatten(1).double().cpu().numpy())  # nan where a Jacobian is constant
+    if not np.isfinite(corr).all():
+        return math.nan
+    lam, k = np.linalg.eigvalsh(corr), 1e-5
+    return float(-np.sum(np.log(lam + k) + 1.0 / (lam + k)))
+
+
+PROXIES = {"synflow": synflow, "grad_norm": grad_norm, "snip": snip, "naswot": naswot, "jacob_cov": jacob_cov}
 
 
 class ZeroCostProxy(Shortcut):
     """Score each cell's untrained NB201 network (initialised with ``seed``) on one batch of ``batch_size``.
 
     A proxy is undefined for some cells (a cell whose edges are all ``none`` passes no signal: synflow's sum
-    is zero, NASWOT's matrix singular): such a cell scores ``FLOOR``, below every real score, and ``floored``
-    counts how many did.
+    is zero, NASWOT's matrix singular, the Jacobians of jacob_cov constant): such a cell scores ``FLOOR``,
+    below every real score, and ``floored`` counts how many did.
     """
 
     def __init__(self, proxy: str, data, C: int = 8, N: int = 1, batch_size: int = 64, seed: int = 0,

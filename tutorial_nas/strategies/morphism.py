@@ -3,8 +3,9 @@
 Chen et al. (2016, Net2Net) grow a trained network without changing what it computes, so the bigger
 network starts where the small one stopped instead of from scratch:
 
-- ``net2wider``: give a layer more channels by copying random existing units; the next layer divides the
-  weights it reads from a copied unit by the number of copies, so the sum it computes is the same.
+- ``net2wider``: give a layer more channels by copying random existing units; the next layer splits the
+  weights it reads from a copied unit between the copies (equal shares plus noise that sums to zero, so
+  the copies can learn different things), and the sum it computes is the same.
 - ``net2deeper``: insert a block that computes the identity: a convolution whose kernel is a centred one
   on the diagonal, a batch norm that undoes its own normalisation, a ReLU that changes nothing because its
   input already passed through a ReLU.
@@ -136,12 +137,39 @@ def _check_layer(model: MorphNet, layer: int) -> None:
 
 
 @torch.no_grad()
-def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Generator) -> MorphNet:
+def _split(w: torch.Tensor, g: torch.Tensor, counts: torch.Tensor, noise: float, rng) -> torch.Tensor:
+    """The columns of a weight ``w`` that reads the widened units: column j is w[:, g(j)] / count, plus noise
+    that sums to zero over the copies of each unit, so the reader still computes exactly the same sum."""
+    shape = (1, -1) + (1,) * (w.dim() - 2)
+    out = w[:, g] / counts.view(shape)
+    if noise <= 0:
+        return out
+    eps = torch.as_tensor(rng.normal(0.0, noise * float(w.std(unbiased=False)), tuple(out.shape)),
+                          dtype=w.dtype, device=w.device)
+    group_sum = torch.zeros_like(w).index_add_(1, g, eps)  # the noise of each unit's copies, summed
+    return out + eps - group_sum[:, g] / counts.view(shape)
+
+
+@torch.no_grad()
+def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Generator,
+              noise: float = 0.5) -> MorphNet:
     """A copy of ``model`` whose block ``layer`` has ``new_width`` channels and computes the same function.
 
     Unit j of the wider layer is a copy of unit g(j): the identity for the old units, a random old unit for
-    the new ones. The residual blocks that follow carry the same copies; the first plain block (or the head)
-    after them reads unit g(j) divided by how many copies of it there are.
+    the new ones (Net2WiderNet, Chen et al. 2016, section 2.3). The residual blocks that follow carry the
+    same copies; the first plain block (or the head) after them reads unit g(j) divided by how many copies
+    of it there are.
+
+    Exact copies read with equal weights receive equal gradients and stay copies for ever: the wider layer
+    would train like the narrow one. Net2Net breaks the symmetry with noise on the replicated weights, which
+    makes the function only approximately the same; here the noise goes where it cancels exactly: each
+    weight that reads a copied unit is split between its n copies as w / n + e_j, with Gaussian e_j
+    (standard deviation ``noise`` times that of the reading weight) centred so that the e_j of one unit's
+    copies sum to zero. The copies are read differently, so they get different gradients from the first
+    step, while the function is preserved up to float32 rounding (outputs within 1e-5, about 1e-7 in
+    practice). ``noise`` sets how fast the copies separate, not how well the function is kept; ``noise=0``
+    is the plain division, whose copies never separate. (NASH's alternative, new units with random incoming
+    and zero outgoing weights, is exact too but starts the new units from nothing learned.)
     """
     _check_layer(model, layer)
     old = model.blocks[layer].layer
@@ -151,6 +179,8 @@ def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Genera
     if not isinstance(new_width, (int, np.integer)) or new_width <= old.channels:
         raise NASInputError(f"new_width must be an integer above the current {old.channels}, "
                             f"got {new_width!r}")
+    if not isinstance(noise, (int, float, np.number)) or not noise >= 0:
+        raise NASInputError(f"noise must be a number of at least 0, got {noise!r}")
     g = np.concatenate([np.arange(old.channels), rng.integers(0, old.channels, new_width - old.channels)])
     counts = torch.tensor(np.bincount(g, minlength=old.channels)[g], dtype=torch.float32)
     g = torch.as_tensor(g)
@@ -176,14 +206,13 @@ def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Genera
     for j in range(layer, i):  # the widened block and the residual blocks that carry its copies
         src, dst = model.blocks[j], wide.blocks[j]
         w = src.conv.weight[g]  # replicate the output units
-        if j > layer:  # a residual block also reads the copies: divide by their count
-            w = w[:, g] / counts[None, :, None, None]
+        if j > layer:  # a residual block also reads the copies
+            w = _split(w, g, counts, noise, rng)
         dst.conv.weight.copy_(w)
         copy_bn(dst.bn, src.bn)
-    if i < len(spec):  # the next plain block reads each copy divided by the number of copies
-        wide.blocks[i].conv.weight.copy_(model.blocks[i].conv.weight[:, g] / counts[None, :, None, None])
-    else:
-        wide.head.weight.copy_(model.head.weight[:, g] / counts[None, :])
+    reader = wide.blocks[i].conv if i < len(spec) else wide.head  # the next plain block, or the head
+    source = model.blocks[i].conv if i < len(spec) else model.head
+    reader.weight.copy_(_split(source.weight, g, counts, noise, rng))
     return wide
 
 
@@ -231,6 +260,9 @@ def net2deeper(model: MorphNet, after_layer: int, kernel: int = 3, x: torch.Tens
     ``gamma = sqrt(var + eps)`` and ``beta = mean`` makes it the identity for any running statistics. When a
     batch ``x`` is given, the running statistics are those of the block's real input, so that in train mode
     (batch statistics) the new block is close to the identity too and training continues smoothly.
+    Unlike widening, the identity (Net2DeeperNet, Chen et al. 2016, section 2.4) has no symmetry to break:
+    each new unit reads a different channel, so the units get different gradients from the first step and
+    need no noise.
     """
     check_positive("kernel", kernel)
     if kernel % 2 == 0:
