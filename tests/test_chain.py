@@ -67,6 +67,9 @@ def test_bad_strings_say_what_is_wrong(space, text, says):
 def test_bad_space_settings_are_refused():
     with pytest.raises(NASInputError, match="max_layers"):
         ChainSpace(max_layers=0)
+    for bad in (-1, 7, 1.0, True):
+        with pytest.raises(NASInputError, match="min_layers"):
+            ChainSpace(max_layers=6, min_layers=bad)
     with pytest.raises(NASInputError, match="filters"):
         ChainSpace(filters=())
     with pytest.raises(NASInputError, match="odd"):
@@ -146,6 +149,62 @@ def test_removing_a_layer_bridges_its_inputs_to_its_readers(space):
     rng = np.random.default_rng(0)
     children = {space.mutate(arch, rng, kind="remove_layer") for _ in range(30)}
     assert all([layer.inputs for layer in c] == [(), (0,)] for c in children)
+
+
+def test_min_layers_zero_holds_the_conv_free_network():
+    grown = ChainSpace(max_layers=3, filters=(4,), kernels=(1, 3), pools=("none", "stride_2"), min_layers=0)
+    assert grown.to_str(()) == "linear" and grown.parse("linear") == ()
+    assert grown.size() == 1 + 548  # the one network without a layer, and the 548 of min_layers=1
+    assert grown.next_decision([]).choices == (0, 1, 2, 3)
+    assert grown.from_tokens(grown.to_tokens(())) == () and grown.next_decision(grown.to_tokens(())) is None
+    rng = np.random.default_rng(0)
+    archs = [grown.sample(rng) for _ in range(200)]
+    assert () in archs and all(grown.parse(grown.to_str(a)) == a for a in archs)
+    assert grown.applicable_mutations(()) == ["add_layer"]  # nothing else to change in nothing
+    assert grown.applicable_mutations(grown.parse("conv3x3-4<in")) == [
+        "add_layer", "remove_layer", "alter_kernel", "alter_pool"]  # back to no layer: allowed here
+    model = grown.to_model((), num_classes=10, in_channels=3)  # the image, globally averaged, into a linear layer
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert model.classifier.in_features == 3 and forward(model, (3, 8, 8)).shape == (2, 10)
+    with pytest.raises(NASInputError, match="min_layers=0"):
+        ChainSpace(max_layers=3).parse("linear")
+
+
+def test_mutation_says_which_parent_layer_each_child_layer_copies(space):
+    arch = space.parse("conv3x3-4<in | conv5x5-8<0 | conv1x1-4<0,1")
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        child, kind, origins = space.mutation(arch, rng)
+        assert len(origins) == len(child)
+        kept = [j for j in origins if j is not None]
+        assert kept == sorted(kept)  # layers keep their order
+        if kind == "add_layer":
+            assert origins.count(None) == 1 and kept == [0, 1, 2]
+        elif kind == "remove_layer":
+            assert None not in origins and len(kept) == 2
+        else:
+            assert origins == (0, 1, 2)
+        for i, j in enumerate(origins):  # a copied layer is the parent's layer, up to its inputs' renumbering
+            if j is not None and kind not in ("alter_kernel", "alter_filters", "alter_pool"):
+                assert child[i][:3] == arch[j][:3]
+
+
+def test_insert_convolution_is_3x3_with_stride_1_or_2_and_as_wide_as_its_input():
+    # Real et al. (2017), Section 3: the inserted convolution has 3x3 filters, stride 1 or 2, as many channels
+    # as its input -- so the layer after it reads as many channels as before and keeps its weights
+    space = ChainSpace(max_layers=6, filters=(4, 8, 16))
+    arch = plain_chain([(5, 8, "none"), (1, 16, "max_pool_2x2"), (5, 4, "none")])
+    rng = np.random.default_rng(0)
+    strides = set()
+    for _ in range(60):
+        child, _, origins = space.mutation(arch, rng, "add_layer")
+        p = origins.index(None)
+        new = child[p]
+        assert new.kernel == 3 and new.pool in ("none", "stride_2")
+        strides.add(new.pool)
+        if p > 0:
+            assert new.filters == arch[p - 1].filters and new.inputs == (p - 1,)
+    assert strides == {"none", "stride_2"}
 
 
 def test_crossover_mixes_layers_of_both_parents(space):

@@ -18,7 +18,7 @@ def run_cli(capsys, *argv):
 
 
 def test_compare_writes_table_figures_and_json(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "--strategies", "random,evolution", "--seeds", "3", "--budget", "12",
+    code, out, err = run_cli(capsys, "--strategies", "random,regularized", "--seeds", "3", "--budget", "12",
                              "--out", str(tmp_path), "--json")
     assert code == 0, err
     summary = json.loads(out)  # stdout is exactly one JSON object
@@ -71,9 +71,11 @@ def test_bad_input_exits_2_with_one_line(argv, words, capsys, tmp_path):
 
 
 def test_strategy_names_map_to_the_registry_and_the_one_shot_methods():
-    assert C.parse_strategies("random, reinforce,evolution,bo,darts,gdas,rsws") == (
+    assert C.parse_strategies("random, reinforce,regularized,bo,darts,gdas,rsws") == (
         ["random", "reinforce", "regularized", "bo"], ["darts", "gdas", "rsws"])
-    assert C.parse_strategies("evolution,regularized,gdas,gdas") == (["regularized"], ["gdas"])
+    assert C.parse_strategies("regularized,regularized,gdas,gdas") == (["regularized"], ["gdas"])
+    with pytest.raises(NASInputError, match="large-scale-evolution.*regularized"):
+        C.parse_strategies("random,evolution")  # two algorithms go by that name: the error names both
     with pytest.raises(NASInputError, match="choose from"):
         C.parse_strategies("enas")
     with pytest.raises(NASInputError, match="unknown one-shot method"):

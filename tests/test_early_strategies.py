@@ -1,5 +1,6 @@
 """The strategies of chapter 1 learn, not only run: REINFORCE, Q-learning, large-scale, regularized and
-genetic evolution, each on an objective whose answer is known."""
+genetic evolution, each on an objective whose answer is known (large-scale evolution's own mechanics, its
+mutations and weight inheritance, are in test_large_scale_evolution.py)."""
 
 from __future__ import annotations
 
@@ -162,28 +163,31 @@ def nb201_fitness(seed=1):
     return lambda cell: float(encode_onehot(cell) @ w)
 
 
-@pytest.mark.parametrize("cls", [RegularizedEvolution, LargeScaleEvolution])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_evolution_raises_best_and_median_of_the_population(cls, seed):
+def test_regularized_evolution_raises_best_and_median_of_the_population(seed):
     fitness = nb201_fitness()
-    strategy = cls(NB201Space(), seed=seed, population=10)
+    strategy = RegularizedEvolution(NB201Space(), seed=seed, population=10)
+    seen = run(strategy, fitness, 10)
+    first = [ind.fitness for ind in strategy.population]
+    seen += run(strategy, fitness, 190)
+    last = [ind.fitness for ind in strategy.population]
+    assert max(last) > max(first) and np.median(last) > np.median(first)
+    # what the search returns, its best proposal, is near the optimum (200 random cells: 0.84 on average)
+    assert max(fitness(a) for a in seen) >= 0.93 * max(fitness(c) for c in all_cells())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_large_scale_evolution_grows_chains_from_nothing_toward_better_ones(seed):
+    space = ChainSpace(max_layers=5, filters=(4, 8, 16), min_layers=0)
+    w = np.abs(np.random.default_rng(seed).normal(size=len(space.encode(()))))  # every layer, every link helps
+    fitness = lambda a: float(space.encode(a) @ w)  # noqa: E731
+    strategy = LargeScaleEvolution(space, seed=seed, population=10)
     run(strategy, fitness, 10)
-    first = [ind.fitness for ind in strategy.population]
-    run(strategy, fitness, 190)
+    assert {ind.arch for ind in strategy.population} == {()}  # the start: no convolution at all
+    run(strategy, fitness, 290)
     last = [ind.fitness for ind in strategy.population]
-    assert max(last) > max(first) and np.median(last) > np.median(first)
-    assert max(last) >= 0.85 * max(fitness(c) for c in all_cells())
-
-
-def test_large_scale_evolution_improves_chains():
-    space = ChainSpace(max_layers=5, filters=(4, 8, 16))
-    w = np.random.default_rng(0).normal(size=len(space.encode(space.sample(np.random.default_rng(0)))))
-    strategy = LargeScaleEvolution(space, seed=0, population=10)
-    run(strategy, lambda a: float(space.encode(a) @ w), 10)
-    first = [ind.fitness for ind in strategy.population]
-    run(strategy, lambda a: float(space.encode(a) @ w), 140)
-    last = [ind.fitness for ind in strategy.population]
-    assert max(last) > max(first) and np.median(last) > np.median(first)
+    assert np.median(last) > 0 and max(last) >= 0.5 * max(fitness(space.sample(np.random.default_rng(i)))
+                                                          for i in range(2000))
 
 
 def test_regularized_evolution_removes_the_oldest_and_large_scale_the_worse():
@@ -191,10 +195,37 @@ def test_regularized_evolution_removes_the_oldest_and_large_scale_the_worse():
     reg = RegularizedEvolution(space, seed=0, population=4, sample=2)
     archs = run(reg, lambda a: 100.0 if reg.told == 0 else 1.0, 5)  # the first one is by far the best
     assert [ind.arch for ind in reg.population] == archs[1:]  # ... and dies of old age all the same
-    lse = LargeScaleEvolution(space, seed=0, population=4)
+    lse = LargeScaleEvolution(ChainSpace(max_layers=3, filters=(4, 8), min_layers=0), seed=0, population=4)
     run(lse, lambda a: 50.0, 4)
     lse.ask()
     assert len(lse.population) == 3  # the loser of the tournament is gone at once
+
+
+class Numbered:
+    """A space whose architectures are numbers and whose mutation of n is ("child of", n): parents show."""
+
+    def __init__(self):
+        self.count = 0
+
+    def sample(self, rng):
+        self.count += 1
+        return self.count - 1
+
+    def mutate(self, arch, rng):
+        return ("child of", arch)
+
+
+def test_regularized_evolution_samples_its_tournament_with_replacement():
+    # Algorithm 1 (Real et al. 2019) draws S times "a random element of the population". With S = P and no
+    # replacement every tournament would hold the whole population and always crown the best; with
+    # replacement the best is left out of a tournament with chance (1 - 1/P)**P (0.32 at P = 4).
+    parents = []
+    for seed in range(5):
+        reg = RegularizedEvolution(Numbered(), seed=seed, population=4, sample=4)
+        run(reg, lambda a: float(a), 4)  # individuals 0..3, fitness = number: 3 is the best
+        parents += [reg.ask()[1] for _ in range(100)]  # asking kills nothing: the population stays 0..3
+    share = 1 - parents.count(3) / len(parents)
+    assert 0.2 < share < 0.45 and set(parents) <= {0, 1, 2, 3}
 
 
 def test_genetic_cnn_improves_generation_after_generation():
@@ -228,7 +259,7 @@ def test_genetic_roulette_never_picks_the_worst_and_favours_the_best():
     ("reinforce", ChainSpace(max_layers=3, filters=(4, 8))),
     ("reinforce", NB201Space()),
     ("qlearning", ChainSpace(max_layers=3, filters=(4, 8))),
-    ("evolution", ChainSpace(max_layers=3, filters=(4, 8))),
+    ("large-scale-evolution", ChainSpace(max_layers=3, filters=(4, 8), min_layers=0)),
     ("regularized", NB201Space()),
     ("genetic", GeneticSpace(nodes=(3, 4))),
 ])
@@ -240,8 +271,11 @@ def test_same_seed_same_proposals(name, space):
 
 
 def test_registry_names():
-    for name in ("reinforce", "qlearning", "evolution", "regularized", "genetic"):
+    for name in ("reinforce", "qlearning", "large-scale-evolution", "regularized", "genetic"):
         assert name in STRATEGIES
+    assert "evolution" not in STRATEGIES  # two algorithms would answer to it: the error names both
+    with pytest.raises(NASInputError, match="'large-scale-evolution'.*'regularized'"):
+        make_strategy("evolution", NB201Space())
     with pytest.raises(NASInputError):
         RegularizedEvolution(NB201Space(), population=3, sample=5)
 

@@ -4,7 +4,7 @@
     tutorial-nas train --space nb201 --arch ARCH [--epochs E] [--json]
     tutorial-nas search --space chain --strategy reinforce --budget 20 [--seed S] [--json]
         [--checkpoint DIR | --resume DIR] [--executor ray [--address ADDR] [--gpus-per-trial G]]
-    tutorial-nas compare --space nb201 --strategies random,reinforce,evolution,bo,darts,gdas,rsws --seeds 30 \
+    tutorial-nas compare --space nb201 --strategies random,reinforce,regularized,bo,darts,gdas,rsws --seeds 30 \
         --budget 140s --out DIR
     tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
     tutorial-nas notebook run CHAPTER [--profile P]
@@ -109,7 +109,8 @@ def _space(name: str, profile, strategy: str | None = None):
         return make_space("genetic", nodes=tuple(profile.chain.genetic_nodes))
     if name == "chain":
         c = profile.chain
-        return make_space("chain", max_layers=c.max_layers, filters=tuple(c.filters))
+        grown = strategy == "large-scale-evolution"  # it starts from the network without a convolution
+        return make_space("chain", max_layers=c.max_layers, filters=tuple(c.filters), min_layers=0 if grown else 1)
     return make_space(name)
 
 
@@ -292,7 +293,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", parents=[common], help="run one search")
     s.add_argument("--space", default="chain", choices=["chain", "nb201", "darts"])
-    s.add_argument("--strategy", default="random")
+    s.add_argument("--strategy", default="random",
+                   help="random, reinforce, qlearning, large-scale-evolution, regularized, genetic, bo, morphism, "
+                        f"or a one-shot method ({', '.join(ONESHOT)})")
     s.add_argument("--budget", help="evaluations (20) or seconds charged (600s, 10m, 2h)")
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--data", help="data set (default: the profile's)")
@@ -314,8 +317,8 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", parents=[common], help="strategies x seeds x budget on the benchmark")
     c.add_argument("--space", default="nb201", choices=["nb201"])
-    c.add_argument("--strategies", default="random,reinforce,evolution,bo",
-                   help="comma list of random, reinforce, evolution, bo, darts, gdas, rsws")
+    c.add_argument("--strategies", default="random,reinforce,regularized,bo",
+                   help="comma list of random, reinforce, regularized, bo, darts, gdas, rsws")
     c.add_argument("--seeds", type=int, help="seeds per strategy (default: the profile's)")
     c.add_argument("--budget", help="seconds charged per run, e.g. 140s (default: the profile's)")
     c.add_argument("--out", default="compare_out")

@@ -236,6 +236,7 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
 
     if isinstance(strategy, str):
         strategy = make_strategy(strategy, space, seed=seed, **strategy_options)
+    evaluator = strategy.wrap_evaluator(evaluator)  # large-scale evolution: children start from the parent's weights
     budget = Budget.parse(budget)
     executor = make_executor(executor)
     meta = {"space": space.name, "strategy": strategy.name, "seed": strategy.seed, "budget": str(budget),

@@ -313,8 +313,6 @@ ONESHOT = {"darts": "DARTS (first order) on the NAS-Bench-201 supernet",
            "gdas": "GDAS (Gumbel sampling of one path)",
            "rsws": "random search with weight sharing (uniformly sampled paths, then scored)",
            "spos": "SPOS (uniformly sampled paths, then evolution scored with the shared weights)"}
-# the names of the command line and the notebook -> the strategy registry (EA is regularized evolution)
-ALIASES = {"evolution": "regularized"}
 
 
 def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progress: bool = False) -> list:
@@ -358,16 +356,20 @@ def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progre
 
 
 def parse_strategies(text) -> tuple:
-    """``"random,evolution,darts"`` -> (discrete registry names, one-shot names), in the order given."""
+    """``"random,regularized,darts"`` -> (discrete registry names, one-shot names), in the order given."""
+    from ..strategies import AMBIGUOUS
     from ..strategies import STRATEGIES as REGISTRY
 
     names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text)]
     names = [n for n in names if n]
-    allowed = sorted({*STRATEGIES, *ALIASES, *ONESHOT})
-    unknown = [n for n in names if ALIASES.get(n, n) not in REGISTRY and n not in ONESHOT]
+    for n in names:
+        if n in AMBIGUOUS:  # "evolution": large-scale or regularized? (EA here is regularized evolution)
+            raise NASInputError(AMBIGUOUS[n])
+    allowed = sorted({*STRATEGIES, *ONESHOT})
+    unknown = [n for n in names if n not in REGISTRY and n not in ONESHOT]
     if not names or unknown:
         raise NASInputError(f"unknown strategies {unknown or names}; choose from: {', '.join(allowed)}")
-    discrete = list(dict.fromkeys(ALIASES.get(n, n) for n in names if n not in ONESHOT))
+    discrete = list(dict.fromkeys(n for n in names if n not in ONESHOT))
     return discrete, list(dict.fromkeys(n for n in names if n in ONESHOT))
 
 

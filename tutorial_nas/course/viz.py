@@ -100,6 +100,8 @@ def draw_chain(arch) -> graphviz.Digraph:
             src = j if j == "image" else f"L{j}"
             dot.edge(src, f"L{i}", style="solid" if j == "image" or j == i - 1 else "dashed")
     dot.node("output", label="concat, pool, linear", fillcolor=_OUTPUT)
+    if not arch:  # no layer (large-scale evolution's start): the image itself is pooled into the classifier
+        dot.edge("image", "output")
     for i, readers in enumerate(consumers(arch)):
         if not readers:
             dot.edge(f"L{i}", "output")

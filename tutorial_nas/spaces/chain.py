@@ -1,9 +1,10 @@
 """The global chain-structured space of the early papers (Zoph & Le 2017; MetaQNN, Baker et al. 2017).
 
-A network is a sequence of 1..max_layers convolution layers. Each layer picks a filter size, a number of
-filters and a way to shrink the map (``none``, ``max_pool_2x2`` after the convolution, or ``stride_2`` in
-it), and reads any set of earlier layers: the controller of Zoph & Le decides, at every layer, one yes/no
-"anchor" per earlier layer. A plain chain is the special case where layer i reads layer i-1 only.
+A network is a sequence of 1..max_layers convolution layers (0..max_layers with ``min_layers=0``: the
+conv-free network, written ``linear``, is where large-scale evolution starts). Each layer picks a filter
+size, a number of filters and a way to shrink the map (``none``, ``max_pool_2x2`` after the convolution, or
+``stride_2`` in it), and reads any set of earlier layers: the controller of Zoph & Le decides, at every
+layer, one yes/no "anchor" per earlier layer. A plain chain is the special case where layer i reads layer i-1 only.
 
 Where shapes differ the network does what Zoph & Le did: the smaller maps are padded with zeros to the
 largest spatial size and everything is concatenated along the channels. A layer that reads no layer reads
@@ -14,7 +15,9 @@ An architecture is a tuple of ``Layer`` namedtuples, written as a string such as
 
     conv3x3-16<in | conv5x5-32-max_pool_2x2<0 | conv1x1-16-stride_2<0,1
 
-(layer 0 reads the image, layer 1 reads layer 0, layer 2 reads layers 0 and 1).
+(layer 0 reads the image, layer 1 reads layer 0, layer 2 reads layers 0 and 1). ``mutation`` changes one
+thing (the structural mutations of large-scale evolution) and says which layer of the parent each layer of
+the child copies, so that a child can inherit its parent's weights (``ChainNetwork.inherit``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ KERNELS = (1, 3, 5)
 POOLS = ("none", "max_pool_2x2", "stride_2")
 MUTATIONS = ("add_layer", "remove_layer", "add_skip", "remove_skip", "alter_kernel", "alter_filters",
              "alter_pool")  # the structural mutations of large-scale evolution (Real et al. 2017)
-FORM = "conv{k}x{k}-{filters}[-{pool}]<{inputs} joined by ' | ', e.g. 'conv3x3-16<in | conv5x5-32<0'"
+EMPTY = "linear"  # the network without a convolution: the image, globally averaged, into the classifier
+FORM = (f"conv{{k}}x{{k}}-{{filters}}[-{{pool}}]<{{inputs}} joined by ' | ', e.g. 'conv3x3-16<in | conv5x5-32<0' "
+        f"(or {EMPTY!r}, no layer at all, in a space with min_layers=0)")
 _LAYER_RE = re.compile(r"^conv(\d+)x(\d+)-(\d+)(?:-([a-z0-9_]+))?<(in|\d+(?:,\d+)*)$")
 
 
@@ -45,6 +50,14 @@ class Layer(NamedTuple):
     filters: int
     pool: str
     inputs: tuple = ()
+
+
+class Mutation(NamedTuple):
+    """A child, the mutation that made it, and for each of its layers the parent layer it copies (None: new)."""
+
+    arch: tuple
+    kind: str | None
+    origins: tuple
 
 
 def plain_chain(specs) -> tuple:
@@ -110,29 +123,62 @@ class ChainNetwork(nn.Module):
             widths.append(layer.filters)
         self.layers = nn.ModuleList(layers)
         self.outputs = [i for i, used in enumerate(consumers(self.arch)) if not used]
-        self.classifier = nn.Linear(sum(widths[i] for i in self.outputs), num_classes)
+        self.classifier = nn.Linear(sum(widths[i] for i in self.outputs) if self.arch else in_channels, num_classes)
 
     def forward(self, x):
         maps = []
         for layer, module in zip(self.arch, self.layers):
             inp = pad_concat([maps[j] for j in layer.inputs]) if layer.inputs else x
             maps.append(module(inp))
-        out = pad_concat([maps[i] for i in self.outputs])
+        out = pad_concat([maps[i] for i in self.outputs]) if maps else x  # no layer: the image itself
         return self.classifier(out.mean(dim=(2, 3)))
+
+    def inherit(self, parent_state: dict, origins) -> list:
+        """Load every tensor of ``parent_state`` (a parent's ``state_dict``) whose shape matches, layer ``i``
+        taking the tensors of parent layer ``origins[i]`` (None: none) and the classifier the classifier's.
+
+        This is weight inheritance as Real et al. (2017, Section 3) describe it: a child keeps its parent's
+        weights wherever the shapes match, so a mutation that leaves a layer alone leaves its weights alone.
+        Returns the names of the tensors taken.
+        """
+        if len(origins) != len(self.layers):
+            raise NASInputError(f"origins name a parent layer for each of the {len(self.layers)} layers, "
+                                f"got {len(origins)}")
+        state, taken = self.state_dict(), []
+        for name, tensor in state.items():
+            source = name
+            if name.startswith("layers."):
+                _, i, rest = name.split(".", 2)
+                j = origins[int(i)]
+                if j is None:
+                    continue
+                source = f"layers.{j}.{rest}"
+            old = parent_state.get(source)
+            if old is not None and old.shape == tensor.shape:
+                state[name] = old
+                taken.append(name)
+        self.load_state_dict(state)
+        return taken
 
 
 # ----------------------------------------------------------------------------------------------- the space
 
 class ChainSpace(SearchSpace):
-    """Chains of 1..``max_layers`` layers, each with a kernel, a filter count, a pool and its inputs."""
+    """Chains of ``min_layers``..``max_layers`` layers, each with a kernel, a filter count, a pool and its inputs.
+
+    ``min_layers=0`` adds the network without a convolution (``linear``), the start of large-scale evolution.
+    """
 
     name = "chain"
     mutations = MUTATIONS
 
-    def __init__(self, max_layers: int = 6, filters=(16, 32, 64), kernels=KERNELS, pools=POOLS):
+    def __init__(self, max_layers: int = 6, filters=(16, 32, 64), kernels=KERNELS, pools=POOLS, min_layers: int = 1):
         if not isinstance(max_layers, int) or isinstance(max_layers, bool) or max_layers < 1:
             raise NASInputError(f"max_layers must be a whole number of at least 1, got {max_layers!r}")
-        self.max_layers = max_layers
+        if not isinstance(min_layers, int) or isinstance(min_layers, bool) or not 0 <= min_layers <= max_layers:
+            raise NASInputError(f"min_layers must be a whole number from 0 to max_layers ({max_layers}), "
+                                f"got {min_layers!r}")
+        self.max_layers, self.min_layers = max_layers, min_layers
         self.filters = self._options("filters", filters)
         self.kernels = self._options("kernels", kernels)
         for k in self.kernels:
@@ -154,13 +200,13 @@ class ChainSpace(SearchSpace):
 
     def __repr__(self):
         return (f"ChainSpace(max_layers={self.max_layers}, filters={self.filters}, kernels={self.kernels}, "
-                f"pools={self.pools})")
+                f"pools={self.pools}, min_layers={self.min_layers})")
 
     # -- how many architectures, and how to draw one
     def size(self) -> int:
         """Exactly: a depth-d chain has (K*F*P)**d layer choices and 2**(d(d-1)/2) sets of connections."""
         per_layer = len(self.kernels) * len(self.filters) * len(self.pools)
-        return sum(per_layer ** d * 2 ** (d * (d - 1) // 2) for d in range(1, self.max_layers + 1))
+        return sum(per_layer ** d * 2 ** (d * (d - 1) // 2) for d in range(self.min_layers, self.max_layers + 1))
 
     def _random_layer(self, rng, inputs=()) -> Layer:
         kernel = self.kernels[rng.integers(len(self.kernels))]
@@ -169,7 +215,7 @@ class ChainSpace(SearchSpace):
 
     def sample(self, rng):
         """As an untrained controller draws: depth, kernel, filters and pool uniform, each anchor a coin."""
-        depth = int(rng.integers(1, self.max_layers + 1))
+        depth = int(rng.integers(self.min_layers, self.max_layers + 1))
         arch = []
         for i in range(depth):
             arch.append(self._random_layer(rng, [j for j in range(i) if rng.random() < 0.5]))
@@ -177,39 +223,56 @@ class ChainSpace(SearchSpace):
 
     # -- the mutations of large-scale evolution
     def applicable_mutations(self, arch) -> list:
-        """The mutation kinds that can change ``arch`` (a one-layer chain has no layer to remove...)."""
+        """The mutation kinds that can change ``arch`` (a chain at ``min_layers`` has no layer to remove...)."""
         n = len(arch)
         links = sum(len(layer.inputs) for layer in arch)
-        ok = {"add_layer": n < self.max_layers, "remove_layer": n > 1,
+        ok = {"add_layer": n < self.max_layers, "remove_layer": n > self.min_layers,
               "add_skip": links < n * (n - 1) // 2, "remove_skip": links > 0,
-              "alter_kernel": len(self.kernels) > 1, "alter_filters": len(self.filters) > 1,
-              "alter_pool": len(self.pools) > 1}
+              "alter_kernel": n > 0 and len(self.kernels) > 1, "alter_filters": n > 0 and len(self.filters) > 1,
+              "alter_pool": n > 0 and len(self.pools) > 1}
         return [kind for kind in MUTATIONS if ok[kind]]
 
     def mutate(self, arch, rng, kind: str | None = None):
         """``arch`` changed by one mutation of ``kind`` (one of ``MUTATIONS``; at random if not given)."""
+        return self.mutation(arch, rng, kind).arch
+
+    def mutation(self, arch, rng, kind: str | None = None) -> Mutation:
+        """As ``mutate``, with the kind drawn and, per layer of the child, the parent layer it copies."""
         arch = tuple(arch)
         possible = self.applicable_mutations(arch)
         if kind is None:
             if not possible:
-                return arch
+                return Mutation(arch, None, tuple(range(len(arch))))
             kind = possible[int(rng.integers(len(possible)))]
         check_choice("mutation", kind, MUTATIONS)
         if kind not in possible:
             raise NASInputError(f"mutation {kind!r} cannot change {self.to_str(arch)!r} in {self!r}; "
                                 f"possible here: {', '.join(possible) or 'none'}")
-        return getattr(self, f"_{kind}")(arch, rng)
+        if kind in ("add_layer", "remove_layer"):
+            child, origins = getattr(self, f"_{kind}")(arch, rng)
+        else:  # the layers stay where they are
+            child, origins = getattr(self, f"_{kind}")(arch, rng), tuple(range(len(arch)))
+        return Mutation(child, kind, origins)
 
     def _add_layer(self, arch, rng):
-        """Insert a layer at position p: it reads layer p-1 (or the image); the layer after it reads it."""
+        """Insert a layer at position p: it reads layer p-1 (or the image); the layer after it reads it.
+
+        As Real et al.'s insert-convolution: 3x3 filters, stride 1 or 2 at random and as many filters as its
+        input has channels, each where this space allows it (else drawn from the space). With the width kept,
+        the layer after it reads as many channels as before, and keeps its weights.
+        """
         p = int(rng.integers(len(arch) + 1))
         shift = [j if j < p else j + 1 for j in range(len(arch))]
         out = [layer._replace(inputs=tuple(shift[j] for j in layer.inputs)) for layer in arch]
         if p < len(arch):
             after = set(out[p].inputs) - {p - 1} | {p}
             out[p] = out[p]._replace(inputs=tuple(sorted(after)))
-        out.insert(p, self._random_layer(rng, (p - 1,) if p else ()))
-        return tuple(out)
+        kernel = 3 if 3 in self.kernels else self.kernels[int(rng.integers(len(self.kernels)))]
+        strides = [q for q in ("none", "stride_2") if q in self.pools] or list(self.pools)
+        width = arch[p - 1].filters if p else None
+        filters = width if width in self.filters else self.filters[int(rng.integers(len(self.filters)))]
+        out.insert(p, Layer(kernel, filters, strides[int(rng.integers(len(strides)))], (p - 1,) if p else ()))
+        return tuple(out), tuple(range(p)) + (None,) + tuple(range(p, len(arch)))
 
     def _remove_layer(self, arch, rng):
         """Remove layer p; the layers that read it read its inputs instead, so no path is cut."""
@@ -222,7 +285,7 @@ class ChainSpace(SearchSpace):
             if p in inputs:
                 inputs = inputs - {p} | set(arch[p].inputs)
             out.append(layer._replace(inputs=tuple(sorted(j if j < p else j - 1 for j in inputs))))
-        return tuple(out)
+        return tuple(out), tuple(i for i in range(len(arch)) if i != p)
 
     def _add_skip(self, arch, rng):
         missing = [(j, i) for i, layer in enumerate(arch) for j in range(i) if j not in layer.inputs]
@@ -264,6 +327,8 @@ class ChainSpace(SearchSpace):
 
     # -- strings
     def to_str(self, arch) -> str:
+        if not arch:
+            return EMPTY
         parts = []
         for layer in arch:
             pool = "" if layer.pool == "none" else f"-{layer.pool}"
@@ -275,10 +340,17 @@ class ChainSpace(SearchSpace):
         if not isinstance(text, str) or not text.strip():
             raise NASInputError(f"a chain architecture string must be a non-empty str, got {text!r}; "
                                 f"the form is {FORM}")
+        if text.strip() == EMPTY:
+            if self.min_layers > 0:
+                raise NASInputError(f"{EMPTY!r} (no layer) is not in this space, whose chains have at least "
+                                    f"{self.min_layers} layer(s); ChainSpace(min_layers=0) holds it")
+            return ()
         parts = [p.strip() for p in text.split("|")]
         if len(parts) > self.max_layers:
             raise NASInputError(f"{text!r} has {len(parts)} layers; this space allows at most "
                                 f"{self.max_layers}")
+        if len(parts) < self.min_layers:
+            raise NASInputError(f"{text!r} has {len(parts)} layer(s); this space needs at least {self.min_layers}")
         arch = []
         for i, part in enumerate(parts):
             m = _LAYER_RE.match(part.replace(" ", ""))
@@ -322,8 +394,8 @@ class ChainSpace(SearchSpace):
 
     def next_decision(self, tokens):
         if not tokens:
-            return Decision("depth", tuple(range(1, self.max_layers + 1)), "depth")
-        depth, pos = tokens[0] + 1, len(tokens) - 1
+            return Decision("depth", tuple(range(self.min_layers, self.max_layers + 1)), "depth")
+        depth, pos = tokens[0] + self.min_layers, len(tokens) - 1
         for i in range(depth):
             if pos < self._layer_tokens(i):
                 if pos < 3:
@@ -337,7 +409,7 @@ class ChainSpace(SearchSpace):
         return None
 
     def from_tokens(self, tokens):
-        depth, pos, arch = tokens[0] + 1, 1, []
+        depth, pos, arch = tokens[0] + self.min_layers, 1, []
         for i in range(depth):
             k, f, p = tokens[pos:pos + 3]
             anchors = tokens[pos + 3:pos + 3 + i]
@@ -347,7 +419,7 @@ class ChainSpace(SearchSpace):
         return tuple(arch)
 
     def to_tokens(self, arch):
-        tokens = [len(arch) - 1]
+        tokens = [len(arch) - self.min_layers]
         for i, layer in enumerate(arch):
             tokens += [self.kernels.index(layer.kernel), self.filters.index(layer.filters),
                        self.pools.index(layer.pool)]

@@ -33,3 +33,8 @@ class Strategy(ABC):
     @abstractmethod
     def tell(self, arch, result) -> None:
         """Learn from the ``Result`` of evaluating ``arch``."""
+
+    def wrap_evaluator(self, evaluator):
+        """The evaluator that scores this strategy's candidates (``search`` asks): the one given, unless the
+        strategy trains its candidates its own way (large-scale evolution: from the parent's weights)."""
+        return evaluator
