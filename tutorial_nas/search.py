@@ -180,6 +180,14 @@ def _result_from_row(row: dict) -> Result:
                   curve=list(row.get("curve", [])))  # test_acc left nan: the strategy is never told it
 
 
+def _plan(strategy, budget) -> None:
+    """Tell a strategy that plans by the budget (``plan``: MetaQNN's epsilon schedule) how many evaluations the
+    search makes, from the budget as the History's meta writes it; a budget in seconds gives no count."""
+    count = re.fullmatch(r"(\d+) evaluations", str(budget))
+    if count and hasattr(strategy, "plan"):
+        strategy.plan(int(count.group(1)))
+
+
 def _replay(path, payload: dict, space, strategy) -> tuple[list, list, list, int]:
     """Tell a fresh strategy what the checkpointed run told it, in the same order, after the same asks.
 
@@ -251,12 +259,16 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
         same = lambda m: {k: v for k, v in m.items() if k != "budget"}  # noqa: E731 - a larger budget may resume
         if not isinstance(payload.get("meta"), dict) or same(payload["meta"]) != same(meta):
             raise NASInputError(f"checkpoint {path} is of another search ({payload.get('meta')}), not {meta}")
+        _plan(strategy, payload["meta"].get("budget"))  # the resumed run's plan, so that the replay matches
         rows, order, lost, n_asked = _replay(path, payload, space, strategy)
-    elif path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise NASInputError(f"cannot create the checkpoint folder {path.parent}: {err.strerror or err}") from None
+    else:
+        _plan(strategy, meta["budget"])
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise NASInputError(f"cannot create the checkpoint folder {path.parent}: "
+                                    f"{err.strerror or err}") from None
 
     spent = rows[-1]["spent_s"] if rows else 0.0
     executor.start(evaluator)

@@ -179,8 +179,8 @@ def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: in
     torch.manual_seed(seed)
     supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
     if method == "enas":
-        strategy = Reinforce(NB201Space(), seed=seed, lr=controller.get("controller_lr", 0.01),
-                             entropy_weight=controller.get("entropy_weight", 1e-4))
+        strategy = Reinforce(NB201Space(), seed=seed, lr=controller.get("controller_lr", 0.01), reward="accuracy",
+                             entropy_weight=controller.get("entropy_weight", 1e-4))  # ENAS' reward and bonus
     else:
         strategy, steps = RandomSearch(NB201Space(), seed=seed), 0
     log = train_supernet(supernet, data, strategy, epochs, batch_size, controller_steps=steps, seed=seed,

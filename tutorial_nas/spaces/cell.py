@@ -147,7 +147,8 @@ def neighbours(cell: tuple) -> list:
 
 
 PATHS = ((3,), (0, 4), (1, 5), (0, 2, 5))  # input->output paths as edge positions (0->3, 0->1->3, 0->2->3, 0->1->2->3)
-_PATH_OPS = NB201_OPS[1:]  # a path through a `none` edge carries nothing
+# the op order of naszilla's path encoding of NAS-Bench-201, so that the bits match its own
+_PATH_OPS = ("avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3", "none", "skip_connect")
 
 
 def encode_onehot(cell: tuple) -> np.ndarray:
@@ -159,18 +160,19 @@ def encode_onehot(cell: tuple) -> np.ndarray:
 
 
 def encode_path(cell: tuple) -> np.ndarray:
-    """Path encoding (White et al., BANANAS): one bit per input->output sequence of non-`none` ops (4+16+16+64)."""
-    blocks = []
+    """Path encoding (White, Neiswanger & Savani, BANANAS, AAAI 2021): one bit per possible sequence of ops
+    from input to output, 5 + 25 + 125 = 155 bits, set for the op sequence of each of the cell's 4 paths.
+
+    A path is indexed by its ops alone, as naszilla's (and NASLib's) encoding of NAS-Bench-201: the paths
+    0->1->3 and 0->2->3 share the 25 bits of length 2 (two equal sequences set one bit), and a path through
+    ``none`` has its bit too. Bit = (5 + 25 if the path has 3 ops, 5 if 2, else 0) + sum_k op_k * 5**k, with
+    op_k the index of the path's k-th op in ``_PATH_OPS`` (naszilla's order) -- bit for bit naszilla's.
+    """
+    v = np.zeros(sum(len(_PATH_OPS) ** n for n in (1, 2, 3)), dtype=np.float32)
     for path in PATHS:
-        block = np.zeros(len(_PATH_OPS) ** len(path), dtype=np.float32)
-        ops = [cell[e] for e in path]
-        if "none" not in ops:
-            pos = 0
-            for op in ops:
-                pos = pos * len(_PATH_OPS) + _PATH_OPS.index(op)
-            block[pos] = 1
-        blocks.append(block)
-    return np.concatenate(blocks)
+        offset = sum(len(_PATH_OPS) ** n for n in range(1, len(path)))
+        v[offset + sum(_PATH_OPS.index(cell[e]) * len(_PATH_OPS) ** k for k, e in enumerate(path))] = 1
+    return v
 
 
 class Cell(nn.Module):

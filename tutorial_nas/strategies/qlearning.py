@@ -6,7 +6,12 @@ comes at the end: the validation accuracy of the trained network, scaled to 0..1
 epochs, as the paper). Three ideas make it work with so few rewards:
 
 - epsilon-greedy exploration on a schedule: pure exploration (epsilon = 1) for the first models, then
-  0.9, 0.8, ... down to 0.1 for the last ones, so that the table is filled before it is trusted;
+  0.9, 0.8, ... down to 0.1 for the last ones, so that the table is filled before it is trusted. The paper's
+  schedule (Table 2) counts models: 1,500 at epsilon = 1, 100 each at 0.9 to 0.7, 150 each at 0.6 to 0.1,
+  2,700 in all. Here it is scaled to the search's own budget, each epsilon keeping its share (56 % of the
+  models at 1.0, 3.7 % at each of 0.9 to 0.7, 5.6 % at each of 0.6 to 0.1), so that a search of 20 models
+  and one of 2,000 both explore first and end exploiting at 0.1. ``search`` tells the strategy its budget
+  (``plan``); without one (a budget in seconds) the paper's counts are used as they are;
 - tabular Q-learning, Q(s, a) <- (1 - alpha) Q(s, a) + alpha [r + gamma max_a' Q(s', a')], with
   alpha = 0.01 and gamma = 1, updated from the last state of a trajectory back to the first;
 - experience replay: after every model, ``replay`` trajectories drawn from all those seen so far are
@@ -25,16 +30,20 @@ from ..spaces.chain import plain_chain
 from .base import Strategy
 
 TERMINAL = "terminate"
-# Baker et al.'s CIFAR-10 schedule: (epsilon, number of models); ``epsilon_at`` stretches it to any budget.
+# Baker et al.'s schedule (Table 2): (epsilon, number of models); ``epsilon_at`` scales it to any budget.
 BAKER_SCHEDULE = ((1.0, 1500), (0.9, 100), (0.8, 100), (0.7, 100), (0.6, 150), (0.5, 150), (0.4, 150),
                   (0.3, 150), (0.2, 150), (0.1, 150))
 
 
 def epsilon_at(model: int, schedule=BAKER_SCHEDULE, total: int | None = None) -> float:
-    """The epsilon for the ``model``-th model (from 0). With ``total``, the schedule is stretched or shrunk
-    proportionally to span ``total`` models; after the schedule ends the last epsilon stays."""
+    """The epsilon for the ``model``-th model (from 0); after the schedule ends the last epsilon stays.
+
+    With ``total``, the schedule is scaled to span ``total`` models, each epsilon keeping its share of them:
+    model m takes the epsilon found (m + 1/2) / total of the way through the schedule, so that every share is
+    within one model of its exact proportion and the last model of a budget of 9 or more takes the last
+    epsilon."""
     length = sum(n for _, n in schedule)
-    position = model * length / total if total else model
+    position = (model + 0.5) * length / total if total else model
     for epsilon, n in schedule:
         if position < n:
             return float(epsilon)
@@ -100,14 +109,15 @@ class QLearning:
 class MetaQNN(Strategy):
     """Q-learning over the layers of a ``ChainSpace``; ``schedule`` is a list of (epsilon, number of models).
 
-    Without a ``schedule``, Baker et al.'s is stretched to ``models`` models (the planned budget): the first
-    55% explore at random, the rest exploit more and more.
+    Without a ``schedule``, Baker et al.'s is scaled to ``models`` models: the first 56 % explore at random,
+    the rest exploit more and more. ``models`` left at None is filled by ``search`` with its budget (``plan``);
+    a budget in seconds leaves it None, and then the paper's own counts apply.
     """
 
     name = "qlearning"
     parallel = 1
 
-    def __init__(self, space, seed: int = 0, schedule=None, models: int = 20, alpha: float = 0.01,
+    def __init__(self, space, seed: int = 0, schedule=None, models: int | None = None, alpha: float = 0.01,
                  gamma: float = 1.0, replay: int = 100):
         super().__init__(space, seed)
         if not all(hasattr(space, a) for a in ("max_layers", "kernels", "filters", "pools")):
@@ -118,9 +128,12 @@ class MetaQNN(Strategy):
             if not schedule or not all(0 <= e <= 1 and n > 0 for e, n in schedule):
                 raise NASInputError(f"schedule must be a list of (epsilon in [0, 1], number of models > 0), "
                                     f"got {schedule!r}")
-        if int(models) < 1:
-            raise NASInputError(f"models must be at least 1, got {models!r}")
-        self.schedule, self.models = schedule, int(models)
+        if models is not None and (not isinstance(models, (int, np.integer)) or isinstance(models, bool)
+                                   or models < 1):
+            raise NASInputError(f"models (the number of models the schedule spans) must be a whole number of "
+                                f"at least 1, got {models!r}")
+        self.schedule, self.models = schedule, None if models is None else int(models)
+        self.asked = 0  # models proposed so far: where the search is in the schedule
         self.layers = [(k, f, p) for k in space.kernels for f in space.filters for p in space.pools]
         self.agent = QLearning(self._next_states, alpha=alpha, gamma=gamma, replay=replay)
         self.start = (0, None, None, None)
@@ -131,14 +144,21 @@ class MetaQNN(Strategy):
         nxt = [(depth + 1, *layer) for layer in self.layers] if depth < self.space.max_layers else []
         return nxt + ([TERMINAL] if depth >= 1 else [])
 
-    def epsilon(self) -> float:
-        """The exploration rate for the next model."""
+    def plan(self, evaluations: int) -> None:
+        """Span the schedule over the ``evaluations`` the search will make (unless ``models`` was given)."""
+        if self.models is None:
+            self.models = int(evaluations)
+
+    def epsilon(self, model: int | None = None) -> float:
+        """The exploration rate for the ``model``-th model (from 0); by default the next one."""
+        model = self.asked if model is None else model
         if self.schedule is not None:
-            return epsilon_at(len(self.agent.memory), self.schedule)
-        return epsilon_at(len(self.agent.memory), BAKER_SCHEDULE, total=self.models)
+            return epsilon_at(model, self.schedule)
+        return epsilon_at(model, BAKER_SCHEDULE, total=self.models)
 
     def ask(self):
         states = self.agent.rollout(self.start, self.epsilon(), self.rng)
+        self.asked += 1
         return plain_chain(s[1:] for s in states[1:-1])
 
     def tell(self, arch, result) -> None:

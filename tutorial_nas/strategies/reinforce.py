@@ -13,11 +13,33 @@ After each evaluation the controller takes one policy-gradient step (Williams 19
 
     loss = -(reward - baseline) * log p(arch) - entropy_weight * entropy(p along arch)
 
-with reward the validation accuracy scaled to 0..1 and an exponential moving average of past rewards as
-the baseline, which lowers the variance without biasing the gradient. Adam takes the step.
+Zoph & Le's reward (§4.1, "the maximum validation accuracy of the last 5 epochs cubed"): the best validation
+accuracy over the last five epochs of the child's training curve, as a fraction, cubed, so that a point of
+accuracy near the top counts more than one near the bottom. Without a curve (an evaluator that reports only a
+final number) the final validation accuracy stands in. The baseline is an exponential moving average of past
+rewards, which lowers the variance without biasing the gradient. Adam takes the step.
 
-The learning rate is higher than the paper's 6e-4 because here the controller sees tens of architectures,
-not the 12,800 of the paper.
+Options that are not Zoph & Le's, off unless asked for:
+
+- ``entropy_weight``: ENAS' entropy bonus (Pham et al. 2018, 1e-4), which keeps the policy from collapsing too
+  early. ENAS (``oneshot.supernet``) uses this class with ``reward="accuracy"`` (its reward is the child's
+  accuracy on one validation minibatch, not cubed) and ``entropy_weight=1e-4``.
+
+and one that is theirs, off by default because a chapter-sized search is too short for it:
+
+- ``depth_schedule=(start, step, every)``: Zoph & Le grow the child networks during the search ("starting at
+  6 layers", 2 more "every 1,600 samples": ``(6, 2, 1600)``). The depth is then the schedule's, not a
+  decision of the policy: it is fixed for each proposal and takes no part in log p(arch). It needs the chain
+  space, whose first decision is the depth; by default the controller chooses the depth itself.
+
+Where this differs from the paper: one LSTM layer of 64 units (theirs: two of 35), weights uniform in
+[-0.1, 0.1] (theirs: [-0.08, 0.08]), and a learning rate of 0.01 (theirs: 6e-4), because here the controller
+sees tens of architectures, not the 12,800 of the paper; one worker, where they ran 800 GPUs in parallel.
+
+NAS-Bench-201's REINFORCE baseline (Dong & Yang, ICLR 2020, AutoDL-Projects) is a different policy: a 6 x 5
+table of logits, one independent softmax per edge, no LSTM, trained the same way (REINFORCE, moving-average
+baseline) on the validation accuracy. On the NAS-Bench-201 space this class is Zoph & Le's controller with one
+decision per edge: the LSTM can make an edge's op depend on the ops chosen before it, the table cannot.
 """
 
 from __future__ import annotations
@@ -27,8 +49,21 @@ import math
 import torch
 import torch.nn as nn
 
-from ..errors import NASInputError, check_positive
+from ..errors import NASInputError, check_choice, check_positive
 from .base import Strategy
+
+REWARDS = ("zoph-le", "accuracy")
+
+
+def zoph_le_reward(result) -> float:
+    """The maximum validation accuracy of the last 5 epochs, as a fraction of 1, cubed (Zoph & Le, §4.1).
+
+    ``result.curve`` holds the validation accuracy per epoch; when it is empty (or holds no finite number)
+    the final ``valid_acc`` stands in. A failed evaluation gives nan.
+    """
+    last = [float(v) for v in list(result.curve)[-5:] if math.isfinite(v)]
+    accuracy = max(last) if last else float(result.valid_acc)
+    return (accuracy / 100.0) ** 3
 
 
 class Controller(nn.Module):
@@ -49,7 +84,7 @@ class Controller(nn.Module):
         self.reset(self.parameters())
 
     def reset(self, params) -> None:
-        """Uniform in [-init_range, init_range], as the paper, drawn from the controller's own generator."""
+        """Uniform in [-init_range, init_range], drawn from the controller's own generator."""
         with torch.no_grad():
             for p in params:
                 p.uniform_(-self.init_range, self.init_range, generator=self.gen)
@@ -70,9 +105,11 @@ class Controller(nn.Module):
         self.reset(new)
         self.new_params += new
 
-    def run(self, space, tokens=None):
+    def run(self, space, tokens=None, depth: int | None = None):
         """Walk the space's decisions. Without ``tokens`` sample them; with ``tokens`` score them.
 
+        With ``depth``, the "depth" decision is not the policy's (Zoph & Le's depth schedule): a sample takes
+        ``depth``, and the depth token is read but adds nothing to the log-probability or the entropy.
         Returns (tokens, log-probability, entropy), the last two as tensors that carry gradients.
         """
         sampling = tokens is None
@@ -83,24 +120,27 @@ class Controller(nn.Module):
         log_prob, entropy = torch.zeros(()), torch.zeros(())
         step = 0
         while (decision := space.next_decision(out[:step])) is not None:
+            if not sampling and step >= len(out):
+                raise NASInputError(f"the token list {tokens} ends before the architecture is complete")
             self.ensure(decision)
             h, c = self.lstm(x, (h, c))
-            if decision.kind == "anchor":  # softmax over (no: 0, yes: score) is the sigmoid of the score
-                h_j = layer_state.get(decision.source, torch.zeros_like(h))
-                score = self.v(torch.tanh(self.w_prev(h_j) + self.w_curr(h)))[0, 0]
-                logits = torch.stack([torch.zeros_like(score), score])
+            if depth is not None and decision.group == "depth":  # the schedule's decision, not the policy's
+                if sampling:
+                    out.append(decision.choices.index(depth))
             else:
-                logits = self.heads[decision.group](h)[0]
-            log_p = torch.log_softmax(logits, dim=-1)
-            if sampling:
-                out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=self.gen)))
-            elif step >= len(out):
-                raise NASInputError(f"the token list {tokens} ends before the architecture is complete")
-            token = out[step]
-            log_prob = log_prob + log_p[token]
-            entropy = entropy - (log_p.exp() * log_p).sum()
+                if decision.kind == "anchor":  # softmax over (no: 0, yes: score) is the sigmoid of the score
+                    h_j = layer_state.get(decision.source, torch.zeros_like(h))
+                    score = self.v(torch.tanh(self.w_prev(h_j) + self.w_curr(h)))[0, 0]
+                    logits = torch.stack([torch.zeros_like(score), score])
+                else:
+                    logits = self.heads[decision.group](h)[0]
+                log_p = torch.log_softmax(logits, dim=-1)
+                if sampling:
+                    out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=self.gen)))
+                log_prob = log_prob + log_p[out[step]]
+                entropy = entropy - (log_p.exp() * log_p).sum()
             layer_state[decision.target] = h
-            x = self.embeddings[decision.group].weight[token:token + 1]
+            x = self.embeddings[decision.group].weight[out[step]:out[step] + 1]
             step += 1
         if step != len(out):
             raise NASInputError(f"the token list {tokens} is longer than the architecture ({step} decisions)")
@@ -108,27 +148,57 @@ class Controller(nn.Module):
 
 
 class Reinforce(Strategy):
-    """Zoph & Le's controller trained by REINFORCE; ``prob(arch)``: how likely it is to propose ``arch``."""
+    """Zoph & Le's controller trained by REINFORCE; ``prob(arch)``: how likely it is to propose ``arch``.
+
+    ``reward``: "zoph-le" (max validation accuracy of the last 5 epochs, cubed) or "accuracy" (the validation
+    accuracy as a fraction, ENAS'). ``entropy_weight``: ENAS' entropy bonus, 0 for Zoph & Le.
+    ``depth_schedule``: (start, step, every) to grow the depth as Zoph & Le, None to let the policy choose it.
+    """
 
     name = "reinforce"
     parallel = 1
 
     def __init__(self, space, seed: int = 0, hidden: int = 64, lr: float = 0.01, baseline_decay: float = 0.9,
-                 entropy_weight: float = 1e-4):
+                 entropy_weight: float = 0.0, reward: str = "zoph-le", depth_schedule=None):
         super().__init__(space, seed)
         check_positive("hidden", hidden)
         check_positive("lr", lr)
+        check_choice("reward", reward, REWARDS)
         if not 0 <= baseline_decay < 1:
             raise NASInputError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}")
+        if not isinstance(entropy_weight, (int, float)) or not 0 <= entropy_weight < math.inf:
+            raise NASInputError(f"entropy_weight must be a number of at least 0 (ENAS uses 1e-4), got "
+                                f"{entropy_weight!r}")
+        if depth_schedule is not None:
+            first = space.next_decision([])
+            if first is None or first.group != "depth":
+                raise NASInputError(f"depth_schedule needs a space whose first decision is the depth (the chain "
+                                    f"space), not {space.name!r}")
+            if (not isinstance(depth_schedule, (tuple, list)) or len(depth_schedule) != 3
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in depth_schedule)
+                    or depth_schedule[0] not in first.choices):
+                raise NASInputError(f"depth_schedule is (first depth, layers added, every so many proposals), "
+                                    f"whole numbers of at least 1 with a first depth from {min(first.choices)} to "
+                                    f"{max(first.choices)} (Zoph & Le: (6, 2, 1600)), got {depth_schedule!r}")
+            depth_schedule = (*map(int, depth_schedule), max(first.choices))
         self.gen = torch.Generator().manual_seed(self.seed)  # same seed, same controller, same proposals
         self.controller = Controller(int(hidden), self.gen)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
-        self.baseline_decay, self.entropy_weight = baseline_decay, entropy_weight
+        self.baseline_decay, self.entropy_weight = baseline_decay, float(entropy_weight)
+        self.reward, self.depth_schedule = reward, depth_schedule
         self.baseline = None
+        self.asked = 0  # proposals so far (the depth schedule counts them)
         self._last = None  # (tokens, log_prob, entropy) of the latest proposal, graph attached
 
+    def depth(self) -> int | None:
+        """The depth the schedule sets for the next proposal (None: the policy chooses it)."""
+        if self.depth_schedule is None:
+            return None
+        start, step, every, deepest = self.depth_schedule
+        return min(start + step * (self.asked // every), deepest)
+
     def _run(self, tokens=None):
-        out = self.controller.run(self.space, tokens)
+        out = self.controller.run(self.space, tokens, depth=self.depth())
         if self.controller.new_params:  # a group met for the first time: let Adam train its head too
             self.optimizer.add_param_group({"params": self.controller.new_params})
             self.controller.new_params = []
@@ -139,10 +209,11 @@ class Reinforce(Strategy):
         # reuses this pass instead of running the controller a second time (half the forward work).
         tokens, log_prob, entropy = self._run()
         self._last = (tuple(tokens), log_prob, entropy)
+        self.asked += 1
         return self.space.from_tokens(tokens)
 
     def log_prob(self, arch) -> float:
-        """log P(arch) under the current controller."""
+        """log P(arch) under the current controller (given its depth, when a depth schedule sets it)."""
         with torch.no_grad():
             return float(self._run(self.space.to_tokens(arch))[1])
 
@@ -150,8 +221,11 @@ class Reinforce(Strategy):
         return math.exp(self.log_prob(arch))
 
     def tell(self, arch, result) -> None:
-        """One REINFORCE step on ``arch`` with reward = validation accuracy / 100."""
-        reward = float(result.valid_acc) / 100.0
+        """One REINFORCE step on ``arch`` with the reward of ``result`` (see ``reward``)."""
+        if self.reward == "zoph-le":
+            reward = zoph_le_reward(result)
+        else:
+            reward = float(result.valid_acc) / 100.0
         if reward != reward:  # a failed evaluation (nan) teaches nothing
             return
         if self.baseline is None:
