@@ -294,8 +294,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", parents=[common], help="run one search")
     s.add_argument("--space", default="chain", choices=["chain", "nb201", "darts"])
     s.add_argument("--strategy", default="random",
-                   help="random, reinforce, qlearning, large-scale-evolution, regularized, genetic, bo, morphism, "
-                        f"or a one-shot method ({', '.join(ONESHOT)})")
+                   help="random, reinforce, qlearning, blockqnn, large-scale-evolution, regularized, genetic, bo, "
+                        f"morphism, or a one-shot method ({', '.join(ONESHOT)})")
     s.add_argument("--budget", help="evaluations (20) or seconds charged (600s, 10m, 2h)")
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--data", help="data set (default: the profile's)")

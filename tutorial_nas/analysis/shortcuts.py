@@ -19,6 +19,7 @@ from scipy.stats import kendalltau, spearmanr
 from tqdm.auto import tqdm
 
 from ..errors import NASInputError
+from ..learning_curves import SRMShortcut
 from ..oneshot.supernet import WeightSharingEvaluator, train_weight_sharing
 from ..predictors import (
     PROXIES,
@@ -68,6 +69,8 @@ def build_shortcuts(cells, bench, data, sizes: dict) -> list:
                   LowFidelityShortcut(data, epochs=s["train_epochs"], **net),
                   CurveExtrapolation(bench, observed),
                   PredictorShortcut(bench, [space.parse(others[i]) for i in pick], seed=s["seed"])]
+    if bench.epochs >= 2:  # Baker et al.'s regression on the same early epochs, trained on the predictor's cells
+        shortcuts.append(SRMShortcut(bench, [space.parse(others[i]) for i in pick], observed, seed=s["seed"]))
     shortcuts += [ZeroCostProxy(p, data, batch_size=s["proxy_batch"], seed=s["seed"], **net) for p in PROXIES]
     return shortcuts
 

@@ -13,6 +13,7 @@ STRATEGIES = {
     "random": "random_search:RandomSearch",
     "reinforce": "reinforce:Reinforce",
     "qlearning": "qlearning:MetaQNN",
+    "blockqnn": "blockqnn:BlockQNN",
     "large-scale-evolution": "evolution:LargeScaleEvolution",
     "regularized": "evolution:RegularizedEvolution",
     "genetic": "evolution:GeneticCNN",

@@ -1,0 +1,155 @@
+"""Predict a cell's final accuracy from its first epochs with a regression model: Baker, Gupta, Raskar & Naik,
+"Accelerating Neural Architecture Search using Performance Prediction" (ICLR 2018 workshop).
+
+Where curve extrapolation (``predictors.extrapolate``, Domhan et al. 2015) fits each curve on its own, Baker
+et al. learn from the curves of networks already trained to the end:
+
+- features (Section 3): the architecture (here the one-hot of the 6 edges' ops and the cell's depth and width,
+  ``analysis.cell_shape``), the hyperparameters (every cell of the table shares one recipe, so they are left
+  out: a constant feature tells the model nothing), and the curve so far, the validation accuracies
+  y_1..y_tau with their first and second differences;
+- sequential regression models (SRM): one model f_tau per number tau of observed epochs, trained on the
+  completed networks, predicting the final validation accuracy. The paper's best model is a nu-SVR with an
+  RBF kernel (random forests came close; ``model="rf"``), its hyperparameters chosen by cross-validation;
+- early stopping (Section 5): after tau epochs, stop a candidate when the probability that its final accuracy
+  stays below the best seen so far is at least ``delta`` (0.99 in the paper), the prediction taken as a
+  Gaussian centred on f_tau's output with the standard deviation of f_tau's cross-validation errors.
+
+``SRMShortcut`` ranks cells with it beside ``CurveExtrapolation`` (``analysis.shortcuts``);
+``simulate_early_stopping`` replays a search on the table, stopping candidates early with any rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import NuSVR
+
+from .analysis.cell_shape import SHAPES, cell_shape
+from .errors import NASInputError, check_choice
+from .predictors import Shortcut, should_stop
+from .spaces.cell import encode_onehot, to_str
+
+C_GRID = (1.0, 10.0, 100.0)  # the SVR's penalty, chosen by cross-validation (the paper searched it too)
+
+
+def features(cell, curve) -> np.ndarray:
+    """Baker et al.'s features of ``cell`` after the epochs of ``curve``: architecture, curve, its differences."""
+    y = np.asarray(curve, dtype=np.float64)
+    shape = cell_shape(cell)
+    return np.concatenate([encode_onehot(tuple(cell)), [shape[k] for k in SHAPES], y, np.diff(y), np.diff(y, 2)])
+
+
+def _model(kind: str, C: float, seed: int):
+    if kind == "svr":
+        return make_pipeline(StandardScaler(), NuSVR(nu=0.5, C=C, kernel="rbf", gamma="scale"))
+    return RandomForestRegressor(n_estimators=100, random_state=seed)
+
+
+class SequentialRegression:
+    """One regression model per number of observed epochs (1 .. ``final_epoch`` - 1), each predicting the
+    final validation accuracy; ``model``: ``"svr"`` (nu-SVR, the paper's choice) or ``"rf"`` (random forest).
+
+    ``fit(cells, curves)`` on networks trained to the end; ``predict(cells, curves)`` on partial curves (all of
+    one length); ``p_below(cell, curve, best)``: the probability that the final accuracy ends below ``best``.
+    """
+
+    def __init__(self, final_epoch: int, model: str = "svr", folds: int = 3, seed: int = 0):
+        check_choice("regression model", model, ("svr", "rf"))
+        if int(final_epoch) < 2:
+            raise NASInputError(f"final_epoch must be at least 2 (a model predicts it from earlier epochs), "
+                                f"got {final_epoch!r}")
+        self.final_epoch, self.kind, self.folds, self.seed = int(final_epoch), model, folds, seed
+        self.models: dict = {}  # tau -> fitted model
+        self.sigma: dict = {}  # tau -> standard deviation of the cross-validation errors
+
+    def fit(self, cells, curves) -> "SequentialRegression":
+        curves = [list(c) for c in curves]
+        if len(cells) != len(curves) or len(cells) < 2 * self.folds:
+            raise NASInputError(f"fit needs as many curves as cells, at least {2 * self.folds}, got "
+                                f"{len(cells)} cells and {len(curves)} curves")
+        if any(len(c) < self.final_epoch for c in curves):
+            raise NASInputError(f"fit needs curves trained to the end ({self.final_epoch} epochs)")
+        y = np.array([c[self.final_epoch - 1] for c in curves])
+        folds = KFold(self.folds, shuffle=True, random_state=self.seed)
+        for tau in range(1, self.final_epoch):
+            X = np.stack([features(cell, c[:tau]) for cell, c in zip(cells, curves)])
+            best = None
+            for C in C_GRID if self.kind == "svr" else (None,):  # the forest has no C to choose
+                errors = cross_val_predict(_model(self.kind, C, self.seed), X, y, cv=folds) - y
+                if best is None or np.mean(errors ** 2) < best[0]:
+                    best = (np.mean(errors ** 2), C, errors.std())
+            self.models[tau] = _model(self.kind, best[1], self.seed).fit(X, y)
+            self.sigma[tau] = max(float(best[2]), 1e-6)
+        return self
+
+    def predict(self, cells, curves) -> np.ndarray:
+        taus = {len(c) for c in curves}
+        if len(taus) != 1 or not 1 <= (tau := taus.pop()) < self.final_epoch:
+            raise NASInputError(f"predict needs partial curves all of one length from 1 to {self.final_epoch - 1}")
+        if tau not in self.models:
+            raise NASInputError("call fit(cells, curves) before predict")
+        return self.models[tau].predict(np.stack([features(cell, c) for cell, c in zip(cells, curves)]))
+
+    def p_below(self, cell, curve, best: float) -> float:
+        """P(final accuracy < ``best``) for the prediction as a Gaussian with the cross-validation spread."""
+        mean = float(self.predict([cell], [curve])[0])
+        return float(norm.cdf((best - mean) / self.sigma[len(curve)]))
+
+    def should_stop(self, cell, curve, best: float, delta: float = 0.99) -> bool:
+        """Baker et al.'s rule: stop when the final accuracy stays below ``best`` with probability >= delta."""
+        return self.p_below(cell, curve, best) >= delta
+
+
+class SRMShortcut(Shortcut):
+    """Baker et al.'s SRM as a shortcut: fit on ``train_cells``' full curves from the benchmark, score each cell
+    from its first ``observed`` epochs (charged the full training of the ``train_cells`` and those epochs)."""
+
+    def __init__(self, bench, train_cells, observed: int, model: str = "svr", seed: int = 0):
+        if not 1 <= observed < bench.epochs:
+            raise NASInputError(f"observed must be from 1 to {bench.epochs - 1} epochs, got {observed!r}")
+        self.bench, self.train_cells, self.observed = bench, [tuple(c) for c in train_cells], observed
+        self.srm = SequentialRegression(bench.epochs, model=model, seed=seed)
+        self.name = f"{'nu-SVR' if model == 'svr' else 'forest'} on {observed} ep ({len(self.train_cells)} cells)"
+
+    def _score(self, cells):
+        self.srm.fit(self.train_cells, [self.bench.query(to_str(c))["valid_curve"] for c in self.train_cells])
+        return self.srm.predict(cells, [self.bench.query(to_str(c), epoch=self.observed)["valid_curve"]
+                                        for c in cells])
+
+    def charged_s(self, cells):
+        return (sum(self.bench.query(to_str(c))["train_seconds"] for c in self.train_cells)
+                + sum(self.bench.query(to_str(c), epoch=self.observed)["train_seconds"] for c in cells))
+
+
+def simulate_early_stopping(bench, cells, stop, min_epochs: int = 1) -> dict:
+    """Replay a search over ``cells`` on the table: each is trained epoch by epoch and, from ``min_epochs`` on,
+    ``stop(cell, curve, best)`` may end it before the last epoch (``best``: the best final validation accuracy
+    so far). Returns the best cell found, its final accuracy, the epochs spent and the share of a full run's.
+    ``stop`` can be ``srm.should_stop`` or ``extrapolation_stop`` (curve extrapolation)."""
+    best, best_cell, spent, stopped = -np.inf, None, 0, 0
+    for cell in cells:
+        curve = list(bench.query(to_str(cell))["valid_curve"])
+        for tau in range(1, bench.epochs + 1):
+            if tau == bench.epochs or (tau >= min_epochs and best > -np.inf and stop(cell, curve[:tau], best)):
+                break
+        spent += tau
+        if tau < bench.epochs:
+            stopped += 1
+        elif curve[-1] > best:
+            best, best_cell = curve[-1], tuple(cell)
+    full = bench.epochs * len(cells)
+    return {"best": best_cell, "best_valid": float(best), "epochs": spent, "share": spent / full,
+            "stopped": stopped}
+
+
+def extrapolation_stop(final_epoch: int):
+    """``stop`` for ``simulate_early_stopping`` by curve extrapolation (``predictors.should_stop``)."""
+    return lambda cell, curve, best: should_stop(curve, final_epoch, best)
+
+
+__all__ = ["SRMShortcut", "SequentialRegression", "extrapolation_stop", "features", "simulate_early_stopping"]
