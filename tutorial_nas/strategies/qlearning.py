@@ -51,6 +51,15 @@ def epsilon_at(model: int, schedule=BAKER_SCHEDULE, total: int | None = None) ->
     return float(schedule[-1][0])
 
 
+def q_backup(q: float, reward: float, max_next: float, alpha: float, gamma: float) -> float:
+    """One Q-learning backup, Baker et al.'s update rule:
+
+        Q(s, a) <- (1 - alpha) Q(s, a) + alpha [r + gamma max_a' Q(s', a')]
+
+    ``max_next`` is max_a' Q(s', a') of the state reached (0 after the last layer: nothing follows)."""
+    return (1 - alpha) * q + alpha * (reward + gamma * max_next)
+
+
 class QLearning:
     """Tabular Q-learning for episodes that end with a single reward.
 
@@ -93,11 +102,11 @@ class QLearning:
         """Q-learning along one episode, from its last transition back to its first (reward at the end)."""
         for t in reversed(range(len(states) - 1)):
             s, a = states[t], states[t + 1]
-            if a == TERMINAL:
-                target = reward
+            if a == TERMINAL:  # the reward comes at the end, and nothing follows
+                r, max_next = reward, 0.0
             else:
-                target = self.gamma * max(self.value(a, b) for b in self.next_states(a))
-            self.q[(s, a)] = (1 - self.alpha) * self.value(s, a) + self.alpha * target
+                r, max_next = 0.0, max(self.value(a, b) for b in self.next_states(a))
+            self.q[(s, a)] = q_backup(self.value(s, a), r, max_next, self.alpha, self.gamma)
 
     def learn(self, states: list, reward: float, rng) -> None:
         """Remember the episode, then replay ``replay`` episodes drawn from memory (experience replay)."""

@@ -66,6 +66,14 @@ def zoph_le_reward(result) -> float:
     return (accuracy / 100.0) ** 3
 
 
+def policy_loss(log_prob, reward: float, baseline: float):
+    """Zoph & Le's REINFORCE loss with a baseline (§3.2): -(R - b) * sum_t log p(a_t | a_<t).
+
+    ``log_prob``: a tensor of the decisions' log-probabilities (or their sum). Minimising the loss raises the
+    probability of an architecture whose reward beats the baseline and lowers it otherwise."""
+    return -(reward - baseline) * log_prob.sum()
+
+
 class Controller(nn.Module):
     """An LSTM policy over any space with the token interface. Heads are created when a group first shows up,
     since a space's groups are only known by walking its decisions."""
@@ -228,17 +236,15 @@ class Reinforce(Strategy):
             reward = float(result.valid_acc) / 100.0
         if reward != reward:  # a failed evaluation (nan) teaches nothing
             return
-        if self.baseline is None:
-            self.baseline = reward
-        advantage = reward - self.baseline
-        self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+        baseline = reward if self.baseline is None else self.baseline  # the first reward starts the average
+        self.baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * reward
         tokens = tuple(self.space.to_tokens(arch))
         last, self._last = self._last, None
         if last is not None and last[0] == tokens:  # the pass that proposed it: same parameters, same graph
             _, log_prob, entropy = last
         else:
             _, log_prob, entropy = self._run(tokens)
-        loss = -advantage * log_prob - self.entropy_weight * entropy
+        loss = policy_loss(log_prob, reward, baseline) - self.entropy_weight * entropy
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
