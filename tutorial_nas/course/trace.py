@@ -98,13 +98,11 @@ def trace_q_backup(seed: int = 0, reward: float = 0.8, warmup: int = 5) -> pd.Da
     its initial 0.5. One row per transition: the state, the action (the next layer, or terminate), Q before,
     the reward (only at the end), max_a' Q(s', a'), Q after."""
     space = ChainSpace(max_layers=3, filters=(16, 32), kernels=(3, 5), pools=("none", "max_pool_2x2"))
-    agent = MetaQNN(space, seed=seed, replay=10).agent
-    rng = torch.Generator().manual_seed(seed)
-    strategy_rng = MetaQNN(space, seed=seed).rng
-    for _ in range(warmup):
-        agent.learn(agent.rollout((0, None, None, None), 1.0, strategy_rng), float(torch.rand(1, generator=rng)),
-                    strategy_rng)
-    states = agent.rollout((0, None, None, None), 1.0, strategy_rng)
+    strategy = MetaQNN(space, seed=seed, replay=10)
+    agent, rng = strategy.agent, strategy.rng
+    for _ in range(warmup):  # exploring episodes (epsilon = 1), as at the start of Baker et al.'s schedule
+        agent.learn(agent.rollout(strategy.start, 1.0, rng), float(rng.random()), rng)
+    states = agent.rollout(strategy.start, 1.0, rng)
     before = dict(agent.q)
     agent.update(states, reward)  # one backup per transition, last first
     rows = []
