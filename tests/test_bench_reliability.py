@@ -93,3 +93,24 @@ def test_stacking_refuses_what_it_cannot_keep_apart(data):
     cfg = TrainConfig(epochs=0.1, batch_size=64)
     with pytest.raises(NASInputError, match="only in their seed"):
         train_stacked(networks(a, (0, 1)), data, [cfg, TrainConfig(epochs=0.1, batch_size=32, seed=1)])
+
+
+def test_a_table_of_seed_means_is_packed_and_reports_its_reliability(tmp_path):
+    from tutorial_nas.bench import load_benchmark, pack
+    from tutorial_nas.bench.build import build, read_results
+
+    tiny = dict(data="digits", image_size=8, stem_stride=1, C=2, epochs=1, train_images=200, workers=1,
+                progress=False, multi_seed_cells=4, seeds=4, seeds_per_cell=2)
+    path = build(tmp_path / "b", limit=14, **tiny)  # 2 subset cells x 4 seeds, then 3 cells x 2 seeds
+    rows = read_results(path)
+    cells = {r["index"] for r in rows}
+    assert len(rows) == 14 and all(len([r for r in rows if r["index"] == i]) in (2, 4) for i in cells)
+    pack(tmp_path / "b", name="t", out_dir=tmp_path / "tables")
+    bench = load_benchmark("t", directory=tmp_path / "tables")
+    for i in cells:
+        mine = sorted((r for r in rows if r["index"] == i and r["seed"] < 2), key=lambda r: r["seed"])
+        got = bench.query(nb201.from_index(i))
+        assert got["valid_acc"] == pytest.approx(np.mean([r["valid_acc"][-1] for r in mine]), abs=1e-4)
+        assert got["test_acc"] == pytest.approx(np.mean([r["test_acc"] for r in mine]), abs=1e-4)
+    stats = bench.stats()
+    assert stats["seeds_per_cell"] == 2 and stats["reliability"]["k"] == 2 and "resolved_pairs" in stats["spread"]

@@ -109,5 +109,5 @@ def test_benchmark_build_resumes_without_losing_or_repeating_a_cell(tmp_path):
     keys = [(r["index"], r["seed"]) for r in rows]
     assert len(rows) == 4 and len(set(keys)) == 4
     from tutorial_nas.bench.build import Recipe
-    assert keys == jobs(Recipe(**{k: v for k, v in tiny.items() if k in Recipe.__dataclass_fields__},
-                               dataset="digits"))[:4]
+    recipe = Recipe(**{k: v for k, v in tiny.items() if k in Recipe.__dataclass_fields__}, dataset="digits")
+    assert keys == [(c, s) for c, seeds in jobs(recipe) for s in seeds][:4]

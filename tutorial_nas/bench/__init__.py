@@ -22,6 +22,7 @@ import pandas as pd
 from ..errors import NASInputError
 from ..spaces import cell as nb201
 from .build import Recipe, build, op_costs
+from .reliability import pooled_seed_sd, reliability, spread
 from .table import DATA_DIR, DEFAULT, _sha256, pack
 
 _LOADED: dict = {}
@@ -117,12 +118,27 @@ class Benchmark:
         return pd.DataFrame({"arch": [nb201.to_str(nb201.from_index(int(c))) for c in a["multi_cells"]], **cols})
 
     def stats(self) -> dict:
+        """What the table is and how far its ranking can be trusted (``reliability.py``).
+
+        ``reliability``: the expected Kendall tau between this table and an independent rebuild with the same
+        recipe (its entries are means of ``seeds_per_cell`` seeds), with its standard error, measured on the
+        cells trained with enough seeds or projected from fewer; ``spread``: how far apart the cells are.
+        """
         agreement = self.info.get("seed_agreement", {})
+        k = int(self.recipe.get("seeds_per_cell", 1))
+        acc = self._a["seeds_valid_acc"].astype(float)
+        rel = reliability(acc, k)
+        if acc.shape[1] >= k and not rel["measured"]:  # every cell's own k seeds, split in halves, projected to k
+            rel["all_cells"] = reliability(acc[:, :k], k)
+        cells = [nb201.from_index(int(i)) for i in self._a["cells"]]
+        sd = pooled_seed_sd(acc[:, :k] if k > 1 else acc) if acc.shape[1] > 1 else None
         return {"n_cells": nb201.N_CELLS, "n_unique": self.info["n_unique"], "n_trained": len(self),
                 "complete": self.info["complete"], "best_arch": self.best_arch,
-                "best_test_acc": self.best_test_acc, "seed_kendall_tau": agreement.get("tau_valid_acc"),
-                "seed_agreement": agreement, "recipe": self.recipe, "machine": self.info.get("machine"),
-                "built": self.info["packed"], "epochs": self.epochs}
+                "best_test_acc": self.best_test_acc, "seeds_per_cell": k, "reliability": rel,
+                "spread": spread(self._a["valid_curve"][:, -1], cells, sd, k),
+                "seed_kendall_tau": agreement.get("tau_valid_acc"), "seed_agreement": agreement,
+                "recipe": self.recipe, "machine": self.info.get("machine"), "built": self.info["packed"],
+                "epochs": self.epochs}
 
 
 def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> Benchmark:

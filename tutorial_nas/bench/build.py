@@ -1,10 +1,16 @@
-"""Build the tabular benchmark: train every canonical NAS-Bench-201 cell once with one fixed recipe.
+"""Build the tabular benchmark: train every canonical NAS-Bench-201 cell with one fixed recipe.
 
-Jobs are (cell, seed) pairs. A random subset of cells is trained with several seeds, to measure how much of
-the ranking is the cell and how much the seed. Jobs run in worker processes of one thread each (on two cores
-two such processes train 1.7x as many cells per second as one process of two threads). Every finished job is
-appended as one JSON line to ``results.jsonl`` and flushed to disk, so an interrupted build loses at most the
-jobs in flight: ``resume=True`` skips what is there (a half-written last line is dropped).
+Every cell is trained with ``seeds_per_cell`` seeds (the table holds their mean), and a random subset of cells
+with ``seeds`` seeds, to measure how much of the ranking is the cell and how much the seed. A job is one cell
+and some of its seeds, trained together as one stacked network (``stacked.py``: each seed as it would train
+alone, faster on a CPU; ``benchmarks/build_speed.py`` measures by how much). Jobs run in worker processes of
+one thread each (on two cores two such processes train 1.7x as many cells per second as one process of two
+threads). Every finished (cell, seed) is appended as one JSON line to ``results.jsonl`` and flushed to disk,
+so an interrupted build loses at most the jobs in flight: ``resume=True`` skips what is there (a half-written
+last line is dropped).
+
+A row's ``seconds`` is its share of its job's wall time (the job's time divided by its seeds): what the
+table charges a simulated search for one training of the cell.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from ..data import DATASETS, IMAGE_SIZE, load_dataset
 from ..errors import NASInputError, check_choice
 from ..ops import NB201_OPS
 from ..spaces import cell as nb201
-from ..train import TrainConfig, train
+from ..train import TrainConfig
+from .stacked import train_stacked
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Recipe:
     multi_seed_cells: int = 500
     seeds: int = 3
     rule: str = "drop_zero"
+    seeds_per_cell: int = 1
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, augment=self.augment,
@@ -78,20 +86,22 @@ def op_costs(recipe: dict) -> dict:
 
 
 def jobs(recipe: Recipe, order_seed: int = 0) -> list:
-    """(cell index, seed) pairs in the order they are trained.
+    """(cell index, seeds) jobs in the order they are trained; the seeds of a job train together.
 
     The canonical cells are shuffled once, so a partial build is a uniform sample of the space. A fifth of
     the multi-seed subset comes first with all its seeds (the noise is known early), then every remaining
-    cell once (the table covers the space as soon as possible), then the other seeds of the rest of the subset.
+    cell with its ``seeds_per_cell`` seeds (the table covers the space as soon as possible), then the other
+    seeds of the rest of the subset.
     """
     cells = [nb201.index(c) for c in nb201.unique_cells(recipe.rule)]
     order = np.random.default_rng(order_seed).permutation(len(cells))
     cells = [cells[i] for i in order]
     subset = cells[: recipe.multi_seed_cells]
     early = subset[: len(subset) // 5]
-    out = [(c, s) for c in early for s in range(recipe.seeds)]
-    out += [(c, 0) for c in cells[len(early):]]
-    out += [(c, s) for c in subset[len(early):] for s in range(1, recipe.seeds)]
+    k, every = recipe.seeds_per_cell, max(recipe.seeds, recipe.seeds_per_cell)
+    out = [(c, tuple(range(every))) for c in early]
+    out += [(c, tuple(range(k))) for c in cells[len(early):]]
+    out += [(c, tuple(range(k, every))) for c in subset[len(early):] if every > k]
     return out
 
 
@@ -113,18 +123,20 @@ def recipe_data(recipe: Recipe):
     return data
 
 
-def train_cell(job: tuple) -> dict:
-    """Train one cell with one seed under the worker's recipe; return its row."""
-    index, seed = job
+def train_cell(job: tuple) -> list:
+    """Train one cell with some seeds (stacked) under the worker's recipe; return one row per seed."""
+    index, seeds = job
     recipe, data = _WORKER["recipe"], _WORKER["data"]
     arch = nb201.from_index(index)
-    torch.manual_seed(seed)
-    model = nb201.NB201Network(arch, data.num_classes, data.in_channels, C=recipe.C, N=recipe.N,
-                               stem_stride=recipe.stem_stride)
-    rec = train(model, data, recipe.train_config(seed), progress=False)
-    return {"index": index, "seed": seed, "arch": nb201.to_str(arch), "train_loss": rec.train_loss,
-            "valid_acc": rec.valid_acc, "valid_loss": rec.valid_loss, "test_acc": rec.test_acc,
-            "seconds": rec.seconds, "params": rec.params, "flops": rec.flops}
+    models = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        models.append(nb201.NB201Network(arch, data.num_classes, data.in_channels, C=recipe.C, N=recipe.N,
+                                         stem_stride=recipe.stem_stride))
+    records = train_stacked(models, data, [recipe.train_config(s) for s in seeds])
+    return [{"index": index, "seed": seed, "arch": nb201.to_str(arch), "train_loss": rec.train_loss,
+             "valid_acc": rec.valid_acc, "valid_loss": rec.valid_loss, "test_acc": rec.test_acc,
+             "seconds": rec.seconds, "params": rec.params, "flops": rec.flops} for seed, rec in zip(seeds, records)]
 
 
 def read_results(path: Path) -> list:
@@ -166,11 +178,15 @@ def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, li
         rows = read_results(results)
         with open(results, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
-    todo = [j for j in jobs(recipe) if j not in done]
-    if limit is not None:
-        todo = todo[: max(0, limit - len(done))]
+    todo, budget = [], (None if limit is None else max(0, limit - len(done)))
+    for index, seeds in jobs(recipe):
+        seeds = tuple(s for s in seeds if (index, s) not in done)
+        if budget is not None:
+            seeds = seeds[:max(0, budget - sum(len(j[1]) for j in todo))]
+        if seeds:
+            todo.append((index, seeds))
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    bar = tqdm(total=len(todo), desc="benchmark build", disable=not progress)
+    bar = tqdm(total=sum(len(s) for _, s in todo), desc="benchmark build", unit="training", disable=not progress)
     with open(results, "a") as f:
         if workers <= 1:
             _init_worker(recipe, threads)
@@ -184,12 +200,12 @@ def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, li
     return results
 
 
-def _write_all(rows, f, bar) -> None:
-    for row in rows:
-        f.write(json.dumps(row) + "\n")
+def _write_all(results, f, bar) -> None:
+    for rows in results:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
         f.flush()
         os.fsync(f.fileno())
-        bar.update(1)
+        bar.update(len(rows))
 
 
 def machine() -> dict:

@@ -1,6 +1,7 @@
 """The shipped tabular benchmark: pack a build into one compressed file, load it once, query it fast.
 
-A table is two files: ``NAME.npz`` (the numbers, one row per canonical cell, plus the multi-seed subset) and
+A table is two files: ``NAME.npz`` (the numbers, one row per canonical cell: the mean of the seeds every
+cell was trained with, the recipe's ``seeds_per_cell``; and the per-seed numbers of the cells with several) and
 ``NAME.json`` (the recipe, the machine and date of the build, the noise statistics and the SHA-256 of the
 npz, which loading verifies). ``query`` answers for any of the 15,625 cells: an isomorphic cell is answered
 by its class representative, so a cell and its twin get the same accuracies and times (each keeps its own
@@ -60,20 +61,24 @@ def pack(build_dir, name: str = DEFAULT, out_dir=DATA_DIR) -> Path:
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     meta = json.loads((build_dir / "recipe.json").read_text())
     rows = read_results(build_dir / "results.jsonl")
-    first = {r["index"]: r for r in rows if r["seed"] == 0}
-    if not first:
+    per_cell = meta["recipe"].get("seeds_per_cell", 1)
+    by_cell = defaultdict(dict)
+    for r in rows:
+        by_cell[r["index"]][r["seed"]] = r
+    # a cell's entry is the mean of its first k seeds (the seeds every cell is trained with)
+    mine = {c: [v[s] for s in range(per_cell) if s in v] for c, v in by_cell.items() if 0 in v}
+    if not mine:
         raise NASInputError(f"{build_dir} holds no finished cell yet")
-    cells = np.array(sorted(first), dtype=np.int32)
-    pick = [first[int(i)] for i in cells]
+    cells = np.array(sorted(mine), dtype=np.int32)
+    mean = lambda key: np.array([np.mean([r[key] for r in mine[int(c)]], axis=0) for c in cells],  # noqa: E731
+                                dtype=np.float32)
+    pick = [mine[int(c)][0] for c in cells]
     epochs = len(pick[0]["valid_acc"])
     rep = nb201.canonical_table(meta["recipe"].get("rule", "autodl"))
     row_of = np.full(nb201.N_CELLS, -1, dtype=np.int32)
     position = {int(c): k for k, c in enumerate(cells)}
     for i in range(nb201.N_CELLS):
         row_of[i] = position.get(int(rep[i]), -1)
-    by_cell = defaultdict(dict)
-    for r in rows:
-        by_cell[r["index"]][r["seed"]] = r
     multi = sorted(c for c, v in by_cell.items() if len(v) > 1)
     n_seeds = max((len(by_cell[c]) for c in multi), default=0)
     seeds_valid = np.full((len(multi), n_seeds), np.nan, dtype=np.float32)
@@ -84,11 +89,8 @@ def pack(build_dir, name: str = DEFAULT, out_dir=DATA_DIR) -> Path:
                 seeds_valid[k, s], seeds_test[k, s] = r["valid_acc"][-1], r["test_acc"]
     arrays = dict(
         cells=cells, row_of=row_of,
-        valid_curve=np.array([r["valid_acc"] for r in pick], dtype=np.float32),
-        valid_loss_curve=np.array([r["valid_loss"] for r in pick], dtype=np.float32),
-        train_loss_curve=np.array([r["train_loss"] for r in pick], dtype=np.float32),
-        test_acc=np.array([r["test_acc"] for r in pick], dtype=np.float32),
-        train_seconds=np.array([r["seconds"] for r in pick], dtype=np.float32),
+        valid_curve=mean("valid_acc"), valid_loss_curve=mean("valid_loss"), train_loss_curve=mean("train_loss"),
+        test_acc=mean("test_acc"), train_seconds=mean("seconds"),
         params=np.array([r["params"] for r in pick], dtype=np.int64),
         flops=np.array([r["flops"] for r in pick], dtype=np.int64),
         multi_cells=np.array(multi, dtype=np.int32), seeds_valid_acc=seeds_valid, seeds_test_acc=seeds_test,
