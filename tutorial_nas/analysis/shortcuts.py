@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 
 from ..errors import NASInputError
 from ..learning_curves import SRMShortcut
+from ..oneshot.bender import train_one_shot
+from ..oneshot.nsas import train_nsas
 from ..oneshot.supernet import WeightSharingEvaluator, train_weight_sharing
 from ..predictors import (
     PROXIES,
@@ -52,6 +54,19 @@ class WeightSharingShortcut(Shortcut):
         return [evaluator.evaluate(c).valid_acc for c in cells]
 
 
+class OneShotShortcut(Shortcut):
+    """Train a supernet with ``train(data, **options)`` (NSAS, or Bender et al.'s path dropout), then score each
+    cell with the shared weights (BN recalibrated), as ``WeightSharingShortcut`` does."""
+
+    def __init__(self, name: str, train, data, batch_size: int = 128, **options):
+        self.name, self.train, self.data, self.options = name, train, data, dict(batch_size=batch_size, **options)
+
+    def _score(self, cells):
+        supernet, _ = self.train(self.data, **self.options)
+        evaluator = WeightSharingEvaluator(supernet, self.data, batch_size=self.options["batch_size"])
+        return [evaluator.evaluate(c).valid_acc for c in cells]
+
+
 def build_shortcuts(cells, bench, data, sizes: dict) -> list:
     """The shortcuts of chapter 2, sized by ``sizes``; the predictor trains on benchmark cells not in
     ``cells``."""
@@ -65,6 +80,8 @@ def build_shortcuts(cells, bench, data, sizes: dict) -> list:
     shortcuts = [WeightSharingShortcut(method, data, s["epochs"], batch_size=s["batch_size"], seed=s["seed"],
                                        controller_steps=s["controller_steps"], **net)
                  for method in ("enas", "spos")]
+    shortcuts += [OneShotShortcut(name, train, data, s["batch_size"], epochs=s["epochs"], seed=s["seed"], **net)
+                  for name, train in (("NSAS weight sharing", train_nsas), ("path dropout (Bender)", train_one_shot))]
     shortcuts += [BenchEarlyEpoch(bench, min(s["early_epoch"], bench.epochs)),
                   LowFidelityShortcut(data, epochs=s["train_epochs"], **net),
                   CurveExtrapolation(bench, observed),

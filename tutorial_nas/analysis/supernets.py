@@ -11,6 +11,8 @@
   of cells and their benchmark accuracy.
 - Multi-model forgetting (Benyahia et al., ICML 2019): ``forgetting`` trains the supernet on all paths, then
   only on *other* paths, and tracks the shared-weight accuracy of a fixed set of paths as it drifts.
+  ``forgetting_per_step`` measures it as Zhang et al. (CVPR 2020) define it, the accuracy a previously trained
+  path loses when one step trains a new path, for uniform sampling and for NSAS (``oneshot.nsas``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from scipy.stats import kendalltau
 from ..errors import NASInputError
 from ..evaluators import Result
 from ..oneshot.darts import derive_nb201
+from ..oneshot.nsas import step_forgetting
 from ..oneshot.supernet import Supernet, train_supernet
 from ..spaces.cell import NB201Space, parse, to_str
 from ..strategies.random_search import RandomSearch
@@ -145,6 +148,18 @@ def forgetting(data, kept: list, others: list, warm_epochs: int = 1, epochs: int
                        progress=False)
         record(epoch)
     return pd.DataFrame(rows)
+
+
+def forgetting_per_step(data, methods=("uniform", "nsas"), **options) -> pd.DataFrame:
+    """Zhang et al.'s forgetting (``oneshot.nsas.step_forgetting``) for each of ``methods`` from the same
+    warmed-up supernet, paths and minibatches: one row per method with the mean and the share of steps that
+    forgot (``forgetting`` > 0); ``attrs["steps"]`` holds every step."""
+    steps = pd.concat([step_forgetting(data, method, **options) for method in methods], ignore_index=True)
+    out = steps.groupby("method", sort=False).agg(mean_forgetting=("forgetting", "mean"),
+                                                  share_forgot=("forgetting", lambda f: float((f > 0).mean())),
+                                                  mean_before=("before", "mean")).reset_index()
+    out.attrs["steps"] = steps
+    return out
 
 
 def plot_forgetting(table: pd.DataFrame, ax=None):

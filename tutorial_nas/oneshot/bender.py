@@ -1,0 +1,109 @@
+"""One-shot architecture search as Bender et al. (ICML 2018) simplified it: path dropout, no controller.
+
+"Understanding and Simplifying One-Shot Architecture Search" trains a one-shot model in which every operation
+of every edge is present and their outputs are *summed* (not one path, as in SPOS or RS-WS). Trained like that,
+the candidates co-adapt: the model learns to rely on all operations at once, and a sub-network with most of
+them removed says little. Their remedy is *path dropout* (§3.2): at each training step every operation is
+zeroed out independently, with a probability that starts at 0 and rises linearly over training to the final
+rate ``r`` (the paper's schedule); with k operations feeding a node, each is dropped with probability r^(1/k),
+so that the chance of a node losing all its inputs is r whatever k is. A candidate is then scored by the
+one-shot model with the operations it does not use zeroed out (§3.3) — on a NAS-Bench-201 cell that is the
+cell's path through the shared weights — and candidates are ranked by that accuracy, as in RS-WS and SPOS.
+
+Choices where the NB201 supernet differs from the paper's model: a draw that would zero *every* input of a node
+keeps one of its operations, drawn uniformly, so that no node is left with nothing to sum (the paper's space
+let a whole cell input vanish); the node's ``k`` counts the operations on all its incoming edges (4 per
+edge: ``none`` is what dropping already means); one dropout pattern per minibatch, shared by all cells of the
+network, and no ghost batch normalisation; a candidate's batch-norm statistics are re-estimated on its path
+before scoring, as for the other weight-sharing methods (``Supernet.score``).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data import batches
+from ..errors import NASInputError, check_positive
+from ..ops import NB201_OPS
+from ..spaces.cell import EDGES
+from .supernet import SuperCell, Supernet
+
+OPS = tuple(op for op in NB201_OPS if op != "none")  # the operations that can be dropped
+
+
+def drop_rate(step: int, total: int, final_rate: float) -> float:
+    """The schedule: the rate r rises linearly from 0 at the first step to ``final_rate`` at the last."""
+    return final_rate * step / max(1, total - 1)
+
+
+def sample_mask(rate: float, rng) -> tuple:
+    """One dropout pattern: per edge (``EDGES`` order) the tuple of operations kept. Each operation into node
+    j is dropped with probability rate^(1/k), k the operations into j; if all are dropped, one is kept."""
+    kept = [list(OPS) for _ in EDGES]
+    for j in (1, 2, 3):
+        slots = [(e, op) for e, (_, k) in enumerate(EDGES) if k == j for op in OPS]
+        p = rate ** (1 / len(slots)) if rate > 0 else 0.0
+        drop = rng.random(len(slots)) < p
+        if drop.all():  # no node without input: keep one operation of this node's
+            drop[int(rng.integers(len(slots)))] = False
+        for (e, op), d in zip(slots, drop):
+            if d:
+                kept[e].remove(op)
+    return tuple(tuple(ops) for ops in kept)
+
+
+def _cell(module: SuperCell, x, mask):
+    """The super-cell with every kept operation on, their outputs summed at each node."""
+    nodes = [x]
+    for j in (1, 2, 3):
+        terms = [module.edges[f"{i}{k}"][op](nodes[i]) for (i, k), ops in zip(EDGES, mask) if k == j for op in ops]
+        nodes.append(sum(terms) if terms else torch.zeros_like(x))  # only a scored cell's node can be empty
+    return nodes[3]
+
+
+def forward_masked(supernet: Supernet, x, mask):
+    """The one-shot model's forward pass with the operations not in ``mask`` zeroed out."""
+    x = supernet.stem(x)
+    for layer in supernet.layers:
+        x = _cell(layer, x, mask) if isinstance(layer, SuperCell) else layer(x)
+    return supernet.head(x)
+
+
+def train_one_shot(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128, lr: float = 0.1,
+                   final_rate: float = 0.5, seed: int = 0, stem_stride: int = 1) -> tuple:
+    """Train the one-shot model with scheduled path dropout; (supernet, log) with ``loss`` per epoch,
+    ``rate`` (the drop rate at each step) and ``seconds``. ``final_rate=0`` trains every operation always."""
+    check_positive("epochs", epochs)
+    if not isinstance(final_rate, (int, float)) or not 0 <= final_rate < 1:
+        raise NASInputError(f"final_rate is a drop probability from 0 to below 1, got {final_rate!r}")
+    torch.manual_seed(seed)
+    supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
+    gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    total = max(1, round(epochs * max(1, math.ceil(len(data.train_y) / batch_size))))
+    opt = torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    log, step, start = {"loss": [], "rate": []}, 0, time.perf_counter()
+    supernet.train()
+    while step < total:
+        running, seen = 0.0, 0
+        for xb, yb in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
+                              augment=data.augment):
+            rate = drop_rate(step, total, final_rate)
+            loss = F.cross_entropy(forward_masked(supernet, xb, sample_mask(rate, rng)), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            log["rate"].append(rate)
+            running, seen, step = running + loss.item() * len(yb), seen + len(yb), step + 1
+            if step >= total:
+                break
+        log["loss"].append(running / max(1, seen))
+    log["seconds"] = time.perf_counter() - start
+    return supernet, log
