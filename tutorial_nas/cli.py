@@ -229,6 +229,7 @@ def cmd_bench(args) -> None:
         if not args.out:
             raise NASInputError("bench build needs --out DIR (where the results are written)")
         path = bench.build(args.out, data=args.data or "mnist5k", resume=args.resume, workers=args.workers,
+        extra = {} if args.seeds_per_cell is None else {"seeds_per_cell": args.seeds_per_cell}
                            limit=args.limit, progress=not args.json)
         _emit({"results": str(path)}, args.json, f"results in {path}; pack with `tutorial-nas bench pack {args.out}`")
     elif args.action == "pack":
@@ -346,6 +347,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="folder for the PNG/SVG files and numbers.json")
     f.add_argument("--only", help="comma list of figure names (default: all)")
 
+    b.add_argument("--seeds-per-cell", type=int, help="build: seeds every cell is trained with (the table holds "
+                                                      "their mean; more seeds, a more reliable ranking)")
     sl = sub.add_parser("slides", parents=[common], help="build the decks to HTML and PDF, or fetch reveal.js")
     sl.add_argument("action", choices=["build", "fetch"])
     sl.add_argument("--out", help="build folder (default: slides/build)")

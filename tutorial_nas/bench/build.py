@@ -161,6 +161,8 @@ def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, li
     check_choice("data set", data, DATASETS)
     out = Path(out)
     recipe = Recipe(dataset=data, **recipe_overrides)
+    if not isinstance(recipe.seeds_per_cell, int) or not 1 <= recipe.seeds_per_cell <= 64:
+        raise NASInputError(f"seeds_per_cell must be a whole number from 1 to 64, got {recipe.seeds_per_cell!r}")
     recipe_file, results = out / "recipe.json", out / "results.jsonl"
     if out.exists() and results.exists() and not resume:
         raise NASInputError(f"{out} already holds a build; pass resume=True (--resume) to continue it, "
