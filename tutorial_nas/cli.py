@@ -10,6 +10,7 @@
     tutorial-nas notebook run CHAPTER [--profile P]
     tutorial-nas figures --out DIR [--profile P] [--only NAME,NAME]
     tutorial-nas slides build [--out DIR] [--profile P] [--figures DIR] [--no-pdf] | slides fetch
+    tutorial-nas plan [--profile P] [--device cpu|t4|a100|h100] [--json]
 
 Exit status 0 on success; 2 with one line on stderr for bad input.
 """
@@ -228,9 +229,9 @@ def cmd_bench(args) -> None:
     if args.action == "build":
         if not args.out:
             raise NASInputError("bench build needs --out DIR (where the results are written)")
-        path = bench.build(args.out, data=args.data or "mnist5k", resume=args.resume, workers=args.workers,
         extra = {} if args.seeds_per_cell is None else {"seeds_per_cell": args.seeds_per_cell}
-                           limit=args.limit, progress=not args.json)
+        path = bench.build(args.out, data=args.data or "mnist5k", resume=args.resume, workers=args.workers,
+                           limit=args.limit, progress=not args.json, **extra)
         _emit({"results": str(path)}, args.json, f"results in {path}; pack with `tutorial-nas bench pack {args.out}`")
     elif args.action == "pack":
         if not args.target:
@@ -281,6 +282,18 @@ def cmd_notebook(args) -> None:
 
     path = run_notebook(args.chapter, profile=args.profile, timeout=args.timeout)
     _emit({"notebook": str(path), "profile": args.profile}, args.json, f"executed and saved {path}")
+
+
+def cmd_plan(args) -> None:
+    from .course import plan
+    from .profiles import profile_name
+
+    name = profile_name(args.profile)
+    if args.device is not None:
+        from .errors import check_choice
+
+        check_choice("device", args.device, plan.DEVICES)
+    _emit(plan.plan_json(name, args.device), args.json, plan.report(name, args.device))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -334,6 +347,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--resume", action="store_true")
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--limit", type=int)
+    b.add_argument("--seeds-per-cell", type=int, help="build: seeds every cell is trained with (the table holds "
+                                                      "their mean; more seeds, a more reliable ranking)")
     b.add_argument("--epoch", type=int)
     b.add_argument("--name", default="nb201_mnist5k")
     b.add_argument("--table-dir", help="folder of a table built elsewhere")
@@ -347,19 +362,21 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="folder for the PNG/SVG files and numbers.json")
     f.add_argument("--only", help="comma list of figure names (default: all)")
 
-    b.add_argument("--seeds-per-cell", type=int, help="build: seeds every cell is trained with (the table holds "
-                                                      "their mean; more seeds, a more reliable ranking)")
     sl = sub.add_parser("slides", parents=[common], help="build the decks to HTML and PDF, or fetch reveal.js")
     sl.add_argument("action", choices=["build", "fetch"])
     sl.add_argument("--out", help="build folder (default: slides/build)")
     sl.add_argument("--figures", help="use figures already written by `tutorial-nas figures`")
     sl.add_argument("--no-pdf", action="store_true", help="HTML only")
     sl.add_argument("--cache", help="reveal.js cache (default: slides/.cache)")
+
+    pl = sub.add_parser("plan", parents=[common], help="what each chapter costs: work, FLOPs, estimated minutes")
+    pl.add_argument("--device", help="cpu, t4, a100 or h100 (default: all of them)")
     return p
 
 
 COMMANDS = {"info": cmd_info, "search": cmd_search, "train": cmd_train, "compare": cmd_compare,
-            "bench": cmd_bench, "notebook": cmd_notebook, "figures": cmd_figures, "slides": cmd_slides}
+            "bench": cmd_bench, "notebook": cmd_notebook, "figures": cmd_figures, "slides": cmd_slides,
+            "plan": cmd_plan}
 
 
 def main(argv=None) -> int:

@@ -79,21 +79,36 @@ PROFILES: dict[str, dict[str, dict]] = {
     "gpu": {
         "data": dict(dataset="cifar10", image_size=32),
         "train": dict(epochs=20, batch_size=256, lr=0.1),
-        "chain": dict(max_layers=12, filters=(32, 64, 128), dataset="cifar10", image_size=32, epochs=10,
-                      batch_size=128, lr=0.05, budget=60, population=20, genetic_nodes=(3, 4, 5)),
+        # Sizes below fit 45 minutes a chapter on a T4 by `tutorial-nas plan --profile gpu --device t4`.
+        # Chapter 1's lesson is that full training makes every candidate expensive: full CIFAR-10 at 32x32, but
+        # 5 epochs and 20 networks a strategy (5 x 20 trainings, ~33 min), networks of up to 6 layers of 16-64
+        # filters (the search candidates average ~12 MFLOPs an image).
+        "chain": dict(max_layers=6, filters=(16, 32, 64), dataset="cifar10", image_size=32, epochs=5,
+                      batch_size=128, lr=0.05, budget=20, population=8, genetic_nodes=(3, 4, 5)),
         "cell": dict(C=16, N=5, stem_stride=1, dataset="cifar10", image_size=32),
-        "darts": dict(C=16, layers=8, N=5, epochs=50, batch_size=64, dataset="cifar10", image_size=32,
-                      train_epochs=20, nb201_epochs=50, data_fraction=1.0),
+        # Chapter 2 shows the search's dynamics, not a final cell: DARTS' own reduced proxy (5 cells, C=16, batch
+        # 64) for 10 epochs on half of CIFAR-10's training images, split in two halves of 11,250 for the weights
+        # and the alphas (~36 min for first order, second order at 2.5x its cost, and GDAS); the two cells are
+        # then trained 10 epochs on the same images (~3 min). The NAS-Bench-201 supernet keeps DARTS' 50 epochs
+        # (on the benchmark's 1,000 images: ~1 min).
+        "darts": dict(C=16, layers=5, N=5, epochs=10, batch_size=64, dataset="cifar10", image_size=32,
+                      train_epochs=10, nb201_epochs=50, data_fraction=0.5),
+        # the morphism climb trains on full CIFAR-10 (the `data` section): 4 steps of 4 children, 1 epoch each,
+        # then each network again from scratch (~1 min); the shortcuts work on the benchmark's images (~2 min)
         "oneshot": dict(epochs=50, batch_size=256, eval_cells=200, controller_steps=200, train_epochs=2,
-                        early_epoch=2, predictor_cells=500, proxy_batch=128, morph_steps=8, morph_children=8,
-                        morph_epochs=2),
+                        early_epoch=2, predictor_cells=500, proxy_batch=128, morph_steps=4, morph_children=4,
+                        morph_epochs=1),
         "compare": dict(seeds=100, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=5, oneshot_epochs=10,
                         oneshot_candidates=100, oneshot_batch_size=64, oneshot_dataset="mnist5k",
                         oneshot_image_size=14, oneshot_stem_stride=2),
+        # Chapter 4: DARTS on the NAS-Bench-201 supernet at the size NAS-Bench-201 searched (C=16, N=5) for 20
+        # epochs on half of CIFAR-10 (3,500 steps, ~20 min), enough for the skip connections to take over. The
+        # rotation search uses the chain sizes above (~7 min); tricks, supernet analyses and latencies use the
+        # benchmark's recipe, whatever the profile.
         "future": dict(trick_cells=8, tricks=("baseline", "augment", "cutout", "label_smoothing", "longer", "all"),
-                       longer=3, cutout_size=4, darts_epochs=50, darts_fraction=1.0, ws_epochs=30, ws_cells=100,
+                       longer=3, cutout_size=4, darts_epochs=20, darts_fraction=0.5, ws_epochs=30, ws_cells=100,
                        ws_batch=64, forget_cells=20, forget_epochs=8, latency_cells=200, latency_repeats=50,
                        search_cycles=500),
         "figures": dict(chain_candidates=10, darts_epochs=10,

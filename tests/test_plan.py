@@ -1,0 +1,125 @@
+"""The cost model of ``tutorial-nas plan``: every profile and device, the gpu sizes that fit a T4, the memory
+estimate, the command line. No training here: the CPU's calibration is replaced by fixed numbers."""
+
+import json
+import math
+
+import pytest
+
+from tutorial_nas import cli
+from tutorial_nas.course import plan as P
+from tutorial_nas.profiles import PROFILES
+from tutorial_nas.train import count_flops
+
+# What a calibration on the idle 2-core development machine amounts to: dense convnets at ~2e11 FLOP/s, and
+# ~250 us an operation of the small supernets' training steps (their leaf modules and the sums between them).
+IDLE_2_CORES = dict(achieved=2e11, kernel_s=250e-6, threads=2, cores=2)
+# The README's wall times of the whole notebooks in the cpu profile on that machine.
+MEASURED_CPU_S = {1: 7 * 60 + 4, 2: 9 * 60 + 34, 3: 5 * 60 + 8, 4: 5 * 60 + 6}
+
+
+@pytest.fixture(autouse=True)
+def fixed_cpu(monkeypatch):
+    monkeypatch.setitem(P._CALIBRATION, "cpu", dict(IDLE_2_CORES))
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_profile_and_device_has_a_plan(profile):
+    out = P.plan(profile)
+    assert set(out) == {1, 2, 3, 4}
+    for chapter in out.values():
+        assert chapter["flops"] > 0
+        for device, seconds in chapter["seconds"].items():
+            assert math.isfinite(seconds) and seconds > 0, device
+            assert seconds == pytest.approx(sum(s["seconds"][device] for s in chapter["sections"].values()))
+    # a faster device never takes longer on the same work
+    for chapter in out.values():
+        assert chapter["seconds"]["t4"] >= chapter["seconds"]["a100"] >= chapter["seconds"]["h100"]
+
+
+def test_work_counts_training_as_three_forward_passes():
+    w = P.Work("x", P._net("nb201-cell", dataset="digits", image_size=8, C=4, N=1), trainings=2, epochs=3,
+               train_images=100, eval_images=50)
+    flops_img = P.network_cost(*w.net)[0]
+    assert P.work_cost(w, "t4")["flops"] == 2 * (3 * 100 * 3 + 50) * flops_img
+
+
+def test_second_order_darts_costs_two_and_a_half_first_order():
+    net = P._net("nb201-supernet", dataset="digits", image_size=8, C=4, N=1)
+    works = [P._darts("d", net, 1, 4, "digits", 64, order=o) for o in (1, 2)]
+    evaluated = works[0].eval_images * P.network_cost(*net)[0]  # recalibration and validation: forward only
+    first, second = (P.work_cost(w, "t4")["flops"] - evaluated for w in works)
+    assert second / first == pytest.approx(15 / 6)
+
+
+def test_cpu_line_agrees_with_the_measured_chapters():
+    """The cpu profile's estimate on the idle machine's numbers within 1.5x of the README's measured times."""
+    out = P.plan("cpu", ("cpu",))
+    for chapter, measured in MEASURED_CPU_S.items():
+        ratio = out[chapter]["seconds"]["cpu"] / measured
+        assert 1 / 1.5 <= ratio <= 1.5, (chapter, ratio)
+
+
+def test_gpu_chapters_fit_45_minutes_on_a_t4():
+    out = P.plan("gpu", ("t4",))
+    for chapter, values in out.items():
+        assert values["seconds"]["t4"] <= 45 * 60, (chapter, values["seconds"]["t4"] / 60)
+
+
+def test_gpu_supernets_fit_16_gb():
+    for name, (kind, batch, sizes) in P.supernets("gpu").items():
+        for dtype in ("float16", "float32"):
+            assert P.supernet_memory(kind, batch, dtype, **sizes) <= 16 * 2**30, (name, dtype)
+
+
+def test_memory_estimate_is_parameters_plus_activations():
+    sizes = dict(dataset="digits", image_size=8, C=4, N=1)
+    _, _, params, acts = P.network_cost(*P._net("nb201-supernet", **sizes))
+    assert P.supernet_memory("nb201-supernet", 0, **sizes) == 16 * params
+    one, two = (P.supernet_memory("nb201-supernet", b, "float32", **sizes) for b in (64, 128))
+    assert two - one == 64 * acts * 4
+    assert P.supernet_memory("nb201-supernet", 64, "float16", **sizes) < one
+    # a deeper DARTS search network at the same batch needs more
+    big = dict(dataset="digits", image_size=8, C=4, layers=4)
+    assert P.supernet_memory("darts-supernet", 64, **big) > P.supernet_memory("darts-supernet", 64,
+                                                                             **{**big, "layers": 3})
+
+
+def test_calibrate_solves_for_flops_and_kernel_seconds(monkeypatch):
+    monkeypatch.delitem(P._CALIBRATION, "cpu")
+    achieved, kernel_s = 5e10, 1e-4
+
+    def fake(model, shape, batch, device, steps):  # seconds as the model says they should be
+        flops = count_flops(model, shape)
+        leaves = sum(1 for m in model.modules() if not list(m.children()))
+        return 3 * batch * flops / achieved + 3 * leaves * kernel_s
+
+    monkeypatch.setattr(P, "_step_seconds", fake)
+    numbers = P.calibrate("cpu")
+    assert numbers["kernel_s"] == pytest.approx(kernel_s, rel=0.05)
+    assert numbers["achieved"] == pytest.approx(achieved, rel=0.05)
+
+
+def test_plan_line_names_the_chapter_and_the_devices():
+    line = P.plan_line("cpu", "cpu", chapter=2)
+    assert line.startswith("Chapter 2 at the cpu profile: ~") and "here (2-core CPU)" in line
+    assert "on a T4" in line and "on an A100" in line and "\n" not in line
+    assert "here (T4)" in P.plan_line("gpu", "t4", chapter=1)
+    with pytest.raises(P.NASInputError):
+        P.plan_line("cpu", "tpu", chapter=1)
+
+
+def test_cli_prints_json(capsys):
+    assert cli.main(["plan", "--profile", "ci", "--device", "t4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["profile"] == "ci" and set(out["chapters"]) == {"1", "2", "3", "4"}
+    assert set(out["devices"]) == {"t4"} and out["supernet_memory_gb"]
+
+
+def test_cli_text_and_bad_names(capsys):
+    assert cli.main(["plan", "--profile", "gpu", "--device", "t4"]) == 0
+    assert "Chapter 4" in capsys.readouterr().out
+    assert cli.main(["plan", "--device", "tpu"]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+    assert cli.main(["plan", "--profile", "huge"]) == 2
+    assert "huge" in capsys.readouterr().err

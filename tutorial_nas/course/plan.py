@@ -1,0 +1,473 @@
+"""What a chapter costs: training images x FLOPs per image, turned into minutes on a CPU, a T4, an A100, an H100.
+
+The model is deliberately simple. Every section of a chapter is a list of ``Work``: a number of trainings of one
+kind of network, each seeing ``train_images`` images for ``epochs`` epochs and ``eval_images`` images forward
+only. Its FLOPs are those ``tutorial_nas.train.count_flops`` counts on the network the profile builds, times 3
+for a training image (forward + backward, the usual 1 + 2) and 1 for an evaluated image. A supernet that runs
+every operation (DARTS) is counted at the mixed network's FLOPs; one that runs a single path (GDAS, SPOS, RS-WS,
+ENAS) at a stand-alone cell's. A DARTS step also takes an architecture step on a validation batch: forward +
+backward first order (3 more), and for the second-order step the virtual step, the step on the virtual weights
+and two finite-difference gradients (12 more: DARTS Sec. 2.3, Eq. 7-8, the 2.5x of its 1.5 vs 4 GPU days).
+
+Seconds = FLOPs / achieved FLOP/s + kernels x seconds a kernel, where kernels = the network's leaf modules
+(x 3 for a training step, x 1 for an evaluation batch): small networks are bound by how fast PyTorch can launch
+operations, not by arithmetic. On the CPU both numbers are measured here (``calibrate``); the GPUs' come from
+``DEVICES``, the one table of them. Benchmark look-ups cost only bookkeeping, charged at ``LOOKUP_S`` each.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import NASInputError, check_choice
+from ..profiles import PROFILES
+
+# Images per split and channels of each data set (``tutorial_nas.data``: offline sets split by counts, downloaded
+# ones keep 10 % of the official training set to validate).
+DATA = {"digits": ((1077, 360, 360), 1), "mnist5k": ((3000, 1000, 1000), 1),
+        "fashion-mnist": ((54000, 6000, 10000), 1), "cifar10": ((45000, 5000, 10000), 3)}
+RECIPE = dict(dataset="mnist5k", image_size=14, C=8, N=1, stem_stride=2, train_images=1000, epochs=3,
+              batch_size=64)  # the shipped benchmark's recipe (bench.build.Recipe), whatever the profile
+LOOKUP_S = 0.0055  # one benchmark-driven evaluation, BO's model fits included: chapter 3's 40,000 in 221 s here
+EVAL_BATCH = 1024  # TrainConfig.eval_batch_size
+
+# The devices, in one table. peak: datasheet fp32 / fp16-tensor FLOP/s; memory_gb: the card's. achieved: FLOP/s
+# the course's small convnets reach, an ASSUMPTION of 10 % of the fp32 peak for every GPU (AMP's tensor cores
+# are offset by the memory-bound depthwise, batch-norm and element-wise operations that dominate these networks;
+# it gives a T4 ~15 s an epoch of ResNet-20 on CIFAR-10, the usual figure). kernel_s: seconds a launched
+# operation costs, an ASSUMPTION of 10 us (PyTorch's eager launch overhead). Cross-check against a cited run:
+# NAS-Bench-201's DARTS-V1 (Table 5: 11,626 s for 50 epochs of the C=16, N=5 supernet on CIFAR-10, one V100)
+# comes out at ~3,300 s in this model -- their search reads its images through a CPU data loader with
+# augmentation, this package keeps them on the GPU, so read the GPU lines as optimistic by up to 3x.
+# The CPU row is measured at run time (calibrate).
+GPU_FRACTION, GPU_KERNEL_S = 0.10, 10e-6
+DEVICES = {
+    "cpu": dict(label="this CPU", source="achieved FLOP/s and kernel seconds measured here by calibrate()"),
+    "t4": dict(label="a T4", peak=(8.1e12, 65e12), memory_gb=16, source="NVIDIA T4 datasheet"),
+    "a100": dict(label="an A100", peak=(19.5e12, 312e12), memory_gb=40, source="NVIDIA A100 datasheet"),
+    "h100": dict(label="an H100/H200", peak=(67e12, 989e12), memory_gb=80,
+                 source="NVIDIA H100 SXM datasheet (the H200: same compute, more memory)"),
+}
+for _d in ("t4", "a100", "h100"):
+    DEVICES[_d].update(achieved=GPU_FRACTION * DEVICES[_d]["peak"][0], kernel_s=GPU_KERNEL_S)
+    DEVICES[_d]["source"] += f"; achieved = {GPU_FRACTION:.0%} of fp32 peak and {GPU_KERNEL_S * 1e6:.0f} us a kernel " \
+                             "are assumptions"
+
+
+@dataclass
+class Work:
+    """``trainings`` x (``epochs`` x ``train_images`` x ``passes`` + ``eval_images``) images through ``net``."""
+
+    what: str
+    net: tuple  # (kind, sizes) for network(); built once, counted, thrown away
+    trainings: float
+    epochs: float = 0
+    train_images: int = 0
+    batch_size: int = 64
+    eval_images: float = 0
+    passes: float = 3
+    lookups: float = 0  # benchmark-driven evaluations: bookkeeping only
+
+
+@functools.lru_cache(maxsize=None)
+def network_cost(kind: str, sizes: tuple) -> tuple:
+    """(FLOPs of one image forward, leaf modules, parameters, activation values of one image) of a network."""
+    from ..train import count_flops, count_params
+
+    model, shape = network(kind, dict(sizes))
+    leaves = [m for m in model.modules() if not list(m.children())]
+    acts = []
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o.numel() if torch.is_tensor(o) else 0))
+             for m in leaves]
+    flops = count_flops(model, shape)
+    for h in hooks:
+        h.remove()
+    return flops, len(leaves), count_params(model), sum(acts)
+
+
+def network(kind: str, s: dict) -> tuple:
+    """The network the chapters build for ``kind`` at sizes ``s``, and its input shape (C, H, W)."""
+    from ..spaces import make_space
+
+    classes, channels = 10, DATA[s["dataset"]][1]
+    shape, rng = (channels, s["image_size"], s["image_size"]), np.random.default_rng(0)
+    if kind in ("chain", "genetic"):  # the mean search candidate: of 16 random networks, the one nearest their
+        from ..train import count_flops  # mean FLOPs (a search trains networks of every size)
+
+        space = (make_space("chain", max_layers=s["max_layers"], filters=tuple(s["filters"])) if kind == "chain"
+                 else make_space("genetic", nodes=tuple(s["genetic_nodes"])))
+        models = [space.to_model(space.sample(rng), classes, channels) for _ in range(16)]
+        flops = np.array([count_flops(m, shape) for m in models])
+        return models[int(np.abs(flops - flops.mean()).argmin())], shape
+    if kind == "darts-cell":
+        space = make_space("darts")
+        return space.to_model(space.sample(rng), classes, channels, C=s["C"], layers=s["layers"]), shape
+    if kind in ("nb201-cell", "single-path"):  # a stand-alone cell: what one path of a supernet runs
+        space = make_space("nb201")
+        return space.to_model(space.sample(rng), classes, channels, C=s["C"], N=s["N"],
+                              stem_stride=s.get("stem_stride", 1)), shape
+    if kind in ("darts-supernet", "nb201-supernet"):
+        from ..oneshot.darts import build_supernet
+
+        model = build_supernet(kind.split("-")[0], classes, channels, C=s["C"], layers=s.get("layers", 8),
+                               N=s.get("N", 1))
+        return model, shape
+    if kind == "morph":
+        from ..strategies.morphism import START_SPEC, MorphNet
+
+        return MorphNet(START_SPEC, classes, channels), shape
+    raise NASInputError(f"unknown network kind {kind!r}")
+
+
+def _net(kind: str, **sizes) -> tuple:
+    return kind, tuple(sorted(sizes.items()))
+
+
+def _split(dataset: str, fraction: float = 1.0) -> tuple:
+    (tr, va, te), _ = DATA[dataset]
+    return max(1, int(round(tr * fraction))), va, te
+
+
+def _training(what, net, n, epochs, dataset, batch_size, train_images=None):
+    """``n`` trainings as ``train.train`` runs them: validate after every epoch, test at the end."""
+    tr, va, te = _split(dataset)
+    return Work(what, net, n, epochs, train_images or tr, batch_size, eval_images=math.ceil(epochs) * va + te)
+
+
+def _darts(what, net, n, epochs, dataset, batch_size, fraction=1.0, order=1, images=None):
+    """``n`` bilevel searches: half the training images train the weights, the other half the alphas; each
+    epoch recalibrates BN on the weights' half and validates."""
+    tr, va, _ = _split(dataset, fraction)
+    tr = images or tr
+    return Work(what, net, n, epochs, tr // 2, batch_size, eval_images=epochs * (tr // 2 + va),
+                passes=6 if order == 1 else 15)
+
+
+def _single_path(what, net, n, epochs, dataset, batch_size, scored=0, images=None, score_epochs=1):
+    """``n`` single-path supernets trained ``epochs``; ``scored`` cells scored on the validation split each
+    of ``score_epochs`` times (4 batches of BN calibration + the validation images)."""
+    tr, va, _ = _split(dataset)
+    return Work(what, net, n, epochs, images or tr, batch_size, eval_images=score_epochs * scored * (4 * batch_size
+                                                                                                   + va))
+
+
+def sections(profile: str) -> dict:
+    """chapter -> section -> [Work] for ``profile``: what each chapter's cells run (see the notebooks)."""
+    check_choice("profile", profile, PROFILES)
+    p = {k: dict(v) for k, v in PROFILES[profile].items()}
+    ch, d, o, cell, cmp, f, data = p["chain"], p["darts"], p["oneshot"], p["cell"], p["compare"], p["future"], p["data"]
+    chain_net = _net("chain", **{k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters")})
+    genetic_net = _net("genetic", dataset=ch["dataset"], image_size=ch["image_size"],
+                       genetic_nodes=ch["genetic_nodes"])
+    r = RECIPE
+    recipe_cell = _net("nb201-cell", dataset=r["dataset"], image_size=r["image_size"], C=r["C"], N=r["N"],
+                       stem_stride=r["stem_stride"])
+    bench_cell = _net("nb201-cell", dataset=r["dataset"], image_size=r["image_size"], C=cell["C"], N=cell["N"],
+                      stem_stride=cell["stem_stride"])
+    nb201_super = _net("nb201-supernet", dataset=r["dataset"], image_size=r["image_size"], C=d["C"], N=d["N"])
+    darts_super = _net("darts-supernet", dataset=d["dataset"], image_size=d["image_size"], C=d["C"],
+                       layers=d["layers"])
+    darts_cell = _net("darts-cell", dataset=d["dataset"], image_size=d["image_size"], C=d["C"], layers=d["layers"])
+    tricks_n = (f["trick_cells"] + 1) * (len(f["tricks"]) + (f["longer"] - 1) * sum(t in ("longer", "all")
+                                                                                       for t in f["tricks"]))
+    morph_runs = 1 + o["morph_steps"] * o["morph_children"]
+    cmp_path = _net("nb201-cell", dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"],
+                    C=cell["C"], N=cell["N"], stem_stride=cmp["oneshot_stem_stride"])
+    cmp_super = _net("nb201-supernet", dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"],
+                     C=cell["C"], N=cell["N"])
+    n_seeds = {m: cmp["oneshot_seeds"] * (m in cmp["oneshot"]) for m in ("darts", "gdas", "rsws")}
+    rec_tr = r["train_images"]
+    k = f["forget_cells"]
+    return {
+        1: {"one trained network": [_training("1 chain network", chain_net, 1, ch["epochs"], ch["dataset"],
+                                              ch["batch_size"])],
+            "five searches with full training": [
+                _training(f"4 strategies x {ch['budget']} chain networks", chain_net, 4 * ch["budget"], ch["epochs"],
+                          ch["dataset"], ch["batch_size"]),
+                _training(f"Genetic CNN: {ch['budget']} networks", genetic_net, ch["budget"], ch["epochs"],
+                          ch["dataset"], ch["batch_size"])]},
+        2: {"DARTS, second-order DARTS and GDAS on the DARTS space": [
+                _darts("DARTS first order", darts_super, 1, d["epochs"], d["dataset"], d["batch_size"],
+                       d["data_fraction"]),
+                _darts("DARTS second order", darts_super, 1, d["epochs"], d["dataset"], d["batch_size"],
+                       d["data_fraction"], order=2),
+                _darts("GDAS (one path)", _net("darts-cell", **dict(darts_cell[1])), 1, d["epochs"], d["dataset"],
+                       d["batch_size"], d["data_fraction"])],
+            "the found cell and a random cell, trained": [
+                _training("2 DARTS networks", darts_cell, 2, d["train_epochs"], d["dataset"], d["batch_size"],
+                          _split(d["dataset"], d["data_fraction"])[0])],
+            "DARTS and GDAS on the NAS-Bench-201 supernet": [
+                _darts("DARTS", nb201_super, 1, d["nb201_epochs"], r["dataset"], d["batch_size"], images=rec_tr),
+                _darts("GDAS (one path)", _net("nb201-cell", **dict(nb201_super[1])), 1, d["nb201_epochs"],
+                       r["dataset"], d["batch_size"], images=rec_tr)],
+            "network morphisms": [
+                _training(f"{2 * morph_runs + 1} morph networks (climb + from scratch)", _net(
+                    "morph", dataset=data["dataset"], image_size=data["image_size"]), 2 * morph_runs + 1,
+                    o["morph_epochs"], data["dataset"], 64)],
+            "shortcuts to ranking": [
+                _single_path("ENAS and SPOS supernets", bench_cell, 2, o["epochs"], r["dataset"], o["batch_size"],
+                             scored=o["eval_cells"], images=rec_tr),
+                _training(f"{o['eval_cells']} cells at low fidelity", bench_cell, o["eval_cells"], o["train_epochs"],
+                          r["dataset"], r["batch_size"], rec_tr),
+                Work("5 zero-cost proxies", bench_cell, 5 * o["eval_cells"], 1, o["proxy_batch"], o["proxy_batch"])]},
+        3: {"strategies on the benchmark (look-ups)": [
+                Work(f"{len(cmp['strategies'])} strategies x {cmp['seeds']} seeds", bench_cell, 0,
+                     lookups=len(cmp["strategies"]) * cmp["seeds"] * cmp["budget_s"] / 1.40)],
+            "one-shot methods (supernet training)": [
+                _darts(f"DARTS x {n_seeds['darts']} seeds", cmp_super, n_seeds["darts"], cmp["oneshot_epochs"],
+                       cmp["oneshot_dataset"], cmp["oneshot_batch_size"]),
+                _darts(f"GDAS x {n_seeds['gdas']} seeds", cmp_path, n_seeds["gdas"], cmp["oneshot_epochs"],
+                       cmp["oneshot_dataset"], cmp["oneshot_batch_size"]),
+                _single_path(f"RS-WS x {n_seeds['rsws']} seeds", cmp_path, n_seeds["rsws"], cmp["oneshot_epochs"],
+                             cmp["oneshot_dataset"], cmp["oneshot_batch_size"], scored=cmp["oneshot_candidates"])]},
+        4: {"training tricks": [_training(f"{tricks_n} recipe trainings", recipe_cell, tricks_n, r["epochs"],
+                                          r["dataset"], r["batch_size"], rec_tr)],
+            "DARTS' failure and its remedies": [
+                _darts("DARTS on the NAS-Bench-201 supernet", _net("nb201-supernet", dataset=d["dataset"],
+                       image_size=d["image_size"], C=d["C"], N=d["N"]), 1, f["darts_epochs"], d["dataset"],
+                       d["batch_size"], f["darts_fraction"])],
+            "supernet ranking and forgetting": [
+                _single_path("ranking over training", recipe_cell, 1, f["ws_epochs"], r["dataset"], f["ws_batch"],
+                             scored=f["ws_cells"], images=rec_tr, score_epochs=f["ws_epochs"]),
+                _single_path("forgetting", recipe_cell, 1, 1 + f["forget_epochs"], r["dataset"], f["ws_batch"],
+                             scored=2 * k, images=rec_tr, score_epochs=1 + f["forget_epochs"])],
+            "hardware-aware search": [
+                Work("latency of cells at batch 1", recipe_cell, 1, eval_images=(f["latency_cells"]
+                     + f["search_cycles"]) * f["latency_repeats"], batch_size=1, lookups=3 * f["search_cycles"])],
+            "a search on a new task (rotations)": [
+                _training(f"{ch['budget']} chain networks", chain_net, ch["budget"], ch["epochs"], ch["dataset"],
+                          ch["batch_size"])]},
+    }
+
+
+# --- the devices' numbers -----------------------------------------------------------------------------------------
+
+_CALIBRATION: dict = {}
+
+
+def _step_seconds(model, shape, batch: int, device: str, steps: int) -> float:
+    """The fastest of ``steps`` timed training steps (after one to warm up): the least disturbed by other load."""
+    model = model.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.randn(batch, *shape, device=device), torch.randint(0, 10, (batch,), device=device)
+    best = math.inf
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        opt.zero_grad()
+        with torch.autocast(device, dtype=torch.float16, enabled=device == "cuda"):  # AMP, as train() on CUDA
+            loss = nn.functional.cross_entropy(model(x).float(), y)
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start) if i else best
+    return best
+
+
+def _probe(width: int, size: int, channels: int = 1) -> tuple:
+    layers = [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+    for _ in range(3):
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)), (channels, size, size)
+
+
+def calibrate(device: str = "cpu", steps: int = 3) -> dict:
+    """Achieved FLOP/s and seconds a kernel on ``device`` ("cpu" or "cuda"), measured once a process from the
+    fastest of a few training steps of two networks: a dense convnet the size of the chapters' (4 conv layers of
+    48 filters at 14x14, batch 64; on CUDA 128 filters at 32x32, batch 256), whose time is mostly arithmetic,
+    and the NAS-Bench-201 supernet at C=4 on 8x8 images, whose time is nearly all per-operation overhead (its
+    leaf modules plus the sums and weightings between them). Two timings, two unknowns."""
+    if device in _CALIBRATION:
+        return _CALIBRATION[device]
+    from ..train import count_flops
+
+    width, size, batch = (48, 14, 64) if device == "cpu" else (128, 32, 256)
+    model, shape = _probe(width, size)
+    t_dense, f_dense = _step_seconds(model, shape, batch, device, steps), 3 * batch * count_flops(model, shape)
+    k_dense = 3 * sum(1 for m in model.modules() if not list(m.children()))
+    tiny = dict(dataset="digits", image_size=8, C=4, N=1)
+    flops, leaves, _, _ = network_cost(*_net("nb201-supernet", **tiny))
+    model, shape = network("nb201-supernet", tiny)
+    t_tiny = _step_seconds(model, shape, 64, device, steps)
+    kernel_s = t_tiny / (3 * leaves)
+    achieved = f_dense / max(t_dense - kernel_s * k_dense, 0.1 * t_dense)
+    _CALIBRATION[device] = dict(achieved=achieved, kernel_s=kernel_s, threads=torch.get_num_threads(),
+                                cores=os.cpu_count() or 1)
+    return _CALIBRATION[device]
+
+
+def check_model(device: str = "cuda", steps: int = 5) -> list:
+    """Measured against estimated seconds of one training step of the networks the chapters train, and the
+    memory estimate against CUDA's peak: how to check this model on a GPU (``python -m tutorial_nas.course.plan
+    check``)."""
+    numbers = calibrate(device)
+    rows = []
+    nets = [("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=5), 64),
+            ("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=8), 64),
+            ("nb201-supernet", dict(dataset="cifar10", image_size=32, C=16, N=5), 64),
+            ("nb201-cell", dict(dataset="cifar10", image_size=32, C=16, N=5), 256),
+            ("chain", dict(dataset="cifar10", image_size=32, max_layers=8, filters=(32, 64, 128)), 128)]
+    for kind, sizes, batch in nets:
+        flops, leaves, _, _ = network_cost(*_net(kind, **sizes))
+        model, shape = network(kind, sizes)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        measured = _step_seconds(model, shape, batch, device, steps)
+        estimated = 3 * batch * flops / numbers["achieved"] + 3 * leaves * numbers["kernel_s"]
+        rows.append(dict(net=kind, sizes=sizes, batch=batch, measured_s=measured, estimated_s=estimated,
+                         memory_gb=(torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None),
+                         estimate_gb=supernet_memory(kind, batch, **sizes) / 2**30))
+        del model
+    return rows
+
+
+def device_numbers(device: str) -> dict:
+    check_choice("device", device, DEVICES)
+    return {**DEVICES[device], **(calibrate("cpu") if device == "cpu" else {})}
+
+
+def work_cost(w: Work, device: str) -> dict:
+    """FLOPs, images and seconds of one Work on ``device``."""
+    dev = device_numbers(device)
+    flops_img, leaves, _, _ = network_cost(*w.net)
+    images = w.trainings * w.epochs * w.train_images
+    flops = flops_img * (images * w.passes + w.trainings * w.eval_images)
+    steps = w.trainings * w.epochs * math.ceil(w.train_images / w.batch_size) if w.train_images else 0
+    eval_batches = math.ceil(w.trainings * w.eval_images / (EVAL_BATCH if w.batch_size > 1 else 1))
+    seconds = flops / dev["achieved"] + (steps * w.passes + eval_batches) * leaves * dev["kernel_s"]
+    return dict(what=w.what, trainings=w.trainings, epochs=w.epochs, train_images=int(images), flops=float(flops),
+                flops_per_image=flops_img, lookups=w.lookups, seconds=seconds + w.lookups * LOOKUP_S)
+
+
+def plan(profile: str, devices=tuple(DEVICES), chapters=(1, 2, 3, 4)) -> dict:
+    """chapter -> {"sections": {name: {"work": [...], "seconds": {device: s}}}, "seconds": {device: s}}."""
+    for d in devices:
+        check_choice("device", d, DEVICES)
+    out = {}
+    for chapter, secs in sections(profile).items():
+        if chapter not in chapters:
+            continue
+        chap = {"sections": {}, "seconds": dict.fromkeys(devices, 0.0), "flops": 0.0}
+        for name, works in secs.items():
+            costs = {d: [work_cost(w, d) for w in works] for d in devices}
+            sec = {"work": costs[devices[0]], "seconds": {d: sum(c["seconds"] for c in costs[d]) for d in devices},
+                   "flops": sum(c["flops"] for c in costs[devices[0]])}
+            chap["sections"][name] = sec
+            chap["flops"] += sec["flops"]
+            for d in devices:
+                chap["seconds"][d] += sec["seconds"][d]
+        out[chapter] = chap
+    return out
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _cpu_label() -> str:
+    return f"{calibrate('cpu')['cores']}-core CPU"
+
+
+def plan_line(profile, device: str | None = None, *, chapter: int) -> str:
+    """One line for a chapter's setup cell: the chapter's estimated wall time here and on the GPUs of ``DEVICES``.
+
+    ``profile`` is a ``Profile`` (what ``setup`` returns) or a profile's name; ``device`` (``"cpu"``, ``"t4"``,
+    ``"a100"``, ``"h100"``) is the machine the notebook runs on, by default the profile's device."""
+    check_choice("chapter", chapter, (1, 2, 3, 4))
+    name = profile if isinstance(profile, str) else profile.name
+    if device is None:
+        kind = "cpu" if isinstance(profile, str) else profile.device.type
+        device = _gpu_kind() if kind == "cuda" else "cpu"
+    check_choice("device", device, DEVICES)
+    seconds = plan(name, tuple(DEVICES), (chapter,))[chapter]["seconds"]
+    here = _cpu_label() if device == "cpu" else DEVICES[device]["label"].split(" ", 1)[1]
+    parts = [f"~{_duration(seconds[device])} here ({here})"]
+    parts += [f"~{_duration(seconds[d])} on {DEVICES[d]['label']}" for d in DEVICES if d not in ("cpu", device)]
+    return f"Chapter {chapter} at the {name} profile: " + ", ".join(parts) + " (tutorial-nas plan)"
+
+
+def _gpu_kind() -> str:
+    """The row of DEVICES nearest the CUDA device present (an unknown card counts as a T4, the slowest)."""
+    name = torch.cuda.get_device_name().lower()
+    if not any(k in name for k in ("a100", "h100", "h200")):
+        return "t4"
+    return "a100" if "a100" in name else "h100"
+
+
+# --- memory -----------------------------------------------------------------------------------------------------
+
+def supernet_memory(kind: str, batch_size: int, dtype: str = "float16", **sizes) -> float:
+    """Bytes a supernet's training step needs, by this package's estimate: its parameters four times in float32
+    (weights, gradients, momentum, and Adam's or the virtual step's copy) plus every leaf module's output at the
+    batch size, kept for the backward pass, in ``dtype`` (float16 under AMP, float32 without)."""
+    check_choice("dtype", dtype, ("float16", "float32"))
+    _, _, params, acts = network_cost(*_net(kind, **sizes))
+    return 4 * 4 * params + acts * batch_size * (2 if dtype == "float16" else 4)
+
+
+def supernets(profile: str) -> dict:
+    """name -> (kind, batch size, sizes) of every supernet the chapters train at ``profile``."""
+    p = PROFILES[profile]
+    d, cell, cmp, f = p["darts"], p["cell"], p["compare"], p["future"]
+    r = RECIPE
+    return {
+        "chapter 2: DARTS space": ("darts-supernet", d["batch_size"], dict(dataset=d["dataset"],
+                                   image_size=d["image_size"], C=d["C"], layers=d["layers"])),
+        "chapter 2: NAS-Bench-201": ("nb201-supernet", d["batch_size"], dict(dataset=r["dataset"],
+                                     image_size=r["image_size"], C=d["C"], N=d["N"])),
+        "chapter 3: one-shot": ("nb201-supernet", cmp["oneshot_batch_size"], dict(
+            dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"], C=cell["C"], N=cell["N"])),
+        "chapter 4: DARTS remedies": ("nb201-supernet", d["batch_size"], dict(dataset=d["dataset"],
+                                      image_size=d["image_size"], C=d["C"], N=d["N"])),
+        "chapter 4: ranking": ("single-path", f["ws_batch"], dict(dataset=r["dataset"], image_size=r["image_size"],
+                               C=r["C"], N=r["N"], stem_stride=r["stem_stride"])),
+    }
+
+
+# --- the command line -----------------------------------------------------------------------------------------------
+
+def report(profile: str, device: str | None = None) -> str:
+    """The plan as text: per chapter and section, the work, the FLOPs and the minutes on every device."""
+    devices = tuple(DEVICES) if device is None else (device,)
+    out = plan(profile, devices)
+    lines = [f"profile {profile}: estimated wall time (" + ", ".join(
+        f"{d}: {DEVICES[d]['source']}" for d in devices) + ")"]
+    for chapter, chap in out.items():
+        lines.append(f"Chapter {chapter}  {chap['flops']:.2e} FLOPs  " + "  ".join(
+            f"{d} {_duration(s)}" for d, s in chap["seconds"].items()))
+        for name, sec in chap["sections"].items():
+            lines.append(f"  {name:52s} {sec['flops']:9.2e}  " + "  ".join(
+                f"{d} {_duration(s)}" for d, s in sec["seconds"].items()))
+            for w in sec["work"]:
+                lines.append(f"      {w['what']}: {w['train_images']:,} training images x {w['flops_per_image']:.2e}"
+                             f" FLOPs" + (f", {w['lookups']:.0f} look-ups" if w["lookups"] else ""))
+    return "\n".join(lines)
+
+
+def plan_json(profile: str, device: str | None = None) -> dict:
+    devices = tuple(DEVICES) if device is None else (device,)
+    return {"profile": profile, "devices": {d: {k: v for k, v in device_numbers(d).items()} for d in devices},
+            "chapters": plan(profile, devices),
+            "supernet_memory_gb": {name: supernet_memory(kind, batch, **sizes) / 2**30
+                                   for name, (kind, batch, sizes) in supernets(profile).items()}}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if sys.argv[1:] == ["check"]:
+        print(json.dumps({"calibration": calibrate("cuda"), "steps": check_model("cuda")}, indent=1, default=str))
