@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 from ..errors import NASInputError
 from ..learning_curves import SRMShortcut
 from ..oneshot.bender import train_one_shot
+from ..oneshot.dna import DNAShortcut
 from ..oneshot.nsas import train_nsas
+from ..oneshot.smash import SMASHShortcut
 from ..oneshot.supernet import WeightSharingEvaluator, train_weight_sharing
 from ..predictors import (
     PROXIES,
@@ -89,6 +91,9 @@ def build_shortcuts(cells, bench, data, sizes: dict) -> list:
     if bench.epochs >= 2:  # Baker et al.'s regression on the same early epochs, trained on the predictor's cells
         shortcuts.append(SRMShortcut(bench, [space.parse(others[i]) for i in pick], observed, seed=s["seed"]))
     shortcuts += [ZeroCostProxy(p, data, batch_size=s["proxy_batch"], seed=s["seed"], **net) for p in PROXIES]
+    shortcuts += [DNAShortcut(data, s["epochs"], batch_size=s["batch_size"], seed=s["seed"], teacher_epochs=s["epochs"],
+                              **net),
+                  SMASHShortcut(data, s["epochs"], batch_size=s["batch_size"], seed=s["seed"], **net)]
     return shortcuts
 
 

@@ -1,0 +1,184 @@
+"""DNA: block-wisely supervised NAS with knowledge distillation (Li et al., CVPR 2020), on the NAS-Bench-201 cell.
+
+A supernet trained end to end shares its weights among so many paths that their ranking suffers. DNA cuts the
+supernet into blocks and supervises every block on its own with a trained *teacher* of the same macro shape
+(§3.1-3.2): block ``b`` of the student takes the teacher's output of block ``b - 1`` as its input and learns to
+reproduce the teacher's output of block ``b``, with the loss (Eq. 3)
+
+    L_b = ||Y_b - student_b(Y_{b-1})||^2 / K        (K: the number of numbers in Y_b, i.e. the mean squared error)
+
+where the teacher is frozen and one random path of the block is trained per step (single-path sampling, as in
+SPOS). Each block is then small enough for every candidate to be rated, and a whole network is rated by the sum
+of its blocks' losses (lower is better): the rule ``loss_join='sum'`` of the reference code
+(changlin31/DNA, ``process_potential.py``; the paper's §3.4 traverses the blocks' sorted candidates with it).
+
+On NAS-Bench-201 the blocks are the skeleton's three stages: block 0 is the stem and the first N cells, blocks 1
+and 2 a residual reduction and N cells each (the classifier head is no block; nothing is searched there). The
+paper searches each block separately and may put a different architecture in each; here one cell is repeated in
+every stage, so a cell's score is the sum of its three block losses *with the same cell in each block*, and the
+blocks are trained independently, each on its own random path per step (Adam, lr 0.002, as the reference runs;
+a cosine decay instead of its step decay, and gradients clipped at norm 5 as the package's supernets do). The
+teacher (default: NAS-Bench-201's ResNet cell) is trained briefly with ``tutorial_nas.train``. Before a cell is
+rated its batch-norm statistics are re-estimated on a few training batches of that path, as the package's other
+supernets do (``Supernet.recalibrate``).
+
+    >>> student, teacher, log = train_dna(data, epochs=3)
+    >>> dna_losses(student, teacher, cell, data)   # per-block MSE on the validation split
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data import batches
+from ..errors import NASInputError, check_positive
+from ..predictors import Shortcut
+from ..spaces.cell import NB201Network, NB201Space, ResidualReduction, parse
+from ..train import train
+from .supernet import SuperCell, Supernet
+
+# NAS-Bench-201's ResNet cell: two 3x3 convolutions in a row, plus a skip connection over them
+RESNET_CELL = parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|")
+
+
+def stage_blocks(net: nn.Module) -> list:
+    """The three blocks of a NAS-Bench-201 network or supernet, as lists of modules: the stem and the first
+    stage's cells; then each reduction with the cells of its stage."""
+    layers = list(net.cells if isinstance(net, NB201Network) else net.layers)
+    cuts = [i for i, layer in enumerate(layers) if isinstance(layer, ResidualReduction)]
+    bounds = [0, *cuts, len(layers)]
+    blocks = [layers[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [[net.stem, *blocks[0]], *blocks[1:]]
+
+
+def run_block(block: list, x: torch.Tensor, cell=None) -> torch.Tensor:
+    """Run the modules of one block; super-cells run the path ``cell``."""
+    for module in block:
+        x = module(x, cell) if isinstance(module, SuperCell) else module(x)
+    return x
+
+
+@torch.no_grad()
+def teacher_features(teacher: NB201Network, x: torch.Tensor) -> list:
+    """The input image and the teacher's output of every block: ``[x, Y_0, Y_1, Y_2]``."""
+    feats = [x]
+    for block in stage_blocks(teacher):
+        feats.append(run_block(block, feats[-1]))
+    return feats
+
+
+def block_loss(student: Supernet, b: int, feats: list, cell) -> torch.Tensor:
+    """Eq. 3: the mean squared error between student block ``b`` on the teacher's input ``feats[b]`` (the
+    teacher's output of block ``b - 1``, or the image) and the teacher's output ``feats[b + 1]``."""
+    return F.mse_loss(run_block(stage_blocks(student)[b], feats[b], cell), feats[b + 1])
+
+
+def freeze(teacher: nn.Module) -> nn.Module:
+    """Eval mode (its BN statistics stay as trained) and no gradients: the teacher only supplies targets."""
+    return teacher.eval().requires_grad_(False)
+
+
+def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, batch_size: int = 128,
+            lr: float = 0.002, seed: int = 0) -> dict:
+    """Train every block of ``student`` to mimic the frozen ``teacher`` block by block, one uniformly random
+    path per block and step. Returns a log: ``loss`` (per epoch, the mean of each block's loss), ``seconds``."""
+    check_positive("epochs", epochs)
+    freeze(teacher)
+    gen, rng, space = torch.Generator().manual_seed(seed), np.random.default_rng(seed), NB201Space()
+    total = max(1, round(epochs * math.ceil(len(data.train_y) / batch_size)))
+    # one optimiser over disjoint blocks whose losses are summed: Adam is per parameter, so each block trains
+    # exactly as it would alone (the paper trains the blocks in parallel)
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    log, step, start = {"loss": [], "seconds": 0.0}, 0, time.perf_counter()
+    student.train()
+    while step < total:
+        running, seen = np.zeros(3), 0
+        for xb, _ in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
+                             augment=data.augment):
+            feats = teacher_features(teacher, xb)
+            losses = [block_loss(student, b, feats, space.sample(rng)) for b in range(3)]
+            opt.zero_grad(set_to_none=True)
+            sum(losses).backward()
+            nn.utils.clip_grad_norm_(student.parameters(), 5.0)  # as the package's supernets: a rare path can blow up
+            opt.step()
+            sched.step()
+            running, seen, step = running + np.array([v.item() for v in losses]) * len(xb), seen + len(xb), step + 1
+            if step >= total:
+                break
+        log["loss"].append((running / max(1, seen)).tolist())
+    log["seconds"] = time.perf_counter() - start
+    return log
+
+
+@torch.no_grad()
+def dna_losses(student: Supernet, teacher: NB201Network, cell, data, n_batches: int = 4,
+               batch_size: int = 128) -> np.ndarray:
+    """The three block losses of ``cell`` on the validation split (each block fed the teacher's input), after
+    re-estimating the path's batch-norm statistics on ``n_batches`` training batches."""
+    cell = tuple(cell)
+    freeze(teacher)
+    blocks = stage_blocks(student)
+    norms = [m for m in student.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the calibration batches
+    student.train()
+    for k, (xb, _) in enumerate(batches(data.train_x, data.train_y, batch_size)):
+        if k >= n_batches:
+            break
+        feats = teacher_features(teacher, xb)
+        for b, block in enumerate(blocks):
+            run_block(block, feats[b], cell)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    student.eval()
+    total, n = np.zeros(3), 0
+    for xb, _ in batches(data.valid_x, data.valid_y, 1024):
+        feats = teacher_features(teacher, xb)
+        total += np.array([block_loss(student, b, feats, cell).item() for b in range(3)]) * len(xb)
+        n += len(xb)
+    student.train()
+    return total / max(1, n)
+
+
+def train_dna(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128, seed: int = 0,
+              stem_stride: int = 1, teacher_cell=RESNET_CELL, teacher_epochs: float = 3, lr: float = 0.002) -> tuple:
+    """Train a teacher NB201 network with ``teacher_cell`` for ``teacher_epochs``, then a student supernet of
+    the same shape by ``distill``: (student, teacher, log); the log also holds the teacher's accuracy."""
+    teacher_cell = parse(teacher_cell) if isinstance(teacher_cell, str) else tuple(teacher_cell)
+    if len(teacher_cell) != 6:
+        raise NASInputError(f"teacher_cell is a NAS-Bench-201 cell (6 op names or an arch string), got {teacher_cell}")
+    torch.manual_seed(seed)
+    sizes = dict(C=C, N=N, stem_stride=stem_stride)
+    teacher = NB201Network(teacher_cell, data.num_classes, data.in_channels, **sizes).to(data.device)
+    record = train(teacher, data, epochs=teacher_epochs, batch_size=batch_size, seed=seed, progress=False,
+                   test=False, channels_last=False)
+    student = Supernet(data.num_classes, data.in_channels, **sizes).to(data.device)
+    log = distill(student, teacher, data, epochs, batch_size, lr, seed)
+    log.update(teacher_valid_acc=record.final_valid_acc, teacher_seconds=record.seconds)
+    return student, freeze(teacher), log
+
+
+class DNAShortcut(Shortcut):
+    """Rate each cell by DNA: minus the sum of its three block losses (higher = closer to the teacher)."""
+
+    name = "DNA distillation"
+
+    def __init__(self, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128, seed: int = 0,
+                 stem_stride: int = 1, teacher_cell=RESNET_CELL, teacher_epochs: float = 3, lr: float = 0.002):
+        self.data = data
+        self.options = dict(epochs=epochs, C=C, N=N, batch_size=batch_size, seed=seed, stem_stride=stem_stride,
+                            teacher_cell=teacher_cell, teacher_epochs=teacher_epochs, lr=lr)
+
+    def _score(self, cells):
+        self.student, self.teacher, self.log = train_dna(self.data, **self.options)
+        self.losses = [dna_losses(self.student, self.teacher, c, self.data) for c in cells]
+        return [-float(np.sum(losses)) for losses in self.losses]
