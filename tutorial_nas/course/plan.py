@@ -36,7 +36,7 @@ DATA = {"digits": ((1077, 360, 360), 1), "mnist5k": ((3000, 1000, 1000), 1),
         "fashion-mnist": ((54000, 6000, 10000), 1), "cifar10": ((45000, 5000, 10000), 3)}
 RECIPE = dict(dataset="mnist5k", image_size=14, C=8, N=1, stem_stride=2, train_images=1000, epochs=3,
               batch_size=64)  # the shipped benchmark's recipe (bench.build.Recipe), whatever the profile
-LOOKUP_S = 0.0055  # one benchmark-driven evaluation, BO's model fits included: chapter 3's 40,000 in 221 s here
+LOOKUP_S = 0.0055  # a benchmark-driven evaluation, BO's fits included: chapter 3's 40,000 took 221 s on 2 cores
 EVAL_BATCH = 1024  # TrainConfig.eval_batch_size
 
 # The devices, in one table. peak: datasheet fp32 / fp16-tensor FLOP/s; memory_gb: the card's. achieved: FLOP/s
