@@ -238,3 +238,26 @@ def test_same_seed_same_history():
     c = search(space, "random", CountingEvaluator(), 10, seed=2, progress=False)
     assert a["arch"].tolist() != c["arch"].tolist()
     assert np.isfinite(a["best_test_acc"]).all()
+
+
+def test_a_search_pays_for_training_not_for_counting_flops(monkeypatch):
+    import time
+
+    import tutorial_nas.train as T
+    from tutorial_nas.data import load_dataset
+    from tutorial_nas.evaluators import FullTraining
+    from tutorial_nas.spaces import make_space
+    from tutorial_nas.train import TrainConfig
+
+    real = T.count_flops
+
+    def slow_count(model, shape):  # the first count in a fresh process imports torch's counter: seconds
+        time.sleep(2.0)
+        return real(model, shape)
+
+    monkeypatch.setattr(T, "count_flops", slow_count)
+    space = make_space("chain", max_layers=2, filters=(4,))
+    evaluator = FullTraining(space, load_dataset("digits"), TrainConfig(epochs=0.2, batch_size=256))
+    start = time.perf_counter()
+    result = evaluator.evaluate(space.sample(__import__("numpy").random.default_rng(0)))
+    assert result.cost_s < time.perf_counter() - start - 1.9 and result.flops > 0

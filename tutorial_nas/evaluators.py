@@ -114,7 +114,8 @@ class FullTraining(Evaluator):
         model = self.build(arch).to(self.data.device)
         record = train(model, self.data, self.config, progress=self.progress)
         result = Result(valid_acc=record.final_valid_acc, test_acc=record.test_acc,
-                        cost_s=time.perf_counter() - start, params=record.params, flops=record.flops,
+                        cost_s=time.perf_counter() - start - record.flops_seconds,
+                        params=record.params, flops=record.flops,
                         curve=list(record.valid_acc))
         self.remember(arch, result)
         return result

@@ -70,6 +70,7 @@ class TrainRecord:
     params: int = 0
     flops: int = 0
     epochs: float = 0.0
+    flops_seconds: float = 0.0  # spent counting FLOPs (the first count in a process imports torch's counter)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -187,5 +188,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig | None = None, pr
     record.final_valid_acc = record.valid_acc[-1]
     if test:
         record.test_acc = evaluate(model, data.test_x, data.test_y, config.eval_batch_size)[1]
+    counting = time.perf_counter()
     record.flops = count_flops(model, data.input_shape)
+    record.flops_seconds = time.perf_counter() - counting  # a measurement, not training: no search pays for it
     return record
