@@ -12,6 +12,7 @@ SPACES = {
     "chain": "chain:ChainSpace",
     "genetic": "genetic:GeneticSpace",
     "darts": "darts:DartsSpace",
+    "hierarchical": "hierarchical:HierarchicalSpace",
 }
 
 

@@ -1,0 +1,92 @@
+"""The hierarchical space of Liu et al. (2018): mutation, strings, the network, and a search through it."""
+
+import numpy as np
+import pytest
+import torch
+
+from tutorial_nas.data import load_dataset
+from tutorial_nas.errors import NASInputError
+from tutorial_nas.evaluators import FullTraining
+from tutorial_nas.search import search
+from tutorial_nas.spaces import make_space
+from tutorial_nas.spaces.hierarchical import PRIMITIVES, HierarchicalSpace, edges
+from tutorial_nas.train import TrainConfig
+
+
+def _diffs(a, b):
+    """(level, motif, edge index) of every edge where genotypes a and b differ."""
+    out = [(2, m, k) for m, (x, y) in enumerate(zip(a.motifs, b.motifs)) for k in range(len(x)) if x[k] != y[k]]
+    return out + [(3, 0, k) for k in range(len(a.top)) if a.top[k] != b.top[k]]
+
+
+def test_mutation_changes_exactly_one_edge_at_one_level_and_keeps_a_valid_dag():
+    space, rng = HierarchicalSpace(), np.random.default_rng(0)
+    arch, levels = space.sample(rng), set()
+    for _ in range(300):
+        m = space.mutation(arch, rng)
+        (level, motif, k), = _diffs(arch, m.arch)
+        nodes = space.motif_nodes if level == 2 else space.top_nodes
+        assert (level, motif, edges(nodes)[k]) == (m.level, m.motif, m.edge)
+        ops = m.arch.motifs[motif] if level == 2 else m.arch.top
+        assert ops[k] in (PRIMITIVES if level == 2 else space.motif_names)  # an op of the level below
+        assert space._connected(ops, nodes) and space.parse(space.to_str(m.arch)) == m.arch
+        levels.add(level)
+        arch = m.arch
+    assert levels == {2, 3}
+
+
+def test_sample_starts_from_the_trivial_genotype_and_is_varied():
+    space = HierarchicalSpace()
+    assert HierarchicalSpace(init_mutations=0).sample(np.random.default_rng(0)) == space.trivial()
+    archs = {space.sample(np.random.default_rng(s)) for s in range(5)}
+    assert len(archs) == 5 and all("none" in space.to_str(a) for a in archs)
+
+
+def test_to_str_parse_round_trip_and_clear_errors():
+    space = make_space("hierarchical", motifs=2, motif_nodes=3, top_nodes=3)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        arch = space.sample(rng)
+        assert space.parse(space.to_str(arch)) == arch
+        assert space.encode(arch).shape == (2 * 3 * len(PRIMITIVES) + 3 * 3,)
+    text = "m1: conv1x1 | identity,none ; m2: sepconv3x3 | none,maxpool3x3 ; top: m1 | m2,none"
+    assert space.to_str(space.parse(text)) == text
+    for bad in ("", "m1: conv1x1 | identity,none ; top: m1 | m2,none",
+                text.replace("conv1x1", "conv7x7"), text.replace("m2,none", "none,none"),
+                text.replace("| identity,none", "")):
+        with pytest.raises(NASInputError):
+            space.parse(bad)
+    # node j has j incoming edges, not all none: (7-1)(49-1) per motif, (3-1)(9-1) for the level-3 motif
+    assert space.size() == (6 * 48) ** 2 * (2 * 8)
+
+
+def test_to_model_runs_forward_on_one_and_three_channels():
+    space = HierarchicalSpace()
+    arch = space.sample(np.random.default_rng(0))
+    for c in (1, 3):
+        out = space.to_model(arch, num_classes=10, in_channels=c, C=4)(torch.randn(2, c, 14, 14))
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_multi_input_nodes_merge_by_concatenation_and_1x1_conv():
+    space = HierarchicalSpace(motifs=1, motif_nodes=3, top_nodes=2)
+    arch = space.parse("m1: conv1x1 | identity,maxpool3x3 ; top: m1")
+    cell = space.cell(arch, 4)
+    inner = cell.ops["0"]  # the level-3 edge (0, 1): motif m1
+    assert list(inner.merge) == ["2"] and inner.merge["2"][0].in_channels == 8
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.mark.parametrize("strategy", ["random", "regularized"])
+def test_search_on_digits(digits, strategy):
+    space = HierarchicalSpace(motifs=2, motif_nodes=3, top_nodes=3)
+    evaluator = FullTraining(space, digits, TrainConfig(epochs=0.2, batch_size=256), C=4)
+    options = {"population": 2, "sample": 2} if strategy == "regularized" else {}
+    history = search(space, strategy, evaluator, budget=3, progress=False, seed=0, **options)
+    assert len(history) == 3 and history.attrs["space"] == "hierarchical"
+    assert history["valid_acc"].between(0, 100).all()
+    assert all(space.parse(text) for text in history["arch"])
