@@ -1,0 +1,92 @@
+"""MaskConnect: K-hot sampled masks, the straight-through gradient, top-K derivation, learning the right input."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from tutorial_nas.data import Augment, Dataset, load_dataset
+from tutorial_nas.errors import NASInputError
+from tutorial_nas.oneshot.maskconnect import MaskConnectNet, derive, sample_mask, train_maskconnect
+
+torch.set_num_threads(1)
+
+
+def test_every_sampled_mask_has_exactly_k_ones_per_module():
+    net = MaskConnectNet(3, 1, modules=5, C=4, fan_in=2)
+    net.generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        net.masks[4].copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0]))  # clipped to one live input: still 2 drawn
+    for _ in range(20):
+        net(torch.randn(2, 1, 6, 6))
+        assert [int(b.sum()) for b in net.binary] == [1, 2, 2, 2, 2]
+        assert all(set(b.tolist()) <= {0.0, 1.0} for b in net.binary)
+    # the draw follows the real-valued mask: an input at 1 next to inputs near 0 is almost always taken
+    picks = [sample_mask(torch.tensor([0.01, 1.0, 0.01]), 1, torch.Generator().manual_seed(s))[1] for s in range(50)]
+    assert sum(picks) >= 45
+
+
+def test_gradients_reach_the_real_masks_through_the_binary_ones():
+    torch.manual_seed(0)
+    net = MaskConnectNet(3, 1, modules=3, C=4, fan_in=1)
+    net.fixed = True  # a known binary mask, so that the gradient w.r.t. it can be computed by hand
+    x, y = torch.randn(4, 1, 6, 6), torch.tensor([0, 1, 2, 0])
+    nn.functional.cross_entropy(net(x), y).backward()
+    # by hand: the same forward with the binary masks as leaves
+    binary = [b.clone().requires_grad_(True) for b in net.binary]
+    states = [net.stem(x)]
+    for blk, b in zip(net.blocks, binary):
+        states.append(blk(sum(b[i] * h for i, h in enumerate(states))))
+    nn.functional.cross_entropy(net.head(states[-1]), y).backward()
+    for real, b in zip(net.masks, binary):
+        assert torch.allclose(real.grad, b.grad, atol=1e-6)
+    assert net.masks[2].grad.abs().sum() > 0  # inputs left out get a gradient too
+    assert (net.masks[2].grad != 0).all()
+
+
+def test_derive_gives_the_top_k_inputs_of_each_module():
+    net = MaskConnectNet(2, 1, modules=4, C=4, fan_in=2)
+    with torch.no_grad():
+        net.masks[2].copy_(torch.tensor([0.1, 0.9, 0.5]))
+        net.masks[3].copy_(torch.tensor([0.7, 0.2, 0.7, 0.3]))  # a tie goes to the lower index
+    assert derive(net) == [[0], [0, 1], [1, 2], [0, 2]]
+    with pytest.raises(NASInputError, match="fan_in"):
+        MaskConnectNet(2, 1, fan_in=0)
+
+
+class Noise(nn.Module):
+    """A block that ignores its input: its output carries no information about the label."""
+
+    def __init__(self, seed):
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, x):
+        return torch.randn(x.shape, generator=self.generator)
+
+
+def toy_data(n=256, seed=0):
+    """Two classes: the sign of a bright or dark square, in noise."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = 0.5 * torch.randn(n, 1, 6, 6, generator=g)
+    x[:, :, 1:5, 1:5] += (2.0 * y - 1.0).view(-1, 1, 1, 1)
+    return Dataset("toy", x, y, x[:64], y[:64], x[:64], y[:64], 2, Augment())
+
+
+def test_training_moves_the_masks_toward_the_one_input_that_carries_the_signal():
+    torch.manual_seed(0)
+    net = MaskConnectNet(2, 1, modules=3, C=4, fan_in=1)
+    net.blocks[0], net.blocks[1] = Noise(1), Noise(2)  # only the stem (input 0 of block 2) sees the image
+    net, connectivity = train_maskconnect(toy_data(), epochs=3, net=net, batch_size=32, mask_lr=0.1)
+    last = net.masks[2].detach()
+    assert connectivity[2] == [0]
+    assert last[0] > 0.9 and (last[0] - last[1:] > 0.3).all()  # from 0.5 each: the stem's mask rose alone
+    assert net.valid_acc > 90
+
+
+def test_maskconnect_learns_digits_above_chance():
+    torch.manual_seed(0)
+    net, connectivity = train_maskconnect(load_dataset("digits"), epochs=0.3, modules=4, C=8, fan_in=2)
+    assert [len(c) for c in connectivity] == [1, 2, 2, 2]
+    assert all(0.0 <= float(v) <= 1.0 for m in net.masks for v in m.detach())
+    assert net.valid_acc > 25  # chance is 10 %
