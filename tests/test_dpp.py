@@ -1,0 +1,99 @@
+"""DPP-Net (strategies/dpp.py): progressive growth, Pareto selection, and what it finds on the benchmark."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from tutorial_nas.bench import load_benchmark
+from tutorial_nas.errors import NASInputError
+from tutorial_nas.spaces import cell as nb201
+from tutorial_nas.strategies.dpp import GROW_ORDER, dpp_search, grow, measured_latency, pareto_select
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark()
+
+
+def flops_ms(bench):
+    return lambda arch: bench.query(arch)["flops"] / 1e6  # a cheap stand-in for measured latency
+
+
+def dominates(a, b):  # (accuracy up, latency down, params down)
+    a, b = np.array([a[0], -a[1], -a[2]]), np.array([b[0], -b[1], -b[2]])
+    return bool((a >= b).all() and (a > b).any())
+
+
+def test_front_is_non_dominated_and_the_rest_dominated(bench):
+    # a stand-in at odds with the parameter count (wide and shallow is fast), so that the front in all three
+    # objectives is not the front in two
+    def latency(arch):
+        return 1e6 / bench.query(arch)["params"]
+
+    frame = dpp_search(bench, latency_fn=latency, steps=3, keep=6, seed=0)
+    points = frame[["accuracy", "latency_ms", "params"]].to_numpy()
+    front, rest = points[frame["pareto"].to_numpy()], points[~frame["pareto"].to_numpy()]
+    assert len(front) >= 1 and len(rest) >= 1
+    assert not any(dominates(p, q) for p in points for q in front)
+    assert all(any(dominates(p, q) for p in points) for q in rest)
+
+
+def test_expansion_only_extends_kept_cells(bench):
+    keep = 5
+    frame = dpp_search(bench, latency_fn=flops_ms(bench), steps=3, keep=keep, seed=1)
+    kept = frame.attrs["kept"]
+    assert len(kept) == 3 and len(kept[0]) == 5 and all(len(k) <= keep for k in kept[1:])
+    for step in (2, 3):
+        grown = set(GROW_ORDER[step - 1])
+        for arch in kept[step - 1]:  # each kept cell is a child of a cell kept one step earlier
+            cell = nb201.parse(arch)
+            assert any(cell in grow(nb201.parse(p), step) for p in kept[step - 2])
+        for _, row in frame[frame["step"] == step].iterrows():  # and each evaluation names such a parent
+            assert row["parent"] in kept[step - 2]
+            child, parent = nb201.parse(row["arch"]), nb201.parse(row["parent"])
+            assert all(child[e] == parent[e] for e in range(6) if e not in grown)
+            assert parent[min(grown)] == "none" or all(parent[e] == "none" for e in grown)
+    # nothing outside the kept lineage: undecided edges stay none
+    assert all(nb201.parse(a)[e] == "none" for a in frame[frame["step"] == 2]["arch"] for e in GROW_ORDER[2])
+    assert frame["arch"].is_unique and len(frame) <= 5 + 2 * keep
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_finds_a_near_best_front_with_few_lookups(bench, seed):
+    # two steps reach the 125 cells whose node 2 is empty; DPP-Net reads at most 25 of them
+    reach = [c for c in nb201.all_cells() if all(c[e] == "none" for e in GROW_ORDER[2])]
+    best = max(bench.query(c)["valid_acc"] for c in reach)
+    frame = dpp_search(bench, latency_fn=flops_ms(bench), steps=2, keep=20, seed=seed)
+    assert len(frame) <= 25 < len(reach)
+    assert frame.loc[frame["pareto"], "accuracy"].max() >= best - 1.5
+    # the whole space: at most 45 look-ups of 15,625 find a cell better than 95% of them
+    frame = dpp_search(bench, latency_fn=flops_ms(bench), steps=3, keep=20, seed=seed)
+    assert len(frame) <= 45
+    assert (everything(bench) < frame.loc[frame["pareto"], "accuracy"].max()).mean() >= 0.95
+
+
+@functools.lru_cache(maxsize=1)
+def everything(bench):
+    return np.array([bench.query(a)["valid_acc"] for a in bench.all_arches()])
+
+
+def test_pareto_select_takes_whole_fronts_then_the_most_accurate():
+    points = [(90, 1, 1), (80, 2, 2), (95, 3, 3), (85, 1, 1), (70, 3, 3), (88, 2, 2)]
+    assert list(pareto_select(points, 2)) == [0, 2]  # the first front: (90, 1, 1), (95, 3, 3)
+    assert list(pareto_select(points, 3)) == [0, 2, 5]  # the second front's most accurate: (88, 2, 2)
+    assert len(pareto_select(points, 10)) == 6
+
+
+def test_measured_latency_is_cached(bench):
+    latency = measured_latency(bench, warmup=1, repeats=2)
+    arch = nb201.to_str(("nor_conv_3x3",) * 6)
+    first = latency(arch)
+    assert first > 0 and latency(arch) == first
+
+
+def test_bad_input(bench):
+    with pytest.raises(NASInputError, match="steps"):
+        dpp_search(bench, latency_fn=flops_ms(bench), steps=4)
+    with pytest.raises(NASInputError, match="keep"):
+        dpp_search(bench, latency_fn=flops_ms(bench), keep=0)

@@ -1,0 +1,148 @@
+"""DPP-Net: device-aware progressive search for Pareto-optimal architectures (Dong, Cheng, Juan, Wei & Sun,
+ECCV 2018).
+
+PNAS (Liu et al., ECCV 2018) grows cells one block at a time and lets a surrogate choose which of the grown
+cells to train; it keeps the K with the highest predicted accuracy. DPP-Net keeps the same loop but chooses by
+Pareto optimality (Section 3.3): the kept cells are those on the front of predicted accuracy against the
+device-aware objectives, here the latency measured on this machine and the number of parameters. Each step:
+
+1. expand every cell kept at the last step by one more block (Section 3.2, "progressive");
+2. predict each child's accuracy with the surrogate trained on every cell evaluated so far;
+3. keep ``keep`` children by Pareto optimality of (predicted accuracy up, latency down, parameters down);
+4. train and evaluate them (here: read the benchmark's validation accuracy) and refit the surrogate.
+
+The answer is the Pareto front of the *evaluated* cells under (accuracy, latency, parameters).
+
+Adapted to NAS-Bench-201. PNAS' block adds one node with its inputs; here a block adds one node of the cell
+with its edges, so that it is live at once: step 1 decides the edge input -> output, step 2 node 1 (edges 0->1
+and 1->3), step 3 node 2 (0->2, 1->2, 2->3); see ``GROW_ORDER``. Undecided edges are ``none``, so every grown
+cell is a complete NB201 cell the benchmark answers for (a cell of growing complexity, as PNAS' cells of b
+blocks). The all-``none`` child is the parent itself: it competes with its measured accuracy and costs no new
+evaluation, so every one of the 15,625 cells can be reached. Step 1 evaluates all 5 one-edge cells, as PNAS
+and DPP-Net train every cell of the first size. Choosing K from the front (Section 3.3): whole
+non-dominated layers are taken in order (the front, then the front of what is left, ...); the layer that does
+not fit whole gives up its cells with the highest predicted accuracy.
+
+The paper's surrogate is a recurrent regressor over the block sequence; here it is the package's
+``PerformancePredictor`` (an ensemble of small MLPs) on the path encoding (``encode``; an undecided edge reads
+``none``) -- the same role, a smaller model, refitted on every evaluated cell at each step. Parameters come
+from the benchmark's table (a property of the cell that needs no training); only the accuracy read counts as
+an evaluation.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..analysis.hardware import cell_model, measure_latency, pareto_front
+from ..errors import NASInputError
+from ..ops import NB201_OPS
+from ..predictors import PerformancePredictor
+from ..spaces import cell as nb201
+
+# the edges (positions in the cell tuple) each step decides: 0->3; node 1 (0->1, 1->3); node 2 (0->2, 1->2, 2->3)
+GROW_ORDER = ((3,), (0, 4), (1, 2, 5))
+EMPTY = ("none",) * len(nb201.EDGES)
+
+
+def measured_latency(bench, device=None, warmup: int = 3, repeats: int = 10):
+    """A latency function: the median forward time (ms) of a cell's network at the benchmark's size on
+    ``device``, measured once per cell and cached (DPP-Net's device-aware objective)."""
+    cache: dict = {}
+    shape = (1, bench.recipe["image_size"], bench.recipe["image_size"])
+
+    def latency(arch: str) -> float:
+        if arch not in cache:
+            torch.manual_seed(0)
+            cache[arch] = measure_latency(cell_model(arch, bench.recipe), shape, device or "cpu", warmup, repeats)
+        return cache[arch]
+
+    return latency
+
+
+def grow(cell: tuple, step: int) -> list:
+    """The children of ``cell`` at ``step`` (1-based): the edges ``GROW_ORDER[step - 1]`` set to every choice of
+    ops (5, 25 or 125 children; the all-``none`` child is the parent itself: a cell may stop growing)."""
+    children = []
+    for ops in itertools.product(NB201_OPS, repeat=len(GROW_ORDER[step - 1])):
+        child = list(cell)
+        for e, op in zip(GROW_ORDER[step - 1], ops):
+            child[e] = op
+        children.append(tuple(child))
+    return children
+
+
+def pareto_select(points, k: int, maximize=(True, False, False)) -> np.ndarray:
+    """Indices of ``k`` rows of ``points`` (column 0: predicted accuracy) taken front by front; the front that
+    does not fit whole gives up its rows of highest column 0."""
+    points = np.asarray(points, dtype=float)
+    left, chosen = np.arange(len(points)), []
+    while len(chosen) < k and len(left):
+        layer = left[pareto_front(points[left], maximize)]
+        room = k - len(chosen)
+        if len(layer) > room:
+            layer = layer[np.argsort(-points[layer, 0], kind="stable")[:room]]
+        chosen.extend(layer.tolist())
+        left = np.setdiff1d(left, layer)
+    return np.asarray(sorted(chosen), dtype=int)
+
+
+def dpp_search(bench, latency_fn=None, steps: int = len(GROW_ORDER), keep: int = 8, seed: int = 0,
+               encode=nb201.encode_path, predictor_options: dict | None = None) -> pd.DataFrame:
+    """DPP-Net on NAS-Bench-201 (module doc). ``latency_fn(arch_str) -> ms``; None measures each cell on the
+    CPU (``measured_latency``). ``steps``: how many blocks to grow (1..3); ``keep``: cells kept per step.
+
+    Returns one row per evaluated cell: ``arch``, ``step``, ``parent`` (the kept cell it grew from; None at
+    step 1), ``predicted`` (the surrogate's accuracy when it was chosen; nan at step 1), ``accuracy``
+    (benchmark validation accuracy), ``test_acc``, ``latency_ms``, ``params`` and ``pareto`` (on the final
+    front of accuracy up, latency and parameters down). ``len(frame)`` is the number of look-ups.
+    """
+    if not isinstance(steps, int) or not 1 <= steps <= len(GROW_ORDER):
+        raise NASInputError(f"steps is how many blocks of the cell to grow (the output edge, node 1, node 2): 1 to "
+                            f"{len(GROW_ORDER)}, got {steps!r}")
+    if not isinstance(keep, int) or keep < 1:
+        raise NASInputError(f"keep is how many cells to evaluate per step, a whole number >= 1, got {keep!r}")
+    latency_fn = latency_fn or measured_latency(bench)
+    surrogate = PerformancePredictor(seed=seed, **(predictor_options or {}))
+    rows, accuracy = [], {}  # accuracy: every evaluated cell -> its benchmark validation accuracy
+
+    def evaluate(cell, step, parent, predicted):
+        arch = nb201.to_str(cell)
+        r = bench.query(arch)
+        accuracy[cell] = r["valid_acc"]
+        rows.append({"arch": arch, "step": step, "parent": parent, "predicted": predicted,
+                     "accuracy": r["valid_acc"], "test_acc": r["test_acc"],
+                     "latency_ms": float(latency_fn(arch)), "params": r["params"]})
+
+    kept = grow(EMPTY, 1)  # every one-edge cell (and the empty one) is evaluated, no prediction yet
+    for cell in kept:
+        evaluate(cell, 1, None, float("nan"))
+    history = [[nb201.to_str(c) for c in kept]]
+    for step in range(2, steps + 1):
+        children = [(c, p) for p in kept for c in grow(p, step)]  # distinct parents have distinct children
+        known = list(accuracy)
+        surrogate.fit(np.stack([encode(c) for c in known]), [accuracy[c] for c in known])
+        cells = [c for c, _ in children]
+        predicted = surrogate.predict(np.stack([encode(c) for c in cells]))
+        # a child grown with none is its parent, already evaluated: it competes with its measured accuracy
+        score = [accuracy.get(c, p) for c, p in zip(cells, predicted)]
+        objectives = [(s, latency_fn(nb201.to_str(c)), bench.query(c)["params"]) for c, s in zip(cells, score)]
+        chosen = pareto_select(objectives, keep)
+        kept = [cells[i] for i in chosen]
+        for i in chosen:
+            if cells[i] not in accuracy:
+                evaluate(cells[i], step, nb201.to_str(children[i][1]), float(predicted[i]))
+        history.append([nb201.to_str(c) for c in kept])
+    frame = pd.DataFrame(rows)
+    frame["pareto"] = False
+    front = pareto_front(frame[["accuracy", "latency_ms", "params"]].to_numpy(), (True, False, False))
+    frame.loc[frame.index[front], "pareto"] = True
+    frame.attrs["kept"] = history  # the cells kept at each step, the parents of the next
+    return frame
+
+
+__all__ = ["GROW_ORDER", "measured_latency", "grow", "pareto_select", "dpp_search"]
