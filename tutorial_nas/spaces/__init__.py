@@ -1,4 +1,5 @@
-"""Search spaces: the global chain of the early papers, the NAS-Bench-201 cell, the DARTS cell pair."""
+"""Search spaces: the global chain of the early papers, the NAS-Bench-201 cell, the DARTS cell pair, Genetic CNN's
+stages and the hierarchical motifs of Liu et al. (2018)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SPACES = {
 
 
 def make_space(name: str, **options) -> SearchSpace:
-    """The space ``name`` (``chain``, ``nb201``, ``darts``)."""
+    """The space ``name`` (``chain``, ``nb201``, ``darts``, ``genetic``, ``hierarchical``)."""
     check_choice("search space", name, SPACES)
     module, cls = SPACES[name].split(":")
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(**options)
