@@ -19,19 +19,14 @@ before scoring, as for the other weight-sharing methods (``Supernet.score``).
 """
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data import batches
 from ..errors import NASInputError, check_positive
 from ..ops import NB201_OPS
 from ..spaces.cell import EDGES
-from .supernet import SuperCell, Supernet
+from .supernet import SuperCell, Supernet, minibatch_training
 
 OPS = tuple(op for op in NB201_OPS if op != "none")  # the operations that can be dropped
 
@@ -83,27 +78,14 @@ def train_one_shot(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: 
         raise NASInputError(f"final_rate is a drop probability from 0 to below 1, got {final_rate!r}")
     torch.manual_seed(seed)
     supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
-    gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
-    total = max(1, round(epochs * max(1, math.ceil(len(data.train_y) / batch_size))))
+    rng = np.random.default_rng(seed)
     opt = torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    log, step, start = {"loss": [], "rate": []}, 0, time.perf_counter()
-    supernet.train()
-    while step < total:
-        running, seen = 0.0, 0
-        for xb, yb in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
-                              augment=data.augment):
-            rate = drop_rate(step, total, final_rate)
-            loss = F.cross_entropy(forward_masked(supernet, xb, sample_mask(rate, rng)), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(supernet.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            log["rate"].append(rate)
-            running, seen, step = running + loss.item() * len(yb), seen + len(yb), step + 1
-            if step >= total:
-                break
-        log["loss"].append(running / max(1, seen))
-    log["seconds"] = time.perf_counter() - start
+    rates = []
+
+    def loss_of(xb, yb, step, total):
+        rates.append(drop_rate(step, total, final_rate))
+        return F.cross_entropy(forward_masked(supernet, xb, sample_mask(rates[-1], rng)), yb)
+
+    losses, seconds = minibatch_training(supernet, data, epochs, batch_size, opt, seed, loss_of)
+    log = {"loss": losses, "rate": rates, "seconds": seconds}
     return supernet, log

@@ -24,8 +24,6 @@ paper's RandomNAS-NSAS variant); the GDAS variant is not built here.
 """
 from __future__ import annotations
 
-import math
-import time
 from collections import deque
 
 import numpy as np
@@ -36,7 +34,7 @@ import torch.nn.functional as F
 from ..data import batches
 from ..errors import NASInputError, check_choice, check_positive
 from ..spaces.cell import NB201Space, to_str
-from .supernet import Supernet
+from .supernet import Supernet, minibatch_training
 
 
 def distance(a, b) -> float:
@@ -87,10 +85,9 @@ def nsas_loss(supernet: Supernet, xb, yb, cell, subset: list, weight: float = 0.
     return (1 - weight) * loss + weight * constraint
 
 
-def _optimiser(supernet, lr: float, total: int):
-    """The same optimiser as ``train_supernet``: SGD with Nesterov momentum, weight decay, cosine schedule."""
-    opt = torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+def _optimiser(supernet, lr: float):
+    """The same optimiser as ``train_supernet``: SGD with Nesterov momentum and weight decay."""
+    return torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
 
 def _step(supernet, opt, loss) -> None:
@@ -113,26 +110,16 @@ def train_nsas(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int 
     torch.manual_seed(seed)
     supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
     subset = ConstraintSubset(subset_size, k, recent, seed=seed) if subset_size else None
-    gen, rng, space = torch.Generator().manual_seed(seed), np.random.default_rng(seed), NB201Space()
-    total = max(1, round(epochs * max(1, math.ceil(len(data.train_y) / batch_size))))
-    opt, sched = _optimiser(supernet, lr, total)
-    log, step, start = {"loss": [], "subset": []}, 0, time.perf_counter()
-    supernet.train()
-    while step < total:
-        running, seen = 0.0, 0
-        for xb, yb in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
-                              augment=data.augment):
-            cell = space.sample(rng)
-            members = subset.update(cell) if subset else []
-            loss = nsas_loss(supernet, xb, yb, cell, members, weight)
-            _step(supernet, opt, loss)
-            sched.step()
-            running, seen, step = running + loss.item() * len(yb), seen + len(yb), step + 1
-            if step >= total:
-                break
-        log["loss"].append(running / max(1, seen))
+    rng, space = np.random.default_rng(seed), NB201Space()
+    opt = _optimiser(supernet, lr)  # the cosine schedule is minibatch_training's
+
+    def loss_of(xb, yb, *_):
+        cell = space.sample(rng)
+        return nsas_loss(supernet, xb, yb, cell, subset.update(cell) if subset else [], weight)
+
+    losses, seconds = minibatch_training(supernet, data, epochs, batch_size, opt, seed, loss_of)
+    log = {"loss": losses, "seconds": seconds}
     log["subset"] = list(subset.cells) if subset else []
-    log["seconds"] = time.perf_counter() - start
     return supernet, log
 
 
@@ -173,7 +160,7 @@ def step_forgetting(data, method: str = "nsas", warm_epochs: float = 1, steps: i
     supernet, _ = train_nsas(data, warm_epochs, C, N, batch_size, lr, subset_size=0, seed=seed,
                              stem_stride=stem_stride)
     subset = ConstraintSubset(subset_size, seed=seed) if method == "nsas" else None
-    opt, _ = _optimiser(supernet, lr, steps)  # a constant rate: no schedule over so few steps
+    opt = _optimiser(supernet, lr)  # a constant rate: no schedule over so few steps
     gen, rng, space = torch.Generator().manual_seed(seed + 1), np.random.default_rng(seed + 1), NB201Space()
     xv, yv = data.valid_x[:eval_size], data.valid_y[:eval_size]
     def minibatches():  # the training split, reshuffled every pass, for as long as needed

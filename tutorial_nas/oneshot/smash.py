@@ -30,18 +30,16 @@ What is simplified here:
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data import batches
 from ..errors import NASInputError, check_positive
 from ..predictors import Shortcut
 from ..spaces.cell import EDGES, NB201Space, encode_onehot, skeleton
-from .supernet import Supernet
+from .supernet import Supernet, minibatch_training
 
 CONVS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}  # the ops with weights, and their kernel sizes
 
@@ -135,27 +133,11 @@ def train_smash(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int
         raise NASInputError(f"rank is the number of learned tensors per generated weight, at least 1; got {rank!r}")
     torch.manual_seed(seed)
     net = SMASHNet(data.num_classes, data.in_channels, C, N, stem_stride, hidden, rank).to(data.device)
-    gen, rng, space = torch.Generator().manual_seed(seed), np.random.default_rng(seed), NB201Space()
-    total = max(1, round(epochs * math.ceil(len(data.train_y) / batch_size)))
+    rng, space = np.random.default_rng(seed), NB201Space()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    log, step, start = {"loss": [], "seconds": 0.0}, 0, time.perf_counter()
-    net.train()
-    while step < total:
-        running, seen = 0.0, 0
-        for xb, yb in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
-                              augment=data.augment):
-            loss = F.cross_entropy(net(xb, space.sample(rng)), yb)  # a new architecture every step
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            running, seen, step = running + loss.item() * len(yb), seen + len(yb), step + 1
-            if step >= total:
-                break
-        log["loss"].append(running / max(1, seen))
-    log["seconds"] = time.perf_counter() - start
+    losses, seconds = minibatch_training(  # a new architecture every step
+        net, data, epochs, batch_size, opt, seed, lambda xb, yb, *_: F.cross_entropy(net(xb, space.sample(rng)), yb))
+    log = {"loss": losses, "seconds": seconds}
     return net, log
 
 

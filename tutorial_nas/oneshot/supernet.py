@@ -114,6 +114,32 @@ def _cycle(data, batch_size: int, generator: torch.Generator):
         yield from batches(data.valid_x, data.valid_y, batch_size, shuffle=True, generator=generator)
 
 
+def minibatch_training(model, data, epochs: float, batch_size: int, opt, seed: int, loss_of) -> tuple:
+    """The loop the one-shot models of this package train with: shuffled training minibatches drawn from
+    ``seed``, one step of ``opt`` per minibatch on ``loss_of(xb, yb, step, total)`` with gradients clipped at
+    norm 5, a cosine schedule over all ``total`` steps. Returns (mean training loss per epoch, seconds)."""
+    gen = torch.Generator().manual_seed(seed)
+    total = max(1, round(epochs * max(1, math.ceil(len(data.train_y) / batch_size))))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    losses, step, start = [], 0, time.perf_counter()
+    model.train()
+    while step < total:
+        running, seen = 0.0, 0
+        for xb, yb in batches(data.train_x, data.train_y, batch_size, shuffle=True, generator=gen,
+                              augment=data.augment):
+            loss = loss_of(xb, yb, step, total)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            running, seen, step = running + loss.item() * len(yb), seen + len(yb), step + 1
+            if step >= total:
+                break
+        losses.append(running / max(1, seen))
+    return losses, time.perf_counter() - start
+
+
 def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_size: int = 128,
                    lr: float = 0.1, controller_steps: int = 0, seed: int = 0, warmup_epochs: int = 0,
                    progress: bool = True) -> dict:
