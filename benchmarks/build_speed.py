@@ -58,7 +58,7 @@ def training_flops(model, data, recipe: Recipe) -> float:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cells", type=int, default=12)
-    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -83,6 +83,19 @@ def test_stacked_seeds_train_as_they_would_alone(data, clip):
     assert len({round(r.valid_loss[-1], 4) for r in together}) == 3  # three seeds, three different networks
 
 
+def test_the_stacked_pooling_is_the_cells_average_pooling_exactly():
+    from tutorial_nas.bench.stacked import BoxMean3
+    pool = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    for size in (7, 4, 2, 1):
+        x = torch.randn(5, 6, size, size)
+        assert torch.equal(BoxMean3()(x), pool(x))
+        assert torch.equal(BoxMean3()(x.contiguous(memory_format=torch.channels_last)), pool(x))
+    arch = nb201.parse("|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|")
+    stacked = stack(networks(arch, (0, 1)))
+    assert not any(isinstance(m, torch.nn.AvgPool2d) and m.kernel_size == 3 for m in stacked.modules())
+    assert sum(isinstance(m, BoxMean3) for m in stacked.modules()) == 3 * 3  # 3 edges in each of the 3 cells
+
+
 def test_stacking_refuses_what_it_cannot_keep_apart(data):
     a = nb201.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|")
     b = nb201.parse("|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|")

@@ -75,6 +75,30 @@ def _stacked_layer(layers: list) -> nn.Module:
     return StackedLinear(layers)
 
 
+class BoxMean3(nn.Module):
+    """``AvgPool2d(3, 1, 1, count_include_pad=False)`` as a fixed depthwise convolution of ones divided by the
+    count of cells in each window: the same numbers (exactly, in float32), about twice as fast on a CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self._cache: dict = {}
+
+    def forward(self, x):
+        key = (x.shape[1], *x.shape[-2:], x.dtype, x.device)
+        if key not in self._cache:
+            c, h, w = key[:3]
+            ones = x.new_ones(c, 1, 3, 3)
+            self._cache[key] = (ones, F.conv2d(x.new_ones(1, 1, h, w), ones[:1], padding=1))
+        ones, count = self._cache[key]
+        return F.conv2d(x, ones, padding=1, groups=x.shape[1]) / count
+
+
+def _is_box_mean3(m: nn.Module) -> bool:
+    return (isinstance(m, nn.AvgPool2d) and m.kernel_size in (3, (3, 3)) and m.stride in (1, (1, 1))
+            and m.padding in (1, (1, 1)) and not m.count_include_pad and not m.ceil_mode
+            and m.divisor_override is None)
+
+
 def stack(models: list) -> nn.Module:
     """One network running ``models`` (same structure) side by side on S times the channels."""
     if not models:
@@ -88,6 +112,9 @@ def stack(models: list) -> nn.Module:
         if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)):
             parent, _, leaf = name.rpartition(".")
             setattr(out.get_submodule(parent), leaf, _stacked_layer([d[name] for d in named]))
+        elif _is_box_mean3(m):
+            parent, _, leaf = name.rpartition(".")
+            setattr(out.get_submodule(parent), leaf, BoxMean3())
         elif any(True for _ in m.parameters(recurse=False)) or isinstance(m, _MIXING):
             raise NASInputError(f"layer {name} ({type(m).__name__}) cannot be stacked by seed")
     return out
@@ -102,10 +129,11 @@ def _by_seed(t: torch.Tensor, S: int) -> torch.Tensor:
 def _clip_per_seed(params: list, S: int, max_norm: float) -> None:
     """``clip_grad_norm_`` applied to each seed's own gradients, as separate trainings would."""
     grads = [_by_seed(p.grad, S) for p in params if p.grad is not None]
-    sq = sum(g.pow(2).flatten(1).sum(1) for g in grads)
-    coef = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(coef.view(S, *[1] * (g.ndim - 1)))
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])  # (params, S)
+    coef = (max_norm / (torch.linalg.vector_norm(norms, dim=0) + 1e-6)).clamp(max=1.0)
+    if bool((coef < 1).any()):  # no seed over the limit: nothing to scale
+        for g in grads:
+            g.mul_(coef.view(S, *[1] * (g.ndim - 1)))
 
 
 @torch.no_grad()
@@ -150,9 +178,12 @@ def train_stacked(models: list, data: Dataset, configs: list, test: bool = True)
     no_decay = [p for p in model.parameters() if id(p) not in ids]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": base.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
-                          lr=base.lr, momentum=base.momentum, nesterov=base.nesterov)
+                          lr=base.lr, momentum=base.momentum, nesterov=base.nesterov, foreach=True)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     augment = data.augment if base.augment else None
+    # the stacked network's activations are S times one network's: evaluate S times fewer images at once (the
+    # same memory per batch; the numbers do not depend on it, and smaller tensors stay in the CPU's cache)
+    eval_batch = max(1, base.eval_batch_size // S)
     gens = [torch.Generator().manual_seed(c.seed) for c in configs]
     params = list(model.parameters())
     records = [TrainRecord(params=params_one, flops=flops_one) for _ in range(S)]
@@ -182,13 +213,13 @@ def train_stacked(models: list, data: Dataset, configs: list, test: bool = True)
             step += 1
             if step >= total_steps:
                 break
-        vloss, vacc = _evaluate(model, data.valid_x, data.valid_y, S, base.eval_batch_size)
+        vloss, vacc = _evaluate(model, data.valid_x, data.valid_y, S, eval_batch)
         for s, rec in enumerate(records):
             rec.train_loss.append(float(running[s]) / max(1, seen))
             rec.valid_loss.append(vloss[s])
             rec.valid_acc.append(vacc[s])
     seconds = (time.perf_counter() - start) / S
-    tacc = _evaluate(model, data.test_x, data.test_y, S, base.eval_batch_size)[1] if test else [math.nan] * S
+    tacc = _evaluate(model, data.test_x, data.test_y, S, eval_batch)[1] if test else [math.nan] * S
     for s, rec in enumerate(records):
         rec.epochs = step / steps_per_epoch
         rec.seconds = seconds
