@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import tutorial_nas
-from tutorial_nas.course.notebooks import CHAPTERS
+from tutorial_nas.course.notebooks import CHAPTERS, SOLUTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = [ROOT / "notebooks" / f for f, _ in CHAPTERS.values()] + [ROOT / "notebooks/solutions/solutions.ipynb"]
+NOTEBOOKS = [ROOT / "notebooks" / f for f, _ in CHAPTERS.values()] + [ROOT / "notebooks" / f for f in SOLUTIONS.values()]
 
 
 def setup_cell(path: Path) -> str:

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 from tutorial_nas import REPOSITORY
-from tutorial_nas.course.notebooks import CHAPTERS, chapter_table, colab_url
+from tutorial_nas.course.notebooks import CHAPTERS, SOLUTIONS, chapter_table, colab_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +42,21 @@ def test_the_ray_extra_is_declared_and_installed_for_the_tests():
 def test_readme_badges_come_from_the_one_repository_url():
     readme = (ROOT / "README.md").read_text()
     assert chapter_table() in readme
-    for filename, _ in CHAPTERS.values():
+    for filename in [f for f, _ in CHAPTERS.values()] + list(SOLUTIONS.values()):
         assert colab_url(filename) in readme
+
+
+def test_every_chapter_has_its_exercises_and_a_solutions_notebook_that_it_links_to():
+    notebooks = sorted(p.relative_to(ROOT / "notebooks").as_posix() for p in (ROOT / "notebooks").rglob("*.ipynb")
+                       if ".ipynb_checkpoints" not in p.parts)
+    assert notebooks == sorted([f for f, _ in CHAPTERS.values()] + list(SOLUTIONS.values()))
+    for n, (filename, _) in CHAPTERS.items():
+        cells = json.loads((ROOT / "notebooks" / filename).read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        assert re.search(r"^## .*Exercises", text, re.M), f"chapter {n} has no exercises section"
+        assert SOLUTIONS[n].split("/")[-1] in text, f"chapter {n} does not link to its solutions"
+        sol = json.loads((ROOT / "notebooks" / SOLUTIONS[n]).read_text())
+        assert colab_url(SOLUTIONS[n]) in "".join(next(c for c in sol["cells"] if c["cell_type"] == "markdown")["source"])
 
 
 def test_each_notebook_opens_with_its_badge_and_installs_from_the_same_url():

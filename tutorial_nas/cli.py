@@ -7,7 +7,7 @@
     tutorial-nas compare --space nb201 --strategies random,reinforce,regularized,bo,darts,gdas,rsws --seeds 30 \
         --budget 140s --out DIR
     tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
-    tutorial-nas notebook run CHAPTER [--profile P]
+    tutorial-nas notebook run CHAPTER [--profile P] [--solutions]
     tutorial-nas figures --out DIR [--profile P] [--only NAME,NAME]
     tutorial-nas slides build [--out DIR] [--profile P] [--figures DIR] [--no-pdf] | slides fetch
     tutorial-nas plan [--profile P] [--device cpu|t4|a100|h100] [--json]
@@ -280,7 +280,7 @@ def cmd_slides(args) -> None:
 def cmd_notebook(args) -> None:
     from .course.notebooks import run_notebook
 
-    path = run_notebook(args.chapter, profile=args.profile, timeout=args.timeout)
+    path = run_notebook(args.chapter, profile=args.profile, timeout=args.timeout, solutions=args.solutions)
     _emit({"notebook": str(path), "profile": args.profile}, args.json, f"executed and saved {path}")
 
 
@@ -357,6 +357,7 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("action", choices=["run"])
     n.add_argument("chapter", type=int, choices=[1, 2, 3, 4])
     n.add_argument("--timeout", type=int, default=3600)
+    n.add_argument("--solutions", action="store_true", help="the chapter's worked solutions instead of the chapter")
 
     f = sub.add_parser("figures", parents=[common], help="write the slides' figures and numbers.json")
     f.add_argument("--out", required=True, help="folder for the PNG/SVG files and numbers.json")

@@ -20,6 +20,8 @@ CHAPTERS = {
     3: ("03_performance_comparison.ipynb", "Performance comparison"),
     4: ("04_future_directions.ipynb", "Future directions"),
 }
+# each chapter's worked solutions to its exercises, beside the chapters
+SOLUTIONS = {n: f"solutions/{filename.removesuffix('.ipynb')}_solutions.ipynb" for n, (filename, _) in CHAPTERS.items()}
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
@@ -34,9 +36,11 @@ def badge_markdown(filename: str) -> str:
 
 
 def chapter_table() -> str:
-    rows = ["| chapter | notebook | open |", "|---|---|---|"]
+    rows = ["| chapter | notebook | open | worked solutions | open |", "|---|---|---|---|---|"]
     for n, (filename, title) in CHAPTERS.items():
-        rows.append(f"| {n} | [{title}](notebooks/{filename}) | {badge_markdown(filename)} |")
+        sol = SOLUTIONS[n]
+        rows.append(f"| {n} | [{title}](notebooks/{filename}) | {badge_markdown(filename)} "
+                    f"| [solutions {n}](notebooks/{sol}) | {badge_markdown(sol)} |")
     return "\n".join(rows)
 
 
@@ -47,8 +51,9 @@ def write_badges(readme: Path = ROOT / "README.md") -> None:
     readme.write_text(new)
 
 
-def run_notebook(chapter: int, profile: str | None = None, timeout: int = 3600) -> Path:
-    """Execute chapter ``chapter`` in ``profile`` and store it with its outputs, in place."""
+def run_notebook(chapter: int, profile: str | None = None, timeout: int = 3600, solutions: bool = False) -> Path:
+    """Execute chapter ``chapter`` (or, with ``solutions``, its worked solutions) in ``profile`` and store it with
+    its outputs, in place."""
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor
 
@@ -56,9 +61,10 @@ def run_notebook(chapter: int, profile: str | None = None, timeout: int = 3600) 
     if profile is not None:
         check_choice("profile", profile, ("ci", "cpu", "gpu"))
         os.environ["TUTORIAL_NAS_PROFILE"] = profile
-    path = ROOT / "notebooks" / CHAPTERS[chapter][0]
+    path = ROOT / "notebooks" / (SOLUTIONS[chapter] if solutions else CHAPTERS[chapter][0])
     if not path.exists():
-        raise NASInputError(f"chapter {chapter} ({path.name}) is not in {path.parent}")
+        raise NASInputError(f"{'the solutions of ' if solutions else ''}chapter {chapter} ({path.name}) "
+                            f"is not in {path.parent}")
     nb = nbformat.read(path, as_version=4)
     ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
     nbformat.write(nb, path)
