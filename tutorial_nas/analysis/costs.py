@@ -3,9 +3,15 @@
 The extrapolation is deliberately simple and says so: a candidate's training time is taken to grow linearly
 with the number of training images, the epochs and the pixels per image; the networks of the papers were
 also far wider and deeper, so the figure is a lower bound.
+
+A number is only comparable with another measured on the same kind of device. The table therefore keeps one
+column per device: what this machine measured and its extrapolation are in days of *this* device (a CPU here,
+a GPU on Colab), the papers' costs in their published GPU-days, and no column holds both.
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -14,6 +20,26 @@ from .literature import load_cifar10
 
 EARLY_METHODS = ("NAS-RL, Zoph & Le", "MetaQNN", "Large-scale Evolution", "GeNet")
 CIFAR10 = dict(train_images=50_000, pixels=3 * 32 * 32)
+# Networks each paper trained in its CIFAR-10 search, where the paper states the count: Zoph & Le (ICLR 2017,
+# Sec. 4.1) "after the controller trains 12,800 architectures"; Baker et al. (ICLR 2017, Table 2) 2,700 models
+# over the epsilon schedule. Real et al. and Xie & Yuille report populations and generations, not a total here.
+PAPER_CANDIDATES = {"NAS-RL, Zoph & Le": 12_800, "MetaQNN": 2_700}
+
+
+def device_name(device) -> str:
+    """``"CPU"``, ``"GPU"`` (CUDA) or ``"MPS"`` (Apple): the kind of device a measurement was made on."""
+    kind = getattr(device, "type", str(device)).split(":")[0]
+    return {"cpu": "CPU", "cuda": "GPU", "mps": "MPS"}.get(kind, kind.upper())
+
+
+def columns(device) -> dict:
+    """The cost table's column names, the device in each: key -> name."""
+    dev = device_name(device)
+    return {"measured_s": f"measured here ({dev}-seconds)",
+            "candidate_h": f"a candidate at CIFAR-10 scale ({dev}-hours, extrapolated)",
+            "search_days": f"the search at CIFAR-10 scale ({dev}-days, extrapolated)",
+            "paper_candidate_h": "a candidate (GPU-hours, published)",
+            "paper_days": "the search (GPU-days, published)"}
 
 
 def per_candidate(histories: dict) -> pd.DataFrame:
@@ -35,17 +61,46 @@ def at_cifar10_scale(seconds: float, data: Dataset, epochs: float, cifar_epochs:
 
 
 def cost_table(histories: dict, data: Dataset, epochs: float, cifar_epochs: float = 50) -> pd.DataFrame:
-    """This chapter's searches (measured here, and extrapolated to CIFAR-10) beside the early papers'."""
-    ours = per_candidate(histories)
+    """This chapter's searches (measured here, and extrapolated to CIFAR-10) beside the early papers'.
+
+    One row per search; the columns name their device (``columns(data.device)``): this machine's numbers in
+    its own seconds, hours and days, the papers' in published GPU-hours and GPU-days, never both in one column.
+    """
+    col = columns(data.device)
     rows = []
-    for r in ours.itertuples():
-        scaled = at_cifar10_scale(r.mean_s, data, epochs, cifar_epochs) * r.candidates
-        rows.append({"search": f"{r.strategy} (this chapter)", "candidates": r.candidates,
-                     "measured_s": r.total_s, "cifar10_days": scaled / 86400, "unit": "CPU-days (extrapolated)",
-                     "source": "measured on this machine"})
+    for r in per_candidate(histories).itertuples():
+        candidate_s = at_cifar10_scale(r.mean_s, data, epochs, cifar_epochs)
+        rows.append({"search": f"{r.strategy.strip()} (this chapter)", "candidates": r.candidates,
+                     col["measured_s"]: r.total_s, col["candidate_h"]: candidate_s / 3600,
+                     col["search_days"]: candidate_s * r.candidates / 86400, "source": "measured on this machine"})
     papers = load_cifar10()
     for method in EARLY_METHODS:
         row = papers[papers["method"] == method].iloc[0]
-        rows.append({"search": method, "candidates": None, "measured_s": None, "cifar10_days": row["gpu_days"],
-                     "unit": "GPU-days (published)", "source": row["source"]})
-    return pd.DataFrame(rows)
+        n = PAPER_CANDIDATES.get(method, math.nan)
+        rows.append({"search": method, "candidates": n, col["paper_candidate_h"]: row["gpu_days"] * 24 / n,
+                     col["paper_days"]: row["gpu_days"], "source": row["source"]})
+    table = pd.DataFrame(rows, columns=["search", "candidates", *col.values(), "source"])
+    table["candidates"] = table["candidates"].astype("Int64")
+    return table
+
+
+def paper_scale(table: pd.DataFrame, device, reference: str = "random (this chapter)") -> list[str]:
+    """Sentences that read the table: this machine's extrapolated cost of a candidate (``reference``'s row),
+    the same candidates at the numbers of networks the papers trained, in this device's days, and the papers'
+    own GPU-days beside them -- each in its own unit."""
+    col, dev = columns(device), device_name(device)
+    ours = table[table["source"] == "measured on this machine"]
+    row = ours[ours["search"] == reference].iloc[0] if (ours["search"] == reference).any() else ours.iloc[0]
+    hours = float(row[col["candidate_h"]])
+    lo, hi = ours[col["search_days"]].min(), ours[col["search_days"]].max()
+    lines = [f"A candidate of {row['search']} at CIFAR-10 scale: {hours:.2f} {dev}-hours on this machine; this "
+             f"chapter's searches of {int(ours['candidates'].min())} to {int(ours['candidates'].max())} candidates: "
+             f"{lo:.2f} to {hi:.2f} {dev}-days."]
+    for method, n in PAPER_CANDIDATES.items():
+        paper = table[table["search"] == method].iloc[0]
+        lines.append(f"{n:,} such candidates, as many networks as {method} trained: {n * hours / 24:,.0f} "
+                     f"{dev}-days on this machine; the paper reports {paper[col['paper_days']]:,.0f} GPU-days "
+                     f"({paper[col['paper_candidate_h']]:.1f} GPU-hours a network) for larger networks on GPUs.")
+    lines.append(f"The {dev} columns and the GPU columns are different units: set side by side they give the order "
+                 f"of magnitude of full training, not a conversion from one device to the other.")
+    return lines

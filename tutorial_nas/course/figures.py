@@ -178,29 +178,34 @@ def _full_training(run):
 def _early_costs(run):
     import matplotlib.pyplot as plt
 
-    from ..analysis.costs import cost_table
+    from ..analysis.costs import columns, cost_table, device_name
 
     _, evaluator, history = run.chain
     table = cost_table({"random": history}, evaluator.data, epochs=run.profile.chain.epochs)
+    col, dev = columns(evaluator.data.device), device_name(evaluator.data.device)
+    ours = table[col["search_days"]].notna()
+    days = table[col["search_days"]].where(ours, table[col["paper_days"]])  # one bar a search, coloured by unit
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    colours = ["tab:blue" if "extrapolated" in u else "tab:red" for u in table["unit"]]
-    labels = [s.replace(" (this chapter)", f"\n({int(n)} candidates, this run)") if n == n and n else s
-              for s, n in zip(table["search"], table["candidates"])]
-    ax.barh(labels, table["cifar10_days"], color=colours)
+    colours = ["tab:blue" if o else "tab:red" for o in ours]
+    labels = [s.replace(" (this chapter)", f"\n({int(n)} candidates, this run)") if o else s
+              for s, n, o in zip(table["search"], table["candidates"], ours)]
+    ax.barh(labels, days, color=colours)
     ax.set_xscale("log")
-    ax.set_xlim(right=float(table["cifar10_days"].max()) * 10)  # room for the labels
+    ax.set_xlim(right=float(days.max()) * 10)  # room for the labels
     ax.invert_yaxis()
-    ax.set(xlabel="search cost (days, log scale)", title="What full training costs")
-    for y, v in enumerate(table["cifar10_days"]):
+    ax.set(xlabel=f"search cost (days, log scale: {dev}-days in blue, GPU-days in red)",
+           title="What full training costs")
+    for y, v in enumerate(days):
         ax.text(v, y, f" {v:,.0f}" if v >= 10 else f" {v:.2g}", va="center", fontsize=8)
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color="tab:red", label="published (GPU-days)"),
-                       Patch(color="tab:blue", label="this run, extrapolated to CIFAR-10 (CPU-days)")],
+                       Patch(color="tab:blue", label=f"this run, extrapolated to CIFAR-10 ({dev}-days)")],
               fontsize=8, loc="lower right")
     fig.tight_layout()
-    ours = table.iloc[0]
-    run.numbers["early_costs"] = {"ours_days": float(ours["cifar10_days"]), "ours_candidates": int(ours["candidates"])}
+    first = table.iloc[0]
+    run.numbers["early_costs"] = {"ours_days": float(first[col["search_days"]]),
+                                  "ours_candidates": int(first["candidates"])}
     return fig
 
 
