@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .errors import NASInputError
 from .evaluators import Evaluator, Result
+from .progress import tqdm
 
 CHECKPOINT_VERSION = 1
 _MAX_IN_FLIGHT = 4096  # candidates evaluated at once, at most (a sanity bound when a checkpoint is read)

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .data import Dataset, batches
 from .errors import NASInputError
+from .progress import tqdm
 
 # Where ``amp`` applies, in which precision: float16 with loss scaling on CUDA. The CPU is left out (its
 # bfloat16 autocast is slower than float32 on most CPUs); a test adds it to run this same code path there.

@@ -30,10 +30,10 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import NASInputError
 from ..evaluators import BenchmarkLookup
+from ..progress import tqdm
 from ..search import Budget, search
 
 # The four families that search through the benchmark (RS, EA, RL, SMBO); GO methods join via add_oneshot.

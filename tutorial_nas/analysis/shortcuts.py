@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import kendalltau, spearmanr
-from tqdm.auto import tqdm
 
 from ..errors import NASInputError
 from ..learning_curves import SRMShortcut
@@ -34,6 +33,7 @@ from ..predictors import (
     Shortcut,
     ZeroCostProxy,
 )
+from ..progress import tqdm
 from ..spaces.cell import NB201Space, to_str
 
 # Sizes used when ``profile_sizes`` leaves them out (the ``ci`` profile's, on the benchmark's recipe).

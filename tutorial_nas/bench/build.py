@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data import DATASETS, IMAGE_SIZE, load_dataset
 from ..errors import NASInputError, check_choice
 from ..ops import NB201_OPS
+from ..progress import tqdm
 from ..spaces import cell as nb201
 from ..train import TrainConfig
 from .stacked import train_stacked

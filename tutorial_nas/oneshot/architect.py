@@ -38,9 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from ..data import batches
+from ..progress import tqdm
 from ..search import history_frame
 from ..train import evaluate
 

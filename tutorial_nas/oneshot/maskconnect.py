@@ -28,10 +28,10 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..data import Dataset, batches
 from ..errors import NASInputError
+from ..progress import tqdm
 from ..train import evaluate
 
 _FLOOR = 1e-6  # the smallest sampling probability, so that K distinct inputs exist after clipping

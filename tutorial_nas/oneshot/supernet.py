@@ -32,12 +32,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..data import batches
 from ..errors import NASInputError, check_choice, check_positive
 from ..evaluators import Evaluator, Result
 from ..ops import NB201_OPS, nb201_op
+from ..progress import tqdm
 from ..search import history_frame
 from ..spaces.cell import EDGES, NB201Space, skeleton, to_str
 from ..strategies.random_search import RandomSearch

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from ..errors import NASInputError, check_choice, check_positive
+from ..progress import tqdm
 from ..search import history_frame
 from ..train import TrainConfig, count_params, evaluate, train
 
