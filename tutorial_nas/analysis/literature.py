@@ -10,8 +10,14 @@
 
 Every row names its ``source``; where sources disagree (ENAS's error, NASNet's GPU-days) the ``note`` says
 so. A number the source leaves out (N/A) stays empty, never zero. The families are those of the survey:
-RL (reinforcement learning), EA (evolution), GO (gradient optimisation, weight sharing included), RS (random
-search), SMBO (sequential model-based optimisation) and Human (hand-designed networks).
+RL (reinforcement learning), EA (evolution), GO (gradient optimisation), RS (random search), SMBO (sequential
+model-based optimisation) and Human (hand-designed networks). A method's ``family`` is how it searches;
+``survey_family`` keeps the survey's own grouping. The two differ where the survey puts weight-sharing methods
+under GO although none of them optimises the architecture by gradient (``regrouped`` lists them): ENAS trains
+its controller by REINFORCE (RL with weight sharing; Pham et al., ICML 2018), SMASH ranks randomly sampled
+architectures with hypernetwork-generated weights (Brock et al., ICLR 2018) and the one-shot model of Bender
+et al. (ICML 2018) ranks randomly sampled architectures with its shared weights (both RS). Colours and medians
+follow ``family``.
 
 The claims of the chapter are computed from the table, not typed: ``median_cost_by_family`` and
 ``best_nas_vs_best_human`` return their numbers with the one sentence they support.
@@ -34,9 +40,10 @@ FAMILY_NAMES = {"RL": "reinforcement learning", "EA": "evolution", "GO": "gradie
 COLORS = {"RL": "tab:red", "EA": "tab:green", "GO": "tab:blue", "RS": "tab:gray", "SMBO": "tab:purple",
           "Human": "black"}
 _COLUMNS = {
-    "cifar10": ["family", "method", "venue", "error", "params_m", "gpu_days", "source", "note"],
-    "imagenet": ["family", "method", "top1", "top5", "params_m", "input_size", "gpu_days", "source", "note"],
-    "nb201": ["family", "method", "search_s"]
+    "cifar10": ["family", "survey_family", "method", "venue", "error", "params_m", "gpu_days", "source", "note"],
+    "imagenet": ["family", "survey_family", "method", "top1", "top5", "params_m", "input_size", "gpu_days", "source",
+                 "note"],
+    "nb201": ["family", "survey_family", "method", "search_s"]
     + [f"{d}_{s}{std}" for d in ("c10", "c100", "in16") for s in ("valid", "test") for std in ("", "_std")]
     + ["source", "note"],
 }
@@ -45,7 +52,7 @@ _COLUMNS = {
 def _load(table: str) -> pd.DataFrame:
     df = pd.read_csv(CSV, keep_default_na=False, na_values=[""], dtype={"venue": str, "note": str})
     df = df[df["table"] == table][_COLUMNS[table]].reset_index(drop=True)
-    for col in ("family", "venue", "note"):
+    for col in ("family", "survey_family", "venue", "note"):
         if col in df:
             df[col] = df[col].fillna("")
     return df
@@ -64,6 +71,13 @@ def load_imagenet() -> pd.DataFrame:
 def load_nb201_table() -> pd.DataFrame:
     """NAS-Bench-201's Table 5: each method's search seconds and accuracies (mean, std) on three data sets."""
     return _load("nb201")
+
+
+def regrouped(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose family here is not the survey's, with the survey's grouping beside the one used here."""
+    _check_columns(df, ["family", "survey_family", "method"])
+    moved = df[df["family"] != df["survey_family"]]
+    return moved[["method", "survey_family", "family"]].rename(columns={"family": "family_here"})
 
 
 def _check_columns(df: pd.DataFrame, needed) -> None:
