@@ -17,7 +17,7 @@ import tutorial_nas
 from tutorial_nas.course.notebooks import CHAPTERS, SOLUTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = [ROOT / "notebooks" / f for f, _ in CHAPTERS.values()] + [ROOT / "notebooks" / f for f in SOLUTIONS.values()]
+NOTEBOOKS = [ROOT / "notebooks" / f for f in [f for f, _ in CHAPTERS.values()] + list(SOLUTIONS.values())]
 
 
 def setup_cell(path: Path) -> str:

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 from tutorial_nas import REPOSITORY
-from tutorial_nas.course.notebooks import CHAPTERS, SOLUTIONS, chapter_table, colab_url
+from tutorial_nas.course.notebooks import CHAPTERS, SOLUTIONS, chapter_table, colab_url, modules_used, package_map
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +46,22 @@ def test_readme_badges_come_from_the_one_repository_url():
         assert colab_url(filename) in readme
 
 
+def test_the_readme_maps_every_notebook_to_the_package_files_it_uses():
+    assert package_map() in (ROOT / "README.md").read_text()
+
+
+def test_the_map_follows_imports_to_the_defining_file_in_order(tmp_path):
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
+    nb = {"cells": [{**cell, "source": ["!pip install x\n", "from tutorial_nas.bench import load_benchmark\n"]},
+                    {**cell, "source": ["import numpy\n", "from tutorial_nas.course import viz\n",
+                                        "from tutorial_nas.bench.table import pack\n"]},
+                    {**cell, "source": ["def broken(:\n"]}]}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    assert modules_used(path) == ["tutorial_nas/bench/__init__.py", "tutorial_nas/course/viz.py",
+                                  "tutorial_nas/bench/table.py"]
+
+
 def test_every_chapter_has_its_exercises_and_a_solutions_notebook_that_it_links_to():
     notebooks = sorted(p.relative_to(ROOT / "notebooks").as_posix() for p in (ROOT / "notebooks").rglob("*.ipynb")
                        if ".ipynb_checkpoints" not in p.parts)
@@ -56,7 +72,8 @@ def test_every_chapter_has_its_exercises_and_a_solutions_notebook_that_it_links_
         assert re.search(r"^## .*Exercises", text, re.M), f"chapter {n} has no exercises section"
         assert SOLUTIONS[n].split("/")[-1] in text, f"chapter {n} does not link to its solutions"
         sol = json.loads((ROOT / "notebooks" / SOLUTIONS[n]).read_text())
-        assert colab_url(SOLUTIONS[n]) in "".join(next(c for c in sol["cells"] if c["cell_type"] == "markdown")["source"])
+        opening = next(c for c in sol["cells"] if c["cell_type"] == "markdown")
+        assert colab_url(SOLUTIONS[n]) in "".join(opening["source"])
 
 
 def test_each_notebook_opens_with_its_badge_and_installs_from_the_same_url():
