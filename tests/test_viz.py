@@ -75,3 +75,49 @@ def test_space_explorer_redraws_the_sample_for_the_chosen_seed(capsys):
     assert space_explorer(make_space("nb201")).children[0].value == 0
     with pytest.raises(NASInputError, match="no drawing"):
         space_explorer(make_space("darts"))
+
+
+def test_edge_entropy_is_log_k_when_uniform_and_zero_when_decided():
+    from tutorial_nas.course.viz import edge_entropy
+
+    assert edge_entropy(np.full((6, 5), 0.2)) == pytest.approx(np.log(5))
+    assert edge_entropy(np.eye(5)[:3]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_heatmaps_over_epochs_share_one_scale_centred_on_uniform():
+    rows = []
+    for e, peak in enumerate((0.2, 0.4, 0.9), start=1):  # edge 0 moves towards op 0 over the epochs
+        a = np.full((6, 5), 0.2)
+        a[0] = [peak] + [(1 - peak) / 4] * 4
+        rows.append({"epoch": e, "alphas": {"cell": a.tolist()}})
+    history = pd.DataFrame(rows)
+    history.attrs.update(ops=list(NB201_OPS), edges=[f"e{k}" for k in range(6)], cells=["cell"])
+    fig = alpha_heatmaps_over_epochs(history, epochs=[1])  # one epoch shown, the scale of the whole run
+    norm = fig.axes[0].images[0].norm
+    assert norm.vcenter == pytest.approx(0.2) and norm.vmax == pytest.approx(0.9)
+    fig = alpha_heatmaps_over_epochs(history)
+    norms = {id(ax.images[0].norm) for ax in fig.axes if ax.images}
+    assert len(norms) == 1  # one colour means one weight in every panel
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0].endswith("entropy 1.609") and not titles[-1].endswith("entropy 1.609")
+
+
+def _history(best_so_far_values, values):
+    return pd.DataFrame({"step": range(len(values)), "valid_acc": values, "best_valid_acc": best_so_far_values})
+
+
+def test_histories_keep_coinciding_lines_apart_and_scale_to_the_best_so_far():
+    from tutorial_nas.course.viz import line_style, plot_histories
+
+    assert len({(line_style(k)["linestyle"], line_style(k)["marker"]) for k in range(6)}) == 6
+    same = _history([90.0, 90.0, 91.0, 91.0], [90.0, 20.0, 91.0, 89.0])  # one candidate far below the rest
+    fig = plot_histories({"a": same, "b": same.copy()})
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if ln.get_label() in ("a", "b")]
+    assert len(lines) == 2 and lines[0].get_linestyle() != lines[1].get_linestyle()
+    assert lines[0].get_linewidth() > lines[1].get_linewidth()  # the first, under the second, stays visible
+    low = ax.get_ylim()[0]
+    assert 20.0 < low < 89.0  # the outlier does not squash the lines
+    assert any("2 candidate(s) below" in t.get_text() for t in ax.get_legend().get_texts())
+    close = _history([90.0, 90.0], [90.0, 88.0])
+    assert plot_histories({"a": close}).axes[0].get_ylim()[0] == pytest.approx(87.0)  # everything shown

@@ -159,57 +159,128 @@ def draw_search_loop() -> graphviz.Digraph:
     return dot
 
 
+_STYLES = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ((0, (5, 1, 1, 1)), "v"), ((0, (1, 3)), "P")]
+
+
+def line_style(k: int) -> dict:
+    """The k-th series' colour, line style and marker: lines that coincide stay told apart by their dashes."""
+    dash, marker = _STYLES[k % len(_STYLES)]
+    return {"color": f"C{k % 10}", "linestyle": dash, "marker": marker}
+
+
 def plot_histories(histories: dict, x: str = "step", ax=None, title: str | None = None):
-    """Validation accuracy of every evaluated candidate (dots) and the best so far (line), per strategy.
+    """Validation accuracy of every evaluated candidate (markers) and the best so far (line), per strategy.
 
     ``histories`` maps a strategy name to its History; ``x`` is ``"step"`` (trained candidates) or
-    ``"spent_s"`` (seconds charged)."""
+    ``"spent_s"`` (seconds charged). Each strategy has its own colour, dashes and marker, drawn thicker for
+    the first ones, so that best-so-far lines that coincide all stay visible. The y axis is scaled to the
+    best-so-far lines; candidates far below them are drawn on the lower edge (open triangles) and counted."""
     import matplotlib.pyplot as plt
 
     check_choice("x axis", x, ("step", "spent_s"))
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4))
+    histories = {name: h for name, h in histories.items() if len(h)}
+    n = len(histories)
+    low = _accuracy_floor([h["best_valid_acc"] for h in histories.values()],
+                          [h["valid_acc"] for h in histories.values()])
+    below = 0
     for k, (name, h) in enumerate(histories.items()):
-        colour = f"C{k}"
-        xs = h[x] + (1 if x == "step" else 0)
-        ax.scatter(xs, h["valid_acc"], s=12, alpha=0.4, color=colour)
-        ax.step(xs, h["best_valid_acc"], where="post", color=colour, label=name)
+        style = line_style(k)
+        xs = np.asarray(h[x], dtype=float) + (1 if x == "step" else 0)
+        acc = np.asarray(h["valid_acc"], dtype=float)
+        keep = acc >= low
+        below += int((~keep).sum())
+        ax.scatter(xs[keep], acc[keep], s=14, alpha=0.45, color=style["color"], marker=style["marker"],
+                   linewidths=0)
+        ax.scatter(xs[~keep], np.full((~keep).sum(), low), s=22, color=style["color"], marker="v",
+                   facecolors="none", clip_on=False)
+        ax.step(xs, h["best_valid_acc"], where="post", color=style["color"], linestyle=style["linestyle"],
+                linewidth=1.2 + 1.3 * (n - 1 - k) / max(1, n - 1), label=name, zorder=3 + k)
+    ax.set_ylim(bottom=low)
+    if x == "step":
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("trained candidates" if x == "step" else "seconds charged")
     ax.set_ylabel("validation accuracy (%)")
-    ax.legend()
-    if title:
-        ax.set_title(title)
+    if histories:
+        handles, labels = ax.get_legend_handles_labels()
+        if below:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], color="gray", marker="v", markerfacecolor="none", linestyle="none"))
+            labels.append(f"{below} candidate(s) below {low:.0f} %")
+        ax.legend(handles, labels, title="best so far", fontsize=8, title_fontsize=8)
+    ax.set_title(title or "Validation accuracy: every candidate and the best so far")
     return fig if fig is not None else ax.figure
 
 
-def alpha_heatmap(alphas, ops, edge_labels, ax=None, title: str | None = None):
-    """The softmaxed architecture weights (rows: edges, columns: ops) as an annotated heatmap."""
+def _accuracy_floor(best_curves, all_values) -> float:
+    """The lower y limit of an accuracy plot: all candidates when they lie close to the best-so-far lines,
+    else a margin under the lowest best-so-far value, so that the lines' differences fill the axis."""
+    best = np.concatenate([np.asarray(c, dtype=float) for c in best_curves]) if best_curves else np.zeros(1)
+    every = np.concatenate([np.asarray(c, dtype=float) for c in all_values]) if all_values else best
+    lowest_best, lowest, top = float(np.nanmin(best)), float(np.nanmin(every)), float(np.nanmax(every))
+    floor = lowest_best - max(2.0, 0.25 * (top - lowest_best))
+    return max(0.0, floor if lowest < floor else lowest - 1.0)
+
+
+def edge_entropy(alphas) -> float:
+    """Mean over edges (rows) of the entropy of softmaxed architecture weights, in nats; uniform: log K."""
+    a = np.clip(np.asarray(alphas, dtype=float), 1e-12, None)
+    a = a / a.sum(axis=1, keepdims=True)
+    return float(-(a * np.log(a)).sum(axis=1).mean())
+
+
+def alpha_norm(alphas_list, n_ops: int):
+    """A colour scale for softmaxed weights centred on uniform, 1/K (white): above it red, below blue, its ends
+    the most extreme weights of all the panels, so that one colour means one weight across epochs."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    uniform = 1.0 / n_ops
+    values = np.concatenate([np.asarray(a, dtype=float).ravel() for a in alphas_list])
+    span = max(float(np.abs(values - uniform).max()), 1e-3)  # a run that did not move shows as pale, not as noise
+    return TwoSlopeNorm(vcenter=uniform, vmin=max(0.0, uniform - span), vmax=min(1.0, uniform + span))
+
+
+def alpha_heatmap(alphas, ops, edge_labels, ax=None, title: str | None = None, norm=None, colorbar: bool = True):
+    """The softmaxed architecture weights (rows: edges, columns: ops) as an annotated heatmap.
+
+    Colours are centred on the uniform weight 1/K (white): red above, blue below. ``norm`` (from
+    :func:`alpha_norm`) shares one scale between several heatmaps; by default the scale spans this one."""
     import matplotlib.pyplot as plt
 
     a = np.asarray(alphas, dtype=float)
     if a.shape != (len(edge_labels), len(ops)):
         raise NASInputError(f"alphas have shape {a.shape}, but there are {len(edge_labels)} edges and "
                             f"{len(ops)} ops")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(ops), 0.8 + 0.35 * len(edge_labels)))
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(ops), 0.9 + 0.35 * len(edge_labels)))
     else:
         fig = ax.figure
-    im = ax.imshow(a, cmap="viridis", aspect="auto", vmin=0, vmax=max(a.max(), 1e-9))
+    norm = norm or alpha_norm([a], len(ops))
+    im = ax.imshow(a, cmap="RdBu_r", norm=norm, aspect="auto")
     ax.set_xticks(range(len(ops)), ops, rotation=45, ha="right")
     ax.set_yticks(range(len(edge_labels)), edge_labels)
+    digits = 2 if norm.vmax - norm.vmin > 0.05 else 3  # a run that barely moved needs the third decimal
     for (r, c), v in np.ndenumerate(a):
-        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                color="black" if v > 0.6 * a.max() else "white")
+        strong = abs(norm(v) - 0.5) > 0.35  # dark cell: white text
+        ax.text(c, r, f"{v:.{digits}f}", ha="center", va="center", fontsize=7, color="white" if strong else "black")
     if title:
-        ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
+        ax.set_title(title, fontsize=10)
+    if colorbar:
+        bar = fig.colorbar(im, ax=ax, fraction=0.04)
+        bar.set_label(f"softmax weight (white: uniform 1/{len(ops)})", fontsize=8)
+    if own:
+        fig.tight_layout()
     return fig
 
 
 def alpha_heatmaps_over_epochs(history, cell: str | None = None, epochs=None):
-    """One heatmap per chosen epoch (default: first, middle, last) of a ``darts_search`` History."""
+    """One heatmap per chosen epoch (default: first, middle, last) of a ``darts_search`` History, all on one
+    colour scale (that of every epoch of the run, so a slider over epochs keeps its colours), titled with the
+    mean edge entropy against the uniform log K."""
     import matplotlib.pyplot as plt
 
     if "alphas" not in getattr(history, "columns", ()) or not len(history):
@@ -224,9 +295,18 @@ def alpha_heatmaps_over_epochs(history, cell: str | None = None, epochs=None):
     rows = sorted({0, n // 2, n - 1}) if epochs is None else [int(e) - 1 for e in epochs]
     if not all(0 <= r < n for r in rows):
         raise NASInputError(f"epochs must be in 1..{n}, got {epochs!r}")
-    fig, axes = plt.subplots(1, len(rows), figsize=(1.2 + (0.9 * len(ops) + 1.5) * len(rows),
-                                                    0.8 + 0.35 * len(edges)), squeeze=False)
-    for ax, r in zip(axes[0], rows):
+    norm = alpha_norm([a[cell] for a in history["alphas"]], len(ops))
+    fig, axes = plt.subplots(1, len(rows), figsize=(1.6 + (0.9 * len(ops) + 0.9) * len(rows),
+                                                    1.2 + 0.35 * len(edges)), squeeze=False, layout="constrained")
+    for k, (ax, r) in enumerate(zip(axes[0], rows)):
         row = history.iloc[r]
-        alpha_heatmap(row["alphas"][cell], ops, edges, ax=ax, title=f"{cell}, epoch {int(row['epoch'])}")
+        a = row["alphas"][cell]
+        alpha_heatmap(a, ops, edges, ax=ax, norm=norm, colorbar=False,
+                      title=f"{cell}, epoch {int(row['epoch'])}: entropy {edge_entropy(a):.3f}")
+        if k:
+            ax.set_yticklabels([])
+    bar = fig.colorbar(axes[0][0].images[0], ax=axes[0].tolist(), fraction=0.03 if len(rows) > 1 else 0.05)
+    bar.set_label(f"softmax weight (white: uniform 1/{len(ops)})", fontsize=8)
+    fig.suptitle(f"Softmaxed architecture weights; mean edge entropy of uniform: log {len(ops)} = "
+                 f"{np.log(len(ops)):.3f}", fontsize=10)
     return fig
