@@ -148,13 +148,14 @@ def _full_training(run):
     import matplotlib.pyplot as plt
 
     from ..analysis.costs import CIFAR10, at_cifar10_scale
+    from .viz import line_style
 
     space, evaluator, history = run.chain
     c, data = run.profile.chain, evaluator.data
     fig, ax = plt.subplots(figsize=(7, 4))
-    for k, r in enumerate(history.itertuples()):
+    for k, r in enumerate(history.itertuples()):  # own dashes and marker each: equal curves stay visible
         curve = list(r.curve)
-        ax.plot(range(1, len(curve) + 1), curve, "o-", color=f"C{k}",
+        ax.plot(range(1, len(curve) + 1), curve, **line_style(k), linewidth=2.4 - 1.2 * k / max(1, len(history) - 1),
                 label=f"candidate {k + 1}: {r.cost_s:.1f} s, test {r.test_acc:.1f} %")
     chance = 100.0 / data.num_classes
     ax.axhline(chance, color="gray", ls=":", label=f"chance ({chance:.0f} %)")
@@ -260,13 +261,15 @@ def _darts_alphas(run):
     im = ax.imshow(move, cmap="RdBu_r", vmin=-span, vmax=span, aspect="auto")
     ax.set_xticks(range(len(ops)), ops, rotation=30, ha="right")
     ax.set_yticks(range(len(edges)), edges)
+    digits = 2 if span >= 0.5 else 3  # a run that barely moved needs the third decimal
     for (r, k), v in np.ndenumerate(move):
-        ax.text(k, r, f"{v:+.2f}", ha="center", va="center", fontsize=8)
+        text = f"{v:+.{digits}f}" if round(v, digits) else "0"  # never "-0.00"
+        ax.text(k, r, text, ha="center", va="center", fontsize=8, color="white" if abs(v) > 0.7 * span else "black")
     for r, op in enumerate(parse(last["arch"])):
         ax.add_patch(Rectangle((ops.index(op) - 0.5, r - 0.5), 1, 1, fill=False, lw=2.5, color="black"))
     ax.set_title(f"DARTS after {len(history)} epoch(s): softmax(alpha) - 1/{len(ops)}, "
                  f"percentage points (box: derived op)", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.colorbar(im, ax=ax, fraction=0.04).set_label("percentage points from uniform", fontsize=8)
     fig.tight_layout()
     rank = baseline_rank(run.bench, last["arch"])
     run.numbers["darts_run"] = {"epochs": len(history), "dataset": d.dataset, "seconds": seconds,
@@ -317,14 +320,24 @@ def _bench_distribution(run):
 
     bench, frame = run.bench, run.frame
     stats, resnet = bench.stats(), baseline_rank(bench)
+    acc = frame["test_acc"]
+    low = float(np.floor(acc.quantile(0.01)))  # the axis on the 99 % that hold the differences; the rest counted
+    hidden = int((acc < low).sum())
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    axes[0].hist(frame["test_acc"], bins=60, color="tab:blue", alpha=0.8)
+    axes[0].hist(acc.clip(lower=low), bins=60, range=(low, float(acc.max())), color="tab:blue", alpha=0.8,
+                 label=f"cells ({hidden} below {low:.0f} % in the first bar)" if hidden else "cells")
     axes[0].axvline(resnet["test_acc"], color="black", ls="--", label=f"ResNet cell ({resnet['test_acc']:.2f})")
     axes[0].axvline(stats["best_test_acc"], color="tab:red", label=f"best cell ({stats['best_test_acc']:.2f})")
-    axes[0].set(xlabel="test accuracy (%)", ylabel="cells", title=f"{len(frame):,} cells up to isomorphism")
+    axes[0].set(xlabel="test accuracy (%)", ylabel="cells",
+                title=f"Test accuracy of the {len(frame):,} cells (up to isomorphism)")
     axes[0].legend(fontsize=8, loc="upper left")
-    axes[1].scatter(frame["train_seconds"], frame["test_acc"], s=3, alpha=0.3)
-    axes[1].set(xlabel="seconds to train the cell", ylabel="test accuracy (%)", title="what each entry cost")
+    shown = acc >= low
+    axes[1].scatter(frame["train_seconds"][shown], acc[shown], s=3, alpha=0.3)
+    axes[1].set(xlabel="seconds to train the cell", ylabel="test accuracy (%)", ylim=(low, None),
+                title="Test accuracy against training time")
+    if hidden:
+        axes[1].text(0.98, 0.03, f"{hidden} cells below {low:.0f} % not shown", transform=axes[1].transAxes,
+                     ha="right", fontsize=8, color="dimgray")
     fig.tight_layout()
     agreement = stats["seed_agreement"]
     r = bench.recipe
@@ -399,14 +412,17 @@ def _latency_front(run):
     cells = [frame.arch.iloc[k] for k in rng.choice(len(frame), f.latency_cells, replace=False)]
     lat = cell_latencies(cells, run.bench, run.profile.device, repeats=f.latency_repeats)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    plot_front(lat.rename(columns={"valid_acc": "accuracy"}), ax=axes[0], title="accuracy vs latency")
-    axes[1].scatter(lat["flops"], lat["latency_ms"], s=14)
-    axes[1].set(xlabel="FLOPs", ylabel="latency (ms)", title="FLOPs vs latency")
+    plot_front(lat.rename(columns={"valid_acc": "accuracy"}), ax=axes[0],
+               title="Validation accuracy against latency measured here")
+    rho = float(spearmanr(lat["flops"], lat["latency_ms"])[0])
+    axes[1].scatter(lat["flops"] / 1e6, lat["latency_ms"], s=14)
+    axes[1].set(xlabel="FLOPs (millions)", ylabel="latency (ms)",
+                title=f"Latency against FLOPs: Spearman rho {rho:.2f}")
     fig.tight_layout()
     run.numbers["latency"] = {
         "cells": len(lat), "repeats": f.latency_repeats, "device": describe_device(run.profile.device),
         "min_ms": float(lat["latency_ms"].min()), "max_ms": float(lat["latency_ms"].max()),
-        "rho_flops": float(spearmanr(lat["flops"], lat["latency_ms"])[0]),
+        "rho_flops": rho,
         "rho_params": float(spearmanr(lat["params"], lat["latency_ms"])[0])}
     return fig
 
