@@ -43,6 +43,29 @@ COLUMNS = ["strategy", "seed", "step", "arch", "spent_s", "valid_acc", "test_acc
            "best_test_acc", "regret"]
 
 
+def budget_from_trainings(bench, trainings: float) -> Budget:
+    """A time budget worth ``trainings`` mean cell trainings of ``bench``: trainings x the table's mean seconds.
+
+    A budget in seconds is only meaningful against the table it is charged from: the same 140 s are 100
+    look-ups where a cell cost 1.4 s to train and 230 where it cost 0.6 s. Counting the budget in mean
+    trainings keeps the number of look-ups a run can afford when the table changes."""
+    if isinstance(trainings, bool) or not isinstance(trainings, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(trainings) or trainings <= 0:
+        raise NASInputError(f"trainings must be a number above zero (the profile's budget_trainings), got "
+                            f"{trainings!r}")
+    mean = float(bench.frame()["train_seconds"].mean())
+    return Budget(seconds=float(trainings) * mean)
+
+
+def profile_budget(profile, bench) -> Budget:
+    """The ``compare`` section's budget: ``budget_trainings`` mean cell trainings of ``bench`` (or, for a
+    profile that only names seconds, its ``budget_s``)."""
+    sizes = profile.compare.as_dict()
+    if "budget_trainings" in sizes:
+        return budget_from_trainings(bench, sizes["budget_trainings"])
+    return Budget.parse(f"{sizes['budget_s']}s")
+
+
 def _seeds(seeds) -> list:
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
@@ -223,10 +246,13 @@ def confidence_interval(values, level: float = 0.95) -> tuple:
 
 
 def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95):
-    """Mean test regret against the budget spent (log scale), a ``level`` t-band over seeds per strategy."""
+    """Mean test regret against the budget spent (log scale), a ``level`` t-band over seeds per strategy,
+    clipped to what a regret can take (from 0 to the best test accuracy)."""
     import matplotlib.pyplot as plt
 
     curves = anytime(df, grid)
+    ceiling = df.attrs.get("best_test_acc", 100.0)  # a regret lies between 0 and the best accuracy itself
+    ceiling = 100.0 if ceiling is None or not np.isfinite(ceiling) else float(ceiling)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -236,7 +262,8 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95):
         color = colors[i % len(colors)]
         n = part["seed"].nunique()
         ax.plot(budget, mean, color=color, label=f"{strategy} ({n} seeds)")
-        ax.fill_between(budget, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+        low, high = np.clip(mean - half, 0, ceiling), np.clip(mean + half, 0, ceiling)  # what a regret can take
+        ax.fill_between(budget, low, high, color=color, alpha=0.2, linewidth=0)
     ax.set_xscale("log")
     ax.set(xlabel="budget spent (seconds, log scale)", ylabel="test regret (accuracy points)",
            title=f"Anytime performance: mean regret, {int(level * 100)} % confidence band")
@@ -244,10 +271,12 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95):
     return ax
 
 
-def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95) -> pd.DataFrame:
+def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
     """Per strategy: the test accuracy of the final incumbent (for a one-shot run, the cell it derived last):
-    mean, std and t-interval over seeds, mean regret, and the p-value of a two-sided Mann-Whitney U test
-    against ``baseline`` (NaN when the baseline is absent)."""
+    mean, std and t-interval over seeds (clipped to the 0-100 % an accuracy can take), mean regret, the p-value
+    of a two-sided Mann-Whitney U test against ``baseline`` (NaN when the baseline is absent) and, in
+    ``vs_<baseline>``, the direction: "better" or "worse" where p < ``alpha`` (by the difference of the mean
+    ranks, the test's own statistic), else "not different"."""
     from scipy.stats import mannwhitneyu
 
     final = df.sort_values("step").groupby(["strategy", "seed"], sort=False).tail(1)
@@ -255,15 +284,41 @@ def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95)
     rows = []
     for strategy, acc in groups.items():
         mean, half = confidence_interval(acc, level)
-        p = np.nan
+        p, verdict = np.nan, ""
         if baseline in groups and strategy != baseline:
-            p = float(mannwhitneyu(acc, groups[baseline], alternative="two-sided").pvalue)
+            test = mannwhitneyu(acc, groups[baseline], alternative="two-sided")
+            p = float(test.pvalue)
+            # U counts the pairs (this run, a baseline run) this strategy wins: above half of them, it ranks higher
+            higher = test.statistic > len(acc) * len(groups[baseline]) / 2
+            verdict = ("better" if higher else "worse") if p < alpha else "not different"
         rows.append({"strategy": strategy, "seeds": len(acc), "mean_test_acc": mean,
                      "std_test_acc": float(np.std(acc, ddof=1)) if len(acc) > 1 else np.nan,
-                     "ci_low": mean - half, "ci_high": mean + half,
+                     "ci_low": max(0.0, mean - half), "ci_high": min(100.0, mean + half),
                      "mean_regret": float(df.attrs.get("best_test_acc", np.nan) - mean),
-                     f"p_vs_{baseline}": p})
-    return pd.DataFrame(rows).sort_values("mean_test_acc", ascending=False).set_index("strategy")
+                     f"p_vs_{baseline}": p, f"vs_{baseline}": verdict})
+    table = pd.DataFrame(rows).sort_values("mean_test_acc", ascending=False).set_index("strategy")
+    table.attrs.update(alpha=alpha, baseline=baseline, level=level)
+    return table
+
+
+def verdicts(table: pd.DataFrame, baseline: str = "random") -> str:
+    """The final table's tests in words: which strategies are better than ``baseline``, which are worse and
+    which are not shown to differ, at the level the table was made with (a table from ``final_table``)."""
+    alpha = table.attrs.get("alpha", 0.05)
+    column = f"vs_{baseline}"
+    if column not in table:
+        raise NASInputError(f"the table has no column {column!r}: pass final_table(df, baseline={baseline!r})")
+    if baseline not in table.index:
+        raise NASInputError(f"{baseline!r} is not in the table; run it to test the others against it")
+    parts = []
+    for key in ("better", "worse", "not different"):
+        names = table.index[table[column] == key].tolist()
+        listed = ", ".join(f"{n} ({table.loc[n, 'mean_test_acc']:.2f} %, p = {table.loc[n, f'p_vs_{baseline}']:.2g})"
+                           for n in names) or "none"
+        parts.append(f"  {key:13s} {listed}")
+    head = (f"Against {baseline} ({table.loc[baseline, 'mean_test_acc']:.2f} %), two-sided rank-sum tests at the "
+            f"{100 * alpha:g} % level:")
+    return "\n".join([head, *parts])
 
 
 def baseline_rank(bench, arch=RESNET_CELL) -> dict:
@@ -315,11 +370,13 @@ ONESHOT = {"darts": "DARTS (first order) on the NAS-Bench-201 supernet",
            "spos": "SPOS (uniformly sampled paths, then evolution scored with the shared weights)"}
 
 
-def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progress: bool = False) -> list:
+def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progress: bool = False,
+                 epochs=None) -> list:
     """One History per seed of a one-shot ``method`` (``ONESHOT``) on the NAS-Bench-201 supernet.
 
-    Sizes come from the profile's ``compare`` section (``oneshot_epochs``, ``oneshot_candidates``, its data
-    set); the derived cells are looked up in ``bench`` for their test accuracy (the report only: a DARTS or
+    Sizes come from the profile's ``compare`` section (``oneshot_candidates``, its data set, and the supernet's
+    epochs: ``<method>_epochs`` where the section sets it, else ``oneshot_epochs``; ``epochs`` overrides
+    both); the derived cells are looked up in ``bench`` for their test accuracy (the report only: a DARTS or
     GDAS run returns the cell derived at its end), and every run is charged the wall seconds it took here,
     supernet training included.
     """
@@ -338,21 +395,83 @@ def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progre
         bench = load_benchmark()
     if data is None:
         data = load_dataset(s.oneshot_dataset, image_size=s.oneshot_image_size, device=profile.device)
+    epochs = _epochs(s.as_dict(), method) if epochs is None else epochs
     runs = []
     for seed in _seeds(seeds):
         if method in ("rsws", "spos"):
             ws_method = "rs-ws" if method == "rsws" else method
-            history = weight_sharing_search(method=ws_method, data=data, epochs=s.oneshot_epochs, C=profile.cell.C,
+            history = weight_sharing_search(method=ws_method, data=data, epochs=epochs, C=profile.cell.C,
                                             N=profile.cell.N, batch_size=s.oneshot_batch_size, seed=seed,
                                             n_candidates=s.oneshot_candidates, bench=bench, progress=progress,
                                             stem_stride=s.oneshot_stem_stride)
         else:
-            history = darts_search(space="nb201", data=data, method=method, epochs=s.oneshot_epochs,
+            history = darts_search(space="nb201", data=data, method=method, epochs=epochs,
                                    C=profile.cell.C, N=profile.cell.N, batch_size=s.oneshot_batch_size,
                                    seed=seed, progress=progress, bench=bench)
         history.attrs["seed"] = seed
         runs.append(history)
     return runs
+
+
+def _epochs(sizes: dict, method: str):
+    """The supernet epochs of ``method``: its own ``<method>_epochs`` in the section, else ``oneshot_epochs``."""
+    return sizes.get(f"{method}_epochs", sizes["oneshot_epochs"])
+
+
+FAR_ABOVE_CHANCE = 0.5  # "far above chance": at least half of the way from chance to 100 %
+NEAR_CHANCE = 0.1  # "near chance": less than a tenth of the way
+
+
+def supernet_accuracy(history) -> dict:
+    """What a one-shot run's supernet achieves on the validation split with its shared weights, at the end.
+
+    DARTS: the supernet itself (every edge the softmax mixture of its ops); GDAS: the path it derives (the
+    argmax op of each edge); RS-WS, SPOS, ENAS: the candidates it scored (their mean and best). BN statistics
+    are recalibrated for what is measured in every case (the methods' own evaluation)."""
+    if "ws_acc" in history:
+        return {"accuracy": float(history["ws_acc"].mean()), "best": float(history["ws_acc"].max()),
+                "measured": f"mean over the {len(history)} cells it scored"}
+    strategy = history.attrs.get("strategy", "darts")
+    what = "the derived path (argmax op per edge)" if strategy == "gdas" else "the mixture of all ops"
+    last = float(history["valid_acc"].iloc[-1])
+    return {"accuracy": last, "best": last, "measured": what}
+
+
+def oneshot_report(runs: dict, budget, num_classes: int = 10) -> pd.DataFrame:
+    """One row per one-shot run (``runs``: method -> its Histories): the wall seconds it used against
+    ``budget`` (a ``Budget`` in seconds, the look-up strategies' own), the supernet's validation accuracy
+    (``supernet_accuracy``) against chance (100 / ``num_classes`` %), and two verdicts in words.
+
+    ``trained`` is "far above chance" when the accuracy is at least ``FAR_ABOVE_CHANCE`` of the way from chance
+    to 100 %, "near chance" below ``NEAR_CHANCE`` of the way (a ranking with such a supernet says little), else
+    "above chance, not far". ``budget_use`` says whether the run stayed within the budget."""
+    budget = Budget.parse(budget)
+    if budget.seconds is None:
+        raise NASInputError(f"oneshot_report compares wall seconds with a budget in seconds, got {budget}")
+    chance = 100.0 / num_classes
+    far, near = (chance + share * (100.0 - chance) for share in (FAR_ABOVE_CHANCE, NEAR_CHANCE))
+    rows = []
+    for method, histories in runs.items():
+        for i, history in enumerate([runs[method]] if isinstance(histories, pd.DataFrame) else histories):
+            acc = supernet_accuracy(history)
+            wall = float(history["wall_s"].iloc[-1])
+            rows.append({"method": method, "seed": int(history.attrs.get("seed", i)),
+                         "epochs": _history_epochs(history), "wall_s": wall,
+                         "budget_share": wall / budget.seconds,
+                         "budget_use": "within the budget" if wall <= budget.seconds else "over the budget",
+                         "supernet_acc": acc["accuracy"], "measured": acc["measured"], "chance": chance,
+                         "trained": "far above chance" if acc["accuracy"] >= far else
+                         "near chance" if acc["accuracy"] < near else "above chance, not far",
+                         "arch": history["arch"].iloc[-1] if "epoch" in history else
+                         history["arch"].iloc[int(history["ws_acc"].to_numpy().argmax())]})
+    return pd.DataFrame(rows)
+
+
+def _history_epochs(history) -> float:
+    if "epoch" in history:
+        return float(history["epoch"].iloc[-1])
+    budget = str(history.attrs.get("budget", ""))
+    return float(budget.split()[0]) if budget[:1].isdigit() else float("nan")
 
 
 def parse_strategies(text) -> tuple:
@@ -399,9 +518,9 @@ def run_cli_compare(args) -> dict:
     seeds = profile.compare.seeds if args.seeds is None else args.seeds
     if not isinstance(seeds, int) or seeds < 1:
         raise NASInputError(f"--seeds must be a whole number of at least 1, got {seeds!r}")
-    budget = Budget.parse(args.budget if args.budget is not None else f"{profile.compare.budget_s}s")
     progress, start = not args.json, time.perf_counter()
     bench = load_benchmark()
+    budget = Budget.parse(args.budget) if args.budget is not None else profile_budget(profile, bench)
     if discrete:
         df = compare(make_space("nb201"), discrete, seeds, budget, bench=bench, progress=progress,
                      workers=getattr(args, "workers", 1))
