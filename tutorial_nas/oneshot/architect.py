@@ -32,6 +32,7 @@ incumbent is the latest row, never the epoch a benchmark likes best.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ import torch
 import torch.nn as nn
 
 from ..data import batches
+from ..errors import NASInputError
 from ..progress import tqdm
 from ..search import history_frame
 from ..train import evaluate
@@ -123,6 +125,27 @@ class Architect:
         for a, g in zip(self.model.arch_parameters(), grads):
             a.grad = g
         self.optimizer.step()
+
+
+# DARTS' search on CIFAR-10: 50 epochs of 25,000 images per half at batch 64, ~391 steps an epoch. GDAS keeps
+# DARTS' architecture learning rate and batch but searches 240 epochs (Dong & Yang, CVPR 2019): one sampled
+# operation per edge makes an epoch cheap, and each alpha gets a gradient only through the sampled path.
+DARTS_ARCH_LR, DARTS_SEARCH_STEPS, GDAS_SEARCH_STEPS = 3e-4, 50 * 391, 240 * 391
+
+
+def search_steps(data, epochs: int, batch_size: int) -> int:
+    """The architecture steps ``bilevel_search`` takes: one per minibatch of the half of the training split
+    that trains the weights (``Dataset.split_train``), every epoch."""
+    return epochs * math.ceil(len(data.train_y) // 2 / batch_size)
+
+
+def scaled_arch_lr(steps: int, lr: float = DARTS_ARCH_LR, reference_steps: int = DARTS_SEARCH_STEPS) -> float:
+    """An architecture learning rate for a search of ``steps`` steps that gives the alphas the travel DARTS'
+    Adam has over its own search: Adam moves a parameter by at most about ``lr`` a step, so ``lr * steps`` is
+    kept (3e-4 x 19,550 ~ 5.9). A short search gets a proportionally larger step; DARTS' own length, DARTS' lr."""
+    if not isinstance(steps, int) or steps <= 0:
+        raise NASInputError(f"steps must be a positive whole number, got {steps!r}")
+    return lr * reference_steps / steps
 
 
 @dataclass

@@ -290,6 +290,17 @@ def _limit_skips(W: np.ndarray, derive, skip: int, limit: int | None):
         W[min(skips)[1], skip] = -np.inf
 
 
+def mean_entropy(weights) -> float:
+    """The mean over edges of the entropy (in nats) of softmaxed alphas (rows: edges, each summing to 1), as
+    ``History["alphas"]`` keeps them: log(number of ops) while the weights are uniform, 0 once every edge has
+    put all its weight on one op."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or not np.allclose(w.sum(axis=1), 1.0, atol=1e-4) or (w < 0).any():
+        raise NASInputError(f"expected softmaxed alphas (rows of non-negative weights summing to 1), got an "
+                            f"array of shape {w.shape}; pass History['alphas'].iloc[-1][cell]")
+    return float(-(w * np.log(np.clip(w, 1e-300, None))).sum(axis=1).mean())
+
+
 def _softmax(alpha) -> np.ndarray:
     a = torch.as_tensor(alpha).detach().double()
     return F.softmax(a, dim=-1).cpu().numpy()
