@@ -77,13 +77,6 @@ def test_space_explorer_redraws_the_sample_for_the_chosen_seed(capsys):
         space_explorer(make_space("darts"))
 
 
-def test_edge_entropy_is_log_k_when_uniform_and_zero_when_decided():
-    from tutorial_nas.course.viz import edge_entropy
-
-    assert edge_entropy(np.full((6, 5), 0.2)) == pytest.approx(np.log(5))
-    assert edge_entropy(np.eye(5)[:3]) == pytest.approx(0.0, abs=1e-9)
-
-
 def test_heatmaps_over_epochs_share_one_scale_centred_on_uniform():
     rows = []
     for e, peak in enumerate((0.2, 0.4, 0.9), start=1):  # edge 0 moves towards op 0 over the epochs

@@ -225,13 +225,6 @@ def _accuracy_floor(best_curves, all_values) -> float:
     return max(0.0, floor if lowest < floor else lowest - 1.0)
 
 
-def edge_entropy(alphas) -> float:
-    """Mean over edges (rows) of the entropy of softmaxed architecture weights, in nats; uniform: log K."""
-    a = np.clip(np.asarray(alphas, dtype=float), 1e-12, None)
-    a = a / a.sum(axis=1, keepdims=True)
-    return float(-(a * np.log(a)).sum(axis=1).mean())
-
-
 def alpha_norm(alphas_list, n_ops: int):
     """A colour scale for softmaxed weights centred on uniform, 1/K (white): above it red, below blue, its ends
     the most extreme weights of all the panels, so that one colour means one weight across epochs."""
@@ -295,6 +288,8 @@ def alpha_heatmaps_over_epochs(history, cell: str | None = None, epochs=None):
     rows = sorted({0, n // 2, n - 1}) if epochs is None else [int(e) - 1 for e in epochs]
     if not all(0 <= r < n for r in rows):
         raise NASInputError(f"epochs must be in 1..{n}, got {epochs!r}")
+    from ..oneshot.darts import mean_entropy
+
     norm = alpha_norm([a[cell] for a in history["alphas"]], len(ops))
     fig, axes = plt.subplots(1, len(rows), figsize=(1.6 + (0.9 * len(ops) + 0.9) * len(rows),
                                                     1.2 + 0.35 * len(edges)), squeeze=False, layout="constrained")
@@ -302,7 +297,7 @@ def alpha_heatmaps_over_epochs(history, cell: str | None = None, epochs=None):
         row = history.iloc[r]
         a = row["alphas"][cell]
         alpha_heatmap(a, ops, edges, ax=ax, norm=norm, colorbar=False,
-                      title=f"{cell}, epoch {int(row['epoch'])}: entropy {edge_entropy(a):.3f}")
+                      title=f"{cell}, epoch {int(row['epoch'])}: entropy {mean_entropy(a):.3f}")
         if k:
             ax.set_yticklabels([])
     bar = fig.colorbar(axes[0][0].images[0], ax=axes[0].tolist(), fraction=0.03 if len(rows) > 1 else 0.05)
