@@ -1,0 +1,47 @@
+"""Chapter 3's notebook and its solutions keep their promises: the code it shows exists in the package, it prints
+its cost, and every exercise it sets has a worked solution."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tutorial_nas.course.notebooks import CHAPTERS, SOLUTIONS
+from tutorial_nas.course.source import source
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTER = ROOT / "notebooks" / CHAPTERS[3][0]
+SOLVED = ROOT / "notebooks" / SOLUTIONS[3]
+
+
+def cells(path: Path, kind: str) -> list:
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == kind]
+
+
+def test_every_source_the_chapter_shows_is_the_package_s():
+    names = re.findall(r'show_source\("([^"]+)"\)', "\n".join(cells(CHAPTER, "code")))
+    assert len(names) >= 6  # the aging step, the BANANAS acquisition and round, REINFORCE's loss and step
+    for name in names:
+        assert source(name).path.startswith("tutorial_nas/"), name
+
+
+def test_the_chapter_prints_its_plan_after_the_setup_cell():
+    code = cells(CHAPTER, "code")
+    assert "setup(seed=0)" in code[0] and "plan_line(profile, chapter=3)" in code[1]
+
+
+def test_every_exercise_has_a_worked_solution():
+    text = "\n".join(cells(CHAPTER, "markdown"))
+    exercises = text[text.index("## Exercises"):]
+    numbers = [int(n) for n in re.findall(r"^(\d+)\. ", exercises, flags=re.M)]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 8
+    solved = [int(n) for n in re.findall(r"^\*\*(\d+)\. ", "\n".join(cells(SOLVED, "markdown")), flags=re.M)]
+    assert solved == numbers
+    assert SOLVED.name in exercises  # the chapter links to them
+
+
+@pytest.mark.parametrize("path", [CHAPTER, SOLVED], ids=["chapter", "solutions"])
+def test_the_setup_cell_is_the_chapters_own(path):
+    first = json.loads(CHAPTER.read_text())["cells"][1]
+    assert cells(path, "code")[0] == "".join(first["source"])
