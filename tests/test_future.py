@@ -79,14 +79,14 @@ def test_gains_compare_the_same_cell():
     import pandas as pd
 
     table = pd.DataFrame([
-        {"role": "best", "arch": "a", "trick": "baseline", "test_acc": 90.0},
-        {"role": "best", "arch": "a", "trick": "all", "test_acc": 92.0},
-        {"role": "random 1", "arch": "b", "trick": "baseline", "test_acc": 80.0},
-        {"role": "random 1", "arch": "b", "trick": "all", "test_acc": 81.0},
+        {"role": "search 1", "group": "search", "arch": "a", "seed": 0, "trick": "baseline", "test_acc": 90.0},
+        {"role": "search 1", "group": "search", "arch": "a", "seed": 0, "trick": "all", "test_acc": 92.0},
+        {"role": "random 1", "group": "random", "arch": "b", "seed": 0, "trick": "baseline", "test_acc": 80.0},
+        {"role": "random 1", "group": "random", "arch": "b", "seed": 0, "trick": "all", "test_acc": 81.0},
     ])
     g = tricks.gains(table).set_index("what")["gain"]
     assert g["trick: all"] == pytest.approx(1.5)
-    assert g["search: best vs median trained cell"] == pytest.approx(10.0)
+    assert g["search: picked vs random cells"] == pytest.approx(10.0)
 
 
 # --- latency and the Pareto front ---------------------------------------------------------------------------

@@ -212,5 +212,22 @@ def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
     return front[cols].drop_duplicates("arch").sort_values("latency_ms").reset_index(drop=True)
 
 
+def front_reach(front: pd.DataFrame, others: dict) -> pd.DataFrame:
+    """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
+    search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
+    ``summarize_front``): ``dominated`` by a front cell, ``on the front`` (neither dominates), or ``beyond``
+    it (more accurate than every front cell). One row per name, with the front's best accuracy."""
+    points = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
+    rows = []
+    for name, row in others.items():
+        acc, lat = float(row["accuracy"]), float(row["latency_ms"])
+        beaten = ((points[:, 0] >= acc) & (points[:, 1] <= lat) & ((points[:, 0] > acc) | (points[:, 1] < lat)))
+        where = ("dominated" if beaten.any() else
+                 "beyond the front (more accurate than all of it)" if acc > points[:, 0].max() else "on the front")
+        rows.append({"cell": name, "accuracy": acc, "latency_ms": lat, "front_best_accuracy": points[:, 0].max(),
+                     "where": where})
+    return pd.DataFrame(rows)
+
+
 __all__ = ["measure_latency", "cell_model", "cell_latencies", "pareto_front", "mnas_reward", "LatencyAware",
-           "pareto_search", "plot_front", "summarize_front"]
+           "pareto_search", "plot_front", "summarize_front", "front_reach"]

@@ -1,32 +1,40 @@
 """Why supernets mislead, measured: DARTS collapse and its remedies, ranking quality, multi-model forgetting.
 
 - Collapse (Zela et al., ICLR 2020; DARTS+; P-DARTS): as a DARTS search goes on, parameter-free skip
-  connections take over the derived cell. ``darts_remedies`` reads one plain DARTS run and derives, epoch by
+  connections take over the derived cell. ``collapse_table`` counts, epoch by epoch, the parameter-free edges
+  of the derived cell and the entropy of the alphas; ``collapse_verdict`` says in words whether the count rose.
+  ``darts_remedies`` reads one plain DARTS run and derives, epoch by
   epoch, what the two remedies would return: P-DARTS' cap on skip connections (``skip_limit``) and DARTS+'
   early stopping (``early_stop``). Neither remedy changes the supernet's training, only which cell is read off
   it, so both are exact re-readings of the same run (``darts_search(skip_limit=..., early_stop=...)`` gives the
   same cells; the tests check it).
 - Ranking (Yu, Sciuto et al., ICLR 2020): ``ranking_over_training`` trains a uniform single-path supernet
-  epoch by epoch and after each epoch measures Kendall's tau between the shared-weight accuracy of a fixed set
-  of cells and their benchmark accuracy.
-- Multi-model forgetting (Benyahia et al., ICML 2019): ``forgetting`` trains the supernet on all paths, then
-  only on *other* paths, and tracks the shared-weight accuracy of a fixed set of paths as it drifts.
+  under one cosine schedule and at checkpoints measures Kendall's tau between the shared-weight accuracy of a
+  fixed set of cells and their benchmark accuracy; ``learned_verdict`` says whether the supernet has learned
+  (its shared-weight accuracy far above chance) before anything is read from its ranking.
+- Multi-model forgetting (Benyahia et al., ICML 2019): ``forgetting`` trains the supernet on all paths (or
+  starts from a trained one), then only on *other* paths, and tracks the shared-weight accuracy of a fixed set
+  of paths as it drifts; ``forgetting_verdict`` says whether the kept paths lost accuracy or only gained less.
   ``forgetting_per_step`` measures it as Zhang et al. (CVPR 2020) define it, the accuracy a previously trained
   path loses when one step trains a new path, for uniform sampling and for NSAS (``oneshot.nsas``).
 """
 
 from __future__ import annotations
 
+import copy
+import math
+
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from scipy.stats import kendalltau
 
 from ..errors import NASInputError
 from ..evaluators import Result
 from ..oneshot.darts import derive_nb201
 from ..oneshot.nsas import step_forgetting
-from ..oneshot.supernet import Supernet, train_supernet
+from ..oneshot.supernet import Supernet, minibatch_training, train_supernet
 from ..spaces.cell import NB201Space, parse, to_str
 from ..strategies.random_search import RandomSearch
 
@@ -78,6 +86,65 @@ def plot_remedies(table: pd.DataFrame, axes=None):
     return axes
 
 
+PARAM_FREE = ("none", "skip_connect", "avg_pool_3x3")  # the NB201 operations without weights
+
+
+def collapse_table(history: pd.DataFrame) -> pd.DataFrame:
+    """Per epoch of a DARTS or GDAS run on ``nb201``: the derived cell, how many of its 6 edges hold each
+    parameter-free op (``n_skip``, ``n_none``, ``n_pool``) and all of them together (``param_free``), the mean
+    per-edge entropy of the softmaxed alphas (``entropy``; uniform over 5 ops: log 5) and, where the run had a
+    benchmark, the cell's ``test_acc``."""
+    if "alphas" not in history or history.attrs.get("space") != "nb201":
+        raise NASInputError("collapse_table needs the History of darts_search(space='nb201')")
+    rows = []
+    for _, row in history.iterrows():
+        ops = parse(row["arch"])
+        p = np.clip(np.asarray(row["alphas"]["cell"], dtype=float), 1e-300, None)
+        rows.append({"epoch": int(row["epoch"]), "arch": row["arch"],
+                     "n_skip": ops.count("skip_connect"), "n_none": ops.count("none"),
+                     "n_pool": ops.count("avg_pool_3x3"), "param_free": sum(op in PARAM_FREE for op in ops),
+                     "entropy": float(-(p * np.log(p)).sum(axis=1).mean()),
+                     "test_acc": float(row.get("test_acc", float("nan")))})
+    return pd.DataFrame(rows)
+
+
+def collapse_verdict(table: pd.DataFrame) -> str:
+    """Whether the parameter-free edges of the derived cell rose over the search, in words, from the counts of
+    ``collapse_table``: the mean count over the first third of the epochs against the last third. They rose if
+    the mean grew by half an edge or more; a collapse is a rise that leaves at least 4 of the 6 edges of the
+    last cell without parameters."""
+    n = len(table)
+    third = max(1, n // 3)
+    early, late = table["param_free"].iloc[:third].mean(), table["param_free"].iloc[-third:].mean()
+    skips_early, skips_late = table["n_skip"].iloc[:third].mean(), table["n_skip"].iloc[-third:].mean()
+    span = (f"parameter-free edges of the derived cell (of 6): {early:.1f} on average over the first "
+            f"{third} epoch(s), {late:.1f} over the last {third} (skip connections: {skips_early:.1f} -> "
+            f"{skips_late:.1f}); the last cell has {int(table['param_free'].iloc[-1])}")
+    if n < 2:
+        return span + ": one epoch cannot show a trend"
+    if late >= early + 0.5 and table["param_free"].iloc[-1] >= 4:
+        return span + ": they rose, and most of the cell is now without parameters -- the collapse"
+    if late >= early + 0.5:
+        return span + ": they rose, but not to a cell mostly without parameters -- no full collapse"
+    return span + ": they did not rise -- no collapse in this run"
+
+
+def plot_collapse(table: pd.DataFrame, ax=None):
+    """Stacked bars: the derived cell's edges holding none, skip_connect and avg_pool_3x3, epoch by epoch."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    bottom = np.zeros(len(table))
+    for col, label in (("n_skip", "skip_connect"), ("n_none", "none"), ("n_pool", "avg_pool_3x3")):
+        ax.bar(table["epoch"], table[col], bottom=bottom, label=label, width=0.8)
+        bottom += table[col].to_numpy()
+    ax.set(xlabel="search epoch", ylabel="edges of the derived cell (of 6)", ylim=(0, 6.5),
+           title="Parameter-free edges of the DARTS cell")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
 class _Paths:
     """A strategy that proposes uniformly from a fixed list of cells (only ``ask`` is used in training)."""
 
@@ -92,49 +159,93 @@ class _Paths:
         pass
 
 
-def _supernet(data, C: int, N: int, stem_stride: int, seed: int) -> Supernet:
+def make_supernet(data, C: int = 8, N: int = 1, stem_stride: int = 2, seed: int = 0) -> Supernet:
+    """A fresh single-path supernet for ``data`` (its weights drawn from ``seed``)."""
     torch.manual_seed(seed)
     return Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
+
 
 
 def _scores(supernet: Supernet, cells: list, data, batch_size: int) -> list:
     return [supernet.score(parse(c), data, batch_size=batch_size) for c in cells]
 
 
-def ranking_over_training(data, bench, cells: list, epochs: int = 3, C: int = 8, N: int = 1,
-                          stem_stride: int = 2, batch_size: int = 128, seed: int = 0) -> pd.DataFrame:
-    """Train a uniform single-path supernet one epoch at a time; after each epoch, Kendall's tau between the
-    shared-weight accuracy of ``cells`` and their benchmark validation accuracy. One row per epoch, with the
-    scores. Each epoch is a fresh cosine cycle of ``train_supernet``: a schedule of restarts."""
+def ranking_over_training(data, bench, cells: list, epochs: int = 3, checkpoints=None, C: int = 8, N: int = 1,
+                          stem_stride: int = 2, batch_size: int = 128, lr: float = 0.1, seed: int = 0,
+                          supernet: Supernet | None = None) -> pd.DataFrame:
+    """Train a uniform single-path supernet for ``epochs`` under one cosine schedule (SGD with Nesterov
+    momentum, one uniformly random path per minibatch: SPOS' and RS-WS' first stage); after each epoch listed
+    in ``checkpoints`` (default: every epoch), Kendall's tau between the shared-weight accuracy of ``cells``
+    (BN recalibrated) and their benchmark validation accuracy. One row per checkpoint, with the scores.
+
+    ``supernet``: train this one in place (``make_supernet``) to use it afterwards, e.g. for ``forgetting``."""
     if not isinstance(epochs, int) or epochs < 1:
         raise NASInputError(f"epochs must be a whole number >= 1, got {epochs!r}")
     if len(cells) < 3:
         raise NASInputError(f"a ranking needs at least 3 cells, got {len(cells)}")
+    checkpoints = sorted(set(range(1, epochs + 1) if checkpoints is None else checkpoints))
+    if not checkpoints or not all(isinstance(c, int) and 1 <= c <= epochs for c in checkpoints):
+        raise NASInputError(f"checkpoints are epochs from 1 to {epochs}, got {checkpoints!r}")
     truth = [bench.query(c)["valid_acc"] for c in cells]
-    supernet, strategy, rows = _supernet(data, C, N, stem_stride, seed), RandomSearch(NB201Space(), seed=seed), []
-    for epoch in range(1, epochs + 1):
-        log = train_supernet(supernet, data, strategy, epochs=1, batch_size=batch_size, seed=seed + epoch,
-                             progress=False)
+    supernet = make_supernet(data, C, N, stem_stride, seed) if supernet is None else supernet
+    per_epoch = max(1, math.ceil(len(data.train_y) / batch_size))
+    space, rng, rows = NB201Space(), np.random.default_rng(seed), []
+    losses = []  # the training loss of every step since the last checkpoint
+
+    def record(epoch):
         scores = _scores(supernet, cells, data, batch_size)
-        tau = kendalltau(scores, truth).statistic
-        rows.append({"epoch": epoch, "kendall_tau": float(tau), "train_loss": log["loss"][-1],
+        rows.append({"epoch": epoch, "kendall_tau": float(kendalltau(scores, truth).statistic),
+                     "train_loss": float(np.mean(losses)) if losses else float("nan"),
                      "mean_ws_acc": float(np.mean(scores)), "ws_acc": scores})
+        losses.clear()
+        supernet.train()
+
+    def loss_of(xb, yb, step, total):
+        if step and step % per_epoch == 0 and step // per_epoch in checkpoints:
+            record(step // per_epoch)  # the end of a checkpoint epoch, before the next step
+        loss = F.cross_entropy(supernet(xb, space.sample(rng)), yb)
+        losses.append(loss.item())
+        return loss
+
+    opt = torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    minibatch_training(supernet, data, epochs, batch_size, opt, seed, loss_of)
+    if epochs in checkpoints:
+        record(epochs)
     out = pd.DataFrame(rows)
     out.attrs["bench_valid_acc"] = truth
     return out
 
 
+def learned_verdict(accuracy: float, num_classes: int = 10, what: str = "mean shared-weight accuracy") -> str:
+    """Whether an accuracy (%) is far above chance, in words: far above means more than halfway from chance
+    (100 / classes) to 100 %."""
+    chance = 100.0 / num_classes
+    halfway = chance + (100.0 - chance) / 2
+    if accuracy >= halfway:
+        verdict = f"far above chance (more than halfway from it to 100 %, {halfway:.0f} %): the supernet has learned"
+    elif accuracy >= chance + 10:
+        verdict = (f"above chance but less than halfway to 100 % ({halfway:.0f} %): the supernet is still "
+                   f"learning, read its ranking with care")
+    else:
+        verdict = "near chance: the supernet has not learned, and a ranking by it is noise"
+    return f"{what} {accuracy:.1f} % against {chance:.0f} % chance: {verdict}"
+
+
 def forgetting(data, kept: list, others: list, warm_epochs: int = 1, epochs: int = 2, C: int = 8, N: int = 1,
-               stem_stride: int = 2, batch_size: int = 128, seed: int = 0) -> pd.DataFrame:
-    """Multi-model forgetting: train the supernet on uniform paths for ``warm_epochs``, then for ``epochs``
-    epochs on ``others`` only; after the warm-up and after each later epoch, the shared-weight accuracy of
-    every cell of ``kept`` (which is no longer trained) and, for reference, of the trained ``others``.
-    One row per (epoch, cell)."""
+               stem_stride: int = 2, batch_size: int = 128, seed: int = 0,
+               supernet: Supernet | None = None) -> pd.DataFrame:
+    """Multi-model forgetting: train the supernet on uniform paths for ``warm_epochs`` (or start from a copy
+    of the trained ``supernet``, which is left as it is), then for ``epochs`` epochs on ``others`` only; after
+    the warm-up and after each later epoch, the shared-weight accuracy of every cell of ``kept`` (which is no
+    longer trained) and, for reference, of the trained ``others``. One row per (epoch, cell)."""
     if not kept or not others:
         raise NASInputError("forgetting needs a non-empty list of kept cells and of other cells")
-    supernet = _supernet(data, C, N, stem_stride, seed)
-    train_supernet(supernet, data, RandomSearch(NB201Space(), seed=seed), epochs=warm_epochs,
-                   batch_size=batch_size, seed=seed, progress=False)
+    if supernet is None:
+        supernet = make_supernet(data, C, N, stem_stride, seed)
+        train_supernet(supernet, data, RandomSearch(NB201Space(), seed=seed), epochs=warm_epochs,
+                       batch_size=batch_size, seed=seed, progress=False)
+    else:
+        supernet = copy.deepcopy(supernet)
     rows, strategy = [], _Paths(others, seed)
 
     def record(epoch):
@@ -150,16 +261,62 @@ def forgetting(data, kept: list, others: list, warm_epochs: int = 1, epochs: int
     return pd.DataFrame(rows)
 
 
-def forgetting_per_step(data, methods=("uniform", "nsas"), **options) -> pd.DataFrame:
+def forgetting_verdict(table: pd.DataFrame) -> str:
+    """What ``forgetting``'s table shows, in words: the change of the kept paths' mean shared-weight accuracy
+    from the start to the last epoch, beside the trained paths' change."""
+    mean = table.groupby(["group", "epoch"])["ws_acc"].mean().unstack()
+    kept, trained = mean.loc["kept (not trained)"], mean.loc["others (trained)"]
+    d_kept, d_trained = kept.iloc[-1] - kept.iloc[0], trained.iloc[-1] - trained.iloc[0]
+    text = (f"after {int(kept.index[-1])} epoch(s) on the other paths only, the kept paths went from "
+            f"{kept.iloc[0]:.1f} % to {kept.iloc[-1]:.1f} % ({d_kept:+.1f} points), the trained ones "
+            f"{d_trained:+.1f} points: ")
+    if d_kept < -1:
+        return text + "the kept paths lost accuracy they had -- forgetting"
+    if d_kept <= 1:
+        return text + ("the kept paths held their accuracy" + (" while the trained ones gained: they fell behind"
+                                                             if d_trained > d_kept + 1 else ""))
+    if d_trained > d_kept + 1:
+        return text + ("the kept paths gained too, through the shared weights, only less than the trained "
+                       "ones: no forgetting here, but their standing shifts towards what was trained last")
+    return text + "the kept paths gained as much as the trained ones: no forgetting here"
+
+
+def forgetting_per_step(data, methods=("uniform", "nsas"), n_boot: int = 2000, **options) -> pd.DataFrame:
     """Zhang et al.'s forgetting (``oneshot.nsas.step_forgetting``) for each of ``methods`` from the same
-    warmed-up supernet, paths and minibatches: one row per method with the mean and the share of steps that
-    forgot (``forgetting`` > 0); ``attrs["steps"]`` holds every step."""
+    warmed-up supernet (or a copy of ``supernet=``, a trained one), paths and minibatches: one row per method
+    with the mean forgetting (accuracy points lost by the previous path in one step) and its 95 % bootstrap
+    interval over the steps, the share of steps that forgot (``forgetting`` > 0) and the previous paths' mean
+    accuracy before the step; ``attrs["steps"]`` holds every step."""
     steps = pd.concat([step_forgetting(data, method, **options) for method in methods], ignore_index=True)
     out = steps.groupby("method", sort=False).agg(mean_forgetting=("forgetting", "mean"),
                                                   share_forgot=("forgetting", lambda f: float((f > 0).mean())),
                                                   mean_before=("before", "mean")).reset_index()
+    rng = np.random.default_rng(0)
+    for i, method in enumerate(out["method"]):
+        f = steps.loc[steps["method"] == method, "forgetting"].to_numpy()
+        boot = f[rng.integers(0, len(f), (n_boot, len(f)))].mean(axis=1)
+        out.loc[i, ["low", "high"]] = np.percentile(boot, [2.5, 97.5])
     out.attrs["steps"] = steps
     return out
+
+
+def forgetting_per_step_verdict(table: pd.DataFrame) -> str:
+    """Uniform sampling against NSAS on ``forgetting_per_step``'s table, in words, by their intervals."""
+    rows = table.set_index("method")
+    text = "; ".join(f"{m}: {r.mean_forgetting:+.2f} points a step [{r.low:+.2f}, {r.high:+.2f}], "
+                     f"{r.share_forgot:.0%} of the steps forgot" for m, r in rows.iterrows())
+    if not {"uniform", "nsas"} <= set(rows.index):
+        return text
+    u, n = rows.loc["uniform"], rows.loc["nsas"]
+    if u.low > 0:
+        text += ". Uniform sampling forgets (its interval lies above 0)"
+    else:
+        text += ". Uniform sampling shows no forgetting its interval can tell from 0"
+    if n.high < u.low:
+        return text + "; NSAS forgets less (the intervals do not overlap): Zhang et al.'s finding, reproduced"
+    if n.low > u.high:
+        return text + "; NSAS forgets more here (the intervals do not overlap), against Zhang et al.'s finding"
+    return text + "; the intervals of NSAS and uniform sampling overlap: this run cannot tell them apart"
 
 
 def plot_forgetting(table: pd.DataFrame, ax=None):

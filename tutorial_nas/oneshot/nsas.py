@@ -24,6 +24,7 @@ paper's RandomNAS-NSAS variant); the GDAS variant is not built here.
 """
 from __future__ import annotations
 
+import copy
 from collections import deque
 
 import numpy as np
@@ -142,23 +143,28 @@ def batch_accuracy(supernet: Supernet, cell, x, y) -> float:
 
 def step_forgetting(data, method: str = "nsas", warm_epochs: float = 1, steps: int = 50, window: int = 1,
                     C: int = 8, N: int = 1, batch_size: int = 128, lr: float = 0.05, subset_size: int = 8,
-                    eval_size: int = 500, seed: int = 0, stem_stride: int = 1):
+                    eval_size: int = 500, seed: int = 0, stem_stride: int = 1, supernet: Supernet | None = None):
     """Zhang et al.'s forgetting: after ``warm_epochs`` of uniform training, ``steps`` steps each on a new
     uniform path a_t (``method="uniform"``) or on a_t with the constraint subset (``"nsas"``); before and after
     each step, the accuracy on ``eval_size`` validation images of the ``window`` paths trained in the steps
     before. Forgetting = accuracy before - accuracy after (positive: the step made the supernet forget).
 
     Both methods start from the same warmed-up weights and see the same paths and minibatches; NSAS's subset
-    starts empty and fills during its first ``subset_size`` steps. One row per
-    (step, previous path): ``step``, ``arch``, ``before``, ``after``, ``forgetting``, ``method``.
+    starts empty and fills during its first ``subset_size`` steps. With ``supernet`` (a trained one) the
+    steps start from a copy of it instead of a warm-up (the sizes C, N, stem_stride are then its own), and it
+    is left as it is. One row per (step, previous path): ``step``, ``arch``, ``before``, ``after``,
+    ``forgetting``, ``method``.
     """
     import pandas as pd
 
     check_choice("forgetting method", method, ("uniform", "nsas"))
     if not isinstance(steps, int) or steps < 2 or not isinstance(window, int) or window < 1:
         raise NASInputError(f"steps must be a whole number >= 2 and window >= 1, got {steps!r}, {window!r}")
-    supernet, _ = train_nsas(data, warm_epochs, C, N, batch_size, lr, subset_size=0, seed=seed,
-                             stem_stride=stem_stride)
+    if supernet is None:
+        supernet, _ = train_nsas(data, warm_epochs, C, N, batch_size, lr, subset_size=0, seed=seed,
+                                 stem_stride=stem_stride)
+    else:
+        supernet = copy.deepcopy(supernet)
     subset = ConstraintSubset(subset_size, seed=seed) if method == "nsas" else None
     opt = _optimiser(supernet, lr)  # a constant rate: no schedule over so few steps
     gen, rng, space = torch.Generator().manual_seed(seed + 1), np.random.default_rng(seed + 1), NB201Space()

@@ -1,0 +1,168 @@
+"""Chapter 4's supernet analyses: the collapse counted epoch by epoch, a supernet trained under one schedule
+with checkpoints, whether it has learned, forgetting from a trained supernet, and each verdict in words."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tutorial_nas.analysis import supernets as sa
+from tutorial_nas.data import load_dataset
+from tutorial_nas.errors import NASInputError
+from tutorial_nas.oneshot import nsas
+from tutorial_nas.ops import NB201_OPS
+from tutorial_nas.spaces.cell import NB201Space, to_str
+
+torch.set_num_threads(1)
+
+
+class Table:
+    """Answers like ``Benchmark.query``: accuracy grows with the convolutions in the cell."""
+
+    def query(self, arch, epoch=None):
+        acc = 60.0 + 5 * str(arch).count("nor_conv")
+        return {"valid_acc": acc, "test_acc": acc - 1}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_dataset("digits").subset(0.2)
+
+
+def history(cells, alphas):
+    frame = pd.DataFrame({"epoch": range(1, len(cells) + 1), "arch": [to_str(c) for c in cells],
+                          "alphas": [{"cell": a} for a in alphas], "test_acc": 50.0})
+    frame.attrs["space"] = "nb201"
+    return frame
+
+
+def test_collapse_table_counts_parameter_free_edges_and_the_entropy():
+    conv, skip, none, pool = "nor_conv_3x3", "skip_connect", "none", "avg_pool_3x3"
+    cells = [(conv,) * 6, (skip, conv, conv, none, pool, conv), (skip,) * 4 + (none, pool)]
+    uniform = np.full((6, 5), 0.2)
+    peaked = np.full((6, 5), 1e-9)
+    peaked[:, 0] = 1.0
+    table = sa.collapse_table(history(cells, [uniform, uniform, peaked]))
+    assert table["param_free"].tolist() == [0, 3, 6]
+    assert table["n_skip"].tolist() == [0, 1, 4] and table["n_none"].tolist() == [0, 1, 1]
+    assert table["n_pool"].tolist() == [0, 1, 1]
+    assert table["entropy"].iloc[0] == pytest.approx(np.log(5)) and table["entropy"].iloc[2] < 1e-6
+    with pytest.raises(NASInputError):
+        sa.collapse_table(history(cells, [uniform] * 3).drop(columns="alphas"))
+
+
+def test_collapse_verdict_follows_the_counts():
+    def verdict(counts):
+        return sa.collapse_verdict(pd.DataFrame({"param_free": counts, "n_skip": counts}))
+
+    assert "the collapse" in verdict([1, 1, 2, 4, 5, 6])
+    assert "no full collapse" in verdict([0, 0, 1, 1, 2, 2])
+    assert "did not rise" in verdict([4, 4, 4, 3, 3, 3])
+    assert "one epoch" in verdict([5])
+    # a run measured at CPU scale (N=3, arch lr 3e-2, 30 epochs): pooling early, skip connections and none late
+    measured = [4, 3, 4, 3, 4, 5, 5, 5, 5, 5, 6, 5, 5, 6, 6, 6, 6, 6, 6, 6, 5, 6, 6, 5, 5, 5, 5, 5, 5, 5]
+    assert verdict(measured).endswith("the collapse")
+    assert "did not rise" in verdict([5, 5, 5, 5, 5, 5])
+
+
+def test_learned_verdict_reads_the_accuracy_against_chance():
+    assert "far above chance" in sa.learned_verdict(92.0)
+    assert "still learning" in sa.learned_verdict(34.0)
+    assert "near chance" in sa.learned_verdict(14.0)
+    assert "far above" in sa.learned_verdict(80.0, num_classes=2) and "near chance" in sa.learned_verdict(52.0, 2)
+
+
+def test_ranking_trains_under_one_schedule_and_scores_at_checkpoints(tiny):
+    rng, space = np.random.default_rng(0), NB201Space()
+    cells = [to_str(space.sample(rng)) for _ in range(5)]
+    supernet = sa.make_supernet(tiny, C=4, stem_stride=1)
+    start = copy.deepcopy(supernet.state_dict())
+    r = sa.ranking_over_training(tiny, Table(), cells, epochs=3, checkpoints=(1, 3), C=4, stem_stride=1,
+                                 batch_size=64, supernet=supernet)
+    assert r["epoch"].tolist() == [1, 3] and r["kendall_tau"].between(-1, 1).all()
+    assert len(r["ws_acc"].iloc[0]) == 5 and np.isfinite(r["train_loss"]).all()
+    assert any(not torch.equal(start[k], v) for k, v in supernet.state_dict().items())  # trained in place
+    # one cosine schedule over the 3 epochs: the same weights as an uninterrupted run of 3 epochs
+    other = sa.make_supernet(tiny, C=4, stem_stride=1)
+    again = sa.ranking_over_training(tiny, Table(), cells, epochs=3, checkpoints=(3,), C=4, stem_stride=1,
+                                     batch_size=64, supernet=other)
+    assert again["ws_acc"].iloc[-1] == pytest.approx(r["ws_acc"].iloc[-1])
+    for k, v in supernet.state_dict().items():
+        if v.is_floating_point() and "running" not in k:
+            assert torch.allclose(v, other.state_dict()[k], atol=1e-5), k
+    with pytest.raises(NASInputError):
+        sa.ranking_over_training(tiny, Table(), cells, epochs=2, checkpoints=(3,))
+
+
+def test_forgetting_from_a_trained_supernet_leaves_it_unchanged(tiny):
+    rng, space = np.random.default_rng(1), NB201Space()
+    cells = [to_str(space.sample(rng)) for _ in range(4)]
+    supernet = sa.make_supernet(tiny, C=4, stem_stride=1)
+    before = copy.deepcopy(supernet.state_dict())
+    f = sa.forgetting(tiny, cells[:2], cells[2:], epochs=1, batch_size=64, supernet=supernet)
+    assert len(f) == 2 * 4 and set(f["epoch"]) == {0, 1}
+    for k, v in supernet.state_dict().items():
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(before[k], v), k
+    rows = nsas.step_forgetting(tiny, "uniform", steps=3, batch_size=32, eval_size=64, supernet=supernet)
+    assert len(rows) == 2 and np.allclose(rows["forgetting"], rows["before"] - rows["after"])
+    for k, v in supernet.state_dict().items():
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(before[k], v), k
+
+
+def forgetting_frame(kept, trained):
+    rows = []
+    for group, accs in (("kept (not trained)", kept), ("others (trained)", trained)):
+        rows += [{"epoch": e, "group": group, "arch": "a", "ws_acc": a} for e, a in enumerate(accs)]
+    return pd.DataFrame(rows)
+
+
+def test_forgetting_verdict_says_whether_the_kept_paths_lost_or_gained():
+    assert "forgetting" in sa.forgetting_verdict(forgetting_frame([80, 70], [80, 90])).split(": ")[-1]
+    gained = sa.forgetting_verdict(forgetting_frame([16, 21], [16, 26]))
+    assert "gained too" in gained and "no forgetting" in gained
+    assert "held" in sa.forgetting_verdict(forgetting_frame([50, 50.5], [50, 60]))
+
+
+def test_per_step_verdict_compares_the_intervals():
+    def table(u, n):
+        return pd.DataFrame([{"method": "uniform", "mean_forgetting": u[0], "low": u[1], "high": u[2],
+                              "share_forgot": 0.6},
+                             {"method": "nsas", "mean_forgetting": n[0], "low": n[1], "high": n[2],
+                              "share_forgot": 0.4}])
+
+    assert "reproduced" in sa.forgetting_per_step_verdict(table((3, 2, 4), (0.5, 0, 1)))
+    assert "cannot tell" in sa.forgetting_per_step_verdict(table((3, 1, 5), (2, 0.5, 3.5)))
+    assert "against Zhang" in sa.forgetting_per_step_verdict(table((0.5, 0, 1), (3, 2, 4)))
+    assert "no forgetting its interval" in sa.forgetting_per_step_verdict(table((0.2, -0.5, 1), (0.1, -1, 1)))
+
+
+def test_per_step_table_has_intervals_around_the_mean(tiny):
+    supernet = sa.make_supernet(tiny, C=4, stem_stride=1)
+    t = sa.forgetting_per_step(tiny, steps=4, batch_size=32, eval_size=64, subset_size=2, supernet=supernet)
+    assert t["method"].tolist() == ["uniform", "nsas"]
+    assert (t["low"] <= t["mean_forgetting"] + 1e-9).all() and (t["mean_forgetting"] <= t["high"] + 1e-9).all()
+
+
+def test_param_free_ops_are_the_ops_without_weights():
+    from tutorial_nas.ops import nb201_op
+
+    for op in NB201_OPS:
+        has_weights = any(p.numel() for p in nb201_op(op, 4).parameters())
+        assert (op in sa.PARAM_FREE) == (not has_weights), op
+
+
+def test_plot_collapse_stacks_the_three_counts():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    table = pd.DataFrame({"epoch": [1, 2], "n_skip": [1, 3], "n_none": [2, 1], "n_pool": [0, 2]})
+    ax = sa.plot_collapse(table)
+    tops = {}
+    for bar in ax.patches:
+        x = round(bar.get_x() + bar.get_width() / 2)
+        tops[x] = max(tops.get(x, 0), bar.get_y() + bar.get_height())
+    assert tops == {1: 3, 2: 6}  # each epoch's bars reach its parameter-free count
