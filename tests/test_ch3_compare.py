@@ -147,3 +147,24 @@ def test_the_oneshot_report_judges_each_supernet_and_its_budget():
 def test_each_oneshot_method_may_have_its_own_epochs():
     sizes = {"oneshot_epochs": 2, "gdas_epochs": 20}
     assert C._epochs(sizes, "gdas") == 20 and C._epochs(sizes, "darts") == 2
+
+
+def test_darts_and_gdas_get_an_architecture_learning_rate_scaled_to_their_steps(monkeypatch):
+    from tutorial_nas.data import load_dataset
+    from tutorial_nas.oneshot import architect, darts
+
+    seen = []
+
+    def fake_search(**kwargs):
+        seen.append((kwargs["method"], kwargs["epochs"], kwargs["config"].a_lr))
+        return history_frame([{"step": 0, "arch": "a", "valid_acc": 50.0, "test_acc": 50.0}], {})
+
+    monkeypatch.setattr(darts, "darts_search", fake_search)
+    data = load_dataset("digits", image_size=8)
+    profile = get_profile("ci", "cpu")
+    for method in ("darts", "gdas"):
+        C.oneshot_runs(method, 1, profile, bench=object(), data=data, epochs=4)
+    steps = architect.search_steps(data, 4, profile.compare.oneshot_batch_size)
+    assert seen == [("darts", 4, pytest.approx(3e-4 * architect.DARTS_SEARCH_STEPS / steps)),
+                    ("gdas", 4, pytest.approx(3e-4 * architect.GDAS_SEARCH_STEPS / steps))]
+    assert seen[1][2] > seen[0][2] > 3e-4  # a short search steps harder than DARTS' own

@@ -370,15 +370,25 @@ ONESHOT = {"darts": "DARTS (first order) on the NAS-Bench-201 supernet",
            "spos": "SPOS (uniformly sampled paths, then evolution scored with the shared weights)"}
 
 
+def darts_config(method: str, data, epochs: int, batch_size: int):
+    """DARTS' recipe with the architecture learning rate scaled to this search's steps (``scaled_arch_lr``): the
+    alphas travel as far as in the method's own search (DARTS' 50 epochs, GDAS' 240), so that a short search
+    derives a cell from weights that have moved, not from the argmax of nearly uniform ones."""
+    from ..oneshot.architect import DARTS_SEARCH_STEPS, GDAS_SEARCH_STEPS, DartsConfig, scaled_arch_lr, search_steps
+
+    reference = GDAS_SEARCH_STEPS if method == "gdas" else DARTS_SEARCH_STEPS
+    return DartsConfig(a_lr=scaled_arch_lr(search_steps(data, epochs, batch_size), reference_steps=reference))
+
+
 def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progress: bool = False,
                  epochs=None) -> list:
     """One History per seed of a one-shot ``method`` (``ONESHOT``) on the NAS-Bench-201 supernet.
 
     Sizes come from the profile's ``compare`` section (``oneshot_candidates``, its data set, and the supernet's
     epochs: ``<method>_epochs`` where the section sets it, else ``oneshot_epochs``; ``epochs`` overrides
-    both); the derived cells are looked up in ``bench`` for their test accuracy (the report only: a DARTS or
-    GDAS run returns the cell derived at its end), and every run is charged the wall seconds it took here,
-    supernet training included.
+    both; DARTS and GDAS with ``darts_config``'s architecture learning rate); the derived cells are looked up in
+    ``bench`` for their test accuracy (the report only: a DARTS or GDAS run returns the cell derived at its end),
+    and every run is charged the wall seconds it took here, supernet training included.
     """
     from ..data import load_dataset
     from ..oneshot.darts import darts_search
@@ -407,7 +417,8 @@ def oneshot_runs(method: str, seeds, profile=None, bench=None, data=None, progre
         else:
             history = darts_search(space="nb201", data=data, method=method, epochs=epochs,
                                    C=profile.cell.C, N=profile.cell.N, batch_size=s.oneshot_batch_size,
-                                   seed=seed, progress=progress, bench=bench)
+                                   seed=seed, progress=progress, bench=bench,
+                                   config=darts_config(method, data, epochs, s.oneshot_batch_size))
         history.attrs["seed"] = seed
         runs.append(history)
     return runs
