@@ -29,23 +29,28 @@ PROFILES: dict[str, dict[str, dict]] = {
         "train": dict(epochs=3, batch_size=128, lr=0.05),
         "chain": dict(max_layers=4, filters=(8, 16, 32), dataset="digits", image_size=8, epochs=3, batch_size=32,
                       lr=0.1, budget=6, population=3,
-                      genetic_nodes=(3, 4)),
+                      genetic_nodes=(3, 4), exercise_seeds=2, exercise_epochs=1, exercise_candidates=4,
+                      exercise_bench_seeds=3, exercise_bench_budget=40),
         "cell": dict(C=8, N=1, stem_stride=2, dataset="mnist5k", image_size=14),
         "darts": dict(C=4, layers=3, N=1, epochs=2, batch_size=64, dataset="digits", image_size=8,
-                      train_epochs=3, nb201_epochs=3, data_fraction=0.4),
-        "oneshot": dict(epochs=2, batch_size=128, eval_cells=20, controller_steps=30, train_epochs=1,
+                      train_epochs=3, nb201_epochs=3, data_fraction=0.4, gdas_epochs=4, gdas_nb201_epochs=6),
+        "oneshot": dict(epochs=2, batch_size=128, eval_cells=15, controller_steps=10, train_epochs=1,
                         early_epoch=1, predictor_cells=200, proxy_batch=64, morph_steps=2, morph_children=3,
-                        morph_epochs=1),
-        # budget_s: about 100 x the shipped table's mean training seconds per cell (1.40 s): ~100 look-ups a run
-        "compare": dict(seeds=30, budget_s=140, trials=100,
+                        morph_epochs=1, nsas=False, hier_epochs=0.5, hier_budget=2, blockqnn_budget=60,
+                        mask_epochs=0.5),
+        # budget_trainings: the look-up strategies' budget in mean cell trainings of the table (~100 look-ups a
+        # run, whatever a cell cost to train; compare.profile_budget); budget_s: the same on a table of 1.40 s a
+        # cell, for the plan and the figures. The supernets' epochs: oneshot_epochs (DARTS), gdas_, rsws_epochs.
+        "compare": dict(seeds=30, budget_trainings=100, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
-                        oneshot=("darts", "gdas", "rsws"), oneshot_seeds=2, oneshot_epochs=1,
-                        oneshot_candidates=10, oneshot_batch_size=64, oneshot_dataset="digits",
+                        oneshot=("darts", "gdas", "rsws"), oneshot_seeds=2, oneshot_epochs=1, gdas_epochs=1,
+                        rsws_epochs=2, oneshot_candidates=10, oneshot_batch_size=64, oneshot_dataset="digits",
                         oneshot_image_size=8, oneshot_stem_stride=1),
-        "future": dict(trick_cells=1, tricks=("baseline", "label_smoothing"), longer=2, cutout_size=4,
-                       darts_epochs=2, darts_fraction=0.5, ws_epochs=2, ws_cells=8, ws_batch=64,
-                       forget_cells=3, forget_epochs=1, latency_cells=12, latency_repeats=5,
-                       search_cycles=40),
+        "future": dict(trick_cells=1, trick_seeds=1, search_seeds=1, search_budget=30,
+                       tricks=("baseline", "label_smoothing"), longer=2, cutout_size=4,
+                       darts_epochs=3, darts_fraction=0.5, darts_N=1, darts_arch_lr=3e-2, ws_epochs=3,
+                       ws_checkpoints=(1, 3), ws_cells=8, ws_batch=64, forget_cells=3, forget_epochs=1,
+                       forget_steps=6, latency_cells=12, latency_repeats=5, search_cycles=40, dpp_keep=2),
         # `tutorial-nas figures` (the slides' figures): the chapters' functions, ci well under a minute on 2 cores
         "figures": dict(chain_candidates=2, darts_epochs=2,
                         compare_strategies=("random", "regularized", "reinforce", "bo"), compare_seeds=6),
@@ -55,24 +60,40 @@ PROFILES: dict[str, dict[str, dict]] = {
         "train": dict(epochs=5, batch_size=128, lr=0.05),
         "chain": dict(max_layers=6, filters=(16, 32, 64), dataset="mnist5k", image_size=14, epochs=4,
                       batch_size=64, lr=0.1, budget=20,
-                      population=8, genetic_nodes=(3, 4, 5)),
+                      population=8, genetic_nodes=(3, 4, 5),
+                      # chapter 1's solutions: searches of `budget` candidates at `exercise_epochs` epochs over
+                      # `exercise_seeds` seeds, then `exercise_bench_seeds` x `exercise_bench_budget` look-ups
+                      exercise_seeds=3, exercise_epochs=1, exercise_candidates=10, exercise_bench_seeds=10,
+                      exercise_bench_budget=300),
         "cell": dict(C=8, N=1, stem_stride=2, dataset="mnist5k", image_size=14),
         # the DARTS space at layers=5, 8 epochs, all of mnist5k: 107 s an epoch first order, 280 s second
-        # order on 2 cores; these sizes keep chapter 2 within its 20 minutes
+        # order on 2 cores; these sizes keep chapter 2 within its 20 minutes. GDAS, about a fifth of DARTS'
+        # cost an epoch, runs 4x the epochs (its paper: 240 epochs to DARTS' 50); the chapter scales the
+        # architecture learning rate to the steps (oneshot.architect.scaled_arch_lr)
         "darts": dict(C=8, layers=3, N=1, epochs=3, batch_size=64, dataset="mnist5k", image_size=14,
-                      train_epochs=5, nb201_epochs=10, data_fraction=0.5),
-        "oneshot": dict(epochs=10, batch_size=128, eval_cells=100, controller_steps=100, train_epochs=1,
+                      train_epochs=5, nb201_epochs=10, data_fraction=0.5, gdas_epochs=12, gdas_nb201_epochs=40),
+        # the supernets of the shortcut table: 40 epochs of 16 steps, enough for shared weights far above
+        # chance (8 epochs of a uniform single-path supernet leave it near 34 %); NSAS (9x SPOS) only on a GPU
+        "oneshot": dict(epochs=40, batch_size=64, eval_cells=100, controller_steps=10, train_epochs=1,
                         early_epoch=1, predictor_cells=300, proxy_batch=64, morph_steps=4, morph_children=4,
-                        morph_epochs=1),
-        "compare": dict(seeds=100, budget_s=140, trials=100,
+                        morph_epochs=1, nsas=False, hier_epochs=1, hier_budget=4, blockqnn_budget=150,
+                        mask_epochs=1),
+        # the supernets far above chance (measured: DARTS' mixture ~95 % after 6 epochs, GDAS' derived path ~93 %
+        # after 30, RS-WS' scored cells ~78 % on average after 30; GDAS and RS-WS epochs are the cheaper ones)
+        "compare": dict(seeds=100, budget_trainings=100, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
-                        oneshot=("darts", "gdas", "rsws"), oneshot_seeds=3, oneshot_epochs=2,
-                        oneshot_candidates=30, oneshot_batch_size=64, oneshot_dataset="mnist5k",
+                        oneshot=("darts", "gdas", "rsws"), oneshot_seeds=3, oneshot_epochs=6, gdas_epochs=30,
+                        rsws_epochs=30, oneshot_candidates=30, oneshot_batch_size=64, oneshot_dataset="mnist5k",
                         oneshot_image_size=14, oneshot_stem_stride=2),
-        "future": dict(trick_cells=4, tricks=("baseline", "augment", "cutout", "label_smoothing", "longer", "all"),
-                       longer=2, cutout_size=4, darts_epochs=20, darts_fraction=1.0, ws_epochs=8, ws_cells=30,
-                       ws_batch=64, forget_cells=8, forget_epochs=4, latency_cells=100, latency_repeats=20,
-                       search_cycles=300),
+        # Chapter 4: DARTS collapses on the NB201 supernet with 3 cells a stage, an architecture step of 3e-2 and
+        # 30 epochs (~720 steps; ~5 min on one core); a uniform supernet is well trained at 60 epochs (~25 s);
+        # tricks: 3 searched + 5 random cells x 2 fresh seeds, every trick trained (~130 recipe trainings)
+        "future": dict(trick_cells=5, trick_seeds=2, search_seeds=3, search_budget=100,
+                       tricks=("baseline", "augment", "cutout", "label_smoothing", "longer", "all"),
+                       longer=2, cutout_size=4, darts_epochs=30, darts_fraction=1.0, darts_N=3, darts_arch_lr=3e-2,
+                       ws_epochs=60, ws_checkpoints=(2, 8, 20, 40, 60), ws_cells=30, ws_batch=64, forget_cells=8,
+                       forget_epochs=4, forget_steps=50, latency_cells=100, latency_repeats=20, search_cycles=300,
+                       dpp_keep=8),
         "figures": dict(chain_candidates=4, darts_epochs=4,
                         compare_strategies=("random", "regularized", "reinforce", "bo"), compare_seeds=30),
     },
@@ -84,7 +105,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         # 5 epochs and 20 networks a strategy (5 x 20 trainings, ~33 min), networks of up to 6 layers of 16-64
         # filters (the search candidates average ~12 MFLOPs an image).
         "chain": dict(max_layers=6, filters=(16, 32, 64), dataset="cifar10", image_size=32, epochs=5,
-                      batch_size=128, lr=0.05, budget=20, population=8, genetic_nodes=(3, 4, 5)),
+                      batch_size=128, lr=0.05, budget=20, population=8, genetic_nodes=(3, 4, 5),
+                      exercise_seeds=3, exercise_epochs=1, exercise_candidates=10, exercise_bench_seeds=10,
+                      exercise_bench_budget=300),
         "cell": dict(C=16, N=5, stem_stride=1, dataset="cifar10", image_size=32),
         # Chapter 2 shows the search's dynamics, not a final cell: DARTS' own reduced proxy (5 cells, C=16, batch
         # 64) for 10 epochs on half of CIFAR-10's training images, split in two halves of 11,250 for the weights
@@ -92,25 +115,29 @@ PROFILES: dict[str, dict[str, dict]] = {
         # then trained 10 epochs on the same images (~3 min). The NAS-Bench-201 supernet keeps DARTS' 50 epochs
         # (on the benchmark's 1,000 images: ~1 min).
         "darts": dict(C=16, layers=5, N=5, epochs=10, batch_size=64, dataset="cifar10", image_size=32,
-                      train_epochs=10, nb201_epochs=50, data_fraction=0.5),
+                      train_epochs=10, nb201_epochs=50, data_fraction=0.5, gdas_epochs=10, gdas_nb201_epochs=50),
         # the morphism climb trains on full CIFAR-10 (the `data` section): 4 steps of 4 children, 1 epoch each,
         # then each network again from scratch (~1 min); the shortcuts work on the benchmark's images (~2 min)
-        "oneshot": dict(epochs=50, batch_size=256, eval_cells=200, controller_steps=200, train_epochs=2,
+        "oneshot": dict(epochs=50, batch_size=256, eval_cells=150, controller_steps=200, train_epochs=2,
                         early_epoch=2, predictor_cells=500, proxy_batch=128, morph_steps=4, morph_children=4,
-                        morph_epochs=1),
-        "compare": dict(seeds=100, budget_s=140, trials=100,
+                        morph_epochs=1, nsas=True, hier_epochs=1, hier_budget=8, blockqnn_budget=300,
+                        mask_epochs=2),
+        "compare": dict(seeds=100, budget_trainings=100, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
-                        oneshot=("darts", "gdas", "rsws"), oneshot_seeds=5, oneshot_epochs=10,
-                        oneshot_candidates=100, oneshot_batch_size=64, oneshot_dataset="mnist5k",
+                        oneshot=("darts", "gdas", "rsws"), oneshot_seeds=5, oneshot_epochs=10, gdas_epochs=30,
+                        rsws_epochs=40, oneshot_candidates=100, oneshot_batch_size=64, oneshot_dataset="mnist5k",
                         oneshot_image_size=14, oneshot_stem_stride=2),
         # Chapter 4: DARTS on the NAS-Bench-201 supernet at the size NAS-Bench-201 searched (C=16, N=5) for 20
         # epochs on half of CIFAR-10 (3,500 steps, ~20 min), enough for the skip connections to take over. The
         # rotation search uses the chain sizes above (~7 min); tricks, supernet analyses and latencies use the
         # benchmark's recipe, whatever the profile.
-        "future": dict(trick_cells=8, tricks=("baseline", "augment", "cutout", "label_smoothing", "longer", "all"),
-                       longer=3, cutout_size=4, darts_epochs=20, darts_fraction=0.5, ws_epochs=30, ws_cells=100,
-                       ws_batch=64, forget_cells=20, forget_epochs=8, latency_cells=200, latency_repeats=50,
-                       search_cycles=500),
+        # The architecture step scaled to the steps: NAS-Bench-201's DARTS takes ~19,500 at 3e-4, this one ~3,500.
+        "future": dict(trick_cells=8, trick_seeds=3, search_seeds=5, search_budget=100,
+                       tricks=("baseline", "augment", "cutout", "label_smoothing", "longer", "all"),
+                       longer=3, cutout_size=4, darts_epochs=20, darts_fraction=0.5, darts_N=5, darts_arch_lr=2e-3,
+                       ws_epochs=60, ws_checkpoints=(2, 8, 20, 40, 60), ws_cells=100, ws_batch=64, forget_cells=20,
+                       forget_epochs=8, forget_steps=100, latency_cells=200, latency_repeats=50, search_cycles=500,
+                       dpp_keep=16),
         "figures": dict(chain_candidates=10, darts_epochs=10,
                         compare_strategies=("random", "regularized", "reinforce", "bo"), compare_seeds=100),
     },

@@ -247,26 +247,35 @@ def confidence_interval(values, level: float = 0.95) -> tuple:
 
 def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95):
     """Mean test regret against the budget spent (log scale), a ``level`` t-band over seeds per strategy,
-    clipped to what a regret can take (from 0 to the best test accuracy)."""
+    clipped to what a regret can take (from 0 to the best test accuracy). A curve starts at the budget where
+    every seed of its strategy has an incumbent (before, a mean of one or two seeds is no estimate); each
+    strategy has its own dashes and width, so that curves that coincide stay visible."""
     import matplotlib.pyplot as plt
+
+    from ..course.viz import line_style
 
     curves = anytime(df, grid)
     ceiling = df.attrs.get("best_test_acc", 100.0)  # a regret lies between 0 and the best accuracy itself
     ceiling = 100.0 if ceiling is None or not np.isfinite(ceiling) else float(ceiling)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (strategy, part) in enumerate(curves.groupby("strategy", sort=False)):
-        stats = [(b, *confidence_interval(g["regret"], level)) for b, g in part.groupby("budget_s")]
+    groups = list(curves.groupby("strategy", sort=False))
+    for i, (strategy, part) in enumerate(groups):
+        stats = [(b, *confidence_interval(g["regret"], level)) for b, g in part.groupby("budget_s")
+                 if g["regret"].notna().all()]
+        if not stats:
+            continue
         budget, mean, half = (np.array(x, dtype=float) for x in zip(*stats))
-        color = colors[i % len(colors)]
+        style = line_style(i)
+        color = style["color"]
         n = part["seed"].nunique()
-        ax.plot(budget, mean, color=color, label=f"{strategy} ({n} seeds)")
+        ax.plot(budget, mean, color=color, linestyle=style["linestyle"], label=f"{strategy} ({n} seeds)",
+                linewidth=1.2 + 1.3 * (len(groups) - 1 - i) / max(1, len(groups) - 1))
         low, high = np.clip(mean - half, 0, ceiling), np.clip(mean + half, 0, ceiling)  # what a regret can take
-        ax.fill_between(budget, low, high, color=color, alpha=0.2, linewidth=0)
+        ax.fill_between(budget, low, high, color=color, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     ax.set(xlabel="budget spent (seconds, log scale)", ylabel="test regret (accuracy points)",
-           title=f"Anytime performance: mean regret, {int(level * 100)} % confidence band")
+           title=f"Anytime performance: mean test regret over seeds, {int(level * 100)} % confidence band")
     ax.legend(fontsize=8)
     return ax
 

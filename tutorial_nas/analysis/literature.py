@@ -100,8 +100,16 @@ def _scatter(df: pd.DataFrame, x: str, xlabel: str, ax, label_best: int):
         if len(part):
             ax.scatter(part[x], part[y], color=COLORS[fam], label=f"{fam} ({FAMILY_NAMES[fam]})", alpha=0.8)
     best = shown.nsmallest(label_best, y) if y == "error" else shown.nlargest(label_best, y)
-    for _, row in best.iterrows():
-        ax.annotate(row["method"], (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    spread = float(shown[y].max() - shown[y].min()) or 1.0
+    placed = []  # (log x, y) of the labels so far: a label that would touch another moves down a line
+    for _, row in best.sort_values(x).iterrows():
+        dy = 3
+        while any(abs(np.log10(row[x]) - lx) < 0.6 and abs(row[y] + dy * spread / 250 - ly) < spread / 25
+                  for lx, ly in placed):
+            dy -= 9
+        placed.append((np.log10(row[x]), row[y] + dy * spread / 250))
+        ax.annotate(row["method"], (row[x], row[y]), fontsize=7, xytext=(4, dy), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "gray"} if dy != 3 else None)
     ax.set_xscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=8)
@@ -112,14 +120,16 @@ def plot_error_vs_cost(df: pd.DataFrame, ax=None, label_best: int = 5):
     """Error against search cost (GPU-days, log scale), one colour per family: four orders of magnitude of
     cost for about one point of error. Rows without a cost (hand-designed networks, N/A) are left out."""
     ax = _scatter(df, "gpu_days", "search cost (GPU-days, log scale)", ax, label_best)
-    ax.set_title("Published results: error vs search cost")
+    measure = "test error" if "error" in df else "top-1 accuracy"
+    ax.set_title(f"Published results: {measure} against search cost")
     return ax
 
 
 def plot_error_vs_params(df: pd.DataFrame, ax=None, label_best: int = 5):
     """Error against model size (millions of parameters, log scale): hand-designed networks included."""
     ax = _scatter(df, "params_m", "parameters (millions, log scale)", ax, label_best)
-    ax.set_title("Published results: error vs model size")
+    measure = "test error" if "error" in df else "top-1 accuracy"
+    ax.set_title(f"Published results: {measure} against model size")
     return ax
 
 

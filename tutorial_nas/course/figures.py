@@ -116,12 +116,12 @@ class _Run:
     @cached_property
     def comparison(self):
         """Chapter 3's comparison on the benchmark, at the figures' strategies and seeds."""
-        from ..analysis.compare import compare, final_table
+        from ..analysis.compare import compare, final_table, profile_budget
         from ..spaces import make_space
 
         f = self.profile.figures
         df = compare(make_space("nb201"), list(f.compare_strategies), f.compare_seeds,
-                     f"{self.profile.compare.budget_s}s", bench=self.bench, progress=False)
+                     profile_budget(self.profile, self.bench), bench=self.bench, progress=False)
         return df, final_table(df)
 
 
@@ -360,7 +360,9 @@ def _compare_numbers(run):
     if "compare" in run.numbers:
         return
     df, table = run.comparison
-    f, budget_s = run.profile.figures, run.profile.compare.budget_s
+    from ..analysis.compare import profile_budget
+
+    f, budget_s = run.profile.figures, profile_budget(run.profile, run.bench).seconds
     rows = [{"strategy": s, **r, "p": r["p_vs_random"]} for s, r in table.to_dict("index").items()]
     md = _markdown_table(rows, [("strategy", "strategy", ""), ("seeds", "seeds", "d"),
                                 ("mean_test_acc", "mean test %", ".2f"), ("std_test_acc", "std", ".2f"),

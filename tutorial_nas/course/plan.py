@@ -177,8 +177,11 @@ def sections(profile: str) -> dict:
     darts_super = _net("darts-supernet", dataset=d["dataset"], image_size=d["image_size"], C=d["C"],
                        layers=d["layers"])
     darts_cell = _net("darts-cell", dataset=d["dataset"], image_size=d["image_size"], C=d["C"], layers=d["layers"])
-    tricks_n = (f["trick_cells"] + 1) * (len(f["tricks"]) + (f["longer"] - 1) * sum(t in ("longer", "all")
-                                                                                       for t in f["tricks"]))
+    # every trick (a longer schedule counted at its length) on the searched and the random cells, with fresh seeds
+    tricks_n = (f.get("search_seeds", 1) + f["trick_cells"]) * f.get("trick_seeds", 1) * (
+        len(f["tricks"]) + (f["longer"] - 1) * sum(t in ("longer", "all") for t in f["tricks"]))
+    n_super = 5 + 9 * bool(o.get("nsas"))  # ENAS, SPOS, Bender, DNA, SMASH; NSAS trains 9 paths a step
+    hier_net = _net("nb201-cell", dataset=data["dataset"], image_size=data["image_size"], C=8, N=1, stem_stride=1)
     morph_runs = 1 + o["morph_steps"] * o["morph_children"]
     cmp_path = _net("nb201-cell", dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"],
                     C=cell["C"], N=cell["N"], stem_stride=cmp["oneshot_stem_stride"])
@@ -201,44 +204,59 @@ def sections(profile: str) -> dict:
                        d["data_fraction"]),
                 _darts("DARTS second order", darts_super, 1, d["epochs"], d["dataset"], d["batch_size"],
                        d["data_fraction"], order=2),
-                _darts("GDAS (one path)", _net("darts-cell", **dict(darts_cell[1])), 1, d["epochs"], d["dataset"],
-                       d["batch_size"], d["data_fraction"])],
+                _darts("GDAS (one path)", _net("darts-cell", **dict(darts_cell[1])), 1,
+                       d.get("gdas_epochs", d["epochs"]), d["dataset"], d["batch_size"], d["data_fraction"])],
             "the found cell and a random cell, trained": [
                 _training("2 DARTS networks", darts_cell, 2, d["train_epochs"], d["dataset"], d["batch_size"],
                           _split(d["dataset"], d["data_fraction"])[0])],
             "DARTS and GDAS on the NAS-Bench-201 supernet": [
                 _darts("DARTS", nb201_super, 1, d["nb201_epochs"], r["dataset"], d["batch_size"], images=rec_tr),
-                _darts("GDAS (one path)", _net("nb201-cell", **dict(nb201_super[1])), 1, d["nb201_epochs"],
-                       r["dataset"], d["batch_size"], images=rec_tr)],
+                _darts("GDAS (one path)", _net("nb201-cell", **dict(nb201_super[1])), 1,
+                       d.get("gdas_nb201_epochs", d["nb201_epochs"]), r["dataset"], d["batch_size"], images=rec_tr)],
+            "hierarchical motifs, BlockQNN, MaskConnect": [
+                _training(f"hierarchical: 2 searches x {o.get('hier_budget', 0)} networks", hier_net,
+                          2 * o.get("hier_budget", 0), o.get("hier_epochs", 0), data["dataset"], 128),
+                Work("BlockQNN and random search", bench_cell, 0, lookups=2 * o.get("blockqnn_budget", 0)),
+                _training("MaskConnect", hier_net, 1, o.get("mask_epochs", 0), data["dataset"], 128)],
             "network morphisms": [
                 _training(f"{2 * morph_runs + 1} morph networks (climb + from scratch)", _net(
                     "morph", dataset=data["dataset"], image_size=data["image_size"]), 2 * morph_runs + 1,
                     o["morph_epochs"], data["dataset"], 64)],
             "shortcuts to ranking": [
-                _single_path("ENAS and SPOS supernets", bench_cell, 2, o["epochs"], r["dataset"], o["batch_size"],
+                _single_path(f"{n_super} supernets (ENAS, SPOS, Bender, DNA, SMASH" + (", NSAS at 9x" if o.get("nsas")
+                             else "") + ")", bench_cell, n_super, o["epochs"], r["dataset"], o["batch_size"],
                              scored=o["eval_cells"], images=rec_tr),
                 _training(f"{o['eval_cells']} cells at low fidelity", bench_cell, o["eval_cells"], o["train_epochs"],
                           r["dataset"], r["batch_size"], rec_tr),
                 Work("5 zero-cost proxies", bench_cell, 5 * o["eval_cells"], 1, o["proxy_batch"], o["proxy_batch"])]},
         3: {"strategies on the benchmark (look-ups)": [
                 Work(f"{len(cmp['strategies'])} strategies x {cmp['seeds']} seeds", bench_cell, 0,
-                     lookups=len(cmp["strategies"]) * cmp["seeds"] * cmp["budget_s"] / 1.40)],
+                     lookups=len(cmp["strategies"]) * cmp["seeds"] * cmp["budget_trainings"])],
             "one-shot methods (supernet training)": [
                 _darts(f"DARTS x {n_seeds['darts']} seeds", cmp_super, n_seeds["darts"], cmp["oneshot_epochs"],
                        cmp["oneshot_dataset"], cmp["oneshot_batch_size"]),
-                _darts(f"GDAS x {n_seeds['gdas']} seeds", cmp_path, n_seeds["gdas"], cmp["oneshot_epochs"],
-                       cmp["oneshot_dataset"], cmp["oneshot_batch_size"]),
-                _single_path(f"RS-WS x {n_seeds['rsws']} seeds", cmp_path, n_seeds["rsws"], cmp["oneshot_epochs"],
+                _darts(f"GDAS x {n_seeds['gdas']} seeds", cmp_path, n_seeds["gdas"],
+                       cmp.get("gdas_epochs", cmp["oneshot_epochs"]), cmp["oneshot_dataset"],
+                       cmp["oneshot_batch_size"]),
+                _single_path(f"RS-WS x {n_seeds['rsws']} seeds", cmp_path, n_seeds["rsws"],
+                             cmp.get("rsws_epochs", cmp["oneshot_epochs"]),
                              cmp["oneshot_dataset"], cmp["oneshot_batch_size"], scored=cmp["oneshot_candidates"])]},
-        4: {"training tricks": [_training(f"{tricks_n} recipe trainings", recipe_cell, tricks_n, r["epochs"],
-                                          r["dataset"], r["batch_size"], rec_tr)],
+        4: {"training tricks against search": [
+                _training(f"{tricks_n} recipe trainings", recipe_cell, tricks_n, r["epochs"], r["dataset"],
+                          r["batch_size"], rec_tr),
+                Work("the searches that pick cells", bench_cell, 0,
+                     lookups=f.get("search_seeds", 1) * f.get("search_budget", 0))],
             "DARTS' failure and its remedies": [
                 _darts("DARTS on the NAS-Bench-201 supernet", _net("nb201-supernet", dataset=d["dataset"],
-                       image_size=d["image_size"], C=d["C"], N=d["N"]), 1, f["darts_epochs"], d["dataset"],
-                       d["batch_size"], f["darts_fraction"])],
+                       image_size=d["image_size"], C=d["C"], N=f.get("darts_N", d["N"])), 1, f["darts_epochs"],
+                       d["dataset"], d["batch_size"], f["darts_fraction"])],
             "supernet ranking and forgetting": [
                 _single_path("ranking over training", recipe_cell, 1, f["ws_epochs"], r["dataset"], f["ws_batch"],
-                             scored=f["ws_cells"], images=rec_tr, score_epochs=f["ws_epochs"]),
+                             scored=f["ws_cells"], images=rec_tr,
+                             score_epochs=len(f.get("ws_checkpoints", range(f["ws_epochs"])))),
+                _single_path("per-step forgetting, uniform and NSAS (9 paths a step)", recipe_cell, 1,
+                             10 * f.get("forget_steps", 0) * f["ws_batch"] / rec_tr, r["dataset"], f["ws_batch"],
+                             scored=2 * k, images=rec_tr, score_epochs=2),
                 _single_path("forgetting", recipe_cell, 1, 1 + f["forget_epochs"], r["dataset"], f["ws_batch"],
                              scored=2 * k, images=rec_tr, score_epochs=1 + f["forget_epochs"])],
             "hardware-aware search": [
