@@ -26,7 +26,7 @@ from tutorial_nas.course.slides import find_chromium
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01_early_nas.ipynb"
 CHROMIUM = find_chromium()
-MAX_CODE_CELLS = 6  # "the first cells": give up if no widget and figure have appeared by then
+MAX_CODE_CELLS = 8  # "the first cells": give up if no widget and figure have appeared by then
 RUN_SECONDS = 75  # for running those cells, all together
 WIDGET = ".jp-OutputArea-output .jupyter-widgets, .jp-OutputArea-output [class*='widget-']"
 FIGURE = ".jp-OutputArea-output img[src^='data:image/']"  # matplotlib's PNG, graphviz's SVG: both drawn as img

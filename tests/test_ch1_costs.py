@@ -83,5 +83,7 @@ def test_the_reading_is_made_of_the_table_s_numbers():
     hours = at_cifar10_scale(1.0, data, 5) / 3600  # the random row is the reference, not the first
     assert f"{hours:.2f} CPU-hours" in lines[0]
     assert f"{12_800 * hours / 24:,.0f} CPU-days" in lines[1] and "22,400 GPU-days" in lines[1]
-    assert f"{2_700 * hours / 24:,.0f} CPU-days" in lines[2] and "100 GPU-days" in lines[2]
+    assert f"{2_700 * hours * 20 / 50 / 24:,.0f} CPU-days" in lines[2] and "100 GPU-days" in lines[2]  # 20 epochs
+    assert "MetaQNN trained for as long" in lines[2] and "of 20 epochs" in lines[2]
+    assert "survey's Table 1" in lines[1] and "implied" in lines[1] and "reports" not in lines[1]
     assert "different units" in lines[-1]

@@ -109,6 +109,8 @@ class tqdm(_text_tqdm):  # noqa: N801 (named as tqdm names its bars, so that it 
         kernel = in_kernel() and not (kwargs.get("disable") or disabled_by_env())
         if disabled_by_env():
             kwargs["disable"] = True
+        else:  # tqdm reads TQDM_DISABLE once, when it is imported: follow the variable as it is now
+            kwargs.setdefault("disable", False)
         if kernel:
             nested = bool(_open_in_kernel) and kwargs.get("leave", True) is False
             kwargs.update(file=_Null(), dynamic_ncols=False, disable=kwargs.get("disable") or nested)

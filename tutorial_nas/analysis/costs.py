@@ -24,6 +24,9 @@ CIFAR10 = dict(train_images=50_000, pixels=3 * 32 * 32)
 # Sec. 4.1) "after the controller trains 12,800 architectures"; Baker et al. (ICLR 2017, Table 2) 2,700 models
 # over the epsilon schedule. Real et al. and Xie & Yuille report populations and generations, not a total here.
 PAPER_CANDIDATES = {"NAS-RL, Zoph & Le": 12_800, "MetaQNN": 2_700}
+# Epochs each of those networks was trained for during the search: Zoph & Le (Sec. 4.1) 50 epochs a child network;
+# Baker et al. (Sec. 5) 20 epochs a model.
+PAPER_EPOCHS = {"NAS-RL, Zoph & Le": 50, "MetaQNN": 20}
 
 
 def device_name(device) -> str:
@@ -38,8 +41,8 @@ def columns(device) -> dict:
     return {"measured_s": f"measured here ({dev}-seconds)",
             "candidate_h": f"a candidate at CIFAR-10 scale ({dev}-hours, extrapolated)",
             "search_days": f"the search at CIFAR-10 scale ({dev}-days, extrapolated)",
-            "paper_candidate_h": "a candidate (GPU-hours, published)",
-            "paper_days": "the search (GPU-days, published)"}
+            "paper_candidate_h": "a candidate (GPU-hours, implied: survey's GPU-days / networks)",
+            "paper_days": "the search (GPU-days, survey's Table 1)"}
 
 
 def per_candidate(histories: dict) -> pd.DataFrame:
@@ -84,23 +87,29 @@ def cost_table(histories: dict, data: Dataset, epochs: float, cifar_epochs: floa
     return table
 
 
-def paper_scale(table: pd.DataFrame, device, reference: str = "random (this chapter)") -> list[str]:
-    """Sentences that read the table: this machine's extrapolated cost of a candidate (``reference``'s row),
-    the same candidates at the numbers of networks the papers trained, in this device's days, and the papers'
-    own GPU-days beside them -- each in its own unit."""
+def paper_scale(table: pd.DataFrame, device, reference: str = "random (this chapter)",
+                cifar_epochs: float = 50) -> list[str]:
+    """Sentences that read the table: this machine's extrapolated cost of a candidate (``reference``'s row, at
+    ``cifar_epochs`` as in ``cost_table``), the same candidates at the numbers of networks the papers trained and
+    for the epochs they trained each (``PAPER_EPOCHS``), in this device's days, and the survey's GPU-days for
+    the papers beside them -- each in its own unit."""
     col, dev = columns(device), device_name(device)
     ours = table[table["source"] == "measured on this machine"]
     row = ours[ours["search"] == reference].iloc[0] if (ours["search"] == reference).any() else ours.iloc[0]
     hours = float(row[col["candidate_h"]])
     lo, hi = ours[col["search_days"]].min(), ours[col["search_days"]].max()
-    lines = [f"A candidate of {row['search']} at CIFAR-10 scale: {hours:.2f} {dev}-hours on this machine; this "
+    lines = [f"A candidate of {row['search']} at CIFAR-10 scale ({cifar_epochs:g} epochs): {hours:.2f} {dev}-hours on "
+             f"this machine; this "
              f"chapter's searches of {int(ours['candidates'].min())} to {int(ours['candidates'].max())} candidates: "
              f"{lo:.2f} to {hi:.2f} {dev}-days."]
     for method, n in PAPER_CANDIDATES.items():
         paper = table[table["search"] == method].iloc[0]
-        lines.append(f"{n:,} such candidates, as many networks as {method} trained: {n * hours / 24:,.0f} "
-                     f"{dev}-days on this machine; the paper reports {paper[col['paper_days']]:,.0f} GPU-days "
-                     f"({paper[col['paper_candidate_h']]:.1f} GPU-hours a network) for larger networks on GPUs.")
+        epochs = PAPER_EPOCHS[method]
+        days = n * hours * epochs / cifar_epochs / 24
+        lines.append(f"{n:,} such candidates of {epochs} epochs, as many networks as {method} trained for as long: "
+                     f"{days:,.0f} {dev}-days on this machine; the survey's Table 1 gives {method} "
+                     f"{paper[col['paper_days']]:,.0f} GPU-days ({paper[col['paper_candidate_h']]:.1f} GPU-hours a "
+                     f"network, implied) for larger networks on GPUs.")
     lines.append(f"The {dev} columns and the GPU columns are different units: set side by side they give the order "
                  f"of magnitude of full training, not a conversion from one device to the other.")
     return lines

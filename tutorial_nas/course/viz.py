@@ -171,7 +171,7 @@ def line_style(k: int) -> dict:
 def plot_histories(histories: dict, x: str = "step", ax=None, title: str | None = None):
     """Validation accuracy of every evaluated candidate (markers) and the best so far (line), per strategy.
 
-    ``histories`` maps a strategy name to its History; ``x`` is ``"step"`` (trained candidates) or
+    ``histories`` maps a strategy name to its History; ``x`` is ``"step"`` (evaluated candidates) or
     ``"spent_s"`` (seconds charged). Each strategy has its own colour, dashes and marker, drawn thicker for
     the first ones, so that best-so-far lines that coincide all stay visible. The y axis is scaled to the
     best-so-far lines; candidates far below them are drawn on the lower edge (open triangles) and counted."""
@@ -201,7 +201,7 @@ def plot_histories(histories: dict, x: str = "step", ax=None, title: str | None 
     ax.set_ylim(bottom=low)
     if x == "step":
         ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_xlabel("trained candidates" if x == "step" else "seconds charged")
+    ax.set_xlabel("evaluated candidates" if x == "step" else "seconds charged")
     ax.set_ylabel("validation accuracy (%)")
     if histories:
         handles, labels = ax.get_legend_handles_labels()
@@ -210,7 +210,9 @@ def plot_histories(histories: dict, x: str = "step", ax=None, title: str | None 
 
             handles.append(Line2D([], [], color="gray", marker="v", markerfacecolor="none", linestyle="none"))
             labels.append(f"{below} candidate(s) below {low:.0f} %")
-        ax.legend(handles, labels, title="best so far", fontsize=8, title_fontsize=8)
+        # beside the axes, never over the points
+        ax.legend(handles, labels, title="best so far", fontsize=8, title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.set_title(title or "Validation accuracy: every candidate and the best so far")
     return fig if fig is not None else ax.figure
 
