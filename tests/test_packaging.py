@@ -62,6 +62,14 @@ def test_the_map_follows_imports_to_the_defining_file_in_order(tmp_path):
                                   "tutorial_nas/bench/table.py"]
 
 
+def test_a_stored_output_has_the_execution_count_that_nbval_needs():
+    for path in (ROOT / "notebooks").rglob("*.ipynb"):
+        cells = json.loads(path.read_text())["cells"]
+        unrun = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and c["outputs"]
+                 and c["execution_count"] is None]
+        assert not unrun, f"{path.name}: cells {unrun} have outputs but no execution count (nbval fails them)"
+
+
 def test_every_chapter_has_its_exercises_and_a_solutions_notebook_that_it_links_to():
     notebooks = sorted(p.relative_to(ROOT / "notebooks").as_posix() for p in (ROOT / "notebooks").rglob("*.ipynb")
                        if ".ipynb_checkpoints" not in p.parts)
