@@ -9,7 +9,9 @@ and its validation accuracy with those shared weights is a cheap (and biased) es
   alternation the controller is trained by REINFORCE with reward = the child's accuracy on a validation
   minibatch (+ 1e-4 x entropy), against a moving-average baseline. The controller is the package's LSTM
   controller (``strategies.reinforce.Reinforce``), which writes a cell edge by edge through the space's
-  token interface; here it is told the child's minibatch accuracy instead of a full training's.
+  token interface; here it is told the child's minibatch accuracy instead of a full training's. As ENAS' code,
+  the controller's operation logits are bounded (1.10 / 2.5 x tanh) and Adam runs at 0.0035: every operation
+  keeps a floor of probability, so the shared weights of every operation go on training.
 - RS-WS, random search with weight sharing (Li & Talwalkar 2019): a uniformly random path per training step
   (``strategies.random_search.RandomSearch`` proposes it), then uniformly random candidates scored with the
   shared weights.
@@ -190,6 +192,12 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
     return log
 
 
+# ENAS' micro search (its code, scripts/cifar10_micro_search.sh): Adam at 0.0035 for the controller, operation
+# logits bounded by controller_tanh_constant / controller_op_tanh_reduce = 1.10 / 2.5
+ENAS_CONTROLLER_LR = 0.0035
+ENAS_OP_TANH = 1.10 / 2.5
+
+
 def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128,
                          seed: int = 0, progress: bool = True, stem_stride: int = 1, **options) -> tuple:
     """Build a supernet for ``data``, train it with ``method``: (supernet, strategy, log).
@@ -204,9 +212,10 @@ def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: in
     controller = {k: options.pop(k) for k in ("controller_lr", "entropy_weight") if k in options}
     torch.manual_seed(seed)
     supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
-    if method == "enas":
-        strategy = Reinforce(NB201Space(), seed=seed, lr=controller.get("controller_lr", 0.01), reward="accuracy",
-                             entropy_weight=controller.get("entropy_weight", 1e-4))  # ENAS' reward and bonus
+    if method == "enas":  # ENAS' reward, entropy bonus, controller learning rate and bounded operation logits
+        strategy = Reinforce(NB201Space(), seed=seed, lr=controller.get("controller_lr", ENAS_CONTROLLER_LR),
+                             reward="accuracy", entropy_weight=controller.get("entropy_weight", 1e-4),
+                             tanh_constant=ENAS_OP_TANH)
     else:
         strategy, steps = RandomSearch(NB201Space(), seed=seed), 0
     log = train_supernet(supernet, data, strategy, epochs, batch_size, controller_steps=steps, seed=seed,

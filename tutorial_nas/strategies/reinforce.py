@@ -24,6 +24,10 @@ Options that are not Zoph & Le's, off unless asked for:
 - ``entropy_weight``: ENAS' entropy bonus (Pham et al. 2018, 1e-4), which keeps the policy from collapsing too
   early. ENAS (``oneshot.supernet``) uses this class with ``reward="accuracy"`` (its reward is the child's
   accuracy on one validation minibatch, not cubed) and ``entropy_weight=1e-4``.
+- ``tanh_constant``: ENAS' bounded logits (its code, ``controller_tanh_constant``): every logit becomes
+  ``tanh_constant * tanh(logit)``, so no choice's probability can fall below a floor and every operation keeps
+  being sampled. ENAS' micro search bounds the operations' logits by 1.10 / 2.5 (``controller_op_tanh_reduce``)
+  and trains the controller with Adam at 0.0035; ``oneshot.supernet`` passes both.
 
 and one that is theirs, off by default because a chapter-sized search is too short for it:
 
@@ -78,9 +82,11 @@ class Controller(nn.Module):
     """An LSTM policy over any space with the token interface. Heads are created when a group first shows up,
     since a space's groups are only known by walking its decisions."""
 
-    def __init__(self, hidden: int, generator: torch.Generator, init_range: float = 0.1):
+    def __init__(self, hidden: int, generator: torch.Generator, init_range: float = 0.1,
+                 tanh_constant: float | None = None):
         super().__init__()
         self.hidden, self.gen, self.init_range = hidden, generator, init_range
+        self.tanh_constant = tanh_constant
         self.start = nn.Parameter(torch.zeros(1, hidden))  # the input of the first step
         self.lstm = nn.LSTMCell(hidden, hidden)
         self.w_prev = nn.Linear(hidden, hidden, bias=False)  # anchor attention, Zoph & Le section 3.3
@@ -142,6 +148,8 @@ class Controller(nn.Module):
                     logits = torch.stack([torch.zeros_like(score), score])
                 else:
                     logits = self.heads[decision.group](h)[0]
+                if self.tanh_constant is not None:  # ENAS: bounded logits, a floor under every probability
+                    logits = self.tanh_constant * torch.tanh(logits)
                 log_p = torch.log_softmax(logits, dim=-1)
                 if sampling:
                     out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=self.gen)))
@@ -159,7 +167,8 @@ class Reinforce(Strategy):
     """Zoph & Le's controller trained by REINFORCE; ``prob(arch)``: how likely it is to propose ``arch``.
 
     ``reward``: "zoph-le" (max validation accuracy of the last 5 epochs, cubed) or "accuracy" (the validation
-    accuracy as a fraction, ENAS'). ``entropy_weight``: ENAS' entropy bonus, 0 for Zoph & Le.
+    accuracy as a fraction, ENAS'). ``entropy_weight``: ENAS' entropy bonus, 0 for Zoph & Le. ``tanh_constant``:
+    ENAS' bound on the logits (``c * tanh(logit)``), None for Zoph & Le.
     ``depth_schedule``: (start, step, every) to grow the depth as Zoph & Le, None to let the policy choose it.
     """
 
@@ -167,7 +176,8 @@ class Reinforce(Strategy):
     parallel = 1
 
     def __init__(self, space, seed: int = 0, hidden: int = 64, lr: float = 0.01, baseline_decay: float = 0.9,
-                 entropy_weight: float = 0.0, reward: str = "zoph-le", depth_schedule=None):
+                 entropy_weight: float = 0.0, reward: str = "zoph-le", depth_schedule=None,
+                 tanh_constant: float | None = None):
         super().__init__(space, seed)
         check_positive("hidden", hidden)
         check_positive("lr", lr)
@@ -190,7 +200,11 @@ class Reinforce(Strategy):
                                     f"{max(first.choices)} (Zoph & Le: (6, 2, 1600)), got {depth_schedule!r}")
             depth_schedule = (*map(int, depth_schedule), max(first.choices))
         self.gen = torch.Generator().manual_seed(self.seed)  # same seed, same controller, same proposals
-        self.controller = Controller(int(hidden), self.gen)
+        if tanh_constant is not None and (isinstance(tanh_constant, bool) or not isinstance(tanh_constant, (int, float))
+                                          or not 0 < tanh_constant < math.inf):
+            raise NASInputError(f"tanh_constant must be a number above 0 or None (ENAS' micro search: 1.1 / 2.5 for "
+                                f"its operations), got {tanh_constant!r}")
+        self.controller = Controller(int(hidden), self.gen, tanh_constant=tanh_constant)
         self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
         self.baseline_decay, self.entropy_weight = baseline_decay, float(entropy_weight)
         self.reward, self.depth_schedule = reward, depth_schedule
