@@ -56,7 +56,7 @@ class Recipe:
     multi_seed_cells: int = 500
     seeds: int = 3
     rule: str = "drop_zero"
-    seeds_per_cell: int = 1
+    seeds_per_cell: int = 6
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, augment=self.augment,
@@ -156,7 +156,7 @@ def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, li
           progress: bool = True, **recipe_overrides) -> Path:
     """Train the jobs of the recipe into ``out/results.jsonl``; return that path.
 
-    ``limit`` stops after that many jobs in total (a partial build, resumable later).
+    ``limit`` stops after that many trainings (cell, seed) in total (a partial build, resumable later).
     """
     check_choice("data set", data, DATASETS)
     out = Path(out)
