@@ -277,7 +277,8 @@ def work_fingerprint(chapter: int, profile: str = "cpu") -> str:
 # Whole-notebook wall times in the cpu profile on the idle 2-core machine of the README: chapter -> (seconds,
 # work_fingerprint(chapter) when it was measured). A chapter re-executed after its sizes changed gets its new time
 # and fingerprint here; None marks a time measured before the chapter's present sizes (to be measured again).
-# Chapter 2's 1,326 s ran beside a single-threaded test run at nice 19; its shortcut table took 872 s of them.
+# Chapter 2's 1,326 s ran beside a single-threaded test run at nice 19, which slowed it (its SPOS supernet row took
+# 624 s against ENAS' 61 s for the same training); to be measured again on the idle machine.
 MEASURED_CPU = {1: (344, "362a44ad29b6"), 2: (1326, "be2909c10d66"), 3: (637, "dece040a87b0"), 4: (306, None)}
 
 
