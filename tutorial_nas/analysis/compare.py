@@ -208,12 +208,35 @@ def add_oneshot(df: pd.DataFrame, name: str, histories) -> pd.DataFrame:
     return out
 
 
-def anytime(df: pd.DataFrame, grid=None, points: int = 60) -> pd.DataFrame:
-    """The incumbent of every run on a common grid of budgets (seconds spent), as a long DataFrame.
+def anytime(df: pd.DataFrame, grid=None, points: int = 60, x: str = "seconds") -> pd.DataFrame:
+    """The incumbent of every run on a common grid, as a long DataFrame.
 
-    Before a run's first evaluation completes it has no incumbent (NaN); after its last, it keeps its final
-    incumbent. ``grid`` defaults to ``points`` budgets spaced evenly on a log scale over what was spent.
+    ``x="seconds"``: the grid is budgets in seconds spent (column ``budget_s``). Before a run's first
+    evaluation completes it has no incumbent (NaN); after its last, it keeps its final incumbent. ``grid``
+    defaults to ``points`` budgets spaced evenly on a log scale over what was spent.
+
+    ``x="evaluations"``: the grid is numbers of evaluations made (column ``evaluations``; for a look-up
+    strategy, look-ups), the incumbent after the run's n-th row in step order. A run that stopped before its
+    n-th evaluation has no value there (NaN): it did not make that evaluation. ``grid`` defaults to every count
+    from 1 to the longest run.
     """
+    if x not in ("seconds", "evaluations"):
+        raise NASInputError(f"x must be 'seconds' or 'evaluations', got {x!r}")
+    if x == "evaluations":
+        if grid is None:
+            grid = np.arange(1, int(df.groupby(["strategy", "seed"], sort=False).size().max()) + 1)
+        grid = np.asarray(grid, dtype=float)
+        parts = []
+        for (strategy, seed), run in df.groupby(["strategy", "seed"], sort=False):
+            run = run.sort_values("step", kind="stable")
+            idx = np.floor(grid).astype(int) - 1
+            ok = (idx >= 0) & (idx < len(run))
+            pick = np.clip(idx, 0, len(run) - 1)
+            best = np.where(ok, run["best_test_acc"].to_numpy()[pick], np.nan)
+            regret = np.where(ok, run["regret"].to_numpy()[pick], np.nan)
+            parts.append(pd.DataFrame({"strategy": strategy, "seed": seed, "evaluations": grid,
+                                       "best_test_acc": best, "regret": regret}))
+        return pd.concat(parts, ignore_index=True)
     if grid is None:
         spent = df["spent_s"][df["spent_s"] > 0]
         if not len(spent):
@@ -245,39 +268,81 @@ def confidence_interval(values, level: float = 0.95) -> tuple:
     return float(values.mean()), float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * sem)
 
 
-def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95):
-    """Mean test regret against the budget spent (log scale), a ``level`` t-band over seeds per strategy,
-    clipped to what a regret can take (from 0 to the best test accuracy). A curve starts at the budget where
-    every seed of its strategy has an incumbent (before, a mean of one or two seeds is no estimate); each
-    strategy has its own dashes and width, so that curves that coincide stay visible."""
+def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: str = "seconds"):
+    """Mean test regret against the budget, a ``level`` t-band over seeds per strategy, clipped to what a regret
+    can take (from 0 to the best test accuracy); each strategy has its own dashes and width, so that curves
+    that coincide stay visible, and the same colour in every panel.
+
+    ``x="seconds"``: against the seconds charged (log scale), every strategy. A curve starts at the budget where
+    every seed of its strategy has an incumbent (before, a mean of one or two seeds is no estimate).
+    ``x="evaluations"``: against the number of look-ups made (log scale), the look-up strategies only (a
+    one-shot method of ``ONESHOT`` looks nothing up: its rows are epochs or scored candidates). A curve ends
+    at the look-up where the first seed of its strategy ran out of budget (beyond, the mean would mix runs that
+    go on with runs that stopped); the legend gives the mean look-ups a run made.
+    ``x="both"``: the two panels side by side (``ax``: None or two axes); returns the two axes.
+    ``grid`` is the grid of the one panel drawn (seconds, or counts of look-ups); with ``"both"``, of the
+    seconds panel."""
     import matplotlib.pyplot as plt
 
-    from ..course.viz import line_style
-
-    curves = anytime(df, grid)
-    ceiling = df.attrs.get("best_test_acc", 100.0)  # a regret lies between 0 and the best accuracy itself
-    ceiling = 100.0 if ceiling is None or not np.isfinite(ceiling) else float(ceiling)
+    if x not in ("seconds", "evaluations", "both"):
+        raise NASInputError(f"x must be 'seconds', 'evaluations' or 'both', got {x!r}")
+    title = f"Anytime performance: mean test regret over seeds, {int(level * 100)} % confidence band"
+    if x == "both":
+        if ax is None:
+            fig, ax = plt.subplots(1, 2, figsize=(13, 4.5), sharey=False)
+        else:
+            ax = np.asarray(ax).ravel()
+            if len(ax) != 2:
+                raise NASInputError(f"x='both' draws two panels: pass two axes, got {len(ax)}")
+            fig = ax[0].figure
+        _anytime_panel(df, ax[0], grid, level, "seconds")
+        _anytime_panel(df, ax[1], None, level, "evaluations")
+        ax[0].set_title("against the seconds charged, every strategy", fontsize=10)
+        ax[1].set_title("against the look-ups made, look-up strategies only", fontsize=10)
+        fig.suptitle(title)
+        return ax
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
-    groups = list(curves.groupby("strategy", sort=False))
-    for i, (strategy, part) in enumerate(groups):
-        stats = [(b, *confidence_interval(g["regret"], level)) for b, g in part.groupby("budget_s")
+    _anytime_panel(df, ax, grid, level, x)
+    ax.set_title(title if x == "seconds" else f"{title}\n(look-up strategies only)")
+    return ax
+
+
+def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str) -> None:
+    """One panel of ``plot_anytime``: ``x`` is "seconds" or "evaluations"."""
+    from ..course.viz import line_style
+
+    ceiling = df.attrs.get("best_test_acc", 100.0)  # a regret lies between 0 and the best accuracy itself
+    ceiling = 100.0 if ceiling is None or not np.isfinite(ceiling) else float(ceiling)
+    names = list(dict.fromkeys(df["strategy"]))  # one colour and dash per strategy, the same in every panel
+    if x == "evaluations":
+        df = df[~df["strategy"].isin(list(ONESHOT))]
+    column = "budget_s" if x == "seconds" else "evaluations"
+    curves = anytime(df, grid, x=x) if len(df) else pd.DataFrame(columns=["strategy", "seed", column, "regret"])
+    for strategy, part in curves.groupby("strategy", sort=False):
+        i = names.index(strategy)
+        stats = [(b, *confidence_interval(g["regret"], level)) for b, g in part.groupby(column)
                  if g["regret"].notna().all()]
         if not stats:
             continue
-        budget, mean, half = (np.array(x, dtype=float) for x in zip(*stats))
+        budget, mean, half = (np.array(v, dtype=float) for v in zip(*stats))
         style = line_style(i)
         color = style["color"]
         n = part["seed"].nunique()
-        ax.plot(budget, mean, color=color, linestyle=style["linestyle"], label=f"{strategy} ({n} seeds)",
-                linewidth=1.2 + 1.3 * (len(groups) - 1 - i) / max(1, len(groups) - 1))
+        label = f"{strategy} ({n} seeds)"
+        if x == "evaluations":
+            per_run = df[df["strategy"] == strategy].groupby("seed").size()
+            label = f"{strategy} ({n} seeds, {per_run.mean():.0f} look-ups a run)"
+        ax.plot(budget, mean, color=color, linestyle=style["linestyle"], label=label,
+                linewidth=1.2 + 1.3 * (len(names) - 1 - i) / max(1, len(names) - 1))
         low, high = np.clip(mean - half, 0, ceiling), np.clip(mean + half, 0, ceiling)  # what a regret can take
         ax.fill_between(budget, low, high, color=color, alpha=0.15, linewidth=0)
     ax.set_xscale("log")
-    ax.set(xlabel="budget spent (seconds, log scale)", ylabel="test regret (accuracy points)",
-           title=f"Anytime performance: mean test regret over seeds, {int(level * 100)} % confidence band")
-    ax.legend(fontsize=8)
-    return ax
+    xlabel = ("budget spent (seconds, log scale)" if x == "seconds" else
+              "look-ups made (evaluations, log scale)")
+    ax.set(xlabel=xlabel, ylabel="test regret (accuracy points)")
+    if ax.get_lines():
+        ax.legend(fontsize=8)
 
 
 def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:

@@ -1,0 +1,100 @@
+"""Chapter 3's anytime figure in seconds and in look-ups, and the final table's intervals clipped to 0-100 %."""
+
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from tutorial_nas.analysis import compare as C
+from tutorial_nas.errors import NASInputError
+
+matplotlib.use("Agg")
+
+
+def runs_frame(lengths: dict, best: float = 95.0) -> pd.DataFrame:
+    """A comparison shaped like ``compare``'s output: strategy -> the number of look-ups of each seed's run.
+    Each look-up costs one second; the incumbent's test accuracy climbs by one point a look-up from 80 %."""
+    rows = []
+    for strategy, per_seed in lengths.items():
+        for seed, n in enumerate(per_seed):
+            for step in range(n):
+                acc = 80.0 + step
+                rows.append({"strategy": strategy, "seed": seed, "step": step, "arch": f"a{step}",
+                             "spent_s": float(step + 1), "valid_acc": acc, "test_acc": acc,
+                             "best_valid_acc": acc, "best_test_acc": acc, "regret": best - acc})
+    df = pd.DataFrame(rows, columns=C.COLUMNS)
+    df.attrs.update(best_test_acc=best)
+    return df
+
+
+def test_anytime_in_evaluations_reads_the_nth_look_up_and_nothing_after_a_run_stopped():
+    df = runs_frame({"random": [4, 6]})
+    curves = C.anytime(df, x="evaluations")
+    assert list(curves.columns) == ["strategy", "seed", "evaluations", "best_test_acc", "regret"]
+    assert curves["evaluations"].unique().tolist() == [1, 2, 3, 4, 5, 6]  # up to the longest run
+    short = curves[curves["seed"] == 0]["regret"].to_numpy()
+    assert short[:4].tolist() == [15.0, 14.0, 13.0, 12.0]  # after the n-th look-up: its incumbent
+    assert np.isnan(short[4:]).all()  # the run stopped after 4: it made no 5th look-up
+    at = C.anytime(df, grid=[0, 3], x="evaluations")
+    assert math.isnan(at["regret"].iloc[0]) and at["regret"].iloc[1] == 13.0
+    with pytest.raises(NASInputError, match="seconds"):
+        C.anytime(df, x="steps")
+
+
+def test_the_anytime_figure_has_a_panel_in_seconds_and_one_in_look_ups():
+    df = runs_frame({"random": [5, 7, 6], "regularized": [8, 9, 8], "darts": [3, 3, 3]})
+    left, right = C.plot_anytime(df, x="both")
+    assert left.figure is right.figure
+    assert "seconds" in left.get_xlabel() and "look-ups" in right.get_xlabel()
+    assert left.get_xscale() == "log" and right.get_xscale() == "log"
+    assert [line.get_label().split()[0] for line in left.get_lines()] == ["random", "regularized", "darts"]
+    # a one-shot method looks nothing up: it is on the seconds panel only
+    drawn = {line.get_label().split()[0]: line for line in right.get_lines()}
+    assert list(drawn) == ["random", "regularized"] and len(right.collections) == 2
+    assert "6 look-ups a run" in drawn["random"].get_label()  # mean of 5, 7 and 6
+    # a curve ends where the first seed ran out of look-ups, and reads the mean regret there
+    assert drawn["random"].get_xdata().max() == 5 and drawn["regularized"].get_xdata().max() == 8
+    assert drawn["random"].get_ydata()[-1] == pytest.approx(95.0 - 84.0)
+    # the same strategy keeps its colour in both panels
+    colours = {line.get_label().split()[0]: line.get_color() for line in left.get_lines()}
+    assert all(line.get_color() == colours[name] for name, line in drawn.items())
+    for ax in (left, right):
+        for band in ax.collections:
+            y = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+            assert y.min() >= 0 and y.max() <= 95.0
+
+
+def test_one_panel_stays_the_default_and_bad_choices_are_refused():
+    df = runs_frame({"random": [4, 4], "bo": [5, 3]})
+    ax = C.plot_anytime(df)
+    assert "seconds" in ax.get_xlabel() and len(ax.get_lines()) == 2
+    ax = C.plot_anytime(df, x="evaluations")
+    assert "look-ups" in ax.get_xlabel() and ax.get_lines()[1].get_xdata().max() == 3
+    with pytest.raises(NASInputError, match="both"):
+        C.plot_anytime(df, x="steps")
+    with pytest.raises(NASInputError, match="two axes"):
+        C.plot_anytime(df, ax=[ax], x="both")
+
+
+def final_frame(acc: dict, best: float) -> pd.DataFrame:
+    rows = [{"strategy": s, "seed": i, "step": 0, "arch": "a", "spent_s": 1.0, "valid_acc": a, "test_acc": a,
+             "best_valid_acc": a, "best_test_acc": a, "regret": best - a}
+            for s, values in acc.items() for i, a in enumerate(values)]
+    df = pd.DataFrame(rows, columns=C.COLUMNS)
+    df.attrs.update(best_test_acc=best)
+    return df
+
+
+def test_the_final_interval_is_clipped_at_100_not_at_the_best_accuracy_of_the_table():
+    """An interval may pass the table's best cell (the seeds' mean is uncertain); only 0 and 100 % bound it."""
+    df = final_frame({"random": [80.0, 86.0, 83.0], "bo": [20.0, 89.0, 89.5]}, best=90.0)
+    table = C.final_table(df)
+    mean, half = C.confidence_interval([80.0, 86.0, 83.0])
+    assert 90.0 < mean + half < 100.0  # above the table's best, below 100 %: left as it is
+    assert table.loc["random", "ci_high"] == pytest.approx(mean + half)
+    assert table.loc["random", "ci_low"] == pytest.approx(mean - half)
+    mean, half = C.confidence_interval([20.0, 89.0, 89.5])
+    assert mean + half > 100.0 and mean - half < 0.0
+    assert table.loc["bo", "ci_high"] == 100.0 and table.loc["bo", "ci_low"] == 0.0
