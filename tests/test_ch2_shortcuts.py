@@ -45,3 +45,112 @@ def test_nsas_row_only_when_its_size_asks_for_it():
     assert "NSAS weight sharing" in names[True] and "NSAS weight sharing" not in names[False]
     assert set(names[True]) - set(names[False]) == {"NSAS weight sharing"}
     assert "NSAS weight sharing" in [s.name for s in build_shortcuts(cells, bench, toy(), base)]  # the default
+
+
+# -- the figure and the explanation of a proxy's sign ---------------------------------------------------------
+
+
+def text_boxes(fig):
+    """The window extents of every visible, non-empty text the Agg backend draws in ``fig``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer, page = canvas.get_renderer(), fig.bbox
+    hidden = set()  # the labels of ticks outside the axes' limits exist but are not drawn
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - 1e-9 * abs(hi - lo) <= tick.get_loc() <= hi + 1e-9 * abs(hi - lo):
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    boxes = []
+    for t in fig.findobj(Text):
+        if t.get_visible() and t.get_text().strip() and id(t) not in hidden:
+            box = t.get_window_extent(renderer)
+            if box.x1 > page.x0 and box.x0 < page.x1 and box.y1 > page.y0 and box.y0 < page.y1:
+                boxes.append((t.get_text(), box))
+    return boxes
+
+
+def test_plot_shortcuts_labels_never_overlap_even_where_the_points_coincide():
+    import itertools
+
+    import pandas as pd
+
+    from tutorial_nas.analysis.shortcuts import plot_shortcuts
+
+    names = ["ENAS weight sharing", "SPOS weight sharing", "bench epoch 1", "bench epoch 2", "train 1 ep",
+             "predictor (300 cells)", "nu-SVR on 2 ep (300 cells)", "synflow", "grad_norm", "snip", "naswot",
+             "jacob_cov", "DNA distillation", "SMASH hypernetwork"]
+    tau = [0.3, 0.3, 0.6, 0.6, 0.5, 0.6, 0.7, 0.32, -0.2, -0.2, 0.32, 0.5, 0.3, 0.4]  # pairs that coincide
+    cost = [60, 600, 20, 40, 40, 180, 220, 3.5, 3.3, 3.5, 3.5, 8, 45, 30]
+    df = pd.DataFrame({"shortcut": names, "kendall_tau": tau, "cost_s": cost, "n_cells": 100})
+    fig = plot_shortcuts(df)
+    boxes = text_boxes(fig)
+    assert {n for n in names} <= {text for text, _ in boxes}  # every shortcut is named once
+    assert sum(text in names for text, _ in boxes) == len(names)
+    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+        assert not box_a.overlaps(box_b), (a, b)
+    assert fig.axes[1].get_xscale() == "log"
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows[0] == "nu-SVR on 2 ep (300 cells)" and set(rows[-2:]) == {"grad_norm", "snip"}  # best on top
+
+
+class FakeBench:
+    """Only what ``cell_features`` asks of a benchmark: a parameter count per cell."""
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    def query(self, arch):
+        return {"params": self.params[arch]}
+
+
+def proxy_table(cells, truth, proxy_scores):
+    import pandas as pd
+    from scipy.stats import kendalltau
+
+    df = pd.DataFrame([{"shortcut": p, "kendall_tau": kendalltau(s, truth)[0]} for p, s in proxy_scores.items()])
+    df.attrs.update(truth=list(truth), scores={p: list(s) for p, s in proxy_scores.items()})
+    return df
+
+
+def skip_cells():
+    """Eight cells with 0 to 6 skip connections in shuffled order, the other edges convolutions or none."""
+    rest = ["nor_conv_3x3", "none", "nor_conv_1x1", "none", "nor_conv_3x3", "none"]
+    cells = [tuple("skip_connect" if e < k else rest[(e + k) % 6] for e in range(6)) for k in (3, 0, 6, 1, 5, 2, 4)]
+    return cells + [("skip_connect",) * 3 + ("nor_conv_1x1",) * 3]
+
+
+def test_explain_sign_names_the_skip_connections_when_size_does_not_explain_it():
+    from tutorial_nas.analysis.shortcuts import explain_sign, feature_taus
+    from tutorial_nas.spaces.cell import to_str
+
+    cells = skip_cells()
+    skips = [c.count("skip_connect") for c in cells]
+    params = {to_str(c): 1000 + 100 * i for i, c in enumerate(cells)}
+    truth = [80 + 2 * s + 0.3 * i for i, s in enumerate(skips)]  # accuracy rises with the skip connections and size
+    scores = {"grad_norm": [-s + 0.5 * i for i, s in enumerate(skips)],  # the proxy falls with them, rises with size
+              "synflow": [float(params[to_str(c)]) for c in cells]}
+    table = proxy_table(cells, truth, scores)
+    taus = feature_taus(table, cells, FakeBench(params), proxies=("grad_norm", "synflow"))
+    assert taus.loc["skip connections", "test accuracy"] > 0 > taus.loc["skip connections", "grad_norm"]
+    assert taus.loc["parameters", "test accuracy"] > 0 and taus.loc["parameters", "grad_norm"] > 0
+    text = explain_sign(table, taus, "grad_norm")
+    assert "not through size" in text and "skip connections" in text, text
+    assert "ranks with the benchmark" in explain_sign(table, taus, "synflow")
+
+
+def test_explain_sign_blames_size_when_accuracy_falls_with_the_parameters():
+    from tutorial_nas.analysis.shortcuts import explain_sign, feature_taus
+    from tutorial_nas.spaces.cell import to_str
+
+    cells = skip_cells()
+    params = {to_str(c): 1000 + 50 * i for i, c in enumerate(cells)}
+    truth = [90 - i for i in range(len(cells))]  # the larger, the worse
+    table = proxy_table(cells, truth, {"snip": [float(params[to_str(c)]) for c in cells]})
+    taus = feature_taus(table, cells, FakeBench(params), proxies=("snip",))
+    text = explain_sign(table, taus, "snip")
+    assert "through size" in text and "not through size" not in text, text

@@ -8,6 +8,8 @@ is compared with the benchmark's test accuracy by Kendall's tau and Spearman's r
     >>> sizes = {**profile.cell.as_dict(), **profile.oneshot.as_dict()}
     >>> df = rank_shortcuts(cells, bench, data, profile_sizes=sizes)
     >>> plot_shortcuts(df)
+    >>> taus = feature_taus(df, cells, bench)  # what the cells are made of, against the truth and the proxies
+    >>> print(explain_sign(df, taus, "grad_norm"))
 """
 
 from __future__ import annotations
@@ -139,18 +141,106 @@ def rank_shortcuts(cells, bench, data, profile_sizes: dict | None = None, progre
     return df
 
 
+def tau_standard_error(n: int) -> float:
+    """Standard error of Kendall's tau between ``n`` pairs of uncorrelated values (no ties)."""
+    return float(np.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1))))
+
+
 def plot_shortcuts(df: pd.DataFrame) -> Figure:
-    """Kendall tau against cost (log scale): the cheap-and-right corner is the top left."""
-    fig = Figure(figsize=(6.5, 4.2))
-    ax = fig.subplots()
-    cost = np.maximum(df["cost_s"].to_numpy(dtype=float), 1e-3)
-    ax.scatter(cost, df["kendall_tau"], color="tab:blue")
-    for name, x, y in zip(df["shortcut"], cost, df["kendall_tau"]):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
-    ax.set_xscale("log")
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("cost (seconds, log scale)")
-    ax.set_ylabel("Kendall tau with test accuracy")
-    ax.set_title(f"Shortcuts ranked against the benchmark ({int(df['n_cells'].iloc[0])} cells)")
+    """Two panels on one row per shortcut, best ranking at the top: its Kendall tau with test accuracy (bars; the
+    grey band is two standard errors either side of 0, where a tau cannot be told from chance on this many cells)
+    and its cost (log scale). Each name is written once, as a row label, so no two labels can collide however
+    close the shortcuts' numbers are."""
+    order = df.sort_values("kendall_tau", ascending=False, kind="stable")
+    names, tau = order["shortcut"].astype(str).tolist(), order["kendall_tau"].to_numpy(dtype=float)
+    cost = np.maximum(order["cost_s"].to_numpy(dtype=float), 1e-3)
+    n_cells, y = int(df["n_cells"].iloc[0]), np.arange(len(order))
+    fig = Figure(figsize=(8.0, 1.4 + 0.3 * len(order)))
+    ax_tau, ax_cost = fig.subplots(1, 2, sharey=True, gridspec_kw=dict(width_ratios=(3, 2)))
+    if n_cells >= 2:
+        band = 2 * tau_standard_error(n_cells)
+        ax_tau.axvspan(-band, band, color="0.88", zorder=0)
+    ax_tau.barh(y, np.nan_to_num(tau), color=np.where(tau < 0, "tab:red", "tab:blue"), height=0.6, zorder=2)
+    ax_tau.axvline(0, color="grey", lw=0.8, zorder=1)
+    ax_tau.set_xlim(min(-0.1, np.nanmin(tau, initial=0) - 0.05), max(0.1, np.nanmax(tau, initial=0) + 0.05))
+    ax_tau.set_yticks(y, names, fontsize=8)
+    ax_tau.invert_yaxis()
+    ax_tau.set_xlabel("Kendall tau with test accuracy\n(grey: within 2 standard errors of 0)", fontsize=9)
+    ax_cost.hlines(y, cost.min() / 3, cost, color="0.7", lw=1)
+    ax_cost.plot(cost, y, "o", color="tab:blue", ms=5)
+    ax_cost.set_xscale("log")
+    ax_cost.set_xlim(cost.min() / 3, cost.max() * 3)
+    ax_cost.set_xlabel("cost (seconds, log scale)", fontsize=9)
+    ax_cost.tick_params(axis="y", left=False)
+    for ax in (ax_tau, ax_cost):
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="0.92", zorder=0)
+    fig.suptitle(f"Shortcuts ranked against the benchmark ({n_cells} cells)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# -- why a proxy ranks against the benchmark ------------------------------------------------------------------
+
+def cell_features(cells, bench) -> pd.DataFrame:
+    """What a cell is made of, one row per cell: the benchmark's parameter count and the number of edges of
+    each kind (skip connections, convolutions, pooling, ``none``)."""
+    cells = [tuple(c) if not isinstance(c, str) else NB201Space().parse(c) for c in cells]
+    return pd.DataFrame({
+        "parameters": [bench.query(to_str(c))["params"] for c in cells],
+        "skip connections": [sum(op == "skip_connect" for op in c) for c in cells],
+        "convolutions": [sum(op.startswith("nor_conv") for op in c) for c in cells],
+        "pooling edges": [sum(op == "avg_pool_3x3" for op in c) for c in cells],
+        "none edges": [sum(op == "none" for op in c) for c in cells],
+    })
+
+
+def feature_taus(table: pd.DataFrame, cells, bench, proxies=("grad_norm", "snip")) -> pd.DataFrame:
+    """Kendall tau of each cell feature (``cell_features``) with the benchmark's test accuracy and with each
+    proxy's scores in ``table`` (from ``rank_shortcuts`` on ``cells``); nan where a feature is constant."""
+    features = cell_features(cells, bench)
+    truth, scores = table.attrs["truth"], table.attrs["scores"]
+    if len(truth) != len(features):
+        raise NASInputError(f"table scored {len(truth)} cells, got {len(features)}")
+    out = pd.DataFrame(index=features.columns)
+    out.index.name = "feature"
+    out["test accuracy"] = [kendalltau(features[f], truth)[0] for f in features]
+    for p in proxies:
+        out[p] = [kendalltau(features[f], scores[p])[0] for f in features]
+    return out
+
+
+def explain_sign(table: pd.DataFrame, taus: pd.DataFrame, proxy: str) -> str:
+    """A sentence, chosen from the signs in ``taus`` (``feature_taus``), on why ``proxy`` ranks as it does: a
+    feature explains a negative tau when accuracy and the proxy move in opposite directions with it."""
+    tau = float(table.set_index("shortcut").loc[proxy, "kendall_tau"])
+    if not tau < 0:
+        return f"{proxy} (tau {tau:+.2f}) ranks with the benchmark: no negative sign to explain."
+
+    def moves(t):
+        return "rises" if t > 0 else "falls" if t < 0 else "does not change"
+
+    def by(feature):
+        return taus.loc[feature, "test accuracy"], taus.loc[feature, proxy]
+
+    a, b = by("parameters")
+    head = f"{proxy} ranks against the benchmark (tau {tau:+.2f})"
+    if a * b < 0:
+        return (f"{head} through size: test accuracy {moves(a)} with the number of parameters (tau {a:+.2f}) and "
+                f"{proxy} {moves(b)} with it (tau {b:+.2f}).")
+    if np.isnan(a * b):
+        text = f"{head}, not through size: every cell has the same number of parameters."
+    elif a * b > 0:
+        text = (f"{head}, not through size: test accuracy and {proxy} both {moves(a)[:-1]} with the number of "
+                f"parameters (tau {a:+.2f} and {b:+.2f}).")
+    else:
+        text = (f"{head}, not through size: test accuracy {moves(a)} with the number of parameters (tau {a:+.2f}) "
+                f"and {proxy} {moves(b)} with it (tau {b:+.2f}).")
+    opposed = {f: -np.prod(by(f)) for f in taus.index if f != "parameters"}
+    opposed = {f: v for f, v in opposed.items() if v > 0}
+    if not opposed:
+        return text + " No other feature of the cells moves the two in opposite directions either."
+    best = max(opposed, key=opposed.get)
+    a, b = by(best)
+    return (text + f" Through the {best}: test accuracy {moves(a)} with their number (tau {a:+.2f}), {proxy} "
+            f"{moves(b)} with it (tau {b:+.2f}).")
