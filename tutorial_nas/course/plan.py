@@ -207,7 +207,7 @@ def sections(profile: str) -> dict:
                 _darts("GDAS (one path)", _net("darts-cell", **dict(darts_cell[1])), 1,
                        d.get("gdas_epochs", d["epochs"]), d["dataset"], d["batch_size"], d["data_fraction"])],
             "the found cell and a random cell, trained": [
-                _training("2 DARTS networks", darts_cell, 2, d["train_epochs"], d["dataset"], d["batch_size"],
+                _training("2 DARTS networks x 3 seeds", darts_cell, 6, d["train_epochs"], d["dataset"], d["batch_size"],
                           _split(d["dataset"], d["data_fraction"])[0])],
             "DARTS and GDAS on the NAS-Bench-201 supernet": [
                 _darts("DARTS", nb201_super, 1, d["nb201_epochs"], r["dataset"], d["batch_size"], images=rec_tr),
