@@ -7,6 +7,7 @@
     tutorial-nas compare --space nb201 --strategies random,reinforce,regularized,bo,darts,gdas,rsws --seeds 30 \
         --budget 140s --out DIR
     tutorial-nas bench build --data mnist5k --out DIR [--resume] | bench pack DIR | bench query ARCH | bench stats
+    tutorial-nas bench retime [--rows groups|all|3,17] [--log FILE]
     tutorial-nas notebook run CHAPTER [--profile P] [--solutions]
     tutorial-nas figures --out DIR [--profile P] [--only NAME,NAME]
     tutorial-nas slides build [--out DIR] [--profile P] [--figures DIR] [--no-pdf] | slides fetch
@@ -244,6 +245,15 @@ def cmd_bench(args) -> None:
                                 "avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'")
         b = bench.load_benchmark(args.name, args.table_dir)
         _emit(b.query(args.target, epoch=args.epoch), args.json)
+    elif args.action == "retime":
+        from .bench.retime import retime
+
+        rows = args.rows if args.rows in (None, "all", "groups") else [int(r) for r in args.rows.split(",")]
+        out = retime(args.name, args.table_dir, factor=args.factor, rows=rows, per_group=args.per_group,
+                     workers=args.workers, log=args.log, progress=not args.json)
+        summary = {k: v for k, v in out.items() if k not in ("row_numbers", "old", "new")}
+        _emit(summary, args.json, f"retimed {out['rows']} rows ({out['trained']} cells trained): "
+              f"{out['seconds_before']:.0f} s charged before, {out['seconds_after']:.0f} s after")
     else:
         _emit(bench.load_benchmark(args.name, args.table_dir).stats(), args.json)
 
@@ -340,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
                    help="processes that share the benchmark-driven runs (default: one per core)")
 
     b = sub.add_parser("bench", parents=[common], help="the tabular benchmark")
-    b.add_argument("action", choices=["build", "pack", "query", "stats"])
+    b.add_argument("action", choices=["build", "pack", "query", "stats", "retime"])
     b.add_argument("target", nargs="?", help="pack: the build directory; query: the arch string")
     b.add_argument("--data", choices=["digits", "mnist5k", "fashion-mnist", "cifar10"])
     b.add_argument("--out")
@@ -352,6 +362,12 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--epoch", type=int)
     b.add_argument("--name", default="nb201_mnist5k")
     b.add_argument("--table-dir", help="folder of a table built elsewhere")
+    b.add_argument("--rows", help="retime: 'all', 'groups' (some cells of every op-count group, each row charged its "
+                                  "group's median) or row numbers 3,17; default: the rows slower than --factor x "
+                                  "their group's median")
+    b.add_argument("--factor", type=float, default=1.5)
+    b.add_argument("--per-group", type=int, default=5)
+    b.add_argument("--log", help="retime: a file that keeps each finished cell, so an interrupted retime resumes")
 
     n = sub.add_parser("notebook", parents=[common], help="re-execute a chapter and store its outputs")
     n.add_argument("action", choices=["run"])

@@ -10,7 +10,8 @@ so an interrupted build loses at most the jobs in flight: ``resume=True`` skips 
 last line is dropped).
 
 A row's ``seconds`` is its share of its job's wall time (the job's time divided by its seeds): what the
-table charges a simulated search for one training of the cell.
+table charges a simulated search for one training of the cell. A long build's times can be disturbed by the
+machine; ``retime.py`` measures them again in one run.
 """
 
 from __future__ import annotations
