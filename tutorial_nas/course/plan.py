@@ -215,7 +215,7 @@ def sections(profile: str) -> dict:
                        d.get("gdas_nb201_epochs", d["nb201_epochs"]), r["dataset"], d["batch_size"], images=rec_tr)],
             "hierarchical motifs, BlockQNN, MaskConnect": [
                 _training(f"hierarchical: 2 searches x {o.get('hier_budget', 0)} networks", hier_net,
-                          2 * o.get("hier_budget", 0), o.get("hier_epochs", 0), data["dataset"], 128),
+                          2 * o.get("hier_budget", 0), o.get("hier_epochs", 0), data["dataset"], 64),
                 Work("BlockQNN and random search", bench_cell, 0, lookups=2 * o.get("blockqnn_budget", 0)),
                 _training("MaskConnect", hier_net, 1, o.get("mask_epochs", 0), data["dataset"], 128)],
             "network morphisms": [
