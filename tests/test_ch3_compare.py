@@ -34,12 +34,22 @@ def scaled(bench, factor: float):
 
 def test_the_budget_is_counted_in_mean_trainings_of_the_table(bench):
     budget = C.budget_from_trainings(bench, 100)
-    assert budget.seconds == pytest.approx(100 * bench.frame()["train_seconds"].mean())
-    fake = types.SimpleNamespace(frame=lambda: pd.DataFrame({"train_seconds": [0.5, 0.7]}))
+    assert budget.seconds == pytest.approx(100 * bench.mean_over_space("train_seconds"))
+    fake = types.SimpleNamespace(mean_over_space=lambda key: 0.6)
     assert C.budget_from_trainings(fake, 100).seconds == pytest.approx(60.0)
     for bad in (0, -3, True, "100", float("nan")):
         with pytest.raises(NASInputError, match="trainings"):
             C.budget_from_trainings(bench, bad)
+
+
+def test_random_search_makes_about_as_many_look_ups_as_the_budget_counts_trainings(bench):
+    """The mean is over the space's cells, which random search samples uniformly: the mean over the table's rows
+    (one per isomorphism class) is higher, and a budget from it bought random search about a quarter more."""
+    df = C.compare(SPACE, ["random"], 20, C.budget_from_trainings(bench, 100), bench=bench, progress=False)
+    looks = df.groupby("seed").size().mean()
+    assert 90 <= looks <= 110, looks
+    rows_mean = bench.frame()["train_seconds"].mean()
+    assert rows_mean > 1.1 * bench.mean_over_space("train_seconds")
 
 
 def test_a_faster_table_leaves_the_number_of_look_ups_unchanged(bench):
@@ -61,7 +71,7 @@ def test_every_profile_counts_its_comparison_budget_in_trainings(bench):
         sizes = PROFILES[name]["compare"]
         assert sizes["budget_trainings"] > 0, name
         budget = C.profile_budget(get_profile(name, "cpu"), bench)
-        assert budget.seconds == pytest.approx(sizes["budget_trainings"] * bench.frame()["train_seconds"].mean())
+        assert budget.seconds == pytest.approx(sizes["budget_trainings"] * bench.mean_over_space("train_seconds"))
 
 
 def final_frame(acc: dict) -> pd.DataFrame:

@@ -44,7 +44,10 @@ COLUMNS = ["strategy", "seed", "step", "arch", "spent_s", "valid_acc", "test_acc
 
 
 def budget_from_trainings(bench, trainings: float) -> Budget:
-    """A time budget worth ``trainings`` mean cell trainings of ``bench``: trainings x the table's mean seconds.
+    """A time budget worth ``trainings`` mean cell trainings of ``bench``: trainings x the mean seconds of a
+    cell of the space (``Benchmark.mean_over_space``: over all its cells, so that random search, which samples
+    them uniformly, makes about ``trainings`` look-ups; the mean over the table's rows, one per isomorphism
+    class, is higher, as the classes with many members are the cheap cells with dead edges).
 
     A budget in seconds is only meaningful against the table it is charged from: the same 140 s are 100
     look-ups where a cell cost 1.4 s to train and 230 where it cost 0.6 s. Counting the budget in mean
@@ -53,8 +56,7 @@ def budget_from_trainings(bench, trainings: float) -> Budget:
             or not np.isfinite(trainings) or trainings <= 0:
         raise NASInputError(f"trainings must be a number above zero (the profile's budget_trainings), got "
                             f"{trainings!r}")
-    mean = float(bench.frame()["train_seconds"].mean())
-    return Budget(seconds=float(trainings) * mean)
+    return Budget(seconds=float(trainings) * bench.mean_over_space("train_seconds"))
 
 
 def profile_budget(profile, bench) -> Budget:

@@ -98,6 +98,14 @@ class Benchmark:
         df["cell_index"] = self._a["cells"]
         return df
 
+    def mean_over_space(self, key: str = "train_seconds") -> float:
+        """The mean of a per-cell number over every cell of the space the table answers for, each class counted
+        once per member: what a uniform sample of the space's cells averages (the mean over the table's rows
+        counts each class once, and the classes with many members, cells with dead edges, are the cheap ones)."""
+        rows = self._row_of[self._row_of >= 0]
+        values = np.array([r[key] for r in self._records], dtype=float)
+        return float(values[rows].mean())
+
     def all_arches(self) -> list:
         """The arch strings of all cells the table answers for (every member of every trained class)."""
         return [s for s, i in self._index.items() if self._row_of[i] >= 0]

@@ -370,7 +370,7 @@ def _compare_numbers(run):
     best, alpha = table.index[0], 0.05
     run.numbers["compare"] = {
         "strategies": ", ".join(f.compare_strategies), "seeds": f.compare_seeds, "budget_s": budget_s,
-        "trainings": budget_s / float(run.frame["train_seconds"].mean()),
+        "trainings": budget_s / run.bench.mean_over_space("train_seconds"),
         "evaluations_mean": float(df.groupby(["strategy", "seed"]).size().mean()),
         "best_strategy": best, "best_mean": float(table.loc[best, "mean_test_acc"]),
         "random_mean": float(table.loc["random", "mean_test_acc"]) if "random" in table.index else None,

@@ -54,12 +54,12 @@ def anytime_panel(bench, strategies=None, seeds: int = 5, budget_s: float | None
     """A panel that reruns the comparison on the benchmark and redraws the anytime curves (look-ups only, so
     seconds, not hours): tick strategies, pick the budget (seconds charged) and the number of seeds.
 
-    ``budget_s`` defaults to 100 times the benchmark's mean training seconds per cell.
+    ``budget_s`` defaults to 100 times the mean training seconds of a cell of the space.
     """
     from ..analysis.compare import STRATEGIES, compare, plot_anytime
     from ..spaces import make_space
 
-    mean_cost = float(bench.frame()["train_seconds"].mean())
+    mean_cost = bench.mean_over_space("train_seconds")
     budget_s = budget_s or round(100 * mean_cost)
     options = sorted({int(round(budget_s * f)) for f in (0.25, 0.5, 1, 2, 4)})
     picks = widgets.SelectMultiple(options=list(strategies or STRATEGIES), value=("random", "regularized"),
