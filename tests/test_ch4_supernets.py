@@ -67,6 +67,19 @@ def test_collapse_verdict_follows_the_counts():
     assert "did not rise" in verdict([5, 5, 5, 5, 5, 5])
 
 
+def test_collapse_verdict_reads_the_operations_that_reach_the_output():
+    """Edge counts that do not rise, but the last cell's convolutions are all cut off by none: a skip connection
+    in effect, which the counts alone called no collapse."""
+    cut = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    table = pd.DataFrame({"param_free": [4, 4, 4], "n_skip": [1, 1, 1], "arch": [cut] * 3})
+    verdict = sa.collapse_verdict(table)
+    assert "1 of 1 are without parameters" in verdict and sa.collapsed(verdict)
+    dead = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    assert "computes nothing" in sa.collapse_verdict(table.assign(arch=dead))
+    alive = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    assert not sa.collapsed(sa.collapse_verdict(table.assign(arch=alive)))
+
+
 def test_learned_verdict_reads_the_accuracy_against_chance():
     assert "far above chance" in sa.learned_verdict(92.0)
     assert "still learning" in sa.learned_verdict(34.0)
@@ -125,6 +138,18 @@ def test_forgetting_verdict_says_whether_the_kept_paths_lost_or_gained():
     gained = sa.forgetting_verdict(forgetting_frame([16, 21], [16, 26]))
     assert "gained too" in gained and "no forgetting" in gained
     assert "held" in sa.forgetting_verdict(forgetting_frame([50, 50.5], [50, 60]))
+
+
+def test_forgetting_needs_an_interval_below_zero():
+    """A mean loss of 1.5 points from ten cells that moved either way is no evidence of forgetting."""
+    changes = [-9, 7, -8, 6, -7, 5, -6, 4, -5, -2]
+    rows = []
+    for k, d in enumerate(changes):
+        rows += [{"epoch": 0, "group": "kept (not trained)", "arch": f"c{k}", "ws_acc": 60.0},
+                 {"epoch": 1, "group": "kept (not trained)", "arch": f"c{k}", "ws_acc": 60.0 + d}]
+    rows += [{"epoch": e, "group": "others (trained)", "arch": "o", "ws_acc": 60.0 + 5 * e} for e in (0, 1)]
+    verdict = sa.forgetting_verdict(pd.DataFrame(rows))
+    assert "-1.5 points" in verdict and "held" in verdict and "-- forgetting" not in verdict
 
 
 def test_per_step_verdict_compares_the_intervals():

@@ -112,7 +112,11 @@ def collapse_verdict(table: pd.DataFrame) -> str:
     """Whether the parameter-free edges of the derived cell rose over the search, in words, from the counts of
     ``collapse_table``: the mean count over the first third of the epochs against the last third. They rose if
     the mean grew by half an edge or more; a collapse is a rise that leaves at least 4 of the 6 edges of the
-    last cell without parameters."""
+    last cell without parameters. Counting edges misses what ``none`` does: it cuts the paths through an edge,
+    so a convolution whose every path to the output passes a ``none`` computes nothing. With the ``arch``
+    column, the verdict also reads the last cell's live operations (on some input-to-output path without
+    ``none``): where none of them has parameters, the cell is parameter-free in effect, a collapse whatever the
+    trend of the counts."""
     n = len(table)
     third = max(1, n // 3)
     early, late = table["param_free"].iloc[:third].mean(), table["param_free"].iloc[-third:].mean()
@@ -120,13 +124,32 @@ def collapse_verdict(table: pd.DataFrame) -> str:
     span = (f"parameter-free edges of the derived cell (of 6): {early:.1f} on average over the first "
             f"{third} epoch(s), {late:.1f} over the last {third} (skip connections: {skips_early:.1f} -> "
             f"{skips_late:.1f}); the last cell has {int(table['param_free'].iloc[-1])}")
+    live_free = None
+    if "arch" in table:
+        from .cell_shape import _live
+
+        cell = parse(table["arch"].iloc[-1])
+        live = sorted(_live(cell))
+        live_free = sum(cell[e] in PARAM_FREE for e in live)
+        span += f"; of its operations that reach the output, {live_free} of {len(live)} are without parameters"
+        if not live:
+            return span + ": the last cell computes nothing (no path reaches the output) -- a collapse in effect"
     if n < 2:
         return span + ": one epoch cannot show a trend"
     if late >= early + 0.5 and table["param_free"].iloc[-1] >= 4:
         return span + ": they rose, and most of the cell is now without parameters -- the collapse"
+    in_effect = live_free is not None and live_free == len(live)
+    if in_effect:
+        return span + (": every live operation of the last cell is without parameters (its convolutions, if any, "
+                       "are cut off by none) -- a collapse in effect")
     if late >= early + 0.5:
         return span + ": they rose, but not to a cell mostly without parameters -- no full collapse"
     return span + ": they did not rise -- no collapse in this run"
+
+
+def collapsed(verdict: str) -> bool:
+    """Whether ``collapse_verdict``'s words say the run collapsed (by the counts or in effect)."""
+    return verdict.endswith(("-- the collapse", "-- a collapse in effect"))
 
 
 def plot_collapse(table: pd.DataFrame, ax=None):
@@ -261,24 +284,32 @@ def forgetting(data, kept: list, others: list, warm_epochs: int = 1, epochs: int
     return pd.DataFrame(rows)
 
 
-def forgetting_verdict(table: pd.DataFrame) -> str:
+def forgetting_verdict(table: pd.DataFrame, n_boot: int = 2000) -> str:
     """What ``forgetting``'s table shows, in words: the change of the kept paths' mean shared-weight accuracy
-    from the start to the last epoch, beside the trained paths' change."""
+    from the start to the last epoch, with a 95 % bootstrap interval over the kept cells (each cell's own
+    change, paired), beside the trained paths' change and the range the kept mean took in between. Forgetting
+    is a loss of more than a point whose interval lies below zero; a gain likewise above it."""
     mean = table.groupby(["group", "epoch"])["ws_acc"].mean().unstack()
     kept, trained = mean.loc["kept (not trained)"], mean.loc["others (trained)"]
     d_kept, d_trained = kept.iloc[-1] - kept.iloc[0], trained.iloc[-1] - trained.iloc[0]
+    per_cell = table[table["group"] == "kept (not trained)"].pivot_table(index="arch", columns="epoch",
+                                                                         values="ws_acc")
+    change = (per_cell.iloc[:, -1] - per_cell.iloc[:, 0]).to_numpy()
+    boot = change[np.random.default_rng(0).integers(0, len(change), (n_boot, len(change)))].mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
     text = (f"after {int(kept.index[-1])} epoch(s) on the other paths only, the kept paths went from "
-            f"{kept.iloc[0]:.1f} % to {kept.iloc[-1]:.1f} % ({d_kept:+.1f} points), the trained ones "
-            f"{d_trained:+.1f} points: ")
-    if d_kept < -1:
+            f"{kept.iloc[0]:.1f} % to {kept.iloc[-1]:.1f} % ({d_kept:+.1f} points, 95 % interval over the "
+            f"{len(change)} kept cells [{low:+.1f}, {high:+.1f}]; in between their mean ranged over "
+            f"{kept.min():.1f}-{kept.max():.1f} %), the trained ones {d_trained:+.1f} points: ")
+    if d_kept < -1 and high < 0:
         return text + "the kept paths lost accuracy they had -- forgetting"
-    if d_kept <= 1:
-        return text + ("the kept paths held their accuracy" + (" while the trained ones gained: they fell behind"
-                                                             if d_trained > d_kept + 1 else ""))
-    if d_trained > d_kept + 1:
-        return text + ("the kept paths gained too, through the shared weights, only less than the trained "
-                       "ones: no forgetting here, but their standing shifts towards what was trained last")
-    return text + "the kept paths gained as much as the trained ones: no forgetting here"
+    if d_kept > 1 and low > 0:
+        if d_trained > d_kept + 1:
+            return text + ("the kept paths gained too, through the shared weights, only less than the trained "
+                           "ones: no forgetting here, but their standing shifts towards what was trained last")
+        return text + "the kept paths gained as much as the trained ones: no forgetting here"
+    return text + ("the kept paths held their accuracy (a change within a point, or an interval that reaches 0)"
+                   + (" while the trained ones gained: they fell behind" if d_trained > d_kept + 1 else ""))
 
 
 def forgetting_per_step(data, methods=("uniform", "nsas"), n_boot: int = 2000, **options) -> pd.DataFrame:
