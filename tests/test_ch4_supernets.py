@@ -152,6 +152,19 @@ def test_forgetting_needs_an_interval_below_zero():
     assert "-1.5 points" in verdict and "held" in verdict and "-- forgetting" not in verdict
 
 
+def test_forgetting_must_exceed_the_epoch_to_epoch_swing():
+    """Every path's accuracy swings from epoch to epoch; a loss of the kept paths no larger than the trained paths'
+    own largest swing is not forgetting, however consistent across the cells."""
+    rows = []
+    for k in range(8):
+        rows += [{"epoch": e, "group": "kept (not trained)", "arch": f"c{k}", "ws_acc": a + 0.1 * k}
+                 for e, a in enumerate([74, 71, 73, 74.5, 71.5])]
+    rows += [{"epoch": e, "group": "others (trained)", "arch": "o", "ws_acc": a}
+             for e, a in enumerate([75.6, 73.1, 74.8, 76.6, 75.7])]
+    verdict = sa.forgetting_verdict(pd.DataFrame(rows))
+    assert "up to 2.5 points" in verdict and "held" in verdict and "-- forgetting" not in verdict
+
+
 def test_per_step_verdict_compares_the_intervals():
     def table(u, n):
         return pd.DataFrame([{"method": "uniform", "mean_forgetting": u[0], "low": u[1], "high": u[2],
