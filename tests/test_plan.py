@@ -50,11 +50,12 @@ def test_second_order_darts_costs_two_and_a_half_first_order():
 
 @pytest.mark.parametrize("chapter", [
     1,
-    # known disagreements, to be fixed in the model: chapter 2 measured 1,326 s against about 250 s estimated (its
-    # shortcut table took 872 s; the SPOS row's 624 s, against ENAS' 61 s for the same training, was slowed by a
-    # test run beside it, and without that excess the chapter is still about three times the estimate);
-    # chapter 3 measured 637 s against about 410 s, at the edge
-    pytest.param(2, marks=pytest.mark.xfail(strict=True, reason="the plan underestimates chapter 2's shortcut table")),
+    # known disagreement: chapter 2 measured 394 s on the idle machine against about 185 s estimated, the model's
+    # underestimate of the DARTS-space supernet (plan.MEASURED_CPU says why); chapter 3 (280 s) sits near the
+    # lower edge (its one-shot supernets are underestimated by about 1.4x), and the calibration moves by tens of
+    # per cent from one process to the next
+    pytest.param(2, marks=pytest.mark.xfail(strict=False, reason="the plan underestimates chapter 2's DARTS-space "
+                                                                  "supernet about twofold")),
     pytest.param(3, marks=pytest.mark.xfail(strict=False, reason="the estimate is about two thirds of the measured "
                                                                   "time, at the edge of 1.5x")),
     4])

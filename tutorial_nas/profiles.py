@@ -112,17 +112,18 @@ PROFILES: dict[str, dict[str, dict]] = {
                       exercise_bench_budget=300),
         "cell": dict(C=16, N=5, stem_stride=1, dataset="cifar10", image_size=32),
         # Chapter 2 shows the search's dynamics, not a final cell: DARTS' own reduced proxy (5 cells, C=16, batch
-        # 64) for 10 epochs on half of CIFAR-10's training images, split in two halves of 11,250 for the weights
-        # and the alphas (~36 min for first order, second order at 2.5x its cost, and GDAS); the two cells are
-        # then trained 10 epochs on the same images (~3 min). The NAS-Bench-201 supernet keeps DARTS' 50 epochs
+        # 64) for 8 epochs on half of CIFAR-10's training images, split in two halves of 11,250 for the weights
+        # and the alphas (~29 min on a T4 by the plan for first order, second order at 2.5x its cost, and GDAS);
+        # the two cells are then trained 10 epochs on the same images with 3 seeds each (~8 min). The
+        # NAS-Bench-201 supernet keeps DARTS' 50 epochs
         # (on the benchmark's 1,000 images: ~1 min).
-        "darts": dict(C=16, layers=5, N=5, epochs=10, batch_size=64, dataset="cifar10", image_size=32,
+        "darts": dict(C=16, layers=5, N=5, epochs=8, batch_size=64, dataset="cifar10", image_size=32,
                       train_epochs=10, nb201_epochs=50, data_fraction=0.5, gdas_epochs=10, gdas_nb201_epochs=50),
         # the morphism climb trains on full CIFAR-10 (the `data` section): 4 steps of 4 children, 1 epoch each,
         # then each network again from scratch (~1 min); the shortcuts work on the benchmark's images (~2 min)
         "oneshot": dict(epochs=50, batch_size=256, eval_cells=150, controller_steps=200, train_epochs=2,
                         early_epoch=2, predictor_cells=500, proxy_batch=128, morph_steps=4, morph_children=4,
-                        morph_epochs=1, nsas=True, hier_epochs=3, hier_budget=8, blockqnn_budget=300,
+                        morph_epochs=1, nsas=True, hier_epochs=1, hier_budget=8, blockqnn_budget=300,
                         mask_epochs=2),
         "compare": dict(seeds=100, budget_trainings=100, budget_s=140, trials=100,
                         strategies=("random", "regularized", "reinforce", "bo"),
