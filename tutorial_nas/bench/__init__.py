@@ -165,18 +165,39 @@ def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> 
     if not found:
         raise NASInputError(f"no benchmark table {name!r} in {directory}; build one with "
                             "`tutorial-nas bench build --data mnist5k --out DIR` and pack it")
-    if key in _LOADED:
-        return _LOADED[key]
-    damaged = NASInputError(f"benchmark table {name!r} in {directory} is damaged or from another version of "
-                            "tutorial_nas; reinstall the package or rebuild the table")
+    if key not in _LOADED:
+        arrays, info = read_table(name, directory, verify)
+        try:
+            _LOADED[key] = Benchmark(arrays, info)
+        except (KeyError, TypeError, ValueError):  # a recipe without the sizes the per-op costs need
+            raise _damaged(name, directory) from None
+    return _LOADED[key]
+
+
+def forget(name: str = DEFAULT, directory=None) -> None:
+    """Drop table ``name`` from this process's cache, so that the next ``load_benchmark`` reads its files again
+    (after they were rewritten, say by ``bench retime``)."""
+    directory = Path(directory or os.environ.get("TUTORIAL_NAS_BENCH_DIR") or DATA_DIR)
+    _LOADED.pop((str(directory.resolve()), name), None)
+
+
+def _damaged(name: str, directory: Path) -> NASInputError:
+    return NASInputError(f"benchmark table {name!r} in {directory} is damaged or from another version of "
+                         "tutorial_nas; reinstall the package or rebuild the table")
+
+
+def read_table(name: str, directory: Path, verify: bool = True) -> tuple:
+    """The arrays and the ``.json`` record of table ``name`` in ``directory``, read from disk every call
+    (``load_benchmark`` caches what this returns); checked for damage and, with ``verify``, its checksum."""
+    meta_path, npz_path = directory / f"{name}.json", directory / f"{name}.npz"
     try:
         info = json.loads(meta_path.read_text())
         blob = npz_path.read_bytes()
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise damaged from None
+        raise _damaged(name, directory) from None
     if not isinstance(info, dict) or not all(isinstance(info.get(k), t) for k, t in _INFO.items()) \
             or not isinstance(info.get("seed_agreement", {}), dict):
-        raise damaged
+        raise _damaged(name, directory)
     if verify and _sha256(blob) != info.get("sha256"):
         raise NASInputError(f"benchmark table {npz_path} does not match its checksum: the file is damaged; "
                             "reinstall the package or rebuild the table")
@@ -184,14 +205,10 @@ def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> 
         with np.load(io.BytesIO(blob)) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception:  # a damaged archive fails in the zip, zlib or numpy format layers, each its own way
-        raise damaged from None
+        raise _damaged(name, directory) from None
     if not _consistent(arrays):
-        raise damaged
-    try:
-        _LOADED[key] = Benchmark(arrays, info)
-    except (KeyError, TypeError, ValueError):  # a recipe without the sizes the per-op costs need
-        raise damaged from None
-    return _LOADED[key]
+        raise _damaged(name, directory)
+    return arrays, info
 
 
 _INFO = {"recipe": dict, "n_unique": int, "complete": bool, "packed": str}  # what a table's .json must hold

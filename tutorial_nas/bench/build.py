@@ -140,9 +140,12 @@ def train_cell(job: tuple) -> list:
              "seconds": rec.seconds, "params": rec.params, "flops": rec.flops} for seed, rec in zip(seeds, records)]
 
 
-def read_results(path: Path) -> list:
-    """The finished rows of a build; a truncated last line (a kill mid-write) is ignored."""
+def read_results(path: Path, trim: bool = False) -> list:
+    """The finished rows of a build (or any file of one JSON object a line); a truncated last line (a kill
+    mid-write) is ignored, and with ``trim`` cut from the file, so that appending goes on after the last whole
+    line."""
     rows = []
+    path = Path(path)
     if path.exists():
         with open(path) as f:
             for line in f:
@@ -150,7 +153,30 @@ def read_results(path: Path) -> list:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     break
+        if trim:
+            with open(path, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
     return rows
+
+
+def run_jobs(recipe: Recipe, todo: list, workers: int, sink) -> None:
+    """Train the jobs ``todo`` (cell index, seeds) under ``recipe`` and hand each job's rows to ``sink`` as it
+    finishes: in this process when ``workers`` is 1 (or there is one job), else in ``workers`` spawned
+    processes, each with an equal share of the cores' threads (the layout the build is measured with)."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    if workers <= 1 or len(todo) <= 1:
+        before = torch.get_num_threads()
+        try:
+            if todo:
+                _init_worker(recipe, threads)
+            for rows in map(train_cell, todo):
+                sink(rows)
+        finally:
+            torch.set_num_threads(before)
+    else:
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(recipe, threads)) as pool:
+            for rows in pool.imap_unordered(train_cell, todo, chunksize=1):
+                sink(rows)
 
 
 def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, limit: int | None = None,
@@ -176,11 +202,7 @@ def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, li
     else:
         recipe_file.write_text(json.dumps({"recipe": asdict(recipe), "machine": machine(),
                                            "started": date.today().isoformat()}, indent=1))
-    done = {(r["index"], r["seed"]) for r in read_results(results)}
-    if results.exists():  # drop a half-written last line before appending
-        rows = read_results(results)
-        with open(results, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+    done = {(r["index"], r["seed"]) for r in read_results(results, trim=True)}
     todo, budget = [], (None if limit is None else max(0, limit - len(done)))
     for index, seeds in jobs(recipe):
         seeds = tuple(s for s in seeds if (index, s) not in done)
@@ -188,27 +210,16 @@ def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, li
             seeds = seeds[:max(0, budget - sum(len(j[1]) for j in todo))]
         if seeds:
             todo.append((index, seeds))
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     bar = tqdm(total=sum(len(s) for _, s in todo), desc="benchmark build", unit="training", disable=not progress)
     with open(results, "a") as f:
-        if workers <= 1:
-            _init_worker(recipe, threads)
-            it = map(train_cell, todo)
-            _write_all(it, f, bar)
-        else:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(recipe, threads)) as pool:
-                _write_all(pool.imap_unordered(train_cell, todo, chunksize=1), f, bar)
+        def write(rows):
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+            f.flush()
+            os.fsync(f.fileno())
+            bar.update(len(rows))
+        run_jobs(recipe, todo, workers, write)
     bar.close()
     return results
-
-
-def _write_all(results, f, bar) -> None:
-    for rows in results:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-        f.flush()
-        os.fsync(f.fileno())
-        bar.update(len(rows))
 
 
 def machine() -> dict:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing as mp
-import os
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
@@ -37,7 +35,8 @@ from ..errors import NASInputError, check_positive
 from ..ops import NB201_OPS
 from ..progress import tqdm
 from ..spaces import cell as nb201
-from .build import Recipe, _init_worker, machine, train_cell
+from . import forget, read_table
+from .build import Recipe, machine, read_results, run_jobs
 from .table import DATA_DIR, DEFAULT, _sha256
 
 
@@ -58,15 +57,6 @@ def slow_rows(cells, seconds, factor: float = 1.5) -> np.ndarray:
     for rows in groups.values():
         typical[rows] = np.median(seconds[rows])
     return np.flatnonzero(seconds > factor * typical)
-
-
-def _load(name: str, directory: Path) -> tuple:
-    info = json.loads((directory / f"{name}.json").read_text())
-    blob = (directory / f"{name}.npz").read_bytes()
-    if _sha256(blob) != info.get("sha256"):
-        raise NASInputError(f"benchmark table {directory / name}.npz does not match its checksum")
-    with np.load(io.BytesIO(blob)) as z:
-        return {k: z[k] for k in z.files}, info
 
 
 def group_sample(cells, per_group: int, prefer=(), seed: int = 0) -> np.ndarray:
@@ -97,7 +87,7 @@ def retime(name: str = DEFAULT, directory=None, factor: float = 1.5, rows=None, 
     Returns what was done: the rows, their old and new seconds, the accuracy differences.
     """
     directory = Path(directory or DATA_DIR)
-    arrays, info = _load(name, directory)
+    arrays, info = read_table(name, directory)
     recipe = Recipe(**info["recipe"])
     cells, seconds = arrays["cells"], arrays["train_seconds"]
     grouped = isinstance(rows, str) and rows == "groups"
@@ -123,19 +113,18 @@ def retime(name: str = DEFAULT, directory=None, factor: float = 1.5, rows=None, 
     row_of = {int(cells[r]): int(r) for r in rows}
     new = _read_log(log, row_of) if log else {}
     todo = [job for job in todo if job[0] not in new]
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     bar = tqdm(total=len(row_of), initial=len(new), desc="retime", unit="cell", disable=not progress)
     sink = open(log, "a") if log else None
+
+    def record(out):
+        index = out[0]["index"]
+        new[index] = (float(np.mean([o["seconds"] for o in out])), float(np.mean([o["valid_acc"][-1] for o in out])))
+        if sink:
+            sink.write(json.dumps({"index": index, "seconds": new[index][0], "valid_acc": new[index][1]}) + "\n")
+            sink.flush()
+        bar.update(1)
     try:
-        if workers <= 1 or len(todo) <= 1:
-            if todo:
-                _init_worker(recipe, threads)
-            results = map(train_cell, todo)
-            _collect(results, new, sink, bar)
-        else:
-            with mp.get_context("spawn").Pool(workers, initializer=_init_worker,
-                                              initargs=(recipe, threads)) as pool:
-                _collect(pool.imap_unordered(train_cell, todo, chunksize=1), new, sink, bar)
+        run_jobs(recipe, todo, workers, record)
     finally:
         bar.close()
         if sink:
@@ -172,32 +161,12 @@ def retime(name: str = DEFAULT, directory=None, factor: float = 1.5, rows=None, 
     info.setdefault("retimed", []).append(report)
     info["sha256"] = _sha256(blob)
     (directory / f"{name}.json").write_text(json.dumps(info, indent=1))
+    forget(name, directory)  # a table this process loaded before is read again
     return {**report, "row_numbers": [int(r) for r in rows], "old": old_seconds[rows].tolist(),
             "new": seconds[rows].tolist()}
 
 
-def _collect(results, new: dict, sink, bar) -> None:
-    for out in results:
-        index = out[0]["index"]
-        new[index] = (float(np.mean([o["seconds"] for o in out])), float(np.mean([o["valid_acc"][-1] for o in out])))
-        if sink:
-            sink.write(json.dumps({"index": index, "seconds": new[index][0], "valid_acc": new[index][1]}) + "\n")
-            sink.flush()
-        bar.update(1)
-
-
 def _read_log(log, row_of: dict) -> dict:
-    """The cells a previous, interrupted retime finished (a half-written last line is dropped)."""
-    done, good = {}, []
-    path = Path(log)
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            good.append(line + "\n")
-            if r.get("index") in row_of:
-                done[r["index"]] = (float(r["seconds"]), float(r["valid_acc"]))
-        path.write_text("".join(good))  # appending goes on after the last whole line
-    return done
+    """The cells a previous, interrupted retime finished (a half-written last line is cut from the log)."""
+    return {r["index"]: (float(r["seconds"]), float(r["valid_acc"]))
+            for r in read_results(Path(log), trim=True) if r.get("index") in row_of}
