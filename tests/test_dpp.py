@@ -3,12 +3,20 @@
 import functools
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.errors import NASInputError
 from tutorial_nas.spaces import cell as nb201
-from tutorial_nas.strategies.dpp import GROW_ORDER, dpp_search, grow, measured_latency, pareto_select
+from tutorial_nas.strategies.dpp import (
+    GROW_ORDER,
+    dpp_search,
+    grow,
+    measured_latency,
+    pareto_select,
+    random_at_equal_lookups,
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +105,36 @@ def test_bad_input(bench):
         dpp_search(bench, latency_fn=flops_ms(bench), steps=4)
     with pytest.raises(NASInputError, match="keep"):
         dpp_search(bench, latency_fn=flops_ms(bench), keep=0)
+
+
+def fake_run(bench, arches):
+    """A stand-in for a dpp_search result: the cells read, their accuracies, the front of accuracy alone."""
+    frame = pd.DataFrame({"arch": arches, "accuracy": [bench.query(a)["valid_acc"] for a in arches]})
+    frame["pareto"] = frame["accuracy"] == frame["accuracy"].max()
+    return frame
+
+
+def test_random_at_equal_lookups_reads_as_many_cells_and_ranks_against_the_table(bench):
+    acc = everything(bench)
+    arches = bench.all_arches()
+    top, order = arches[int(acc.argmax())], np.argsort(acc)
+    # a run that found the table's best: no regret, nothing random finds beats it, the verdict says so
+    found = fake_run(bench, [top] + [arches[i] for i in order[:9]])
+    r = random_at_equal_lookups(bench, found, seeds=8)
+    assert r["lookups"] == 10 and len(r["random"]) == 8
+    assert r["table_best"] == pytest.approx(acc.max()) and r["dpp_regret"] == pytest.approx(0)
+    assert r["random_beats"] == 0 and r["dpp_percentile"] == pytest.approx((acc < acc.max()).mean())
+    assert (r["random"]["regret"] >= 0).all() and np.isclose(r["random"]["regret"],
+                                                             r["table_best"] - r["random"]["best"]).all()
+    assert r["random"]["best"].isin(acc).all()  # each seed's best is a cell of the table
+    assert "closer to the table's best than random" in r["verdict"]
+    # a run that read only the worst cells: random search at the same ten look-ups does better on every seed
+    worst = fake_run(bench, [arches[i] for i in order[:10]])
+    r = random_at_equal_lookups(bench, worst, seeds=8)
+    assert r["random_beats"] == 1 and r["dpp_regret"] > r["random"]["regret"].max()
+    assert r["verdict"].startswith("random search at 10 look-ups comes closer")
+    # the same seeds draw the same cells
+    again = random_at_equal_lookups(bench, worst, seeds=8)
+    assert again["random"].equals(r["random"])
+    with pytest.raises(NASInputError, match="seeds"):
+        random_at_equal_lookups(bench, worst, seeds=0)

@@ -145,4 +145,50 @@ def dpp_search(bench, latency_fn=None, steps: int = len(GROW_ORDER), keep: int =
     return frame
 
 
-__all__ = ["GROW_ORDER", "measured_latency", "grow", "pareto_select", "dpp_search"]
+def random_at_equal_lookups(bench, frame: pd.DataFrame, seeds: int = 20) -> dict:
+    """DPP-Net's run ``frame`` (``dpp_search``) against random search given the same number of benchmark
+    look-ups (``len(frame)`` distinct cells drawn uniformly from every cell the table answers for), one random
+    search per seed ``0 .. seeds - 1``. Both are scored by the best validation accuracy they read and by its
+    regret, the table's best validation accuracy minus it.
+
+    Returns ``lookups``, ``table_best``, ``dpp_best`` (the best cell on DPP-Net's front, which is the best it
+    evaluated), ``dpp_regret``, ``dpp_percentile`` (the share of the space's cells below ``dpp_best``),
+    ``random`` (a frame, one row per seed: ``seed``, ``best``, ``regret``), ``random_mean_regret``,
+    ``random_se`` (its standard error over the seeds; nan for one seed), ``random_beats`` (the share of seeds
+    whose best exceeds ``dpp_best``) and ``verdict``: DPP-Net's regret against random search's mean, a
+    difference within two standard errors read as none. DPP-Net is one run: its own seed noise is not in it.
+    """
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise NASInputError(f"seeds is how many random searches to run, a whole number >= 1, got {seeds!r}")
+    if len(frame) == 0 or "pareto" not in frame:
+        raise NASInputError("frame must be a dpp_search result with at least one evaluated cell")
+    arches = bench.all_arches()
+    valid = np.array([bench.query(a)["valid_acc"] for a in arches])
+    lookups = len(frame)
+    table_best = float(valid.max())
+    dpp_best = float(frame.loc[frame["pareto"], "accuracy"].max())
+    rows = []
+    for seed in range(seeds):
+        picks = np.random.default_rng(seed).choice(len(arches), size=min(lookups, len(arches)), replace=False)
+        best = float(valid[picks].max())
+        rows.append({"seed": seed, "best": best, "regret": table_best - best})
+    runs = pd.DataFrame(rows)
+    mean = float(runs["regret"].mean())
+    se = float(runs["regret"].std(ddof=1) / np.sqrt(seeds)) if seeds > 1 else float("nan")
+    dpp_regret = table_best - dpp_best
+    margin = 2 * se if seeds > 1 else 0.0
+    if dpp_regret < mean - margin:
+        verdict = (f"DPP-Net's best front cell is closer to the table's best than random search at {lookups} "
+                   f"look-ups (regret {dpp_regret:.2f} against {mean:.2f} +- {se:.2f}; more than two standard errors)")
+    elif dpp_regret > mean + margin:
+        verdict = (f"random search at {lookups} look-ups comes closer to the table's best than DPP-Net (regret "
+                   f"{mean:.2f} +- {se:.2f} against {dpp_regret:.2f}; more than two standard errors)")
+    else:
+        verdict = (f"no difference beyond two standard errors between DPP-Net (regret {dpp_regret:.2f}) and random "
+                   f"search at {lookups} look-ups (regret {mean:.2f} +- {se:.2f})")
+    return {"lookups": lookups, "table_best": table_best, "dpp_best": dpp_best, "dpp_regret": dpp_regret,
+            "dpp_percentile": float((valid < dpp_best).mean()), "random": runs, "random_mean_regret": mean,
+            "random_se": se, "random_beats": float((runs["best"] > dpp_best).mean()), "verdict": verdict}
+
+
+__all__ = ["GROW_ORDER", "measured_latency", "grow", "pareto_select", "dpp_search", "random_at_equal_lookups"]
