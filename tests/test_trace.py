@@ -7,9 +7,19 @@ import pytest
 import torch
 
 from tutorial_nas.bench import load_benchmark
-from tutorial_nas.course.trace import trace_aging_step, trace_darts_step, trace_q_backup, trace_reinforce_step
+from tutorial_nas.course.trace import (
+    trace_aging_step,
+    trace_darts_step,
+    trace_derivation,
+    trace_gumbel_sample,
+    trace_mixed_op,
+    trace_net2wider,
+    trace_q_backup,
+    trace_reinforce_step,
+)
 from tutorial_nas.oneshot.architect import virtual_weights
-from tutorial_nas.oneshot.darts import NB201SearchNetwork
+from tutorial_nas.oneshot.darts import NB201SearchNetwork, derive_genotype
+from tutorial_nas.ops import DARTS_OPS
 from tutorial_nas.spaces.cell import parse
 
 
@@ -95,3 +105,92 @@ def test_aging_step_the_oldest_dies(seed, bench):
     assert t["parent"]["fitness"] == drawn["fitness"].max() and t["parent"]["born"] in t["tournament"]
     parent, child = parse(t["parent"]["arch"]), parse(t["child"]["arch"])
     assert sum(a != b for a, b in zip(parent, child)) == 1 and t["child"]["born"] == 5  # one edge mutated
+
+
+@pytest.mark.parametrize("seed,tau", [(0, 1.0), (1, 10.0), (2, 0.1)])
+def test_gumbel_sample_is_hard_forward_soft_backward(seed, tau):
+    t = trace_gumbel_sample(seed=seed, tau=tau, edges=3)
+    table = t["table"]
+    np.testing.assert_allclose(table["g"], -np.log(-np.log(table["u"])), rtol=1e-9)
+    assert ((table["u"] > 0) & (table["u"] < 1)).all()
+    for edge, rows in table.groupby(level="edge"):
+        assert t["index"][edge] == int(np.argmax(rows["alpha + g"].to_numpy()))  # Gumbel-max
+        one_hot = np.eye(len(rows))[t["index"][edge]]
+        np.testing.assert_allclose(rows["hard"], one_hot, atol=1e-12)  # the forward is one-hot
+        z = rows["alpha + g"].to_numpy() / tau
+        np.testing.assert_allclose(rows["soft"], np.exp(z - z.max()) / np.exp(z - z.max()).sum(), rtol=1e-9)
+        s, up = rows["soft"].to_numpy(), rows["dL/dh"].to_numpy()
+        expected = s * (up - (s * up).sum()) / tau  # the softmax Jacobian times dL/dh
+        np.testing.assert_allclose(rows["grad alpha"], expected, atol=1e-12)
+    # straight through: the gradient of the hard sample is the soft sample's
+    np.testing.assert_allclose(table["grad alpha"].to_numpy(), t["grad_soft"].flatten(), atol=1e-12)
+    assert np.abs(t["grad_soft"]).max() > 1e-6
+
+
+def test_mixed_op_is_the_weighted_sum_of_its_operations():
+    t = trace_mixed_op(seed=0, C=4)
+    table = t["table"]
+    assert t["x"].shape == (1, 4, 3, 3)
+    np.testing.assert_allclose(table["softmax weight"].sum(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(table["softmax weight"], np.exp(table["alpha"]) / np.exp(table["alpha"]).sum(),
+                               rtol=1e-5)
+    assert t["max_diff"] < 1e-6 and t["mixed"].abs().max() > 0.1
+    assert table.loc["none", "output max |.|"] == 0  # none adds nothing
+    centre = (table["softmax weight"] * table["output[0, 0, 1, 1]"]).sum()
+    assert centre == pytest.approx(t["mixed"][0, 0, 1, 1].item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("node", [0, 1, 3])
+def test_derivation_keeps_the_two_strongest_inputs_without_none(seed, node):
+    t = trace_derivation(node=node, seed=seed)
+    darts = t["darts"]
+    assert len(darts) == node + 2 and darts["kept"].sum() == 2
+    strength = darts[[op for op in DARTS_OPS if op != "none"]].max(axis=1)
+    assert set(strength.nlargest(2).index) == set(darts.index[darts["kept"]])
+    assert sorted(i for _, i in t["kept"]) == sorted(darts.index[darts["kept"]])
+    for op, i in t["kept"]:
+        assert op == darts.loc[i, "strongest op (not none)"] != "none"
+    # the same node read off the package's public derive_genotype
+    logits = np.log(np.full((14, 8), 1 / 8))
+    start = sum(n + 2 for n in range(node))
+    logits[start:start + node + 2] = np.log(darts[list(DARTS_OPS)].to_numpy())
+    genotype = derive_genotype(logits, logits)
+    assert list(genotype.normal[2 * node:2 * node + 2]) == t["kept"]
+    nb201 = t["nb201"]
+    assert (nb201["kept op"] == nb201.drop(columns="kept op").idxmax(axis=1)).all()  # none included
+    assert parse(t["nb201_cell"]) == tuple(nb201["kept op"])
+
+
+def test_derivation_ignores_none_in_the_darts_space_and_not_in_nb201():
+    w = np.full((3, 8), 0.02)
+    w[0, 0], w[0, 4] = 0.8, 0.06  # input 0: none strongest, its best real op weak
+    w[1, 5], w[2, 6] = 0.5, 0.4
+    w /= w.sum(axis=1, keepdims=True)
+    t = trace_derivation(node_weights=w, node=1)
+    assert t["darts"]["kept"].tolist() == [False, True, True]
+    assert t["darts"].loc[0, "strongest op (none included)"] == "none"
+    nb = np.full((6, 5), 0.1)
+    nb[:, 0] = 0.6
+    t = trace_derivation(nb201_weights=nb / nb.sum(axis=1, keepdims=True))
+    assert set(t["nb201"]["kept op"]) == {"none"}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_net2wider_copies_divides_and_keeps_the_function(seed):
+    t = trace_net2wider(seed=seed, spec="c3k3-c2k3", new_width=6)
+    g, counts = np.array(t["g"]), np.array(t["counts"])
+    assert (g[:3] == np.arange(3)).all() and len(g) == 6 and g.max() < 3
+    assert (counts == np.bincount(g)[g]).all()
+    assert max(t["filters"]) == 0  # unit j's filter is the old unit g(j)'s
+    reader = t["reader"]
+    np.testing.assert_allclose(reader["U / count"], reader["U[0, g(j)]"] / reader["count"], rtol=1e-6)
+    np.testing.assert_allclose(reader["package"], reader["U / count"] + reader["noise"], atol=1e-6)
+    copied = reader[reader["count"] > 1]
+    assert (copied["noise"].abs() > 1e-4).all()  # the copies are read differently
+    assert (reader.loc[reader["count"] == 1, "noise"].abs() < 1e-6).all()
+    for _, rows in copied.groupby("g(j)"):
+        assert abs(rows["noise"].sum()) < 1e-6
+    assert t["noise_sum"] < 1e-5 and t["output_diff"] < 1e-5
+    plain = trace_net2wider(seed=seed, spec="c3k3-c2k3", new_width=6, noise=0.0)
+    assert (plain["reader"]["noise"].abs() < 1e-7).all() and plain["output_diff"] < 1e-5

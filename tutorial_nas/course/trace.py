@@ -10,15 +10,27 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ..evaluators import BenchmarkLookup
 from ..oneshot.architect import Architect, first_order_grad, unrolled_grad, virtual_weights
-from ..oneshot.darts import NB201SearchNetwork
+from ..oneshot.darts import (
+    DARTS_EDGES,
+    NB201_EDGES,
+    MixedOp,
+    NB201SearchNetwork,
+    _derive_cell,
+    _softmax,
+    derive_nb201,
+    gumbel_hard,
+)
+from ..ops import DARTS_OPS, NB201_OPS, nb201_op
 from ..spaces.cell import NB201Space, to_str
 from ..spaces.chain import ChainSpace
 from ..strategies.evolution import RegularizedEvolution
+from ..strategies.morphism import MorphNet, net2wider
 from ..strategies.qlearning import TERMINAL, MetaQNN
 from ..strategies.reinforce import Reinforce, zoph_le_reward
 
@@ -142,3 +154,131 @@ def trace_aging_step(seed: int = 0, bench=None, population: int = 5, sample: int
     return {"population": pd.DataFrame([{**row(ind), "drawn": drawn.count(i)} for i, ind in enumerate(before)]),
             "tournament": [before[i].born for i in drawn], "parent": row(parent), "child": row(strategy.population[-1]),
             "died": [row(ind) for ind in dead]}
+
+
+def trace_gumbel_sample(seed: int = 0, tau: float = 1.0, edges: int = 2) -> dict:
+    """GDAS' hard Gumbel sample (``gumbel_hard``) on ``edges`` edges of the NAS-Bench-201 cell (5 operations).
+
+    The alphas and a stand-in for the gradient the network sends back to the sample (``upstream``, dL/dh) are
+    drawn from ``seed``; ``gumbel_hard`` then draws its noise from ``torch.manual_seed(seed)``, and the same
+    draw is repeated here to read it: E ~ Exp(1), u = exp(-E) ~ U(0, 1), g = -log E = -log(-log u). Returns one
+    row per (edge, operation) with alpha, u, g, alpha + g, the soft sample softmax((alpha + g) / tau), the hard
+    one-hot sample, dL/dh and the gradient with respect to alpha through the straight-through estimator; and
+    ``grad_soft``, the gradient of the same loss through the soft sample alone (the two are equal)."""
+    gen = torch.Generator().manual_seed(seed)
+    alpha = torch.randn(edges, len(NB201_OPS), generator=gen, dtype=torch.float64).requires_grad_(True)
+    upstream = torch.randn(edges, len(NB201_OPS), generator=gen, dtype=torch.float64)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        hard, index = gumbel_hard(alpha, tau)
+        torch.manual_seed(seed)
+        exp = torch.empty_like(alpha).exponential_()
+    u, g = torch.exp(-exp), -exp.log()
+    grad = torch.autograd.grad((hard * upstream).sum(), alpha)[0]
+    soft = torch.softmax((alpha + g) / tau, dim=-1)
+    grad_soft = torch.autograd.grad((soft * upstream).sum(), alpha)[0]
+    columns = {"alpha": alpha, "u": u, "g": g, "alpha + g": alpha + g, "soft": soft, "hard": hard,
+               "dL/dh": upstream, "grad alpha": grad}
+    frame = pd.DataFrame({k: v.detach().flatten().numpy() for k, v in columns.items()},
+                         index=pd.MultiIndex.from_product([range(edges), NB201_OPS], names=["edge", "op"]))
+    return {"table": frame, "index": index, "chosen": [NB201_OPS[k] for k in index], "tau": tau,
+            "grad_soft": grad_soft.numpy()}
+
+
+def trace_mixed_op(seed: int = 0, C: int = 4) -> dict:
+    """One edge of DARTS' supernet (``MixedOp`` over the 5 NAS-Bench-201 operations, as ``NB201SearchCell``
+    builds it) on one random 1 x ``C`` x 3 x 3 input, in training mode as during the search.
+
+    Returns one row per operation: alpha (drawn from ``seed``), its softmax weight, and its output summarised
+    (its centre value on channel 0, its largest absolute value); ``weighted_sum``, sum_o softmax(alpha)_o o(x)
+    computed here from those outputs, ``mixed``, the ``MixedOp``'s own output, and the largest absolute
+    difference between them."""
+    torch.manual_seed(seed)
+    edge = MixedOp([nb201_op(name, C, affine=False) for name in NB201_OPS])
+    gen = torch.Generator().manual_seed(seed)
+    alpha = torch.randn(len(NB201_OPS), generator=gen)
+    x = torch.randn(1, C, 3, 3, generator=gen)
+    weights = torch.softmax(alpha, dim=-1)
+    with torch.no_grad():
+        outs = [op(x) for op in edge.ops]
+        weighted_sum = sum(w * o for w, o in zip(weights, outs))
+        mixed = edge(x, weights)
+    frame = pd.DataFrame({"alpha": alpha.numpy(), "softmax weight": weights.numpy(),
+                          "output[0, 0, 1, 1]": [o[0, 0, 1, 1].item() for o in outs],
+                          "output max |.|": [o.abs().max().item() for o in outs]}, index=list(NB201_OPS))
+    return {"table": frame, "x": x, "weighted_sum": weighted_sum, "mixed": mixed,
+            "max_diff": (weighted_sum - mixed).abs().max().item()}
+
+
+def trace_derivation(node_weights=None, node: int = 1, nb201_weights=None, seed: int = 0) -> dict:
+    """Which edges and operations the package's derivation keeps, from softmaxed alphas.
+
+    DARTS space (``_derive_cell``, the rule of ``derive_genotype``): ``node_weights`` are the softmaxed alphas
+    of the ``node + 2`` edges into intermediate node ``node`` (rows: input states, columns: ``DARTS_OPS``),
+    drawn from ``seed`` when not given; the other nodes get uniform weights. NAS-Bench-201 cell
+    (``derive_nb201``): ``nb201_weights`` are 6 x 5 softmaxed alphas, also drawn when not given. Returns
+    ``darts``, one row per input with its weights, its strongest operation other than ``none`` and that
+    weight, the strongest operation with ``none`` included, and whether the edge is kept; ``kept``, the
+    (operation, input) pairs the package derives for the node; ``nb201``, one row per edge with its weights and
+    the operation kept; ``nb201_cell``, the derived cell."""
+    rng = np.random.default_rng(seed)
+    darts_ops, n_in = list(DARTS_OPS), node + 2
+    if node_weights is None:
+        node_weights = _softmax(rng.normal(size=(n_in, len(darts_ops))))
+    node_weights = np.asarray(node_weights, dtype=float)
+    if nb201_weights is None:
+        nb201_weights = _softmax(rng.normal(size=(len(NB201_EDGES), len(NB201_OPS))))
+    nb201_weights = np.asarray(nb201_weights, dtype=float)
+    start = sum(n + 2 for n in range(node))
+    W = np.full((len(DARTS_EDGES), len(darts_ops)), 1.0 / len(darts_ops))
+    W[start:start + n_in] = node_weights
+    kept = list(_derive_cell(W)[2 * node:2 * node + 2])
+    darts = pd.DataFrame(node_weights, columns=darts_ops, index=pd.Index(range(n_in), name="input"))
+    no_none = darts.drop(columns="none")
+    darts["strongest op (not none)"] = no_none.idxmax(axis=1)
+    darts["its weight"] = no_none.max(axis=1)
+    darts["strongest op (none included)"] = darts[darts_ops].idxmax(axis=1)
+    darts["kept"] = [any(i == k for _, k in kept) for i in range(n_in)]
+    cell = derive_nb201(torch.as_tensor(np.log(nb201_weights)))
+    nb201 = pd.DataFrame(nb201_weights, columns=list(NB201_OPS),
+                         index=pd.Index([f"{i}->{j}" for i, j in NB201_EDGES], name="edge"))
+    nb201["kept op"] = list(cell)
+    return {"darts": darts, "kept": kept, "nb201": nb201, "nb201_cell": to_str(cell)}
+
+
+def trace_net2wider(seed: int = 0, spec: str = "c2k3-c3k3", layer: int = 0, new_width: int = 4,
+                    noise: float = 0.5) -> dict:
+    """Net2WiderNet (``net2wider``) on a tiny random ``MorphNet``: block ``layer`` widened to ``new_width``.
+
+    The mapping g is read from a copy of the generator ``net2wider`` is given (it draws g first, with
+    ``rng.integers``). Returns ``g`` and the copy counts |{x: g(x) = g(j)}|; ``filters``, for every unit j of the
+    wider layer, the largest difference between its filter and the old filter g(j) (0: a copy); ``reader``, for
+    every j, the weight by which the next block's output unit 0 reads unit j at its centre tap: the old weight
+    U_{0, g(j)}, the plain division U_{0, g(j)} / count, the symmetry-breaking noise (the package's weight
+    minus the division) and the package's weight; ``noise_sum``, the largest absolute sum of the noise over
+    the copies of one unit (all taps, all readers; 0 up to rounding); and ``output_diff``, the largest
+    difference between the two networks' outputs on 4 random 8 x 8 images (eval mode)."""
+    torch.manual_seed(seed)
+    small = MorphNet(spec, num_classes=3, in_channels=1)
+    rng = np.random.default_rng(seed)
+    old = small.blocks[layer].layer.channels
+    g = np.concatenate([np.arange(old), copy.deepcopy(rng).integers(0, old, new_width - old)])
+    counts = np.bincount(g, minlength=old)[g]
+    wide = net2wider(small, layer, new_width, rng, noise=noise)
+    x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    small.eval()
+    wide.eval()
+    with torch.no_grad():
+        old_w, new_w = small.blocks[layer].conv.weight, wide.blocks[layer].conv.weight
+        filters = [(new_w[j] - old_w[g[j]]).abs().max().item() for j in range(new_width)]
+        U, V = small.blocks[layer + 1].conv.weight, wide.blocks[layer + 1].conv.weight
+        divided = U[:, g] / torch.as_tensor(counts, dtype=U.dtype).view(1, -1, 1, 1)
+        eps = V - divided
+        noise_sum = max(eps[:, g == k].sum(dim=1).abs().max().item() for k in range(old))
+        c = U.shape[-1] // 2
+        reader = pd.DataFrame({"g(j)": g, "count": counts, "U[0, g(j)]": U[0, g, c, c].numpy(),
+                               "U / count": divided[0, :, c, c].numpy(), "noise": eps[0, :, c, c].numpy(),
+                               "package": V[0, :, c, c].numpy()}, index=pd.Index(range(new_width), name="j"))
+        output_diff = (wide(x) - small(x)).abs().max().item()
+    return {"small": str(small), "wide": str(wide), "g": g.tolist(), "counts": counts.tolist(),
+            "filters": filters, "reader": reader, "noise_sum": noise_sum, "output_diff": output_diff}
