@@ -40,6 +40,22 @@ def _remove_worst(population, sample, mutate, evaluate, rng):
     return [p for i, p in enumerate(population) if i != worst] + [(child, evaluate(child))]
 
 
+def _pareto_weakly_dominated_dropped(points):
+    keep = []
+    for i, (acc, lat) in enumerate(points):  # wrong: "at least as good in both" alone, so a copy removes its twin
+        if not any(j != i and a >= acc and t <= lat for j, (a, t) in enumerate(points)):
+            keep.append(i)
+    return keep
+
+
+def _pareto_latency_maximised(points):
+    keep = []
+    for i, (acc, lat) in enumerate(points):  # wrong: a slower row counts as better
+        if not any(a >= acc and t >= lat and (a > acc or t > lat) for a, t in points):
+            keep.append(i)
+    return np.asarray(keep)
+
+
 WRONG = [
     ("reinforce_loss", lambda lp, r, b: (r - b) * lp.sum(), "sign"),
     ("reinforce_loss", lambda lp, r, b: -(r - b) * lp.detach().sum(), "gradient"),
@@ -48,9 +64,15 @@ WRONG = [
     ("darts_derive", lambda a: exercises.solution_darts_derive(a.detach() * 0), "expected"),
     ("nb201_derive", lambda a: tuple(["skip_connect"] * 6), "expected"),
     ("aging_step", _remove_worst, "OLDEST"),
+    ("its_acquisition", lambda mean, std, rng: mean, "mean alone"),
+    ("its_acquisition", lambda mean, std, rng: rng.normal(mean, std ** 2), "not the variance"),
+    ("its_acquisition", lambda mean, std, rng: np.random.default_rng(0).normal(mean, std), "expected"),
     ("q_backup", lambda q, r, m, a, g: (1 - a) * q + a * (r + m), "expected"),
     ("mnasnet_reward", lambda acc, lat, t: acc * (lat / t) ** 0.07, "exponent"),
     ("mnasnet_reward", lambda acc, lat, t: acc * (lat / t) ** -0.7, "expected"),
+    ("pareto_front", _pareto_weakly_dominated_dropped, "equal rows dominate neither"),
+    ("pareto_front", _pareto_latency_maximised, "latency is better LOW"),
+    ("pareto_front", lambda points: list(range(len(points))), "expected"),
 ]
 
 
@@ -101,3 +123,30 @@ def test_the_aging_contract_is_regularized_evolution_s():
     best = max((population[i] for i in drawn), key=lambda p: p[1])[0]
     assert after[-1][0].startswith(best + ">")
     assert torch.is_tensor(exercises.policy_loss(torch.zeros(2), 1.0, 0.5))
+
+
+def test_the_acquisition_exercise_is_what_bananas_scores_its_pool_with(monkeypatch):
+    """BANANAS' default acquisition is ITS, and the exercise's package version is that very function."""
+    from tutorial_nas.spaces.cell import NB201Space
+    from tutorial_nas.strategies import bayesopt
+
+    assert bayesopt.BANANAS(NB201Space()).acquisition == "its"
+    (mean, std), kwargs = exercises._inputs_its(0)
+    calls = []
+    monkeypatch.setattr(exercises, "acquisition", lambda *a: calls.append(a[0]) or bayesopt.acquisition(*a))
+    assert check("its_acquisition", exercises.solution_its_acquisition) and set(calls) == {"its"}
+    scores = exercises.package_its_acquisition(mean, std, kwargs["rng"])
+    assert np.allclose(scores, np.random.default_rng(200).normal(mean, std))
+
+
+def test_the_pareto_exercise_keeps_copies_and_the_package_s_order_of_objectives():
+    """Every input holds an exact copy of a front row; the package keeps both, the weak rule neither."""
+    from tutorial_nas.analysis.hardware import pareto_front
+
+    for seed in exercises.SEEDS:
+        (points,), _ = exercises._inputs_pareto(seed)
+        front = pareto_front(points)
+        rows = [tuple(points[i]) for i in front]
+        assert len(rows) > len(set(rows))  # a row and its copy, both kept
+        assert set(exercises._pareto_weak(points)) < set(front.tolist())
+    assert exercises._indices(np.array([True, False, True])) == [0, 2]

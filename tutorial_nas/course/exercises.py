@@ -6,8 +6,8 @@ shapes) and prints ``correct`` or the first input where they differ, what was ex
 a hint when the answer looks like a known mistake. ``answer(name)`` is the text of a solution; every solution is
 checked by the tests against the package, so the solutions notebook cannot drift from the code that runs.
 
-Exercises: ``reinforce_loss``, ``mixed_op``, ``darts_derive``, ``nb201_derive``, ``aging_step``, ``q_backup``,
-``mnasnet_reward``.
+Exercises: ``reinforce_loss``, ``mixed_op``, ``darts_derive``, ``nb201_derive``, ``aging_step``,
+``its_acquisition``, ``q_backup``, ``mnasnet_reward``, ``pareto_front``.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..analysis.hardware import mnas_reward
+from ..analysis.hardware import mnas_reward, pareto_front
 from ..errors import NASInputError, check_choice
 from ..evaluators import Result
 from ..oneshot.darts import MixedOp, _derive_cell, _softmax, derive_nb201
 from ..ops import DARTS_OPS, NB201_OPS, nb201_op
 from ..spaces.darts import NODES
+from ..strategies.bayesopt import acquisition
 from ..strategies.evolution import RegularizedEvolution
 from ..strategies.qlearning import q_backup
 from ..strategies.reinforce import policy_loss
@@ -69,6 +70,20 @@ def solution_aging_step(population, sample, mutate, evaluate, rng):
     return population[1:] + [(child, evaluate(child))]  # the oldest (the first) dies
 
 
+def solution_its_acquisition(mean, std, rng):
+    return rng.normal(mean, std)  # one draw per candidate from N(mean, std ** 2): the scale is the std
+
+
+def solution_pareto_front(points):
+    keep = []
+    for i, (acc, lat) in enumerate(points):
+        # b dominates a: at least as good in both (accuracy high, latency low) and strictly better in one
+        dominated = any(a >= acc and t <= lat and (a > acc or t < lat) for a, t in points)
+        if not dominated:  # an equal row is not strictly better: a row and its copy both stay
+            keep.append(i)
+    return keep
+
+
 # --- The package's versions, called the way the exercises are ----------------------------------------------
 
 class _Space:
@@ -89,6 +104,11 @@ def package_aging_step(population, sample, mutate, evaluate, rng):
     child = strategy.ask()
     strategy.tell(child, Result(valid_acc=evaluate(child)))
     return [(ind.arch, ind.fitness) for ind in strategy.population]
+
+
+def package_its_acquisition(mean, std, rng):
+    """BANANAS' default acquisition (``acquisition("its", ...)``); ``best`` plays no part in Thompson sampling."""
+    return acquisition("its", mean, std, float(np.max(mean)), rng)
 
 
 def _darts_pairs(alpha):
@@ -136,6 +156,23 @@ def _inputs_aging(seed):
         return float(zlib.crc32(arch.encode()) % 100)
 
     return (population, (2, 3, size)[seed % 3], mutate, evaluate), {"rng": np.random.default_rng(100 + seed)}
+
+
+def _inputs_its(seed):
+    rng = np.random.default_rng(seed)
+    n = (4, 10, 100)[seed % 3]  # candidates in the pool
+    mean, std = rng.uniform(70, 95, n), rng.uniform(0.05, 5, n)  # spreads below and above 1
+    return (mean, std), {"rng": np.random.default_rng(200 + seed)}
+
+
+def _inputs_pareto(seed):
+    rng = np.random.default_rng(seed)
+    n = (5, 8, 15)[seed % 3]
+    points = np.stack([rng.integers(80, 95, n) + 0.5 * rng.integers(0, 2, n),  # accuracy (%): ties happen
+                       rng.integers(1, 10, n) / 10], axis=1)  # latency (ms)
+    best = np.lexsort((points[:, 1], -points[:, 0]))[0]  # the most accurate, fastest of those: on the front
+    at = int(rng.integers(n + 1))
+    return (np.insert(points, at, points[best], axis=0),), {}  # with a copy of it: equal rows both stay
 
 
 def _inputs_q(seed):
@@ -190,6 +227,22 @@ def _darts_with_none(alpha):
             zip(_darts_pairs(alpha), np.repeat(np.cumsum([0, 2, 3, 4])[:NODES], 2))]
 
 
+def _pareto_weak(points):
+    """A mistake: 'at least as good in both' alone, so equal rows remove each other."""
+    p = np.asarray(points, dtype=float)
+    return [i for i in range(len(p))
+            if not any(j != i and p[j, 0] >= p[i, 0] and p[j, 1] <= p[i, 1] for j in range(len(p)))]
+
+
+def _indices(out):
+    """Indices in any order (a boolean mask read as the rows it keeps)."""
+    try:
+        rows = np.asarray(out)
+        return sorted(int(i) for i in (np.flatnonzero(rows) if rows.dtype == bool else rows.ravel()))
+    except (TypeError, ValueError):
+        return out
+
+
 EXERCISES = {
     "reinforce_loss": Exercise(
         "reinforce_loss(log_probs, reward, baseline) -> loss tensor: Zoph & Le's REINFORCE loss with a baseline, "
@@ -225,6 +278,18 @@ EXERCISES = {
         package_aging_step, solution_aging_step, _inputs_aging,
         ((_remove_worst, "remove the OLDEST individual (the first of the list), however good it is, not the worst"),
          (_without_replacement, "the tournament is drawn WITH replacement (Real et al. 2019, Algorithm 1)"))),
+    "its_acquisition": Exercise(
+        "its_acquisition(mean, std, rng) -> array of scores: BANANAS' independent Thompson sampling. mean and std "
+        "are the ensemble's predicted mean and spread (standard deviation) of each pool candidate; draw one "
+        "plausible value per candidate from N(mean, std ** 2), with ONE call of the generator rng (rng.normal), "
+        "candidates in order. The round proposes the candidate with the highest score.",
+        package_its_acquisition, solution_its_acquisition, _inputs_its,
+        ((lambda mean, std, rng: mean, "that is the mean alone (pure exploitation): Thompson sampling draws one "
+                                       "value per candidate from N(mean, std ** 2), so an uncertain candidate can win"),
+         (lambda mean, std, rng: rng.normal(mean, std ** 2), "rng.normal's scale is the standard deviation, not the "
+                                                             "variance: pass std, not std ** 2"),
+         (lambda mean, std, rng: mean + std * rng.standard_normal(), "draw one value per candidate (independent "
+                                                                      "draws), not one shared by all"))),
     "q_backup": Exercise(
         "q_backup(q, reward, max_next, alpha, gamma) -> float: one Q-learning backup, "
         "(1 - alpha) * q + alpha * (reward + gamma * max_next).",
@@ -237,6 +302,16 @@ EXERCISES = {
         ((lambda acc, lat, t: acc * (lat / t) ** 0.07, "the exponent is negative: a slower network earns less"),
          (lambda acc, lat, t: acc * (lat / t) ** (0 if lat <= t else -1), "that is the hard constraint "
                                                                             "(w = 0 / -1); the soft one is -0.07"))),
+    "pareto_front": Exercise(
+        "pareto_front(points) -> list of row indices (any order): the accuracy-latency Pareto front. points is an "
+        "n x 2 array, column 0 the accuracy (higher is better), column 1 the latency in ms (lower is better). Keep "
+        "the rows that no other row dominates; row b dominates row a when b is at least as good in both and "
+        "strictly better in one, so equal rows dominate neither and both stay.",
+        pareto_front, solution_pareto_front, _inputs_pareto,
+        ((_pareto_weak, "equal rows dominate neither: b dominates a only when it is at least as good in both AND "
+                        "strictly better in one; with 'at least as good' alone a row and its copy remove each other"),
+         (lambda points: pareto_front(points, maximize=(True, True)),
+          "latency is better LOW: b dominates a when acc_b >= acc_a and lat_b <= lat_a")), _indices),
 }
 
 
@@ -247,6 +322,12 @@ def _same(expected, got) -> bool:
         got = torch.as_tensor(got) if isinstance(got, (float, int)) and expected.numel() == 1 else got
         return (isinstance(got, torch.Tensor) and got.shape == expected.shape
                 and torch.allclose(got.detach().double(), expected.detach().double(), rtol=1e-4, atol=1e-6))
+    if isinstance(expected, np.ndarray):
+        try:
+            got = np.asarray(got, dtype=float)
+        except (TypeError, ValueError, RuntimeError):
+            return False
+        return got.shape == expected.shape and bool(np.allclose(got, expected, rtol=1e-6, atol=1e-9))
     if isinstance(expected, (list, tuple)):
         return (isinstance(got, (list, tuple)) and len(got) == len(expected)
                 and all(_same(e, g) for e, g in zip(expected, got)))
@@ -261,6 +342,10 @@ def _show(value) -> str:
         if value.numel() <= 12:
             return f"tensor({np.round(value.detach().double().numpy(), 5).tolist()})"
         return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        if value.size <= 40:
+            return f"array({np.round(value.astype(float), 4).tolist()})"
+        return f"an array of shape {value.shape}"
     if isinstance(value, nn.Module):
         return f"{len(value)} ops" if isinstance(value, nn.ModuleList) else type(value).__name__
     if callable(value):
@@ -273,7 +358,8 @@ def _show(value) -> str:
 
 def _run(fn, args, kwargs, normalize=None):
     """``fn`` on fresh copies of the inputs (it may change its arguments or draw from the rng)."""
-    out = fn(*[list(a) if isinstance(a, list) else a for a in args], **copy.deepcopy(kwargs))
+    out = fn(*[list(a) if isinstance(a, list) else a.copy() if isinstance(a, np.ndarray) else a for a in args],
+             **copy.deepcopy(kwargs))
     return normalize(out) if normalize else out
 
 
