@@ -120,11 +120,12 @@ def test_gumbel_sample_is_hard_forward_soft_backward(seed, tau):
         z = rows["alpha + g"].to_numpy() / tau
         np.testing.assert_allclose(rows["soft"], np.exp(z - z.max()) / np.exp(z - z.max()).sum(), rtol=1e-9)
         s, up = rows["soft"].to_numpy(), rows["dL/dh"].to_numpy()
+        assert (up[np.arange(len(up)) != t["index"][edge]] == 0).all() and up[t["index"][edge]] != 0
         expected = s * (up - (s * up).sum()) / tau  # the softmax Jacobian times dL/dh
         np.testing.assert_allclose(rows["grad alpha"], expected, atol=1e-12)
     # straight through: the gradient of the hard sample is the soft sample's
     np.testing.assert_allclose(table["grad alpha"].to_numpy(), t["grad_soft"].flatten(), atol=1e-12)
-    assert np.abs(t["grad_soft"]).max() > 1e-6
+    assert (np.abs(t["grad_soft"]) > 0).all()  # every alpha learns, though one op per edge was computed
 
 
 def test_mixed_op_is_the_weighted_sum_of_its_operations():

@@ -159,20 +159,23 @@ def trace_aging_step(seed: int = 0, bench=None, population: int = 5, sample: int
 def trace_gumbel_sample(seed: int = 0, tau: float = 1.0, edges: int = 2) -> dict:
     """GDAS' hard Gumbel sample (``gumbel_hard``) on ``edges`` edges of the NAS-Bench-201 cell (5 operations).
 
-    The alphas and a stand-in for the gradient the network sends back to the sample (``upstream``, dL/dh) are
-    drawn from ``seed``; ``gumbel_hard`` then draws its noise from ``torch.manual_seed(seed)``, and the same
-    draw is repeated here to read it: E ~ Exp(1), u = exp(-E) ~ U(0, 1), g = -log E = -log(-log u). Returns one
+    The alphas are drawn from ``seed``; ``gumbel_hard`` then draws its noise from ``torch.manual_seed(seed)``,
+    and the same draw is repeated here to read it: E ~ Exp(1), u = exp(-E) ~ U(0, 1), g = -log E = -log(-log u).
+    The gradient the network sends back to the sample, dL/dh, is a random stand-in (drawn from ``seed``) that is
+    zero off the chosen operation, as in GDAS' forward, where only the chosen operation's weight multiplies an
+    output. Returns one
     row per (edge, operation) with alpha, u, g, alpha + g, the soft sample softmax((alpha + g) / tau), the hard
     one-hot sample, dL/dh and the gradient with respect to alpha through the straight-through estimator; and
     ``grad_soft``, the gradient of the same loss through the soft sample alone (the two are equal)."""
     gen = torch.Generator().manual_seed(seed)
     alpha = torch.randn(edges, len(NB201_OPS), generator=gen, dtype=torch.float64).requires_grad_(True)
-    upstream = torch.randn(edges, len(NB201_OPS), generator=gen, dtype=torch.float64)
+    upstream = torch.randn(edges, 1, generator=gen, dtype=torch.float64)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         hard, index = gumbel_hard(alpha, tau)
         torch.manual_seed(seed)
         exp = torch.empty_like(alpha).exponential_()
+    upstream = upstream * hard.detach().round()
     u, g = torch.exp(-exp), -exp.log()
     grad = torch.autograd.grad((hard * upstream).sum(), alpha)[0]
     soft = torch.softmax((alpha + g) / tau, dim=-1)
