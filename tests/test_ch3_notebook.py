@@ -45,3 +45,37 @@ def test_every_exercise_has_a_worked_solution():
 def test_the_setup_cell_is_the_chapters_own(path):
     first = json.loads(CHAPTER.read_text())["cells"][1]
     assert cells(path, "code")[0] == "".join(first["source"])
+
+
+WRITE_IT_YOURSELF = ("aging_step", "its_acquisition")
+
+
+def _run_cell(code: str, capsys) -> str:
+    exec(compile(code, "<cell>", "exec"), {})
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", WRITE_IT_YOURSELF)
+def test_each_exercise_is_set_and_an_unfinished_one_breaks_nothing(name, capsys):
+    [cell] = [c for c in cells(CHAPTER, "code") if f'check("{name}"' in c]
+    assert f'task("{name}")' in cell and "raise NotImplementedError" in cell
+    out = _run_cell(cell, capsys)  # the cell as shipped: the checker says "Not yet", nothing raises
+    assert "Not yet" in out and "NotImplementedError" in out
+
+
+@pytest.mark.parametrize("name", WRITE_IT_YOURSELF)
+def test_each_exercise_s_solution_is_the_package_s_answer_and_passes(name, capsys):
+    [cell] = [c for c in cells(SOLVED, "code") if f'show_answer("{name}")' in c]
+    assert f'check("{name}"' in cell and f"def {name}(" not in cell  # shown from the package, not pasted
+    out = _run_cell("from tutorial_nas.course.exercises import check, show_answer\n" + cell, capsys)
+    assert f"correct: {name}" in out
+
+
+def test_the_acquisition_exercise_follows_the_bananas_trace_which_prints_the_draws():
+    code = cells(CHAPTER, "code")
+    trace = next(i for i, c in enumerate(code) if "bo.surrogate.predict" in c)
+    exercise = next(i for i, c in enumerate(code) if 'check("its_acquisition"' in c)
+    reinforce = next(i for i, c in enumerate(code) if 'show_source("strategies.reinforce.policy_loss")' in c)
+    assert trace < exercise < reinforce
+    assert '"ITS draw": its' in code[trace] and "bo.pool_scores.copy()" in code[trace]
+    assert code[trace].index("_new_round()") < code[trace].index("bo.ask()\nassert")
