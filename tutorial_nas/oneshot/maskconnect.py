@@ -15,6 +15,10 @@ Each block keeps a real-valued mask m~_j in [0, 1]. Training follows the paper's
 At the end the connectivity is the K inputs with the largest m~ per block (``derive``); the paper then
 fine-tunes the weights with that connectivity fixed, which ``train`` can do on ``fixed=True``.
 
+The baseline: random fixed K-hot connectivity (``random_connectivity``) trained for the same epochs with
+``fixed=True``, from the same initial weights (``learned_vs_random``; ``compare_connectivity`` reads the
+difference against its standard error).
+
 Where this differs from the paper: the paper's modules are ResNet / ResNeXt blocks (and its masks choose
 among the branches of the previous block); here they are small ReLU-conv-BN blocks, and the masks choose
 among all earlier blocks and the stem. When clipping leaves a block's m~ with fewer than K entries above
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -179,3 +184,49 @@ def train_maskconnect(data: Dataset, epochs: float = 1.0, net: MaskConnectNet | 
     recalibrate(net, data.train_x, batch_size)
     net.valid_acc = evaluate(net, data.valid_x, data.valid_y)[1]
     return net, derive(net)
+
+
+def random_connectivity(net: MaskConnectNet, seed: int = 0) -> list:
+    """Give every block a random K-hot mask (K distinct inputs drawn uniformly), so that ``derive`` and training
+    with ``fixed=True`` use that connectivity: the baseline of random fixed connectivity. Returns it."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.masks:
+            m.copy_(sample_mask(torch.ones_like(m), net.fan_in, generator))
+    return derive(net)
+
+
+def learned_vs_random(data: Dataset, epochs: float = 1.0, seeds=(0, 1, 2), modules: int = 4, C: int = 8,
+                      fan_in: int = 2, **options) -> pd.DataFrame:
+    """Learned connectivity (``train_maskconnect``) against random fixed K-hot connectivity
+    (``random_connectivity``, then the same training with ``fixed=True``): the same network, the same initial
+    weights and the same ``epochs`` for both, once per seed. One row per training: ``connectivity`` (learned
+    or random), ``seed``, ``valid_acc`` (the derived network's) and ``inputs`` (each block's inputs)."""
+    rows = []
+    for seed in seeds:
+        net, inputs = train_maskconnect(data, epochs, modules=modules, C=C, fan_in=fan_in, seed=seed, **options)
+        rows.append({"connectivity": "learned", "seed": seed, "valid_acc": net.valid_acc, "inputs": inputs})
+        torch.manual_seed(seed)  # the initial weights of the learned run's network
+        net = MaskConnectNet(data.num_classes, data.in_channels, modules, C, fan_in)
+        inputs = random_connectivity(net, seed)
+        net, _ = train_maskconnect(data, epochs, net=net, seed=seed, fixed=True, **options)
+        rows.append({"connectivity": "random", "seed": seed, "valid_acc": net.valid_acc, "inputs": inputs})
+    return pd.DataFrame(rows)
+
+
+def compare_connectivity(runs: pd.DataFrame) -> tuple:
+    """``(table, verdict)`` of a ``learned_vs_random`` frame: the mean validation accuracy and its standard
+    error per connectivity, and whether learned minus random exceeds two standard errors of the difference."""
+    table = runs.groupby("connectivity", sort=False)["valid_acc"].agg(
+        mean="mean", se=lambda v: v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan, runs="count")
+    diff = table.loc["learned", "mean"] - table.loc["random", "mean"]
+    se = math.sqrt(table.loc["learned", "se"] ** 2 + table.loc["random", "se"] ** 2)
+    if not math.isfinite(se):
+        verdict = f"learned minus random: {diff:+.1f} points, one run each: no standard error, no verdict"
+    elif abs(diff) <= 2 * se:
+        verdict = (f"learned minus random: {diff:+.1f} +- {se:.1f} points, within two standard errors: no "
+                   f"difference shown at this size")
+    else:
+        verdict = (f"learned minus random: {diff:+.1f} +- {se:.1f} points: learned connectivity is "
+                   f"{'better' if diff > 0 else 'worse'} than random, beyond two standard errors")
+    return table, verdict
