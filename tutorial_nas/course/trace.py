@@ -175,7 +175,7 @@ def trace_gumbel_sample(seed: int = 0, tau: float = 1.0, edges: int = 2) -> dict
         hard, index = gumbel_hard(alpha, tau)
         torch.manual_seed(seed)
         exp = torch.empty_like(alpha).exponential_()
-    upstream = upstream * hard.detach().round()
+    upstream = upstream * hard.detach().round() + 0.0  # + 0.0: no negative zeros
     u, g = torch.exp(-exp), -exp.log()
     grad = torch.autograd.grad((hard * upstream).sum(), alpha)[0]
     soft = torch.softmax((alpha + g) / tau, dim=-1)
@@ -207,7 +207,7 @@ def trace_mixed_op(seed: int = 0, C: int = 4) -> dict:
         weighted_sum = sum(w * o for w, o in zip(weights, outs))
         mixed = edge(x, weights)
     frame = pd.DataFrame({"alpha": alpha.numpy(), "softmax weight": weights.numpy(),
-                          "output[0, 0, 1, 1]": [o[0, 0, 1, 1].item() for o in outs],
+                          "output[0, 0, 1, 1]": [o[0, 0, 1, 1].item() + 0.0 for o in outs],
                           "output max |.|": [o.abs().max().item() for o in outs]}, index=list(NB201_OPS))
     return {"table": frame, "x": x, "weighted_sum": weighted_sum, "mixed": mixed,
             "max_diff": (weighted_sum - mixed).abs().max().item()}
