@@ -23,6 +23,11 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_optimization_
 
 # method -> the package functions the chapter shows for it
 SHOWN = {
+    "mixed op": ["oneshot.darts.MixedOp.forward"],
+    "GDAS": ["oneshot.darts.gumbel_hard"],
+    "derivation": ["oneshot.darts._derive_cell", "oneshot.darts.derive_nb201"],
+    "Net2Wider": ["strategies.morphism.net2wider"],
+    "successive halving": ["predictors.successive_halving"],
     "ENAS": ["oneshot.supernet.train_supernet", "oneshot.supernet.SuperCell.forward",
              "strategies.reinforce.Reinforce.tell"],
     "SPOS": ["oneshot.supernet.evolutionary_search", "oneshot.supernet.mutate"],
@@ -66,6 +71,39 @@ def test_each_method_is_shown_after_a_rule(cells, method):
                  if c["cell_type"] == "code" and SHOWN[method][0] in "".join(c["source"]))
     before = [c for c in cells[:first] if c["cell_type"] == "markdown"][-1]
     assert "$" in "".join(before["source"]), method
+
+
+# method -> (the function shown, the trace called in a code cell after it, a rule the markdown before it holds)
+TRACED = {
+    "mixed op": ("oneshot.darts.MixedOp.forward", "trace_mixed_op(", r"\sum_{o \in \mathcal O}"),
+    "GDAS": ("oneshot.darts.gumbel_hard", "trace_gumbel_sample(", r"g_k = -\log(-\log u_k)"),
+    "derivation": ("oneshot.darts._derive_cell", "trace_derivation(", r"o \neq \text{none}"),
+    "Net2Wider": ("strategies.morphism.net2wider", "trace_net2wider(", r"|\{x \mid g(x) = g(j)\}|"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(TRACED))
+def test_each_method_is_traced_after_its_code(cells, method):
+    shown, call, rule = TRACED[method]
+    code = [i for i, c in enumerate(cells) if c["cell_type"] == "code"]
+    first = next(i for i in code if shown in "".join(cells[i]["source"]))
+    traced = [i for i in code if call in "".join(cells[i]["source"])]
+    assert traced and traced[0] > first, f"{method}: no {call} after the cell showing {shown}"
+    between = [i for i in code if first < i < traced[0] and "show_source" in "".join(cells[i]["source"])]
+    assert not between, f"{method}: another method's code is shown between its code and its trace"
+    before = [c for c in cells[:first] if c["cell_type"] == "markdown"][-1]
+    assert rule in "".join(before["source"]), method
+
+
+def test_the_halving_rule_is_the_package_s(cells):
+    from tutorial_nas.predictors import successive_halving
+
+    text = "".join(next(c["source"] for c in cells if "### Successive halving" in "".join(c["source"])))
+    assert r"n_{r+1} = \max\big(1, \lfloor n_r / \eta \rfloor\big)" in text and r"\eta\, b_r" in text
+    run = successive_halving(list(range(30)), lambda c, b: c * b, min_budget=1, max_budget=27, eta=3)
+    sizes = run.log.groupby(["round", "budget"]).size()
+    assert list(sizes.index) == [(0, 1), (1, 3), (2, 9), (3, 27)] and list(sizes) == [30, 10, 3, 1]
+    assert run.best == 29
 
 
 def test_net2deeper_is_the_identity_on_a_tiny_tensor():
