@@ -1,4 +1,5 @@
-"""Chapter 2's shortcut table: real low-fidelity training on the benchmark's own recipe, NSAS behind a size."""
+"""Chapter 2's shortcut table: real low-fidelity training on the benchmark's own recipe, NSAS behind a size
+(set in the cpu and gpu profiles)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,20 @@ def test_nsas_row_only_when_its_size_asks_for_it():
     assert "NSAS weight sharing" in names[True] and "NSAS weight sharing" not in names[False]
     assert set(names[True]) - set(names[False]) == {"NSAS weight sharing"}
     assert "NSAS weight sharing" in [s.name for s in build_shortcuts(cells, bench, toy(), base)]  # the default
+
+
+def test_nsas_row_runs_in_the_cpu_and_gpu_chapters_not_in_ci():
+    """Chapter 2 sizes its shortcuts with the profile's cell and oneshot sections: NSAS is a row of the table
+    a learner runs on a laptop (cpu) and on a GPU, and stays out of ci, where its supernet would not learn."""
+    from tutorial_nas.profiles import get_profile
+
+    bench = load_benchmark()
+    cells = [parse(a) for a in bench.frame()["arch"].iloc[:4]]
+    for name, expected in (("ci", False), ("cpu", True), ("gpu", True)):
+        profile = get_profile(name, "cpu")
+        sizes = {**profile.cell.as_dict(), **profile.oneshot.as_dict(), "predictor_cells": 20, "proxy_batch": 8}
+        names = [s.name for s in build_shortcuts(cells, bench, toy(), sizes)]
+        assert ("NSAS weight sharing" in names) is expected, name
 
 
 # -- the figure and the explanation of a proxy's sign ---------------------------------------------------------

@@ -34,6 +34,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "cell": dict(C=8, N=1, stem_stride=2, dataset="mnist5k", image_size=14),
         "darts": dict(C=4, layers=3, N=1, epochs=2, batch_size=64, dataset="digits", image_size=8,
                       train_epochs=3, nb201_epochs=3, data_fraction=0.4, gdas_epochs=4, gdas_nb201_epochs=6),
+        # nsas off: at these 2 epochs its supernet stays near chance (14 % measured) and would add ~5 s
         "oneshot": dict(epochs=2, batch_size=128, eval_cells=15, controller_steps=10, train_epochs=1,
                         early_epoch=1, predictor_cells=200, proxy_batch=64, morph_steps=2, morph_children=3,
                         morph_epochs=1, nsas=False, hier_epochs=0.5, hier_budget=2, blockqnn_budget=60,
@@ -75,10 +76,12 @@ PROFILES: dict[str, dict[str, dict]] = {
         # hierarchical networks: 2 epochs at batch 64, lr 0.1 (measured: two random genotypes at 69 % and 82 %
         # validation, where 1 epoch at batch 128 left them at chance)
         # the supernets of the shortcut table: 40 epochs of 16 steps, enough for shared weights far above
-        # chance (8 epochs of a uniform single-path supernet leave it near 34 %); NSAS (9x SPOS) only on a GPU
+        # chance (8 epochs of a uniform single-path supernet leave it near 34 %); NSAS, nine passes a step,
+        # measured at about 2 min on one busy core (113 s of training, 5 s to score 100 cells; its shared
+        # weights at 83 % on average), about ten times SPOS' row
         "oneshot": dict(epochs=40, batch_size=64, eval_cells=100, controller_steps=10, train_epochs=1,
                         early_epoch=1, predictor_cells=300, proxy_batch=64, morph_steps=4, morph_children=4,
-                        morph_epochs=1, nsas=False, hier_epochs=2, hier_budget=4, blockqnn_budget=150,
+                        morph_epochs=1, nsas=True, hier_epochs=2, hier_budget=4, blockqnn_budget=150,
                         mask_epochs=1),
         # the supernets far above chance (measured: DARTS' mixture ~95 % after 6 epochs, GDAS' derived path ~93 %
         # after 30, RS-WS' scored cells ~78 % on average after 30; GDAS and RS-WS epochs are the cheaper ones)
