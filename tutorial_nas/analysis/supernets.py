@@ -290,8 +290,10 @@ def forgetting_verdict(table: pd.DataFrame, n_boot: int = 2000) -> str:
     change, paired), beside the trained paths' change and the range the kept mean took in between. The trained
     paths' mean also moves from one epoch to the next (the shared weights, batch norm and learning rate move
     every path at once); its largest such move before the last epoch is the swing a change of the kept paths
-    must exceed. Forgetting
-    is a loss larger than that swing (and than a point) whose interval lies below zero; a gain likewise."""
+    must exceed. Forgetting is a loss larger than that swing (and than a point) whose interval lies below zero; a
+    loss with its interval below zero but within the swing is said to be so. Where the trained paths' change
+    exceeds the kept paths' by more than a point, the verdict adds that the kept paths fell behind; it never calls
+    a change of the trained paths a gain unless it is one."""
     mean = table.groupby(["group", "epoch"])["ws_acc"].mean().unstack()
     kept, trained = mean.loc["kept (not trained)"], mean.loc["others (trained)"]
     d_kept, d_trained = kept.iloc[-1] - kept.iloc[0], trained.iloc[-1] - trained.iloc[0]
@@ -307,15 +309,21 @@ def forgetting_verdict(table: pd.DataFrame, n_boot: int = 2000) -> str:
             f"{len(change)} kept cells [{low:+.1f}, {high:+.1f}]; in between their mean ranged over "
             f"{kept.min():.1f}-{kept.max():.1f} %), the trained ones {d_trained:+.1f} points (before the last epoch "
             f"their mean moved by up to {swing:.1f} points from one epoch to the next): ")
-    if d_kept < -swing and high < 0:
-        return text + "the kept paths lost more accuracy than that swing -- forgetting"
-    if d_kept > swing and low > 0:
+    gap = d_trained - d_kept
+    behind = (f"; the trained paths' change exceeds theirs by {gap:.1f} points: the kept paths fell behind what "
+              "was trained last" if gap > 1 else "")
+    if high < 0:
+        if d_kept < -swing:
+            return text + "the kept paths lost more accuracy than that swing -- forgetting" + behind
+        return text + ("the kept paths lost accuracy (an interval below zero), but no more than that swing: a loss "
+                       "within what training moves every path, not clearly forgetting" + behind)
+    if low > 0 and d_kept > swing:
         if d_trained > d_kept + 1:
             return text + ("the kept paths gained too, through the shared weights, only less than the trained "
                            "ones: no forgetting here, but their standing shifts towards what was trained last")
         return text + "the kept paths gained as much as the trained ones: no forgetting here"
-    return text + ("the kept paths held their accuracy (a change within that swing, or an interval that reaches 0)"
-                   + (" while the trained ones gained: they fell behind" if d_trained > d_kept + 1 else ""))
+    return text + ("the kept paths held their accuracy (a gain within that swing, or an interval that reaches 0)"
+                   + behind)
 
 
 def forgetting_per_step(data, methods=("uniform", "nsas"), n_boot: int = 2000, **options) -> pd.DataFrame:
