@@ -39,7 +39,8 @@ def test_each_method_has_its_rule_a_traced_step_and_the_learner_writes_two_cores
     text, code = "\n".join(cells(CHAPTER, "markdown")), "\n".join(cells(CHAPTER, "code"))
     for rule in (r"\log P(a_t", r"(1-\alpha)\,Q(s_i, u)", r"\text{child} = m(i)", r"(f_n - f_{\min})"):
         assert rule in text, rule
-    for traced in ("trace_reinforce_step(", "trace_q_backup(", "LargeScaleEvolution(lse_space", "GeneticCNN(genetic"):
+    for traced in ("RandomSearch(space, seed=0)", "trace_reinforce_step(", "trace_q_backup(",
+                   "LargeScaleEvolution(lse_space", "GeneticCNN(genetic"):
         assert traced in code, traced
     for exercise in ("reinforce_loss", "q_backup"):
         assert f'check("{exercise}"' in code and f'task("{exercise}")' in code
@@ -94,3 +95,18 @@ def test_the_unfinished_cells_do_not_stop_the_chapter(name, capsys):
 
     assert check(name, unfinished) is False
     assert "Not yet" in capsys.readouterr().out
+
+
+def test_random_search_is_traced_after_its_code_and_learns_nothing():
+    from tutorial_nas.strategies.random_search import RandomSearch
+
+    code = cells(CHAPTER, "code")
+    shown = next(i for i, c in enumerate(code) if "RandomSearch.ask" in c)
+    assert "RandomSearch(space, seed=0)" in code[shown + 1]
+    space = ChainSpace(max_layers=3, filters=(4, 8))
+    told, untold = RandomSearch(space, seed=0), RandomSearch(space, seed=0)
+    first = told.ask()
+    told.tell(first, Result(valid_acc=99.0))
+    untold.ask()
+    second = told.ask()
+    assert second == untold.ask() and space.to_str(second) != space.to_str(first)
