@@ -166,3 +166,70 @@ def test_weight_sharing_methods_are_grouped_by_how_they_search():
     ax = L.plot_error_vs_cost(L.load_cifar10())  # ENAS is drawn in the RL colour, not the GO one
     rl = next(c for c in ax.collections if c.get_label().startswith("RL"))
     assert {tuple(xy) for xy in rl.get_offsets().tolist()} >= {(0.5, 3.54), (0.32, 4.23)}
+
+
+def drawn_text_boxes(fig):
+    """The window extents of every visible, non-empty text of ``fig`` as the Agg backend draws it (an
+    annotation's text alone, without the line to its point)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    hidden = set()  # the labels of ticks outside the axes' limits exist but are not drawn
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - 1e-9 * abs(hi - lo) <= tick.get_loc() <= hi + 1e-9 * abs(hi - lo):
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    return [(t.get_text(), Text.get_window_extent(t, renderer)) for t in fig.findobj(Text)
+            if t.get_visible() and t.get_text().strip() and id(t) not in hidden], renderer
+
+
+@pytest.mark.parametrize("plot, table, label_best", [
+    (L.plot_error_vs_cost, L.load_cifar10, 5), (L.plot_error_vs_params, L.load_cifar10, 5),
+    (L.plot_error_vs_params, L.load_imagenet, 5), (L.plot_error_vs_cost, L.load_cifar10, 10),
+    (L.plot_error_vs_params, L.load_cifar10, 10)])
+def test_scatter_labels_overlap_no_text_and_stay_inside(plot, table, label_best):
+    """The method names are placed by their rendered text boxes: none touches another text (label, legend
+    entry, tick label, title) or the legend's frame, and each stays inside the axes."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+
+    df = table()
+    ax = plot(df, label_best=label_best)
+    fig = ax.figure
+    boxes, renderer = drawn_text_boxes(fig)
+    assert len(ax.texts) == label_best  # one name per labelled point
+    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+        assert not box_a.overlaps(box_b), (a, b)
+    frame, inside = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    from matplotlib.text import Text
+
+    for text in ax.texts:
+        box = Text.get_window_extent(text, renderer)
+        assert not box.overlaps(frame), text.get_text()
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, \
+            text.get_text()
+    plt.close(fig)
+
+
+def test_scatter_labels_separate_where_the_points_coincide():
+    import itertools
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.DataFrame({"family": ["GO"] * 6, "method": [f"PC-DARTS + Cutout variant {i}" for i in range(6)],
+                       "error": [2.5] * 3 + [2.51, 2.52, 2.6], "gpu_days": [0.1] * 3 + [0.11, 0.12, 1.0],
+                       "params_m": 3.6})
+    ax = L.plot_error_vs_cost(df, label_best=6)
+    boxes, _ = drawn_text_boxes(ax.figure)
+    labels = [(t, b) for t, b in boxes if t.startswith("PC-DARTS")]
+    assert len(labels) == 6
+    for (a, box_a), (b, box_b) in itertools.combinations(labels, 2):
+        assert not box_a.overlaps(box_b), (a, b)
+    plt.close(ax.figure)

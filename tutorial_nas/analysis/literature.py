@@ -99,21 +99,78 @@ def _scatter(df: pd.DataFrame, x: str, xlabel: str, ax, label_best: int):
         part = shown[shown["family"] == fam]
         if len(part):
             ax.scatter(part[x], part[y], color=COLORS[fam], label=f"{fam} ({FAMILY_NAMES[fam]})", alpha=0.8)
-    best = shown.nsmallest(label_best, y) if y == "error" else shown.nlargest(label_best, y)
-    spread = float(shown[y].max() - shown[y].min()) or 1.0
-    placed = []  # (log x, y) of the labels so far: a label that would touch another moves down a line
-    for _, row in best.sort_values(x).iterrows():
-        dy = 3
-        while any(abs(np.log10(row[x]) - lx) < 0.6 and abs(row[y] + dy * spread / 250 - ly) < spread / 25
-                  for lx, ly in placed):
-            dy -= 9
-        placed.append((np.log10(row[x]), row[y] + dy * spread / 250))
-        ax.annotate(row["method"], (row[x], row[y]), fontsize=7, xytext=(4, dy), textcoords="offset points",
-                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "gray"} if dy != 3 else None)
     ax.set_xscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.legend(fontsize=8)
+    legend = ax.legend(fontsize=8)
+    best = shown.nsmallest(label_best, y) if y == "error" else shown.nlargest(label_best, y)
+    _label_points(ax, legend, shown[[x, y]].to_numpy(dtype=float), best[[x, y, "method"]].itertuples(index=False))
     return ax
+
+
+# offsets (points) of a label from its point, nearest first: right of the point, then left, then a line up or
+# down, up to nine lines away, then the same further to the side
+_OFFSETS = [(side * dx, sign * 8 * k) for dx in (5, 30) for k in range(10) for sign in ((1, -1) if k else (1,))
+            for side in (1, -1)]
+
+
+def _renderer(fig):
+    get = getattr(fig.canvas, "get_renderer", None)
+    return get() if get is not None else fig._get_renderer()
+
+
+def _fix_legend(ax, legend, frame, renderer):
+    """Keep the legend where "best" put it (``frame``): by the name of that place where the name puts it there
+    (it then stays there at any resolution), else by its corner in axes coordinates."""
+    cx, cy = ax.transAxes.inverted().transform(((frame.x0 + frame.x1) / 2, (frame.y0 + frame.y1) / 2))
+    vertical = "lower" if cy < 1 / 3 else "upper" if cy > 2 / 3 else "center"
+    horizontal = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "center"
+    name = "center" if vertical == horizontal == "center" else f"{vertical} {horizontal}"
+    legend.set_loc(name)
+    ax.figure.draw_without_rendering()
+    moved = legend.get_window_extent(renderer)
+    if max(abs(moved.x0 - frame.x0), abs(moved.y0 - frame.y0)) > 1:
+        legend.set_loc(tuple(ax.transAxes.inverted().transform((frame.x0, frame.y0))))
+
+
+def _label_points(ax, legend, points, labels, fontsize: int = 7):
+    """Write each label beside its point where its drawn text box overlaps no other label and not the legend and
+    stays inside the axes; among such places the nearest to the point that covers the fewest other points.
+
+    The boxes are the rendered text's window extents, so long names are measured as drawn. The legend's
+    "best" place is fixed first (it would otherwise move when the labels appear). A label away from its
+    point gets a thin line to it.
+    """
+    fig = ax.figure
+    fig.draw_without_rendering()  # final limits and the legend's place
+    renderer = _renderer(fig)
+    frame = legend.get_window_extent(renderer)
+    _fix_legend(ax, legend, frame, renderer)
+    inside = ax.get_window_extent(renderer)
+    dots = [ax.transData.transform(p) for p in points if np.all(np.isfinite(p))]
+    radius = 3.5 * fig.dpi / 72  # the default marker's radius, in pixels
+    taken = [frame]
+    for lx, ly, name in sorted(labels, key=lambda r: (r[0], r[1])):
+        text = ax.annotate(name, (lx, ly), fontsize=fontsize, xytext=_OFFSETS[0], textcoords="offset points",
+                           va="center")
+        best = None
+        for dx, dy in _OFFSETS:
+            text.set_position((dx, dy))
+            text.set_horizontalalignment("left" if dx > 0 else "right")
+            box = text.get_window_extent(renderer).padded(1.5)  # no line to the point yet: the text alone
+            score = (1000 * sum(box.overlaps(t) for t in taken)  # never on a label or the legend,
+                     + 1000 * (not (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)))  # nor out
+                     + 5 * sum(box.x0 - radius < px < box.x1 + radius and box.y0 - radius < py < box.y1 + radius
+                               for px, py in dots)  # a covered point costs five lines of distance
+                     + abs(dy) / 8 + 3 * (abs(dx) > 5) + 0.5 * (dx < 0))  # near the point, right before left
+            if best is None or score < best[0]:
+                best = (score, dx, dy, box)
+        _, dx, dy, box = best
+        text.remove()
+        ax.annotate(name, (lx, ly), fontsize=fontsize, xytext=(dx, dy), textcoords="offset points", va="center",
+                    ha="left" if dx > 0 else "right",
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "gray", "shrinkA": 1, "shrinkB": 3,
+                                "relpos": (0.0 if dx > 0 else 1.0, 0.5)} if (abs(dx), dy) != _OFFSETS[0] else None)
+        taken.append(box)
 
 
 def plot_error_vs_cost(df: pd.DataFrame, ax=None, label_best: int = 5):
