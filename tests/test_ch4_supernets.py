@@ -219,3 +219,22 @@ def test_plot_collapse_stacks_the_three_counts():
         x = round(bar.get_x() + bar.get_width() / 2)
         tops[x] = max(tops.get(x, 0), bar.get_y() + bar.get_height())
     assert tops == {1: 3, 2: 6}  # each epoch's bars reach its parameter-free count
+
+
+def test_plot_remedies_says_when_the_cap_changed_nothing_and_counts_are_whole():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({"epoch": [1, 2, 3], "n_skip": [0, 1, 1], "capped_n_skip": [0, 1, 1],
+                          "darts_acc": [80.0, 85.0, 86.0], "capped_acc": [80.0, 85.0, 86.0],
+                          "early_stop_acc": [80.0, 85.0, 85.0]})
+    axes = sa.plot_remedies(table)
+    assert "changed nothing" in axes[0].get_title()
+    plt.gcf().canvas.draw()
+    assert all(float(t).is_integer() for t in axes[0].get_yticks())
+    plt.close("all")
+    table.loc[2, "capped_n_skip"] = 0
+    assert "changed nothing" not in sa.plot_remedies(table)[0].get_title()
+    plt.close("all")
