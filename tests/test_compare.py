@@ -86,7 +86,9 @@ def test_final_table_statistics(small):
         assert row["mean_test_acc"] == pytest.approx(acc.mean())
         assert row["std_test_acc"] == pytest.approx(acc.std(ddof=1))
         half = 3.182446305 * acc.std(ddof=1) / 2  # t(0.975, 3 dof) * std / sqrt(4)
-        assert row["ci_high"] - row["mean_test_acc"] == pytest.approx(half, rel=1e-6)
+        assert row["mean_test_acc"] - row["ci_low"] == pytest.approx(half, rel=1e-6)
+        # above, the interval stops at the table's best cell, which no mean of picks can pass
+        assert row["ci_high"] == pytest.approx(min(small.attrs["best_test_acc"], acc.mean() + half), rel=1e-6)
     assert math.isnan(table.loc["random", "p_vs_random"]) and 0 < table.loc["bo", "p_vs_random"] <= 1
 
 
@@ -166,3 +168,45 @@ def test_the_workers_benchmark_script_runs():
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "same DataFrame" in out.stdout and "workers=2" in out.stdout
+
+
+def regret_runs(regrets: dict, best: float = 91.0) -> pd.DataFrame:
+    """A comparison frame: strategy -> one list of regrets per seed, one second a step."""
+    rows = [{"strategy": s, "seed": seed, "step": step, "arch": f"a{step}", "spent_s": float(step + 1),
+             "valid_acc": best - r, "test_acc": best - r, "best_valid_acc": best - r, "best_test_acc": best - r,
+             "regret": r}
+            for s, runs in regrets.items() for seed, run in enumerate(runs) for step, r in enumerate(run)]
+    df = pd.DataFrame(rows, columns=C.COLUMNS)
+    df.attrs.update(best_test_acc=best)
+    return df
+
+
+def test_the_seconds_panel_turns_logarithmic_where_one_shot_regret_dwarfs_the_look_ups():
+    lookups = {s: [[6.0, 3.0, 1.0, 0.6], [7.0, 2.0, 1.2, 0.5]] for s in ("random", "bo")}
+    far = regret_runs({**lookups, "darts": [[30.0, 45.0, 50.0, 50.0], [20.0, 30.0, 40.0, 60.0]]})
+    left, right = C.plot_anytime(far, x="both")
+    assert left.get_yscale() == "symlog" and right.get_yscale() == "linear"  # the look-up panel keeps its scale
+    assert "log scale above 0.1" in left.get_ylabel() and left.get_ylim()[0] == 0
+    assert C.regret_scale([np.array([6.0, 0.6]), np.array([50.0, 60.0])]) == "symlog"  # the ends: 100x apart
+    assert C.regret_scale([np.array([6.0, 0.6]), np.array([50.0, 5.0])]) == "linear"
+    near = regret_runs({**lookups, "rsws": [[4.0, 3.0, 2.0, 2.0], [3.0, 3.0, 2.5, 2.0]]})
+    assert C.plot_anytime(near).get_yscale() == "linear"  # curves of one size: a linear axis reads them
+    assert C.plot_anytime(near, yscale="symlog").get_yscale() == "symlog"
+    assert C.plot_anytime(far, yscale="linear").get_yscale() == "linear"
+    with pytest.raises(NASInputError, match="yscale"):
+        C.plot_anytime(far, yscale="log")
+
+
+def test_the_final_interval_never_passes_the_best_cell_of_the_table():
+    """Every pick is a cell of the table, so a mean of picks lies between 0 and the table's best cell: the
+    interval is clipped there, as the anytime bands are."""
+    df = regret_runs({"random": [[10.0], [4.0], [7.0]], "darts": [[70.0], [1.0], [0.5]]}, best=90.0)
+    table = C.final_table(df)
+    mean, half = C.confidence_interval([80.0, 86.0, 83.0])
+    assert mean + half > 90.0 and table.loc["random", "ci_high"] == 90.0
+    assert table.loc["random", "ci_low"] == pytest.approx(mean - half)
+    mean, half = C.confidence_interval([20.0, 89.0, 89.5])
+    assert mean - half < 0.0 and table.loc["darts", "ci_low"] == 0.0 and table.loc["darts", "ci_high"] == 90.0
+    no_best = df.copy()
+    no_best.attrs.clear()  # without the table's best cell, only an accuracy's 100 % bounds the interval
+    assert C.final_table(no_best).loc["darts", "ci_high"] == 100.0

@@ -1,4 +1,4 @@
-"""Chapter 3's anytime figure in seconds and in look-ups, and the final table's intervals clipped to 0-100 %."""
+"""Chapter 3's anytime figure in seconds and in look-ups, and the final intervals clipped at the table's best cell."""
 
 import math
 
@@ -87,14 +87,14 @@ def final_frame(acc: dict, best: float) -> pd.DataFrame:
     return df
 
 
-def test_the_final_interval_is_clipped_at_100_not_at_the_best_accuracy_of_the_table():
-    """An interval may pass the table's best cell (the seeds' mean is uncertain); only 0 and 100 % bound it."""
+def test_the_final_interval_is_clipped_at_the_best_accuracy_of_the_table():
+    """A mean of picks from the table cannot pass its best cell: the interval stops there, and at 0 below."""
     df = final_frame({"random": [80.0, 86.0, 83.0], "bo": [20.0, 89.0, 89.5]}, best=90.0)
     table = C.final_table(df)
     mean, half = C.confidence_interval([80.0, 86.0, 83.0])
-    assert 90.0 < mean + half < 100.0  # above the table's best, below 100 %: left as it is
-    assert table.loc["random", "ci_high"] == pytest.approx(mean + half)
+    assert 90.0 < mean + half < 100.0  # above the table's best: clipped there
+    assert table.loc["random", "ci_high"] == 90.0
     assert table.loc["random", "ci_low"] == pytest.approx(mean - half)
     mean, half = C.confidence_interval([20.0, 89.0, 89.5])
     assert mean + half > 100.0 and mean - half < 0.0
-    assert table.loc["bo", "ci_high"] == 100.0 and table.loc["bo", "ci_low"] == 0.0
+    assert table.loc["bo", "ci_high"] == 90.0 and table.loc["bo", "ci_low"] == 0.0

@@ -270,7 +270,8 @@ def confidence_interval(values, level: float = 0.95) -> tuple:
     return float(values.mean()), float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * sem)
 
 
-def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: str = "seconds"):
+def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: str = "seconds",
+                 yscale: str = "auto"):
     """Mean test regret against the budget, a ``level`` t-band over seeds per strategy, clipped to what a regret
     can take (from 0 to the best test accuracy); each strategy has its own dashes and width, so that curves
     that coincide stay visible, and the same colour in every panel.
@@ -283,11 +284,19 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
     go on with runs that stopped); the legend gives the mean look-ups a run made.
     ``x="both"``: the two panels side by side (``ax``: None or two axes); returns the two axes.
     ``grid`` is the grid of the one panel drawn (seconds, or counts of look-ups); with ``"both"``, of the
-    seconds panel."""
+    seconds panel.
+
+    ``yscale``: "linear", "symlog" (linear from 0 to the power of ten below the smallest mean regret drawn,
+    logarithmic above, so that regrets of a fraction of a point and of tens of points are both read) or
+    "auto": symlog where the strategies' curves end more than ten times apart (``regret_scale``: one-shot
+    runs far behind look-up strategies), else linear. With ``"both"`` it applies to the seconds panel; the
+    look-up panel holds look-up strategies only, on a linear axis."""
     import matplotlib.pyplot as plt
 
     if x not in ("seconds", "evaluations", "both"):
         raise NASInputError(f"x must be 'seconds', 'evaluations' or 'both', got {x!r}")
+    if yscale not in ("auto", "linear", "symlog"):
+        raise NASInputError(f"yscale must be 'auto', 'linear' or 'symlog', got {yscale!r}")
     title = f"Anytime performance: mean test regret over seeds, {int(level * 100)} % confidence band"
     if x == "both":
         if ax is None:
@@ -297,30 +306,48 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
             if len(ax) != 2:
                 raise NASInputError(f"x='both' draws two panels: pass two axes, got {len(ax)}")
             fig = ax[0].figure
-        _anytime_panel(df, ax[0], grid, level, "seconds")
-        _anytime_panel(df, ax[1], None, level, "evaluations")
+        _anytime_panel(df, ax[0], grid, level, "seconds", yscale)
+        _anytime_panel(df, ax[1], None, level, "evaluations", "linear")
         ax[0].set_title("against the seconds charged, every strategy", fontsize=10)
         ax[1].set_title("against the look-ups made, look-up strategies only", fontsize=10)
         fig.suptitle(title)
         return ax
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
-    _anytime_panel(df, ax, grid, level, x)
+    _anytime_panel(df, ax, grid, level, x, yscale)
     ax.set_title(title if x == "seconds" else f"{title}\n(look-up strategies only)")
     return ax
 
 
-def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str) -> None:
-    """One panel of ``plot_anytime``: ``x`` is "seconds" or "evaluations"."""
+def regret_scale(curves, ratio: float = 10.0) -> str:
+    """"symlog" where the strategies' mean regret curves end more than ``ratio`` times apart (one-shot runs far
+    behind look-up strategies), so that on a linear axis the low curves would lie on one another near zero,
+    else "linear"."""
+    ends = [float(c[-1]) for c in curves if len(c) and np.isfinite(c[-1]) and c[-1] > 0]
+    if len(ends) < 2:
+        return "linear"
+    return "symlog" if max(ends) > ratio * min(ends) else "linear"
+
+
+def _ceiling(df: pd.DataFrame) -> float:
+    """The test accuracy of the table's best cell (``df.attrs["best_test_acc"]``), 100 where it is unknown."""
+    best = df.attrs.get("best_test_acc", 100.0)
+    return 100.0 if best is None or not np.isfinite(best) else float(best)
+
+
+def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str = "linear") -> None:
+    """One panel of ``plot_anytime``: ``x`` is "seconds" or "evaluations"; ``yscale`` as there."""
+    from matplotlib.ticker import FuncFormatter
+
     from ..course.viz import line_style
 
-    ceiling = df.attrs.get("best_test_acc", 100.0)  # a regret lies between 0 and the best accuracy itself
-    ceiling = 100.0 if ceiling is None or not np.isfinite(ceiling) else float(ceiling)
+    ceiling = _ceiling(df)  # a regret lies between 0 and the best accuracy itself
     names = list(dict.fromkeys(df["strategy"]))  # one colour and dash per strategy, the same in every panel
     if x == "evaluations":
         df = df[~df["strategy"].isin(list(ONESHOT))]
     column = "budget_s" if x == "seconds" else "evaluations"
     curves = anytime(df, grid, x=x) if len(df) else pd.DataFrame(columns=["strategy", "seed", column, "regret"])
+    drawn = []  # each strategy's mean regret curve, for the choice of the y scale
     for strategy, part in curves.groupby("strategy", sort=False):
         i = names.index(strategy)
         stats = [(b, *confidence_interval(g["regret"], level)) for b, g in part.groupby(column)
@@ -335,6 +362,7 @@ def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str) -> None:
         if x == "evaluations":
             per_run = df[df["strategy"] == strategy].groupby("seed").size()
             label = f"{strategy} ({n} seeds, {per_run.mean():.0f} look-ups a run)"
+        drawn.append(mean)
         ax.plot(budget, mean, color=color, linestyle=style["linestyle"], label=label,
                 linewidth=1.2 + 1.3 * (len(names) - 1 - i) / max(1, len(names) - 1))
         low, high = np.clip(mean - half, 0, ceiling), np.clip(mean + half, 0, ceiling)  # what a regret can take
@@ -342,14 +370,25 @@ def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str) -> None:
     ax.set_xscale("log")
     xlabel = ("budget spent (seconds, log scale)" if x == "seconds" else
               "look-ups made (evaluations, log scale)")
-    ax.set(xlabel=xlabel, ylabel="test regret (accuracy points)")
+    ylabel = "test regret (accuracy points)"
+    if yscale == "auto":
+        yscale = regret_scale(drawn)
+    if yscale == "symlog":
+        positive = np.concatenate(drawn)[np.concatenate(drawn) > 0] if drawn else np.array([])
+        linthresh = float(10.0 ** np.floor(np.log10(positive.min()))) if len(positive) else 1.0
+        ax.set_yscale("symlog", linthresh=linthresh, linscale=0.5)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_ylim(bottom=0)
+        ylabel = f"test regret (accuracy points,\nlog scale above {linthresh:g}, linear below)"
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     if ax.get_lines():
         ax.legend(fontsize=8)
 
 
 def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
     """Per strategy: the test accuracy of the final incumbent (for a one-shot run, the cell it derived last):
-    mean, std and t-interval over seeds (clipped to the 0-100 % an accuracy can take), mean regret, the p-value
+    mean, std and t-interval over seeds (clipped to what a mean of picks can take: from 0 to the test accuracy of
+    the table's best cell, ``df.attrs["best_test_acc"]``, or 100 % without it), mean regret, the p-value
     of a two-sided Mann-Whitney U test against ``baseline`` (NaN when the baseline is absent) and, in
     ``vs_<baseline>``, the direction: "better" or "worse" where p < ``alpha`` (by the difference of the mean
     ranks, the test's own statistic), else "not different"."""
@@ -357,6 +396,7 @@ def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95,
 
     final = df.sort_values("step").groupby(["strategy", "seed"], sort=False).tail(1)
     groups = {s: g["best_test_acc"].to_numpy() for s, g in final.groupby("strategy", sort=False)}
+    ceiling = _ceiling(df)  # every pick is a cell of the table: neither it nor a mean of picks can pass the best
     rows = []
     for strategy, acc in groups.items():
         mean, half = confidence_interval(acc, level)
@@ -369,7 +409,7 @@ def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95,
             verdict = ("better" if higher else "worse") if p < alpha else "not different"
         rows.append({"strategy": strategy, "seeds": len(acc), "mean_test_acc": mean,
                      "std_test_acc": float(np.std(acc, ddof=1)) if len(acc) > 1 else np.nan,
-                     "ci_low": max(0.0, mean - half), "ci_high": min(100.0, mean + half),
+                     "ci_low": max(0.0, mean - half), "ci_high": min(ceiling, mean + half),
                      "mean_regret": float(df.attrs.get("best_test_acc", np.nan) - mean),
                      f"p_vs_{baseline}": p, f"vs_{baseline}": verdict})
     table = pd.DataFrame(rows).sort_values("mean_test_acc", ascending=False).set_index("strategy")
