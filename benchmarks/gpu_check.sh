@@ -2,7 +2,8 @@
 # The GPU half of the course, checked in one run of at most 10 minutes, without network:
 #   benchmarks/gpu_check.sh               on CUDA: each chapter's code at small sizes (a short training with mixed
 #                                         precision and channels_last, DARTS first and second order and GDAS, a
-#                                         supernet, candidate trainings as the benchmark trains them), then the
+#                                         supernet, candidate trainings as the benchmark trains them, the cost
+#                                         model of `tutorial-nas plan` calibrated and checked on the card), then the
 #                                         device report; results in benchmarks/results/<card>.json and .md
 #   benchmarks/gpu_check.sh --dry-run     the same on the CPU at tiny sizes, well under a minute (or DRY_RUN=1)
 # Other options go to benchmarks/gpu_report.py (--out PATH, --profile, --candidates N, --synthetic).

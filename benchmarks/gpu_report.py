@@ -239,6 +239,29 @@ def candidate_trainings(run: Run, n: int) -> dict:
 
 
 # --- the chapters ---------------------------------------------------------------------------------------------------
+TINY_NETS = (("nb201-supernet", dict(dataset="digits", image_size=8, C=4, N=1), 16),
+             ("nb201-cell", dict(dataset="digits", image_size=8, C=4, N=1), 16),
+             ("darts-supernet", dict(dataset="digits", image_size=8, C=4, layers=2), 16))
+
+
+def cost_model(run: Run) -> dict:
+    """The plan's cost model (``tutorial-nas plan``) calibrated on this device and checked on it: the achieved
+    FLOP/s and seconds a kernel it solves from two timed networks (``plan.calibrate``), then one training step of
+    each network the ``gpu`` profile trains, measured against the model's estimate from those two numbers, and
+    CUDA's peak memory against the package's estimate (``plan.check_model``; tiny networks in a dry run). The two
+    numbers are what ``plan.DEVICES`` keeps for a card, where today it holds stated assumptions."""
+    from tutorial_nas.course import plan
+
+    kind = run.device.type
+    numbers = plan.calibrate(kind)
+    rows = plan.check_model(kind, steps=1 if run.dry_run else 5, nets=TINY_NETS if run.dry_run else plan.CHECK_NETS)
+    ratios = [r["measured_s"] / r["estimated_s"] for r in rows]
+    return {"achieved_gflops": numbers["achieved"] / 1e9, "kernel_us": numbers["kernel_s"] * 1e6,
+            "median_ratio": statistics.median(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios),
+            "nets": [{**r, "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in r["sizes"].items()}}
+                     for r in rows]}
+
+
 def chapter_paths(run: Run) -> list:
     """(chapter, what runs, function) for each chapter's entry points; each function returns a short result."""
     from tutorial_nas.analysis import hardware, tricks
@@ -320,6 +343,11 @@ def stage_line(key: str, r: dict) -> str:
         return "; ".join(f"{m} {r[m]['median_s']:.3f} s/step{peak(r[m])}" for m in ("darts", "darts2", "gdas"))
     if key == "supernet_step":
         return f"{r['median_s']:.3f} s/step{peak(r)}"
+    if key == "cost_model":
+        memory = [f"{n['memory_gb']:.2f}/{n['estimate_gb']:.2f}" for n in r["nets"] if n["memory_gb"] is not None]
+        return (f"{r['achieved_gflops']:.1f} GFLOP/s achieved, {r['kernel_us']:.0f} us a kernel; measured / "
+                f"estimated step {r['median_ratio']:.2f} in median ({r['min_ratio']:.2f}-{r['max_ratio']:.2f})"
+                + (f"; peak / estimated GB {', '.join(memory)}" if memory else ""))
     return (f"{r['per_minute']:.2f} per minute ({statistics.mean(r['seconds_each']):.1f} s each, "
             f"{r['candidates']} trained)")
 
@@ -334,12 +362,15 @@ def stage_sizes(key: str, r: dict) -> str:
         return f"DARTS space C={r['C']}, {r['layers']} cells, batch {r['batch_size']}, {r['data']}"
     if key == "supernet_step":
         return f"NB201 supernet C={r['C']}, N={r['N']}, batch {r['batch_size']}, one random path a step"
+    if key == "cost_model":
+        return "calibration (dense convnet, NB201 supernet); then " + ", ".join(
+            f"{n['net']} batch {n['batch']}" for n in r["nets"])
     return (f"NB201 cell C={r['C']}, N={r['N']}, {r['image_size']}px, {r['images']} images, {r['epochs']} "
             f"epoch{'s' * (r['epochs'] != 1)}, batch {r['batch_size']}")
 
 
 MEASUREMENTS = {"trainer": "trainer throughput", "search_steps": "search steps", "supernet_step": "supernet step",
-                "candidates": "candidate trainings"}
+                "candidates": "candidate trainings", "cost_model": "cost model (plan)"}
 
 
 def markdown(r: dict) -> str:
@@ -389,7 +420,7 @@ def check(run: Run, candidates: int, write) -> dict:
     start, repeats = time.perf_counter(), 3 if run.cuda else 1
     stages = {"trainer": lambda: trainer(run), "search_steps": lambda: search_steps(run, repeats),
               "supernet_step": lambda: supernet_step(run, repeats),
-              "candidates": lambda: candidate_trainings(run, candidates)}
+              "candidates": lambda: candidate_trainings(run, candidates), "cost_model": lambda: cost_model(run)}
     for key, fn in stages.items():
         out = attempt(run, fn)
         r[key] = {**out.pop("result", {}), **out}

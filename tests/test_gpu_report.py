@@ -36,6 +36,10 @@ def test_the_dry_run_runs_every_stage_and_chapter_on_the_cpu_and_writes_json_and
         assert report["search_steps"][method]["median_s"] > 0 and report["search_steps"][method]["peak_mib"] is None
     assert report["supernet_step"]["median_s"] > 0
     assert report["candidates"]["candidates"] == 1 and report["candidates"]["per_minute"] > 0
+    cost = report["cost_model"]  # the plan calibrated on the device and checked against its own estimates
+    assert cost["achieved_gflops"] > 0 and cost["kernel_us"] > 0 and len(cost["nets"]) == len(gpu_report.TINY_NETS)
+    assert all(n["measured_s"] > 0 and n["estimated_s"] > 0 for n in cost["nets"])
+    assert cost["min_ratio"] <= cost["median_ratio"] <= cost["max_ratio"]
     chapters = report["chapters"]
     assert {c["chapter"] for c in chapters} == {1, 2, 3, 4} and all(c["ok"] for c in chapters), chapters
     ran = " ".join(c["what"] for c in chapters)
@@ -43,7 +47,7 @@ def test_the_dry_run_runs_every_stage_and_chapter_on_the_cpu_and_writes_json_and
         assert name in ran
     md = (tmp_path / "report.md").read_text()
     assert md.startswith(f"# GPU check: {report['device']}") and "dry run" in md and "FAILED" not in md
-    assert md.count("\n| 2 |") == 4 and "candidate trainings" in md
+    assert md.count("\n| 2 |") == 4 and "candidate trainings" in md and "cost model (plan)" in md
     assert "dry run: every stage on the CPU" in run.stdout and "GPU check on cpu" in run.stdout
     assert f"wrote {out}.json" in run.stdout
 
@@ -53,7 +57,7 @@ def test_a_failing_stage_is_reported_and_fails_the_check():
     broken = gpu_report.attempt(run, lambda: 1 / 0)
     assert broken["ok"] is False and broken["error"].startswith("ZeroDivisionError")
     r = {"dry_run": True, "trainer": {"ok": True, "learned": False}, "search_steps": {"ok": True},
-         "supernet_step": {"ok": True}, "candidates": broken,
+         "supernet_step": {"ok": True}, "candidates": broken, "cost_model": {"ok": True},
          "chapters": [{"chapter": 2, "what": "GDAS", "ok": False, "error": "RuntimeError: CUDA error"}]}
     assert gpu_report.failures(r) == ["candidates", "chapter 2: GDAS"]
     r["dry_run"] = False  # on a real run a trainer at chance accuracy is a failure too (mixed precision broken)

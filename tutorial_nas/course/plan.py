@@ -356,17 +356,19 @@ def calibrate(device: str = "cpu", steps: int = 3) -> dict:
     return _CALIBRATION[device]
 
 
-def check_model(device: str = "cuda", steps: int = 5) -> list:
-    """Measured against estimated seconds of one training step of the networks the chapters train, and the
-    memory estimate against CUDA's peak: how to check this model on a GPU (``python -m tutorial_nas.course.plan
-    check``)."""
+CHECK_NETS = (("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=5), 64),
+              ("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=8), 64),
+              ("nb201-supernet", dict(dataset="cifar10", image_size=32, C=16, N=5), 64),
+              ("nb201-cell", dict(dataset="cifar10", image_size=32, C=16, N=5), 256),
+              ("chain", dict(dataset="cifar10", image_size=32, max_layers=8, filters=(32, 64, 128)), 128))
+
+
+def check_model(device: str = "cuda", steps: int = 5, nets=CHECK_NETS) -> list:
+    """Measured against estimated seconds of one training step of the networks the chapters train (``nets``:
+    kind, sizes, batch; by default the ``gpu`` profile's), and the memory estimate against CUDA's peak: how to
+    check this model on a GPU (``python -m tutorial_nas.course.plan check``, and ``benchmarks/gpu_check.sh``)."""
     numbers = calibrate(device)
     rows = []
-    nets = [("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=5), 64),
-            ("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=8), 64),
-            ("nb201-supernet", dict(dataset="cifar10", image_size=32, C=16, N=5), 64),
-            ("nb201-cell", dict(dataset="cifar10", image_size=32, C=16, N=5), 256),
-            ("chain", dict(dataset="cifar10", image_size=32, max_layers=8, filters=(32, 64, 128)), 128)]
     for kind, sizes, batch in nets:
         flops, leaves, _, _ = network_cost(*_net(kind, **sizes))
         model, shape = network(kind, sizes)
