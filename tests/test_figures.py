@@ -23,3 +23,19 @@ def test_bench_distribution_scales_to_the_bulk_and_counts_the_rest():
     legend = " ".join(t.get_text() for t in hist.get_legend().get_texts())
     assert f"{hidden} below {low:.0f} %" in legend
     assert any(f"{hidden} cells below" in t.get_text() for t in scatter.texts)
+
+
+def test_the_literature_slide_places_its_labels_in_the_final_axes():
+    """tight_layout moves the axes after the method names are placed: they are placed again, and no two texts
+    of the slide overlap."""
+    import itertools
+
+    import matplotlib.pyplot as plt
+    from test_literature import drawn_text_boxes  # pytest puts tests/ on the path
+
+    fig = figures._literature_cost(None)
+    boxes, _ = drawn_text_boxes(fig)
+    assert len(fig.axes) == 1 and len(fig.axes[0].texts) == 5
+    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+        assert not box_a.overlaps(box_b), (a, b)
+    plt.close(fig)
