@@ -49,6 +49,8 @@ def test_collapse_table_counts_parameter_free_edges_and_the_entropy():
     assert table["n_skip"].tolist() == [0, 1, 4] and table["n_none"].tolist() == [0, 1, 1]
     assert table["n_pool"].tolist() == [0, 1, 1]
     assert table["entropy"].iloc[0] == pytest.approx(np.log(5)) and table["entropy"].iloc[2] < 1e-6
+    # the softmax weight on none, skip_connect and avg_pool_3x3: 3/5 when uniform, all of it on `none`
+    assert table["free_weight"].tolist() == pytest.approx([0.6, 0.6, 1.0])
     with pytest.raises(NASInputError):
         sa.collapse_table(history(cells, [uniform] * 3).drop(columns="alphas"))
 
@@ -65,6 +67,17 @@ def test_collapse_verdict_follows_the_counts():
     measured = [4, 3, 4, 3, 4, 5, 5, 5, 5, 5, 6, 5, 5, 6, 6, 6, 6, 6, 6, 6, 5, 6, 6, 5, 5, 5, 5, 5, 5, 5]
     assert verdict(measured).endswith("the collapse")
     assert "did not rise" in verdict([5, 5, 5, 5, 5, 5])
+
+
+def test_counts_rose_is_the_verdicts_trend_and_not_the_last_cells_state():
+    table = pd.DataFrame({"param_free": [6, 4, 3, 4, 5, 5, 5, 5, 4], "n_skip": [1] * 9,
+                          "free_weight": [0.64, 0.62, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]})
+    assert not sa.counts_rose(table) and "0.62 -> 0.60" in sa.collapse_verdict(table)
+    assert sa.counts_rose(table.assign(param_free=[1, 1, 2, 3, 4, 4, 5, 5, 6]))
+    assert not sa.counts_rose(table.iloc[:1])
+    cut = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    # a last cell parameter-free in effect is a collapse by the verdict, yet the counts did not rise
+    assert sa.collapsed(sa.collapse_verdict(table.assign(arch=cut))) and not sa.counts_rose(table)
 
 
 def test_collapse_verdict_reads_the_operations_that_reach_the_output():

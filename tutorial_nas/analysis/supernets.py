@@ -35,6 +35,7 @@ from ..evaluators import Result
 from ..oneshot.darts import derive_nb201
 from ..oneshot.nsas import step_forgetting
 from ..oneshot.supernet import Supernet, minibatch_training, train_supernet
+from ..ops import NB201_OPS
 from ..spaces.cell import NB201Space, parse, to_str
 from ..strategies.random_search import RandomSearch
 
@@ -99,9 +100,11 @@ PARAM_FREE = ("none", "skip_connect", "avg_pool_3x3")  # the NB201 operations wi
 
 def collapse_table(history: pd.DataFrame) -> pd.DataFrame:
     """Per epoch of a DARTS or GDAS run on ``nb201``: the derived cell, how many of its 6 edges hold each
-    parameter-free op (``n_skip``, ``n_none``, ``n_pool``) and all of them together (``param_free``), the mean
-    per-edge entropy of the softmaxed alphas (``entropy``; uniform over 5 ops: log 5) and, where the run had a
-    benchmark, the cell's ``test_acc``."""
+    parameter-free op (``n_skip``, ``n_none``, ``n_pool``) and all of them together (``param_free``), the
+    softmax weight the alphas give the parameter-free ops, averaged over the edges (``free_weight``; 3/5 when
+    uniform: it moves smoothly where the argmax of near-uniform alphas jumps), the mean per-edge entropy of the
+    softmaxed alphas (``entropy``; uniform over 5 ops: log 5) and, where the run had a benchmark, the cell's
+    ``test_acc``."""
     if "alphas" not in history or history.attrs.get("space") != "nb201":
         raise NASInputError("collapse_table needs the History of darts_search(space='nb201')")
     rows = []
@@ -111,6 +114,7 @@ def collapse_table(history: pd.DataFrame) -> pd.DataFrame:
         rows.append({"epoch": int(row["epoch"]), "arch": row["arch"],
                      "n_skip": ops.count("skip_connect"), "n_none": ops.count("none"),
                      "n_pool": ops.count("avg_pool_3x3"), "param_free": sum(op in PARAM_FREE for op in ops),
+                     "free_weight": float(p[:, [NB201_OPS.index(op) for op in PARAM_FREE]].sum(axis=1).mean()),
                      "entropy": float(-(p * np.log(p)).sum(axis=1).mean()),
                      "test_acc": float(row.get("test_acc", float("nan")))})
     return pd.DataFrame(rows)
@@ -131,7 +135,12 @@ def collapse_verdict(table: pd.DataFrame) -> str:
     skips_early, skips_late = table["n_skip"].iloc[:third].mean(), table["n_skip"].iloc[-third:].mean()
     span = (f"parameter-free edges of the derived cell (of 6): {early:.1f} on average over the first "
             f"{third} epoch(s), {late:.1f} over the last {third} (skip connections: {skips_early:.1f} -> "
-            f"{skips_late:.1f}); the last cell has {int(table['param_free'].iloc[-1])}")
+            f"{skips_late:.1f}")
+    if "free_weight" in table:
+        w = table["free_weight"]
+        span += (f"; the alphas' softmax weight on them, mean over edges: {w.iloc[:third].mean():.2f} -> "
+                 f"{w.iloc[-third:].mean():.2f}, 0.60 when uniform")
+    span += f"); the last cell has {int(table['param_free'].iloc[-1])}"
     live_free = None
     if "arch" in table:
         from .cell_shape import _live
@@ -153,6 +162,14 @@ def collapse_verdict(table: pd.DataFrame) -> str:
     if late >= early + 0.5:
         return span + ": they rose, but not to a cell mostly without parameters -- no full collapse"
     return span + ": they did not rise -- no collapse in this run"
+
+
+def counts_rose(table: pd.DataFrame) -> bool:
+    """Whether ``collapse_table``'s parameter-free edge counts rose over the search, as ``collapse_verdict``
+    reads them: the mean over the last third of the epochs half an edge or more above the first third's. This is
+    the trend Dong & Yang report; a last cell that is parameter-free in effect can come without it."""
+    third = max(1, len(table) // 3)
+    return len(table) > 1 and table["param_free"].iloc[-third:].mean() >= table["param_free"].iloc[:third].mean() + 0.5
 
 
 def collapsed(verdict: str) -> bool:
