@@ -80,6 +80,20 @@ def test_counts_rose_is_the_verdicts_trend_and_not_the_last_cells_state():
     assert sa.collapsed(sa.collapse_verdict(table.assign(arch=cut))) and not sa.counts_rose(table)
 
 
+def test_weight_rose_reads_the_alphas_drift_where_the_counts_stay():
+    """A run measured at CPU scale (seed 0, N=3, arch lr 3e-2): five parameter-free edges from the first epoch,
+    while the alphas' weight on those operations climbs from 0.63 to 0.75."""
+    weight = [0.627, 0.639, 0.638, 0.628, 0.649, 0.654, 0.657, 0.658, 0.687, 0.676, 0.702, 0.69, 0.697, 0.703,
+              0.728, 0.723, 0.72, 0.732, 0.739, 0.738, 0.744, 0.741, 0.736, 0.744, 0.748, 0.75, 0.757, 0.746,
+              0.751, 0.755]
+    table = pd.DataFrame({"param_free": [5] * 30, "n_skip": [1] * 30, "free_weight": weight})
+    assert sa.weight_rose(table) and not sa.counts_rose(table)
+    assert "weight on parameter-free operations did" in sa.collapse_verdict(table)
+    falling = table.assign(free_weight=weight[::-1])
+    assert not sa.weight_rose(falling) and "they did not rise" in sa.collapse_verdict(falling)
+    assert not sa.weight_rose(table.drop(columns="free_weight"))
+
+
 def test_collapse_verdict_reads_the_operations_that_reach_the_output():
     """Edge counts that do not rise, but the last cell's convolutions are all cut off by none: a skip connection
     in effect, which the counts alone called no collapse."""

@@ -128,7 +128,9 @@ def collapse_verdict(table: pd.DataFrame) -> str:
     so a convolution whose every path to the output passes a ``none`` computes nothing. With the ``arch``
     column, the verdict also reads the last cell's live operations (on some input-to-output path without
     ``none``): where none of them has parameters, the cell is parameter-free in effect, a collapse whatever the
-    trend of the counts."""
+    trend of the counts. With ``free_weight``, the verdict also says whether the alphas' weight on the
+    parameter-free operations rose (``weight_rose``), which the counts can miss when the first epochs' argmax
+    already picks such operations from near-uniform alphas."""
     n = len(table)
     third = max(1, n // 3)
     early, late = table["param_free"].iloc[:third].mean(), table["param_free"].iloc[-third:].mean()
@@ -155,12 +157,17 @@ def collapse_verdict(table: pd.DataFrame) -> str:
         return span + ": one epoch cannot show a trend"
     if late >= early + 0.5 and table["param_free"].iloc[-1] >= 4:
         return span + ": they rose, and most of the cell is now without parameters -- the collapse"
+    drift = weight_rose(table)
     in_effect = live_free is not None and live_free == len(live)
     if in_effect:
         return span + (": every live operation of the last cell is without parameters (its convolutions, if any, "
-                       "are cut off by none) -- a collapse in effect")
+                       "are cut off by none)" + (", and the alphas' weight on such operations rose over the search"
+                                                 if drift else "") + " -- a collapse in effect")
     if late >= early + 0.5:
         return span + ": they rose, but not to a cell mostly without parameters -- no full collapse"
+    if drift:
+        return span + (": the counts did not rise, but the alphas' weight on parameter-free operations did, a drift "
+                       "the derived cell does not show yet -- no collapse in this run")
     return span + ": they did not rise -- no collapse in this run"
 
 
@@ -170,6 +177,17 @@ def counts_rose(table: pd.DataFrame) -> bool:
     the trend Dong & Yang report; a last cell that is parameter-free in effect can come without it."""
     third = max(1, len(table) // 3)
     return len(table) > 1 and table["param_free"].iloc[-third:].mean() >= table["param_free"].iloc[:third].mean() + 0.5
+
+
+def weight_rose(table: pd.DataFrame, by: float = 0.05) -> bool:
+    """Whether the alphas' softmax weight on the parameter-free operations (``free_weight``, mean over edges)
+    rose by ``by`` or more from the first third of the epochs to the last: the drift behind a collapse, read from
+    the alphas themselves rather than from the argmax of each edge (which near-uniform alphas make jump). False
+    without that column."""
+    if "free_weight" not in table or len(table) < 2:
+        return False
+    third = max(1, len(table) // 3)
+    return table["free_weight"].iloc[-third:].mean() >= table["free_weight"].iloc[:third].mean() + by
 
 
 def collapsed(verdict: str) -> bool:
