@@ -12,7 +12,10 @@ and two finite-difference gradients (12 more: DARTS Sec. 2.3, Eq. 7-8, the 2.5x 
 Seconds = FLOPs / achieved FLOP/s + kernels x seconds a kernel, where kernels = the network's leaf modules
 (x 3 for a training step, x 1 for an evaluation batch): small networks are bound by how fast PyTorch can launch
 operations, not by arithmetic. On the CPU both numbers are measured here (``calibrate``); the GPUs' come from
-``DEVICES``, the one table of them. Benchmark look-ups cost only bookkeeping, charged at ``LOOKUP_S`` each.
+``DEVICES``, the one table of them. Benchmark look-ups cost only bookkeeping, charged at ``LOOKUP_S`` each. Two
+corrections measured on the CPU: chapter 1's chain and genetic networks train slower than the calibration predicts
+(``CPU_SLOWDOWN``), and a forward pass at batch 1 (a latency measurement) pays an operation's launch, not the
+calibrated cost of an operation in a training step (``batch1_kernel_s``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ RECIPE = dict(dataset="mnist5k", image_size=14, C=8, N=1, stem_stride=2, train_i
               batch_size=64)  # the shipped benchmark's recipe (bench.build.Recipe), whatever the profile
 LOOKUP_S = 0.0017  # a benchmark-driven evaluation, BO's fits included: chapter 3's 39,341 took 66 s on 2 cores
 EVAL_BATCH = 1024  # TrainConfig.eval_batch_size
+# Chapter 1's chain and genetic networks train slower on the CPU than the calibration's dense convnet and supernet
+# predict, probably because their functional operations (ReLU, pooling, the padding and concatenation of skip
+# inputs, the mean) are no leaf modules and their thin convolutions (1 input channel, 1x1 and 5x5 kernels) reach a
+# small part of the dense probe's FLOP/s. Measured in chapter 1's cpu run (every candidate's seconds recorded),
+# against the model at the idle 2-core calibration (1.5e11 FLOP/s, 75 us an operation): random search's 20
+# candidates 81 s where the model gives 28 s for the same networks (2.9x), the single training 3.9 s against
+# 1.5 s (2.6x), large-scale evolution's 40 small networks 16 s against 5.3 s (3.0x), the Genetic CNN's 13 distinct
+# networks 83 s against 42 s for 13 of the mean genetic network (2.0x). On the CPU only: the GPUs' rows keep the
+# assumptions of DEVICES. A search is counted at its whole budget, where a repeated candidate is looked up.
+CPU_SLOWDOWN = {"chain": 2.9, "lse": 2.9, "genetic": 2.0}
 
 # The devices, in one table. peak: datasheet fp32 / fp16-tensor FLOP/s; memory_gb: the card's. achieved: FLOP/s
 # the course's small convnets reach, an ASSUMPTION of 10 % of the fp32 peak for every GPU (AMP's tensor cores
@@ -51,7 +64,12 @@ EVAL_BATCH = 1024  # TrainConfig.eval_batch_size
 # The CPU row is measured at run time (calibrate).
 GPU_FRACTION, GPU_KERNEL_S = 0.10, 10e-6
 DEVICES = {
-    "cpu": dict(label="this CPU", source="achieved FLOP/s and kernel seconds measured here by calibrate()"),
+    # batch1_kernel_s: an operation of a forward pass at batch 1 (a latency measurement), where the calibrated
+    # kernel_s is an operation of a training step at batch 64 on 14x14 maps, mostly memory-bound work: measured,
+    # 23 batch-1 forwards of a NAS-Bench-201 cell at the recipe's size (50 leaf modules) and its construction took
+    # 22 ms on one busy core, ~19 us an operation (chapter 4's latencies: 0.4-0.5 ms a forward on two cores)
+    "cpu": dict(label="this CPU", source="achieved FLOP/s and kernel seconds measured here by calibrate()",
+                batch1_kernel_s=20e-6),
     "t4": dict(label="a T4", peak=(8.1e12, 65e12), memory_gb=16, source="NVIDIA T4 datasheet"),
     "a100": dict(label="an A100", peak=(19.5e12, 312e12), memory_gb=40, source="NVIDIA A100 datasheet"),
     "h100": dict(label="an H100/H200", peak=(67e12, 989e12), memory_gb=80,
@@ -108,6 +126,20 @@ def network(kind: str, s: dict) -> tuple:
         models = [space.to_model(space.sample(rng), classes, channels) for _ in range(16)]
         flops = np.array([count_flops(m, shape) for m in models])
         return models[int(np.abs(flops - flops.mean()).argmin())], shape
+    if kind == "lse":  # large-scale evolution's candidates: from the network without convolutions, one mutation a
+        from ..evaluators import Result  # child; the strategy replayed with random fitness, its mean-FLOPs network
+        from ..strategies import make_strategy
+        from ..train import count_flops
+
+        space = make_space("chain", max_layers=s["max_layers"], filters=tuple(s["filters"]), min_layers=0)
+        lse = make_strategy("large-scale-evolution", space, seed=0, population=s["population"])
+        models = []
+        for _ in range(s["budget"]):
+            arch = lse.ask()
+            models.append(space.to_model(arch, classes, channels))
+            lse.tell(arch, Result(valid_acc=float(rng.uniform(10, 90))))
+        flops = np.array([count_flops(m, shape) for m in models])
+        return models[int(np.abs(flops - flops.mean()).argmin())], shape
     if kind == "darts-cell":
         space = make_space("darts")
         return space.to_model(space.sample(rng), classes, channels, C=s["C"], layers=s["layers"]), shape
@@ -152,12 +184,42 @@ def _darts(what, net, n, epochs, dataset, batch_size, fraction=1.0, order=1, ima
                 passes=6 if order == 1 else 15)
 
 
-def _single_path(what, net, n, epochs, dataset, batch_size, scored=0, images=None, score_epochs=1):
+def _single_path(what, net, n, epochs, dataset, batch_size, scored=0, images=None, score_epochs=1, passes=3):
     """``n`` single-path supernets trained ``epochs``; ``scored`` cells scored on the validation split each
-    of ``score_epochs`` times (4 batches of BN calibration + the validation images)."""
+    of ``score_epochs`` times (4 batches of BN calibration + the validation images). ``passes``: forward-pass
+    equivalents of a step (3 for one path; NSAS trains 1 + |M| paths a step)."""
     tr, va, _ = _split(dataset)
     return Work(what, net, n, epochs, images or tr, batch_size, eval_images=score_epochs * scored * (4 * batch_size
-                                                                                                   + va))
+                                                                                                   + va),
+                passes=passes)
+
+
+DPP_RANDOM_SEEDS = 20  # chapter 4: random_at_equal_lookups(bench, dpp, seeds=20)
+
+
+def _default(where: str, name: str):
+    """The default of argument ``name`` of the package's function or class ``where`` (module path.name)."""
+    import importlib
+    import inspect
+
+    module, attr = where.rsplit(".", 1)
+    return inspect.signature(getattr(importlib.import_module(f"tutorial_nas.{module}"), attr)).parameters[name].default
+
+
+def _dpp_counts(keep: int, ops: int = 5) -> tuple:
+    """(children DPP-Net times, benchmark look-ups at most) for ``keep`` cells kept a step: every one-edge cell is
+    evaluated at step 1, then every kept cell's children (``ops`` to the power of the edges grown) are timed and
+    the ``keep`` chosen looked up (``strategies.dpp.dpp_search``)."""
+    from ..strategies.dpp import GROW_ORDER
+
+    kept = timed = ops ** len(GROW_ORDER[0])
+    lookups = kept
+    for edges in GROW_ORDER[1:]:
+        children = kept * ops ** len(edges)
+        timed += children
+        kept = min(keep, children)
+        lookups += kept
+    return timed, lookups
 
 
 def sections(profile: str) -> dict:
@@ -168,6 +230,8 @@ def sections(profile: str) -> dict:
     chain_net = _net("chain", **{k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters")})
     genetic_net = _net("genetic", dataset=ch["dataset"], image_size=ch["image_size"],
                        genetic_nodes=ch["genetic_nodes"])
+    lse_net = _net("lse", **{k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters", "budget",
+                                                  "population")})
     r = RECIPE
     recipe_cell = _net("nb201-cell", dataset=r["dataset"], image_size=r["image_size"], C=r["C"], N=r["N"],
                        stem_stride=r["stem_stride"])
@@ -180,7 +244,9 @@ def sections(profile: str) -> dict:
     # every trick (a longer schedule counted at its length) on the searched and the random cells, with fresh seeds
     tricks_n = (f.get("search_seeds", 1) + f["trick_cells"]) * f.get("trick_seeds", 1) * (
         len(f["tricks"]) + (f["longer"] - 1) * sum(t in ("longer", "all") for t in f["tricks"]))
-    n_super = 5 + 9 * bool(o.get("nsas"))  # ENAS, SPOS, Bender, DNA, SMASH; NSAS trains 9 paths a step
+    n_super = 5  # ENAS, SPOS, Bender, DNA, SMASH (NSAS: its own row)
+    nsas_paths = 1 + _default("oneshot.nsas.train_nsas", "subset_size")  # the sampled path and the subset's
+    dpp_timed, dpp_lookups = _dpp_counts(f["dpp_keep"])
     hier_net = _net("nb201-cell", dataset=data["dataset"], image_size=data["image_size"], C=8, N=1, stem_stride=1)
     morph_runs = 1 + o["morph_steps"] * o["morph_children"]
     cmp_path = _net("nb201-cell", dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"],
@@ -194,9 +260,10 @@ def sections(profile: str) -> dict:
         1: {"one trained network": [_training("1 chain network", chain_net, 1, ch["epochs"], ch["dataset"],
                                               ch["batch_size"])],
             "six searches with full training": [
-                _training(f"5 chain searches x {ch['budget']} networks (random, REINFORCE, Q-learning, large-scale "
-                          "evolution with and without inheritance)", chain_net, 5 * ch["budget"], ch["epochs"],
-                          ch["dataset"], ch["batch_size"]),
+                _training(f"3 chain searches x {ch['budget']} networks (random, REINFORCE, Q-learning)", chain_net,
+                          3 * ch["budget"], ch["epochs"], ch["dataset"], ch["batch_size"]),
+                _training(f"large-scale evolution with and without inheritance: 2 x {ch['budget']} networks grown "
+                          "from none", lse_net, 2 * ch["budget"], ch["epochs"], ch["dataset"], ch["batch_size"]),
                 _training(f"Genetic CNN: {ch['budget']} networks", genetic_net, ch["budget"], ch["epochs"],
                           ch["dataset"], ch["batch_size"])]},
         2: {"DARTS, second-order DARTS and GDAS on the DARTS space": [
@@ -223,12 +290,18 @@ def sections(profile: str) -> dict:
                     "morph", dataset=data["dataset"], image_size=data["image_size"]), 2 * morph_runs + 1,
                     o["morph_epochs"], data["dataset"], 64)],
             "shortcuts to ranking": [
-                _single_path(f"{n_super} supernets (ENAS, SPOS, Bender, DNA, SMASH" + (", NSAS at 9x" if o.get("nsas")
-                             else "") + ")", bench_cell, n_super, o["epochs"], r["dataset"], o["batch_size"],
-                             scored=o["eval_cells"], images=rec_tr),
+                _single_path(f"{n_super} supernets (ENAS, SPOS, Bender, DNA, SMASH)", bench_cell, n_super, o["epochs"],
+                             r["dataset"], o["batch_size"], scored=o["eval_cells"], images=rec_tr),
+                _training("DNA's teacher (a stand-alone cell)", bench_cell, 1, o["epochs"], r["dataset"],
+                          o["batch_size"], rec_tr),
+                *([_single_path(f"NSAS supernet ({nsas_paths} paths a step)", bench_cell, 1, o["epochs"], r["dataset"],
+                                o["batch_size"], scored=o["eval_cells"], images=rec_tr, passes=3 * nsas_paths)]
+                  if o.get("nsas") else []),
                 _training(f"{o['eval_cells']} cells at low fidelity", bench_cell, o["eval_cells"], o["train_epochs"],
                           r["dataset"], r["batch_size"], rec_tr),
-                Work("5 zero-cost proxies", bench_cell, 5 * o["eval_cells"], 1, o["proxy_batch"], o["proxy_batch"])]},
+                Work("5 zero-cost proxies", bench_cell, 5 * o["eval_cells"], 1, o["proxy_batch"], o["proxy_batch"]),
+                Work("early-stopping rules (3) and successive halving on the same cells", bench_cell, 0,
+                     lookups=4 * o["eval_cells"] * r["epochs"])]},
         3: {"strategies on the benchmark (look-ups)": [
                 Work(f"{len(cmp['strategies'])} strategies x {cmp['seeds']} seeds", bench_cell, 0,
                      lookups=len(cmp["strategies"]) * cmp["seeds"] * cmp["budget_trainings"])],
@@ -261,7 +334,12 @@ def sections(profile: str) -> dict:
                              scored=2 * k, images=rec_tr, score_epochs=1 + f["forget_epochs"])],
             "hardware-aware search": [
                 Work("latency of cells at batch 1", recipe_cell, 1, eval_images=(f["latency_cells"]
-                     + f["search_cycles"]) * f["latency_repeats"], batch_size=1, lookups=3 * f["search_cycles"])],
+                     + f["search_cycles"]) * f["latency_repeats"], batch_size=1, lookups=3 * f["search_cycles"]),
+                Work(f"DPP-Net: {dpp_timed} grown children timed at batch 1, {dpp_lookups} look-ups; random search at "
+                     f"equal look-ups x {DPP_RANDOM_SEEDS} seeds", recipe_cell, 1,
+                     eval_images=dpp_timed * (f["latency_repeats"] + _default("analysis.hardware.LatencyAware",
+                                                                                "warmup")),
+                     batch_size=1, lookups=dpp_lookups * (1 + DPP_RANDOM_SEEDS))],
             "a search on a new task (rotations)": [
                 _training(f"{ch['budget']} chain networks", chain_net, ch["budget"], ch["epochs"], ch["dataset"],
                           ch["batch_size"])]},
@@ -397,7 +475,9 @@ def work_cost(w: Work, device: str) -> dict:
     flops = flops_img * (images * w.passes + w.trainings * w.eval_images)
     steps = w.trainings * w.epochs * math.ceil(w.train_images / w.batch_size) if w.train_images else 0
     eval_batches = math.ceil(w.trainings * w.eval_images / (EVAL_BATCH if w.batch_size > 1 else 1))
-    seconds = flops / dev["achieved"] + (steps * w.passes + eval_batches) * leaves * dev["kernel_s"]
+    kernel_s = dev.get("batch1_kernel_s", dev["kernel_s"]) if w.batch_size == 1 else dev["kernel_s"]
+    seconds = flops / dev["achieved"] + (steps * w.passes + eval_batches) * leaves * kernel_s
+    seconds *= CPU_SLOWDOWN.get(w.net[0], 1.0) if device == "cpu" else 1.0
     return dict(what=w.what, trainings=w.trainings, epochs=w.epochs, train_images=int(images), flops=float(flops),
                 flops_per_image=flops_img, lookups=w.lookups, seconds=seconds + w.lookups * LOOKUP_S)
 
