@@ -77,9 +77,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         # hierarchical networks: 2 epochs at batch 64, lr 0.1 (measured: two random genotypes at 69 % and 82 %
         # validation, where 1 epoch at batch 128 left them at chance)
         # the supernets of the shortcut table: 40 epochs of 16 steps, enough for shared weights far above
-        # chance (8 epochs of a uniform single-path supernet leave it near 34 %); NSAS, nine passes a step,
-        # measured at about 2 min on one busy core (113 s of training, 5 s to score 100 cells; its shared
-        # weights at 83 % on average), about ten times SPOS' row
+        # chance (8 epochs of a uniform single-path supernet leave it near 34 %); NSAS, up to nine passes a
+        # step: in chapter 2's idle cpu run its row took 71 s against SPOS' 16 s (shared weights at 82 % on
+        # average)
         "oneshot": dict(epochs=40, batch_size=64, eval_cells=100, controller_steps=10, train_epochs=1,
                         early_epoch=1, predictor_cells=300, proxy_batch=64, morph_steps=4, morph_children=4,
                         morph_epochs=1, nsas=True, hier_epochs=2, hier_budget=4, blockqnn_budget=150,

@@ -39,7 +39,8 @@ from ..progress import tqdm
 from ..spaces.cell import NB201Space, to_str
 
 # Sizes used when ``profile_sizes`` leaves them out (the ``ci`` profile's, on the benchmark's recipe).
-# ``nsas``: include NSAS (about nine times SPOS' cost: each step also trains the constraint subset's paths).
+# ``nsas``: include NSAS (each step also trains the constraint subset's paths: up to nine passes to SPOS' one;
+# chapter 2's cpu run measured its row at about 4x SPOS').
 DEFAULT_SIZES = dict(C=8, N=1, stem_stride=1, epochs=3, batch_size=128, train_epochs=1, early_epoch=1,
                      predictor_cells=200, proxy_batch=64, controller_steps=50, seed=0, nsas=True)
 
