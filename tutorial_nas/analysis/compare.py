@@ -467,7 +467,7 @@ def plot_final(df: pd.DataFrame, ax=None):
         _, ax = plt.subplots(figsize=(7, 4.5))
     values = [final.loc[final["strategy"] == s, "best_test_acc"].to_numpy() for s in order]
     ax.boxplot(values, showfliers=False)
-    ax.set_xticks(range(1, len(order) + 1), order)
+    ax.set_xticks(range(1, len(order) + 1), order, rotation=30, ha="right")  # long names never run together
     jitter = np.random.default_rng(0)
     for i, v in enumerate(values, start=1):
         ax.scatter(i + jitter.uniform(-0.15, 0.15, len(v)), v, s=10, alpha=0.6, color="tab:blue", zorder=3)

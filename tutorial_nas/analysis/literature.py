@@ -156,7 +156,7 @@ def _label_points(ax, legend, points, labels, fontsize: int = 7):
         for dx, dy in _OFFSETS:
             text.set_position((dx, dy))
             text.set_horizontalalignment("left" if dx > 0 else "right")
-            box = text.get_window_extent(renderer).padded(1.5)  # no line to the point yet: the text alone
+            box = text.get_window_extent(renderer).padded(4)  # no line to the point yet: the text, a gap around it
             score = (1000 * sum(box.overlaps(t) for t in taken)  # never on a label or the legend,
                      + 1000 * (not (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)))  # nor out
                      + 5 * sum(box.x0 - radius < px < box.x1 + radius and box.y0 - radius < py < box.y1 + radius
