@@ -80,6 +80,21 @@ def test_counts_rose_is_the_verdicts_trend_and_not_the_last_cells_state():
     assert sa.collapsed(sa.collapse_verdict(table.assign(arch=cut))) and not sa.counts_rose(table)
 
 
+def test_skip_connections_taking_over_is_the_skip_collapse_even_where_the_total_falls():
+    """Chapter 4's cpu run (5 cells a stage): pooling in the first epochs gives way to skip connections, so the
+    parameter-free total falls (4.9 -> 4.1) while skip connections rise from 1 to 4-6."""
+    skips = [1, 1, 4, 3, 3, 4, 5, 5, 5, 5, 5, 4, 3, 5, 5, 5, 6, 6, 6, 5, 4, 4, 4, 5, 4, 4, 4, 4, 4, 4]
+    free = [5, 5, 5, 5, 4, 5, 5, 5, 5, 5, 5, 4, 4, 5, 5, 5, 6, 6, 6, 5, 4, 4, 4, 5, 4, 4, 4, 4, 4, 4]
+    table = pd.DataFrame({"param_free": free, "n_skip": skips})
+    assert sa.skips_rose(table) and not sa.counts_rose(table)
+    verdict = sa.collapse_verdict(table)
+    assert verdict.endswith("the skip-connection collapse") and sa.collapsed(verdict)
+    assert "from 2.0 in the first 3 epoch(s) to 4.1" in verdict
+    # skips that rise but stay a minority of the cell are no takeover
+    assert not sa.skips_rose(table.assign(n_skip=[0] * 15 + [2] * 15))
+    assert not sa.skips_rose(table.iloc[:1])
+
+
 def test_weight_rose_reads_the_alphas_drift_where_the_counts_stay():
     """A run measured at CPU scale (seed 0, N=3, arch lr 3e-2): five parameter-free edges from the first epoch,
     while the alphas' weight on those operations climbs from 0.63 to 0.75."""

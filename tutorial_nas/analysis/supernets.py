@@ -130,7 +130,9 @@ def collapse_verdict(table: pd.DataFrame) -> str:
     ``none``): where none of them has parameters, the cell is parameter-free in effect, a collapse whatever the
     trend of the counts. With ``free_weight``, the verdict also says whether the alphas' weight on the
     parameter-free operations rose (``weight_rose``), which the counts can miss when the first epochs' argmax
-    already picks such operations from near-uniform alphas."""
+    already picks such operations from near-uniform alphas; and skip connections taking over half the cell or
+    more (``skips_rose``) is the skip-connection collapse even where the total does not rise (pooling picked
+    first, skip connections later)."""
     n = len(table)
     third = max(1, n // 3)
     early, late = table["param_free"].iloc[:third].mean(), table["param_free"].iloc[-third:].mean()
@@ -163,6 +165,11 @@ def collapse_verdict(table: pd.DataFrame) -> str:
         return span + (": every live operation of the last cell is without parameters (its convolutions, if any, "
                        "are cut off by none)" + (", and the alphas' weight on such operations rose over the search"
                                                  if drift else "") + " -- a collapse in effect")
+    if skips_rose(table):
+        start = max(1, n // 10)
+        first, last = table["n_skip"].iloc[:start].mean(), table["n_skip"].iloc[-third:].mean()
+        return span + (f": skip connections rose from {first:.1f} in the first {start} epoch(s) to {last:.1f} over "
+                       f"the last {third}, half the cell or more -- the skip-connection collapse")
     if late >= early + 0.5:
         return span + ": they rose, but not to a cell mostly without parameters -- no full collapse"
     if drift:
@@ -179,6 +186,17 @@ def counts_rose(table: pd.DataFrame) -> bool:
     return len(table) > 1 and table["param_free"].iloc[-third:].mean() >= table["param_free"].iloc[:third].mean() + 0.5
 
 
+def skips_rose(table: pd.DataFrame) -> bool:
+    """Whether skip connections took over the derived cell, the collapse DARTS is known for (Dong & Yang's
+    all-skip cell; the skip connections P-DARTS and DARTS+ count): their mean over the last third of the epochs at
+    least one edge above the first epochs' (the first tenth, at least one) and at least half the cell (3 of 6)."""
+    if len(table) < 2:
+        return False
+    start, third = max(1, len(table) // 10), max(1, len(table) // 3)
+    late = table["n_skip"].iloc[-third:].mean()
+    return late >= table["n_skip"].iloc[:start].mean() + 1 and late >= 3
+
+
 def weight_rose(table: pd.DataFrame, by: float = 0.05) -> bool:
     """Whether the alphas' softmax weight on the parameter-free operations (``free_weight``, mean over edges)
     rose by ``by`` or more from the first third of the epochs to the last: the drift behind a collapse, read from
@@ -192,7 +210,7 @@ def weight_rose(table: pd.DataFrame, by: float = 0.05) -> bool:
 
 def collapsed(verdict: str) -> bool:
     """Whether ``collapse_verdict``'s words say the run collapsed (by the counts or in effect)."""
-    return verdict.endswith(("-- the collapse", "-- a collapse in effect"))
+    return verdict.endswith(("-- the collapse", "-- a collapse in effect", "-- the skip-connection collapse"))
 
 
 def plot_collapse(table: pd.DataFrame, ax=None):
