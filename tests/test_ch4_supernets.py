@@ -233,6 +233,8 @@ def test_per_step_verdict_compares_the_intervals():
     assert "cannot tell" in sa.forgetting_per_step_verdict(table((3, 1, 5), (2, 0.5, 3.5)))
     assert "against Zhang" in sa.forgetting_per_step_verdict(table((0.5, 0, 1), (3, 2, 4)))
     assert "no forgetting its interval" in sa.forgetting_per_step_verdict(table((0.2, -0.5, 1), (0.1, -1, 1)))
+    gain = sa.forgetting_per_step_verdict(table((-0.3, -0.67, -0.04), (-0.2, -0.5, 0.1)))
+    assert "gains" in gain and "interval can tell from 0" not in gain
 
 
 def test_per_step_table_has_intervals_around_the_mean(tiny):

@@ -416,6 +416,9 @@ def forgetting_per_step_verdict(table: pd.DataFrame) -> str:
     u, n = rows.loc["uniform"], rows.loc["nsas"]
     if u.low > 0:
         text += ". Uniform sampling forgets (its interval lies above 0)"
+    elif u.high < 0:
+        text += (". Under uniform sampling the previous path gains from a step on another (its interval lies below "
+                 "0): no forgetting")
     else:
         text += ". Uniform sampling shows no forgetting its interval can tell from 0"
     if n.high < u.low:
