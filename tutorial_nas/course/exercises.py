@@ -74,6 +74,11 @@ def solution_its_acquisition(mean, std, rng):
     return rng.normal(mean, std)  # one draw per candidate from N(mean, std ** 2): the scale is the std
 
 
+def solution_mnasnet_reward(acc, latency_ms, target_ms):
+    w = -0.07  # the soft constraint: alpha = beta = w, faster than the target earns a little, slower loses a little
+    return acc * (latency_ms / target_ms) ** w
+
+
 def solution_pareto_front(points):
     keep = []
     for i, (acc, lat) in enumerate(points):
@@ -298,7 +303,7 @@ EXERCISES = {
     "mnasnet_reward": Exercise(
         "mnasnet_reward(acc, latency_ms, target_ms) -> float: MnasNet's soft-constraint reward, "
         "acc * (latency / target) ** w with w = -0.07 (Tan et al. 2019).",
-        mnas_reward, mnas_reward, _inputs_mnas,
+        mnas_reward, solution_mnasnet_reward, _inputs_mnas,
         ((lambda acc, lat, t: acc * (lat / t) ** 0.07, "the exponent is negative: a slower network earns less"),
          (lambda acc, lat, t: acc * (lat / t) ** (0 if lat <= t else -1), "that is the hard constraint "
                                                                             "(w = 0 / -1); the soft one is -0.07"))),
