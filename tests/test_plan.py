@@ -49,9 +49,9 @@ def test_second_order_darts_costs_two_and_a_half_first_order():
 
 
 @pytest.mark.parametrize("chapter", [
-    # known disagreement (estimate / measured on these numbers): chapter 2 about 0.55 on its last measurement, its
-    # DARTS-space supernet underestimated (plan.MEASURED_CPU says why). Chapter 1 came out at 0.64 before its chain
-    # networks' CPU slowdown was counted (plan.CPU_SLOWDOWN), about 1.2 with it, on the same measurement.
+    # known disagreement (estimate / measured on these numbers): chapter 2 about 0.52 on its last measurement, its
+    # DARTS-space supernet underestimated (plan.MEASURED_CPU says why). Chapter 1 comes out at 1.27 with its chain
+    # networks' CPU slowdown counted (plan.CPU_SLOWDOWN), chapter 3 at 0.70, chapter 4 at 0.78.
     1,
     pytest.param(2, marks=pytest.mark.xfail(strict=False, reason="the plan underestimates chapter 2's DARTS-space "
                                                                   "supernet about twofold")),
