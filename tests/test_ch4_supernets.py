@@ -90,6 +90,8 @@ def test_skip_connections_taking_over_is_the_skip_collapse_even_where_the_total_
     verdict = sa.collapse_verdict(table)
     assert verdict.endswith("the skip-connection collapse") and sa.collapsed(verdict)
     assert "from 2.0 in the first 3 epoch(s) to 4.1" in verdict
+    flat = sa.collapse_verdict(table.assign(free_weight=[0.64] * 30))
+    assert "did not rise)" in flat and flat.endswith("the skip-connection collapse")
     # skips that rise but stay a minority of the cell are no takeover
     assert not sa.skips_rose(table.assign(n_skip=[0] * 15 + [2] * 15))
     assert not sa.skips_rose(table.iloc[:1])
@@ -232,9 +234,9 @@ def test_per_step_verdict_compares_the_intervals():
     assert "reproduced" in sa.forgetting_per_step_verdict(table((3, 2, 4), (0.5, 0, 1)))
     assert "cannot tell" in sa.forgetting_per_step_verdict(table((3, 1, 5), (2, 0.5, 3.5)))
     assert "against Zhang" in sa.forgetting_per_step_verdict(table((0.5, 0, 1), (3, 2, 4)))
-    assert "no forgetting its interval" in sa.forgetting_per_step_verdict(table((0.2, -0.5, 1), (0.1, -1, 1)))
-    gain = sa.forgetting_per_step_verdict(table((-0.3, -0.67, -0.04), (-0.2, -0.5, 0.1)))
-    assert "gains" in gain and "interval can tell from 0" not in gain
+    assert "no forgetting that its interval" in sa.forgetting_per_step_verdict(table((0.2, -0.5, 1), (0.1, -1, 1)))
+    gain = sa.forgetting_per_step_verdict(table((-0.3, -0.67, -0.04), (-0.3, -0.5, -0.09)))
+    assert gain.count("raises the previous path's accuracy") == 2 and "interval can tell from 0" not in gain
 
 
 def test_per_step_table_has_intervals_around_the_mean(tiny):

@@ -169,7 +169,11 @@ def collapse_verdict(table: pd.DataFrame) -> str:
         start = max(1, n // 10)
         first, last = table["n_skip"].iloc[:start].mean(), table["n_skip"].iloc[-third:].mean()
         return span + (f": skip connections rose from {first:.1f} in the first {start} epoch(s) to {last:.1f} over "
-                       f"the last {third}, half the cell or more -- the skip-connection collapse")
+                       f"the last {third}, half the cell or more"
+                       + ("" if drift or "free_weight" not in table else
+                          " (read from the derived cells: the alphas' weight on parameter-free operations did "
+                          "not rise)")
+                       + " -- the skip-connection collapse")
     if late >= early + 0.5:
         return span + ": they rose, but not to a cell mostly without parameters -- no full collapse"
     if drift:
@@ -369,15 +373,16 @@ def forgetting_verdict(table: pd.DataFrame, n_boot: int = 2000) -> str:
             f"{kept.iloc[0]:.1f} % to {kept.iloc[-1]:.1f} % ({d_kept:+.1f} points, 95 % interval over the "
             f"{len(change)} kept cells [{low:+.1f}, {high:+.1f}]; in between their mean ranged over "
             f"{kept.min():.1f}-{kept.max():.1f} %), the trained ones {d_trained:+.1f} points (before the last epoch "
-            f"their mean moved by up to {swing:.1f} points from one epoch to the next): ")
+            f"the trained paths' mean moved by up to {swing:.1f} points from one epoch to the next): ")
     gap = d_trained - d_kept
     behind = (f"; the trained paths' change exceeds theirs by {gap:.1f} points: the kept paths fell behind what "
               "was trained last" if gap > 1 else "")
     if high < 0:
         if d_kept < -swing:
             return text + "the kept paths lost more accuracy than that swing -- forgetting" + behind
-        return text + ("the kept paths lost accuracy (an interval below zero), but no more than that swing: a loss "
-                       "within what training moves every path, not clearly forgetting" + behind)
+        return text + (f"the kept paths lost accuracy (an interval below zero), but no more than that swing "
+                       f"({d_kept:+.2f} against {swing:.2f}): a loss within what training moves every path, not "
+                       "clearly forgetting" + behind)
     if low > 0 and d_kept > swing:
         if d_trained > d_kept + 1:
             return text + ("the kept paths gained too, through the shared weights, only less than the trained "
@@ -414,13 +419,14 @@ def forgetting_per_step_verdict(table: pd.DataFrame) -> str:
     if not {"uniform", "nsas"} <= set(rows.index):
         return text
     u, n = rows.loc["uniform"], rows.loc["nsas"]
-    if u.low > 0:
-        text += ". Uniform sampling forgets (its interval lies above 0)"
-    elif u.high < 0:
-        text += (". Under uniform sampling the previous path gains from a step on another (its interval lies below "
-                 "0): no forgetting")
-    else:
-        text += ". Uniform sampling shows no forgetting its interval can tell from 0"
+    for name, r in (("Uniform sampling", u), ("NSAS", n)):
+        if r.low > 0:
+            text += f". {name} forgets (its interval lies above 0)"
+        elif r.high < 0:
+            text += (f". Under {name} a step raises the previous path's accuracy (its interval lies below 0): no "
+                     "forgetting")
+        else:
+            text += f". {name} shows no forgetting that its interval can tell from 0"
     if n.high < u.low:
         return text + "; NSAS forgets less (the intervals do not overlap): Zhang et al.'s finding, reproduced"
     if n.low > u.high:
