@@ -423,8 +423,8 @@ def forgetting_per_step_verdict(table: pd.DataFrame) -> str:
         if r.low > 0:
             text += f". {name} forgets (its interval lies above 0)"
         elif r.high < 0:
-            text += (f". Under {name} a step raises the previous path's accuracy (its interval lies below 0): no "
-                     "forgetting")
+            text += (f". Under {name.replace('Uniform', 'uniform')} a step raises the previous path's accuracy (its "
+                     "interval lies below 0): no forgetting")
         else:
             text += f". {name} shows no forgetting that its interval can tell from 0"
     if n.high < u.low:
