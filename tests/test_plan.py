@@ -51,7 +51,7 @@ def test_second_order_darts_costs_two_and_a_half_first_order():
 @pytest.mark.parametrize("chapter", [
     # known disagreement (estimate / measured on these numbers): chapter 2 about 0.52 on its last measurement, its
     # DARTS-space supernet underestimated (plan.MEASURED_CPU says why). Chapter 1 comes out at 1.27 with its chain
-    # networks' CPU slowdown counted (plan.CPU_SLOWDOWN), chapter 3 at 0.70, chapter 4 at 0.78.
+    # networks' CPU slowdown counted (plan.CPU_SLOWDOWN), chapter 3 at 0.70, chapter 4 at 0.83.
     1,
     pytest.param(2, marks=pytest.mark.xfail(strict=False, reason="the plan underestimates chapter 2's DARTS-space "
                                                                   "supernet about twofold")),
