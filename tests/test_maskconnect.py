@@ -146,10 +146,29 @@ def test_compare_connectivity_reads_the_difference_against_its_noise():
     assert "worse" in compare_connectivity(runs([80, 81, 82], [90, 91, 92]))[1]
     assert "no difference" in compare_connectivity(runs([80, 90, 85], [86, 84, 88]))[1]
     assert "no verdict" in compare_connectivity(runs([90], [80]))[1]
+    # three seeds a side: 2 standard errors would call this a difference, Welch's t quantile (about 2.8) does not
+    wide = compare_connectivity(runs([85, 86, 88], [82, 83, 85]))[1]  # 3.0 points, 2.4 standard errors
+    assert "no difference" in wide and "Welch" in wide
 
 
-def test_learned_vs_random_trains_both_with_the_same_epochs():
+def test_learned_vs_random_trains_both_with_the_same_epochs(monkeypatch):
+    import tutorial_nas.oneshot.maskconnect as mc
+
+    spent, real = {"learned": 0.0, "random": 0.0}, mc.train_maskconnect
+
+    def counting(data, epochs, net=None, fixed=False, **kw):
+        spent["random" if fixed and getattr(net, "_random", False) else "learned"] += epochs
+        return real(data, epochs, net=net, fixed=fixed, **kw)
+
+    def marked(net, seed):
+        net._random = True
+        return real_random(net, seed)
+
+    real_random = mc.random_connectivity
+    monkeypatch.setattr(mc, "train_maskconnect", counting)
+    monkeypatch.setattr(mc, "random_connectivity", marked)
     data = toy_data()
     frame = learned_vs_random(data, epochs=0.5, seeds=(0, 1), modules=3, C=4, fan_in=1, batch_size=32)
+    assert spent["learned"] == spent["random"] == 2.0  # search + fine-tuning against as long on random connections
     assert list(frame["connectivity"]) == ["learned", "random"] * 2 and list(frame["seed"]) == [0, 0, 1, 1]
     assert all(len(c) == 3 for c in frame["inputs"]) and frame["valid_acc"].between(0, 100).all()
