@@ -72,14 +72,10 @@ def text_boxes(fig):
 
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
+    from test_literature import hidden_tick_labels  # pytest puts tests/ on the path
+
     renderer, page = canvas.get_renderer(), fig.bbox
-    hidden = set()  # the labels of ticks outside the axes' limits exist but are not drawn
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not lo - 1e-9 * abs(hi - lo) <= tick.get_loc() <= hi + 1e-9 * abs(hi - lo):
-                    hidden |= {id(tick.label1), id(tick.label2)}
+    hidden = hidden_tick_labels(fig)
     boxes = []
     for t in fig.findobj(Text):
         if t.get_visible() and t.get_text().strip() and id(t) not in hidden:

@@ -55,12 +55,18 @@ def _run_cell(code: str, capsys) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", WRITE_IT_YOURSELF)
-def test_each_exercise_is_set_and_an_unfinished_one_breaks_nothing(name, capsys):
-    [cell] = [c for c in cells(CHAPTER, "code") if f'check("{name}"' in c]
+def assert_unfinished_exercise_breaks_nothing(chapter: Path, name: str, capsys) -> None:
+    """The exercise cell of ``name`` is set (a task, a NotImplementedError) and, run as shipped, the checker says
+    "Not yet" without raising (chapter 4's test calls this too)."""
+    [cell] = [c for c in cells(chapter, "code") if f'check("{name}"' in c]
     assert f'task("{name}")' in cell and "raise NotImplementedError" in cell
     out = _run_cell(cell, capsys)  # the cell as shipped: the checker says "Not yet", nothing raises
     assert "Not yet" in out and "NotImplementedError" in out
+
+
+@pytest.mark.parametrize("name", WRITE_IT_YOURSELF)
+def test_each_exercise_is_set_and_an_unfinished_one_breaks_nothing(name, capsys):
+    assert_unfinished_exercise_breaks_nothing(CHAPTER, name, capsys)
 
 
 @pytest.mark.parametrize("name", WRITE_IT_YOURSELF)

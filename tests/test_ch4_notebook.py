@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_ch3_notebook import _run_cell, assert_unfinished_exercise_breaks_nothing, cells  # tests/ is on the path
 
 from tutorial_nas.course.notebooks import CHAPTERS, SOLUTIONS
 from tutorial_nas.course.source import source
@@ -15,15 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "notebooks" / CHAPTERS[4][0]
 SOLVED = ROOT / "notebooks" / SOLUTIONS[4]
 WRITE_IT_YOURSELF = ("mnasnet_reward", "pareto_front")
-
-
-def cells(path: Path, kind: str) -> list:
-    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == kind]
-
-
-def _run_cell(code: str, capsys) -> str:
-    exec(compile(code, "<cell>", "exec"), {})
-    return capsys.readouterr().out
 
 
 def test_every_source_the_chapter_shows_is_the_package_s():
@@ -40,10 +32,7 @@ def test_the_chapter_prints_its_plan_after_the_setup_cell():
 
 @pytest.mark.parametrize("name", WRITE_IT_YOURSELF)
 def test_each_exercise_is_set_and_an_unfinished_one_breaks_nothing(name, capsys):
-    [cell] = [c for c in cells(CHAPTER, "code") if f'check("{name}"' in c]
-    assert f'task("{name}")' in cell and "raise NotImplementedError" in cell
-    out = _run_cell(cell, capsys)  # the cell as shipped: the checker says "Not yet", nothing raises
-    assert "Not yet" in out and "NotImplementedError" in out
+    assert_unfinished_exercise_breaks_nothing(CHAPTER, name, capsys)
 
 
 def test_the_pareto_exercise_follows_the_front_the_chapter_shows_and_runs():

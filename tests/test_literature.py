@@ -168,6 +168,18 @@ def test_weight_sharing_methods_are_grouped_by_how_they_search():
     assert {tuple(xy) for xy in rl.get_offsets().tolist()} >= {(0.5, 3.54), (0.32, 4.23)}
 
 
+def hidden_tick_labels(fig) -> set:
+    """The ids of the tick labels of ``fig`` that exist but are not drawn: those of ticks outside the axes' limits."""
+    hidden = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - 1e-9 * abs(hi - lo) <= tick.get_loc() <= hi + 1e-9 * abs(hi - lo):
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    return hidden
+
+
 def drawn_text_boxes(fig):
     """The window extents of every visible, non-empty text of ``fig`` as the Agg backend draws it (an
     annotation's text alone, without the line to its point)."""
@@ -177,13 +189,7 @@ def drawn_text_boxes(fig):
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
-    hidden = set()  # the labels of ticks outside the axes' limits exist but are not drawn
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not lo - 1e-9 * abs(hi - lo) <= tick.get_loc() <= hi + 1e-9 * abs(hi - lo):
-                    hidden |= {id(tick.label1), id(tick.label2)}
+    hidden = hidden_tick_labels(fig)
     return [(t.get_text(), Text.get_window_extent(t, renderer)) for t in fig.findobj(Text)
             if t.get_visible() and t.get_text().strip() and id(t) not in hidden], renderer
 

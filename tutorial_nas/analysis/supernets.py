@@ -157,7 +157,8 @@ def collapse_verdict(table: pd.DataFrame) -> str:
             return span + ": the last cell computes nothing (no path reaches the output) -- a collapse in effect"
     if n < 2:
         return span + ": one epoch cannot show a trend"
-    if late >= early + 0.5 and table["param_free"].iloc[-1] >= 4:
+    rose = counts_rose(table)  # the same mean over the first third against the last
+    if rose and table["param_free"].iloc[-1] >= 4:
         return span + ": they rose, and most of the cell is now without parameters -- the collapse"
     drift = weight_rose(table)
     in_effect = live_free is not None and live_free == len(live)
@@ -174,7 +175,7 @@ def collapse_verdict(table: pd.DataFrame) -> str:
                           " (read from the derived cells: the alphas' weight on parameter-free operations did "
                           "not rise)")
                        + " -- the skip-connection collapse")
-    if late >= early + 0.5:
+    if rose:
         return span + ": they rose, but not to a cell mostly without parameters -- no full collapse"
     if drift:
         return span + (": the counts did not rise, but the alphas' weight on parameter-free operations did, a drift "
