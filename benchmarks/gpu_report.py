@@ -246,17 +246,18 @@ TINY_NETS = (("nb201-supernet", dict(dataset="digits", image_size=8, C=4, N=1), 
 
 def cost_model(run: Run) -> dict:
     """The plan's cost model (``tutorial-nas plan``) calibrated on this device and checked on it: the achieved
-    FLOP/s and seconds a kernel it solves from two timed networks (``plan.calibrate``), then one training step of
-    each network the ``gpu`` profile trains, measured against the model's estimate from those two numbers, and
-    CUDA's peak memory against the package's estimate (``plan.check_model``; tiny networks in a dry run). The two
-    numbers are what ``plan.DEVICES`` keeps for a card, where today it holds stated assumptions."""
+    FLOP/s, seconds a kernel and depthwise FLOP/s it solves from three timed networks (``plan.calibrate``), then
+    one training step of each network the ``gpu`` profile trains, measured against the model's estimate from them,
+    and CUDA's peak memory against the package's estimate (``plan.check_model``; tiny networks in a dry run). The
+    three numbers are what ``plan.DEVICES`` keeps for a card, where today it holds stated assumptions."""
     from tutorial_nas.course import plan
 
     kind = run.device.type
     numbers = plan.calibrate(kind)
     rows = plan.check_model(kind, steps=1 if run.dry_run else 5, nets=TINY_NETS if run.dry_run else plan.CHECK_NETS)
     ratios = [r["measured_s"] / r["estimated_s"] for r in rows]
-    return {"achieved_gflops": numbers["achieved"] / 1e9, "kernel_us": numbers["kernel_s"] * 1e6,
+    return {"achieved_gflops": numbers["achieved"] / 1e9, "depthwise_gflops": numbers["achieved_dw"] / 1e9,
+            "kernel_us": numbers["kernel_s"] * 1e6,
             "median_ratio": statistics.median(ratios), "min_ratio": min(ratios), "max_ratio": max(ratios),
             "nets": [{**r, "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in r["sizes"].items()}}
                      for r in rows]}
@@ -345,7 +346,8 @@ def stage_line(key: str, r: dict) -> str:
         return f"{r['median_s']:.3f} s/step{peak(r)}"
     if key == "cost_model":
         memory = [f"{n['memory_gb']:.2f}/{n['estimate_gb']:.2f}" for n in r["nets"] if n["memory_gb"] is not None]
-        return (f"{r['achieved_gflops']:.1f} GFLOP/s achieved, {r['kernel_us']:.0f} us a kernel; measured / "
+        return (f"{r['achieved_gflops']:.1f} GFLOP/s achieved ({r['depthwise_gflops']:.1f} by depthwise "
+                f"convolutions), {r['kernel_us']:.0f} us a kernel; measured / "
                 f"estimated step {r['median_ratio']:.2f} in median ({r['min_ratio']:.2f}-{r['max_ratio']:.2f})"
                 + (f"; peak / estimated GB {', '.join(memory)}" if memory else ""))
     return (f"{r['per_minute']:.2f} per minute ({statistics.mean(r['seconds_each']):.1f} s each, "

@@ -9,13 +9,15 @@ ENAS) at a stand-alone cell's. A DARTS step also takes an architecture step on a
 backward first order (3 more), and for the second-order step the virtual step, the step on the virtual weights
 and two finite-difference gradients (12 more: DARTS Sec. 2.3, Eq. 7-8, the 2.5x of its 1.5 vs 4 GPU days).
 
-Seconds = FLOPs / achieved FLOP/s + kernels x seconds a kernel, where kernels = the network's leaf modules
-(x 3 for a training step, x 1 for an evaluation batch): small networks are bound by how fast PyTorch can launch
-operations, not by arithmetic. On the CPU both numbers are measured here (``calibrate``); the GPUs' come from
-``DEVICES``, the one table of them. Benchmark look-ups cost only bookkeeping, charged at ``LOOKUP_S`` each. Two
-corrections measured on the CPU: chapter 1's chain and genetic networks train slower than the calibration predicts
-(``CPU_SLOWDOWN``), and a forward pass at batch 1 (a latency measurement) pays an operation's launch, not the
-calibrated cost of an operation in a training step (``batch1_kernel_s``).
+Seconds = dense FLOPs / achieved FLOP/s + depthwise FLOPs / the depthwise rate + kernels x seconds a kernel,
+where kernels = the network's leaf modules (x 3 for a training step, x 1 for an evaluation batch): small networks
+are bound by how fast PyTorch can launch operations, not by arithmetic, and the DARTS space's separable and
+dilated convolutions (grouped, one filter a channel) reach a small part of a dense convolution's FLOP/s. On the
+CPU the three numbers are measured here (``calibrate``); the GPUs' come from ``DEVICES``, the one table of them.
+Benchmark look-ups cost only bookkeeping, charged at ``LOOKUP_S`` each. Two corrections measured on the CPU:
+chapter 1's chain and genetic networks train slower than the calibration predicts (``CPU_SLOWDOWN``), and a
+forward pass at batch 1 (a latency measurement) pays an operation's launch, not the calibrated cost of an
+operation in a training step (``batch1_kernel_s``).
 """
 
 from __future__ import annotations
@@ -77,10 +79,14 @@ DEVICES = {
     "h100": dict(label="an H100/H200", peak=(67e12, 989e12), memory_gb=80,
                  source="NVIDIA H100 SXM datasheet (the H200: same compute, more memory)"),
 }
+# achieved_dw: FLOP/s of grouped (depthwise) convolutions. On the CPU it is measured (about a twentieth of the dense
+# rate on the 2-core machine); on the GPUs it is an ASSUMPTION of the dense rate until a card is measured
+# (benchmarks/gpu_check.sh's cost-model stage calibrates all three numbers on the card it finds).
 for _d in ("t4", "a100", "h100"):
-    DEVICES[_d].update(achieved=GPU_FRACTION * DEVICES[_d]["peak"][0], kernel_s=GPU_KERNEL_S)
-    DEVICES[_d]["source"] += f"; achieved = {GPU_FRACTION:.0%} of fp32 peak and {GPU_KERNEL_S * 1e6:.0f} us a kernel " \
-                             "are assumptions"
+    _achieved = GPU_FRACTION * DEVICES[_d]["peak"][0]
+    DEVICES[_d].update(achieved=_achieved, achieved_dw=_achieved, kernel_s=GPU_KERNEL_S)
+    DEVICES[_d]["source"] += f"; achieved = {GPU_FRACTION:.0%} of fp32 peak (depthwise convolutions too) and " \
+                             f"{GPU_KERNEL_S * 1e6:.0f} us a kernel are assumptions"
 
 
 @dataclass
@@ -112,6 +118,32 @@ def network_cost(kind: str, sizes: tuple) -> tuple:
     for h in hooks:
         h.remove()
     return flops, len(leaves), count_params(model), sum(acts)
+
+
+@functools.lru_cache(maxsize=None)
+def depthwise_flops(kind: str, sizes: tuple) -> int:
+    """FLOPs of one image forward spent in grouped convolutions (``groups > 1``: the depthwise half of DARTS'
+    separable and dilated convolutions), counted as ``count_flops`` counts a convolution (2 x multiply-adds)."""
+    model, shape = network(kind, dict(sizes))
+    return _grouped_flops(model, shape)
+
+
+def _grouped_flops(model: nn.Module, shape: tuple) -> int:
+    total = []
+
+    def hook(m, i, o):
+        if m.groups > 1:
+            total.append(2 * o[0].numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size))
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros((1, *shape), device=next(model.parameters()).device))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return int(sum(total))
 
 
 def network(kind: str, s: dict) -> tuple:
@@ -155,10 +187,35 @@ def network(kind: str, s: dict) -> tuple:
         model = build_supernet(kind.split("-")[0], classes, channels, C=s["C"], layers=s.get("layers", 8),
                                N=s.get("N", 1))
         return model, shape
-    if kind == "morph":
-        from ..strategies.morphism import START_SPEC, MorphNet
+    if kind == "morph":  # a NASH climb replayed with random fitness: its mean-FLOPs network (the children grow)
+        from ..strategies.morphism import START_SPEC, MorphNet, random_morphism
+        from ..train import count_flops
 
-        return MorphNet(START_SPEC, classes, channels), shape
+        parent, models = MorphNet(START_SPEC, classes, channels), []
+        models.append(parent)
+        for _ in range(s.get("steps", 0)):
+            children = []
+            for _ in range(s.get("children", 1)):
+                child = parent
+                for _ in range(2):  # morphism_search's morphs_per_child
+                    child, _ = random_morphism(child, rng)
+                children.append(child)
+            models += children
+            parent = children[int(rng.integers(len(children)))]
+        flops = np.array([count_flops(m, shape) for m in models])
+        return models[int(np.abs(flops - flops.mean()).argmin())], shape
+    if kind == "hierarchical":  # of 8 genotypes drawn as the paper initialises, the one nearest their mean FLOPs
+        from ..spaces.hierarchical import HierarchicalSpace
+        from ..train import count_flops
+
+        space = HierarchicalSpace()
+        models = [space.to_model(space.sample(rng), classes, channels, C=s["C"]) for _ in range(8)]
+        flops = np.array([count_flops(m, shape) for m in models])
+        return models[int(np.abs(flops - flops.mean()).argmin())], shape
+    if kind == "maskconnect":
+        from ..oneshot.maskconnect import MaskConnectNet
+
+        return MaskConnectNet(classes, channels, s["modules"], s["C"], s["fan_in"]), shape
     raise NASInputError(f"unknown network kind {kind!r}")
 
 
@@ -249,7 +306,8 @@ def sections(profile: str) -> dict:
     n_super = 5  # ENAS, SPOS, Bender, DNA, SMASH (NSAS: its own row)
     nsas_paths = 1 + _default("oneshot.nsas.train_nsas", "subset_size")  # the sampled path and the subset's
     dpp_timed, dpp_lookups = _dpp_counts(f["dpp_keep"])
-    hier_net = _net("nb201-cell", dataset=data["dataset"], image_size=data["image_size"], C=8, N=1, stem_stride=1)
+    hier_net = _net("hierarchical", dataset=data["dataset"], image_size=data["image_size"], C=8)
+    mask_net = _net("maskconnect", dataset=data["dataset"], image_size=data["image_size"], modules=4, C=8, fan_in=2)
     morph_runs = 1 + o["morph_steps"] * o["morph_children"]
     cmp_path = _net("nb201-cell", dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"],
                     C=cell["C"], N=cell["N"], stem_stride=cmp["oneshot_stem_stride"])
@@ -286,10 +344,12 @@ def sections(profile: str) -> dict:
                 _training(f"hierarchical: 2 searches x {o.get('hier_budget', 0)} networks", hier_net,
                           2 * o.get("hier_budget", 0), o.get("hier_epochs", 0), data["dataset"], 64),
                 Work("BlockQNN and random search", bench_cell, 0, lookups=2 * o.get("blockqnn_budget", 0)),
-                _training("MaskConnect", hier_net, 1, o.get("mask_epochs", 0), data["dataset"], 128)],
+                _training("MaskConnect", mask_net, 1, o.get("mask_epochs", 0), data["dataset"],
+                          _default("oneshot.maskconnect.train_maskconnect", "batch_size"))],
             "network morphisms": [
-                _training(f"{2 * morph_runs + 1} morph networks (climb + from scratch)", _net(
-                    "morph", dataset=data["dataset"], image_size=data["image_size"]), 2 * morph_runs + 1,
+                _training(f"{2 * morph_runs} morph networks (climb + from scratch)", _net(
+                    "morph", dataset=data["dataset"], image_size=data["image_size"], steps=o["morph_steps"],
+                    children=o["morph_children"]), 2 * morph_runs,
                     o["morph_epochs"], data["dataset"], 64)],
             "shortcuts to ranking": [
                 _single_path(f"{n_super} supernets (ENAS, SPOS, Bender, DNA, SMASH)", bench_cell, n_super, o["epochs"],
@@ -357,12 +417,12 @@ def work_fingerprint(chapter: int, profile: str = "cpu") -> str:
 # Whole-notebook wall times in the cpu profile on the idle 2-core machine of the README: chapter -> (seconds,
 # work_fingerprint(chapter) when it was measured). A chapter re-executed after its sizes changed gets its new time
 # and fingerprint here; None marks a time measured before the chapter's present sizes (to be measured again).
-# Chapter 2 takes about twice the estimate: its DARTS-space supernet (sep and dil convolutions on 14x14 maps)
-# measured 3.4x the model's step time, the NAS-Bench-201 supernet at the same size 1.4x. The model charges FLOPs at
-# a dense convolution's rate and a fixed cost per operation; depthwise convolutions ran at about a fifth of that
-# rate here, and the memory-bound operations between them (batch norm, ReLU, the weighted sums) grow with the
-# maps, which the per-operation cost measured on 8x8 maps does not see.
-MEASURED_CPU = {1: (192, "da863fc79de8"), 2: (566, "00aa6da8f151"), 3: (332, "e21dc2f937f6"), 4: (472, "107e71b4b519")}
+# Chapter 2 came out at half its measured time while the model charged depthwise FLOPs at the dense rate: its
+# DARTS-space supernet measured 1.8x the model's step time then, at 28x28 7.5x (the depthwise convolutions'
+# backward pass runs at a few GFLOP/s here), and its hierarchical and morphism networks were stood in for by a
+# NAS-Bench-201 cell and the climb's first network. The depthwise rate is now calibrated (DW_PROBE) and those
+# networks are the chapters' own.
+MEASURED_CPU = {1: (192, "da863fc79de8"), 2: (566, "419180269665"), 3: (332, "e21dc2f937f6"), 4: (472, "107e71b4b519")}
 
 
 def measured_cpu(chapter: int):
@@ -403,13 +463,15 @@ def _probe(width: int, size: int, channels: int = 1) -> tuple:
 
 
 def calibrate(device: str = "cpu", steps: int = 3) -> dict:
-    """Achieved FLOP/s and seconds a kernel on ``device`` ("cpu" or "cuda"), measured once a process from the
-    fastest of a few training steps of two networks: a dense convnet the size of the chapters' (4 conv layers of
-    48 filters at 14x14, batch 64; on CUDA 128 filters at 32x32, batch 256), whose time is mostly arithmetic,
-    and the NAS-Bench-201 supernet at the chapters' size (C=8 on 14x14 images), whose time is nearly all
-    per-operation overhead (its leaf modules plus the sums and weightings between them, and the memory-bound work
-    of each at maps of that size: measured on 8x8 maps, the overhead came out at half of what the chapters pay).
-    Two timings, two unknowns."""
+    """Achieved FLOP/s, seconds a kernel and the depthwise convolutions' FLOP/s on ``device`` ("cpu" or "cuda"),
+    measured once a process from the fastest of a few training steps of three networks: a dense convnet the size
+    of the chapters' (4 conv layers of 48 filters at 14x14, batch 64; on CUDA 128 filters at 32x32, batch 256),
+    whose time is mostly arithmetic; the NAS-Bench-201 supernet at the chapters' size (C=8 on 14x14 images), whose
+    time is nearly all per-operation overhead (its leaf modules plus the sums and weightings between them, and the
+    memory-bound work of each at maps of that size: measured on 8x8 maps, the overhead came out at half of what
+    the chapters pay); and the DARTS-space supernet at the chapters' size (C=8, 3 cells, 14x14), half of whose
+    FLOPs are depthwise. The first two timings give the first two numbers (two equations, two unknowns), the
+    third what its depthwise FLOPs cost beyond them."""
     if device in _CALIBRATION:
         return _CALIBRATION[device]
     from ..train import count_flops
@@ -431,9 +493,34 @@ def calibrate(device: str = "cpu", steps: int = 3) -> dict:
         kernel_s = t_tiny / k_tiny
         inv = max(t_dense - kernel_s * k_dense, 0.1 * t_dense) / f_dense
     achieved = 1 / inv
-    _CALIBRATION[device] = dict(achieved=achieved, kernel_s=kernel_s, threads=torch.get_num_threads(),
-                                cores=os.cpu_count() or 1)
+    achieved_dw = _depthwise_rate(device, steps, achieved, kernel_s)
+    _CALIBRATION[device] = dict(achieved=achieved, achieved_dw=achieved_dw, kernel_s=kernel_s,
+                                threads=torch.get_num_threads(), cores=os.cpu_count() or 1)
     return _CALIBRATION[device]
+
+
+DW_PROBE = ("darts-supernet", dict(dataset="mnist5k", image_size=14, C=8, layers=3), 64)
+
+
+def _depthwise_rate(device: str, steps: int, achieved: float, kernel_s: float) -> float:
+    """FLOP/s of depthwise convolutions: one training step of ``DW_PROBE`` less what its dense FLOPs and its
+    operations cost at ``achieved`` and ``kernel_s``, over its depthwise FLOPs. Never above the dense rate (a
+    disturbed timing falls back on it)."""
+    kind, sizes, batch = DW_PROBE
+    flops, leaves, _, _ = network_cost(*_net(kind, **sizes))
+    dw = depthwise_flops(*_net(kind, **sizes))
+    model, shape = network(kind, sizes)
+    t = _step_seconds(model, shape, batch, device, steps)
+    rest = t - 3 * batch * (flops - dw) / achieved - 3 * leaves * kernel_s
+    return achieved if rest <= 3 * batch * dw / achieved else 3 * batch * dw / rest
+
+
+def step_estimate(kind: str, sizes: dict, batch: int, numbers: dict) -> float:
+    """Seconds of one training step of network ``kind`` at ``sizes`` by the model, with a device's ``numbers``."""
+    flops, leaves, _, _ = network_cost(*_net(kind, **sizes))
+    dw = depthwise_flops(*_net(kind, **sizes))
+    return 3 * batch * ((flops - dw) / numbers["achieved"] + dw / numbers["achieved_dw"]) \
+        + 3 * leaves * numbers["kernel_s"]
 
 
 CHECK_NETS = (("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=5), 64),
@@ -450,13 +537,12 @@ def check_model(device: str = "cuda", steps: int = 5, nets=CHECK_NETS) -> list:
     numbers = calibrate(device)
     rows = []
     for kind, sizes, batch in nets:
-        flops, leaves, _, _ = network_cost(*_net(kind, **sizes))
         model, shape = network(kind, sizes)
         if device == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         measured = _step_seconds(model, shape, batch, device, steps)
-        estimated = 3 * batch * flops / numbers["achieved"] + 3 * leaves * numbers["kernel_s"]
+        estimated = step_estimate(kind, sizes, batch, numbers)
         rows.append(dict(net=kind, sizes=sizes, batch=batch, measured_s=measured, estimated_s=estimated,
                          memory_gb=(torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None),
                          estimate_gb=supernet_memory(kind, batch, **sizes) / 2**30))
@@ -474,11 +560,13 @@ def work_cost(w: Work, device: str) -> dict:
     dev = device_numbers(device)
     flops_img, leaves, _, _ = network_cost(*w.net)
     images = w.trainings * w.epochs * w.train_images
-    flops = flops_img * (images * w.passes + w.trainings * w.eval_images)
+    forwards = images * w.passes + w.trainings * w.eval_images  # images x forward-pass equivalents
+    flops, dw = flops_img * forwards, depthwise_flops(*w.net) * forwards
     steps = w.trainings * w.epochs * math.ceil(w.train_images / w.batch_size) if w.train_images else 0
     eval_batches = math.ceil(w.trainings * w.eval_images / (EVAL_BATCH if w.batch_size > 1 else 1))
     kernel_s = dev.get("batch1_kernel_s", dev["kernel_s"]) if w.batch_size == 1 else dev["kernel_s"]
-    seconds = flops / dev["achieved"] + (steps * w.passes + eval_batches) * leaves * kernel_s
+    seconds = ((flops - dw) / dev["achieved"] + dw / dev["achieved_dw"]
+               + (steps * w.passes + eval_batches) * leaves * kernel_s)
     seconds *= CPU_SLOWDOWN.get(w.net[0], 1.0) if device == "cpu" else 1.0
     return dict(what=w.what, trainings=w.trainings, epochs=w.epochs, train_images=int(images), flops=float(flops),
                 flops_per_image=flops_img, lookups=w.lookups, seconds=seconds + w.lookups * LOOKUP_S)
