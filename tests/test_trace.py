@@ -185,8 +185,8 @@ def test_net2wider_copies_divides_and_keeps_the_function(seed):
     assert (counts == np.bincount(g)[g]).all()
     assert max(t["filters"]) == 0  # unit j's filter is the old unit g(j)'s
     reader = t["reader"]
-    np.testing.assert_allclose(reader["U / count"], reader["U[0, g(j)]"] / reader["count"], rtol=1e-6)
-    np.testing.assert_allclose(reader["package"], reader["U / count"] + reader["noise"], atol=1e-6)
+    np.testing.assert_allclose(reader["W / count"], reader["W[g(j), h]"] / reader["count"], rtol=1e-6)
+    np.testing.assert_allclose(reader["U[j, h]"], reader["W / count"] + reader["noise"], atol=1e-6)
     copied = reader[reader["count"] > 1]
     assert (copied["noise"].abs() > 1e-4).all()  # the copies are read differently
     assert (reader.loc[reader["count"] == 1, "noise"].abs() < 1e-6).all()

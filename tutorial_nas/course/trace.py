@@ -256,9 +256,9 @@ def trace_net2wider(seed: int = 0, spec: str = "c2k3-c3k3", layer: int = 0, new_
     The mapping g is read from a copy of the generator ``net2wider`` is given (it draws g first, with
     ``rng.integers``). Returns ``g`` and the copy counts |{x: g(x) = g(j)}|; ``filters``, for every unit j of the
     wider layer, the largest difference between its filter and the old filter g(j) (0: a copy); ``reader``, for
-    every j, the weight by which the next block's output unit 0 reads unit j at its centre tap: the old weight
-    U_{0, g(j)}, the plain division U_{0, g(j)} / count, the symmetry-breaking noise (the package's weight
-    minus the division) and the package's weight; ``noise_sum``, the largest absolute sum of the noise over
+    every j, the weight by which the next block's output unit h = 0 reads unit j at its centre tap, named as in
+    the chapter's formula: the old weight W[g(j), h], the plain division W / count, the symmetry-breaking noise
+    (the package's weight minus the division) and the package's new weight U[j, h]; ``noise_sum``, the largest absolute sum of the noise over
     the copies of one unit (all taps, all readers; 0 up to rounding); and ``output_diff``, the largest
     difference between the two networks' outputs on 4 random 8 x 8 images (eval mode)."""
     torch.manual_seed(seed)
@@ -279,9 +279,10 @@ def trace_net2wider(seed: int = 0, spec: str = "c2k3-c3k3", layer: int = 0, new_
         eps = V - divided
         noise_sum = max(eps[:, g == k].sum(dim=1).abs().max().item() for k in range(old))
         c = U.shape[-1] // 2
-        reader = pd.DataFrame({"g(j)": g, "count": counts, "U[0, g(j)]": U[0, g, c, c].numpy(),
-                               "U / count": divided[0, :, c, c].numpy(), "noise": eps[0, :, c, c].numpy(),
-                               "package": V[0, :, c, c].numpy()}, index=pd.Index(range(new_width), name="j"))
+        # named as in the chapter's formula: W the old weights, U the new ones, h = 0 the reading unit
+        reader = pd.DataFrame({"g(j)": g, "count": counts, "W[g(j), h]": U[0, g, c, c].numpy(),
+                               "W / count": divided[0, :, c, c].numpy(), "noise": eps[0, :, c, c].numpy(),
+                               "U[j, h]": V[0, :, c, c].numpy()}, index=pd.Index(range(new_width), name="j"))
         output_diff = (wide(x) - small(x)).abs().max().item()
     return {"small": str(small), "wide": str(wide), "g": g.tolist(), "counts": counts.tolist(),
             "filters": filters, "reader": reader, "noise_sum": noise_sum, "output_diff": output_diff}
