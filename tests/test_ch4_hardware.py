@@ -15,3 +15,28 @@ def test_front_reach_places_each_cell_against_the_front():
     assert reach["best"].startswith("beyond")
     assert reach["same"] == "on the front"  # equal points dominate neither
     assert (hardware.front_reach(front, others)["front_best_accuracy"] == 90.0).all()
+
+
+def test_clip_near_chance_hides_chance_cells_and_marks_them_on_the_edge():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    x, y = [0.3, 0.4, 0.5, 0.6], [10.2, 90.0, 91.0, 19.0]
+    ax.scatter(x, y)
+    assert hardware.clip_near_chance(ax, x, y, chance=10) == 2
+    bottom = ax.get_ylim()[0]
+    assert 19.0 < bottom < 90.0  # both cells near chance below the axis, the others above it
+    marks = ax.collections[-1]
+    assert marks.get_offsets()[:, 0].tolist() == [0.3, 0.6] and (marks.get_offsets()[:, 1] == bottom).all()
+    assert "near chance" in marks.get_label() and not marks.get_clip_on()
+    # nothing near chance, or nothing but: the axis is left alone
+    fig2, ax2 = plt.subplots()
+    ax2.scatter(x[1:3], y[1:3])
+    before = ax2.get_ylim()
+    assert hardware.clip_near_chance(ax2, x[1:3], y[1:3], chance=10) == 0 and ax2.get_ylim() == before
+    assert hardware.clip_near_chance(ax2, [1.0], [12.0], chance=10) == 0
+    plt.close(fig)
+    plt.close(fig2)

@@ -203,6 +203,23 @@ def plot_front(frame: pd.DataFrame, x: str = "latency_ms", y: str = "accuracy", 
     return ax
 
 
+def clip_near_chance(ax, x, y, chance: float) -> int:
+    """Start the y axis just below the lowest cell above twice ``chance`` accuracy, so that cells near chance (a
+    cell whose every path is cut off by ``none``) do not squash the rest, and mark each hidden cell with a red
+    downward triangle on the bottom edge at its ``x``, labelled for the legend. Returns how many were hidden (0,
+    and the axis untouched, when none is or every cell is)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    hidden = y <= 2 * chance
+    if not hidden.any() or hidden.all():
+        return 0
+    low = float(y[~hidden].min())
+    bottom = low - 0.1 * (float(y.max()) - low) - 0.1
+    ax.set_ylim(bottom, None)
+    ax.scatter(x[hidden], np.full(int(hidden.sum()), bottom), marker="v", s=40, color="tab:red", clip_on=False,
+               zorder=3, label=f"below the axis: near chance ({chance:.0f} %)")
+    return int(hidden.sum())
+
+
 def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
     """The cells on the front, fastest first: arch, accuracy, latency, parameters; a cell the search
     evaluated more than once (a mutation can lead back to it) is listed once."""
