@@ -37,7 +37,8 @@ def test_the_dry_run_runs_every_stage_and_chapter_on_the_cpu_and_writes_json_and
     assert report["supernet_step"]["median_s"] > 0
     assert report["candidates"]["candidates"] == 1 and report["candidates"]["per_minute"] > 0
     cost = report["cost_model"]  # the plan calibrated on the device and checked against its own estimates
-    assert cost["achieved_gflops"] > 0 and cost["kernel_us"] > 0 and cost["depthwise_gflops"] > 0 and len(cost["nets"]) == len(gpu_report.TINY_NETS)
+    assert cost["achieved_gflops"] > 0 and cost["kernel_us"] > 0 and cost["depthwise_gflops"] > 0
+    assert len(cost["nets"]) == len(gpu_report.TINY_NETS)
     assert all(n["measured_s"] > 0 and n["estimated_s"] > 0 for n in cost["nets"])
     assert cost["min_ratio"] <= cost["median_ratio"] <= cost["max_ratio"]
     chapters = report["chapters"]

@@ -14,6 +14,7 @@ from tutorial_nas.course.trace import (
     trace_gumbel_sample,
     trace_mixed_op,
     trace_net2wider,
+    trace_oneshot_variants,
     trace_q_backup,
     trace_reinforce_step,
 )
@@ -195,3 +196,38 @@ def test_net2wider_copies_divides_and_keeps_the_function(seed):
     assert t["noise_sum"] < 1e-5 and t["output_diff"] < 1e-5
     plain = trace_net2wider(seed=seed, spec="c3k3-c2k3", new_width=6, noise=0.0)
     assert (plain["reader"]["noise"].abs() < 1e-7).all() and plain["output_diff"] < 1e-5
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_oneshot_variants_trace_follows_each_rule(seed):
+    from tutorial_nas.oneshot.nsas import novelty
+
+    t = trace_oneshot_variants(seed=seed)
+    # Bender: a linear schedule from 0 to the final rate, each operation into node j dropped with p = r^(1/k), so
+    # that all k are dropped with probability r; a node keeps at least one operation
+    rates = t["bender_rates"]
+    assert rates[0] == 0 and rates[99] == 0.5 and rates[50] == pytest.approx(0.5 * 50 / 99)
+    nodes = t["bender_nodes"]
+    assert nodes["candidates k"].tolist() == [4, 8, 12]  # 1, 2, 3 incoming edges x 4 operations
+    np.testing.assert_allclose(nodes["drop probability r^(1/k)"] ** nodes["candidates k"], 0.5)
+    assert (nodes["kept"] >= 1).all()
+    # DNA: block b reads the teacher's Y_{b-1} and its loss is the MSE against Y_b, as block_loss computes it
+    dna = t["dna"]
+    np.testing.assert_allclose(dna["by hand"], dna["block_loss"], rtol=1e-6)
+    assert dna["input"].tolist() == ["image", "Y_0", "Y_1"] and (dna["block_loss"] > 0).all()
+    # SMASH: the cells differ on one edge, and every generated tensor changes (each depends on the whole cell)
+    a, b = (c.strip("|").replace("|+|", "|").split("|") for c in t["smash_cells"])
+    assert [i for i in range(6) if a[i] != b[i]] == [t["smash_edge"]]
+    assert (t["smash_changed"] > 1e-3).all() and len(t["smash_changed"]) == 3 * 6 * 2  # 3 cells x 6 edges x 2 convs
+    # NSAS: M fills to 3, then a member is replaced only by a path that makes M more diverse
+    n = t["nsas"]
+    assert [len(m) for m in n["M"]] == [1, 2, 3, 3, 3, 3, 3, 3]
+    assert not n.loc[~n["M full"], "replaced"].any()
+    assert n["replaced"].any()  # the subset starts less diverse than it can be, so the update acts
+    for prev, row in zip(n.iloc[:-1].itertuples(), n.iloc[1:].itertuples()):
+        if row.replaced:  # the nearest member gave way to a recent path more novel against the rest of M
+            k = int(row._4)
+            rest = [parse(c) for i, c in enumerate(row.M) if i != k]
+            assert novelty(parse(row.M[k]), rest, 2) > novelty(parse(prev.M[k]), rest, 2)
+            assert [c for i, c in enumerate(row.M) if i != k] == [c for i, c in enumerate(prev.M) if i != k]
+    assert novelty((), []) == 1.0

@@ -258,9 +258,10 @@ def trace_net2wider(seed: int = 0, spec: str = "c2k3-c3k3", layer: int = 0, new_
     wider layer, the largest difference between its filter and the old filter g(j) (0: a copy); ``reader``, for
     every j, the weight by which the next block's output unit h = 0 reads unit j at its centre tap, named as in
     the chapter's formula: the old weight W[g(j), h], the plain division W / count, the symmetry-breaking noise
-    (the package's weight minus the division) and the package's new weight U[j, h]; ``noise_sum``, the largest absolute sum of the noise over
-    the copies of one unit (all taps, all readers; 0 up to rounding); and ``output_diff``, the largest
-    difference between the two networks' outputs on 4 random 8 x 8 images (eval mode)."""
+    (the package's weight minus the division) and the package's new weight U[j, h]; ``noise_sum``, the largest
+    absolute sum of the noise over the copies of one unit (all taps, all readers; 0 up to rounding); and
+    ``output_diff``, the largest difference between the two networks' outputs on 4 random 8 x 8 images (eval
+    mode)."""
     torch.manual_seed(seed)
     small = MorphNet(spec, num_classes=3, in_channels=1)
     rng = np.random.default_rng(seed)
@@ -286,3 +287,77 @@ def trace_net2wider(seed: int = 0, spec: str = "c2k3-c3k3", layer: int = 0, new_
         output_diff = (wide(x) - small(x)).abs().max().item()
     return {"small": str(small), "wide": str(wide), "g": g.tolist(), "counts": counts.tolist(),
             "filters": filters, "reader": reader, "noise_sum": noise_sum, "output_diff": output_diff}
+
+
+def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
+    """One step of each of four one-shot variants, with the package's own functions on tiny inputs (random 8 x 8
+    images and labels: the numbers show the mechanics, not learning).
+
+    ``bender``: the path-dropout rate at the first, middle and last of 100 steps (``drop_rate``, final rate 0.5)
+    and, at the last, each node's k candidate operations, their drop probability r^(1/k) and the operations a
+    sampled pattern keeps (``sample_mask``). ``dna``: for every block b, the mean squared error between the
+    student's block on the teacher's input Y_{b-1} and the teacher's Y_b, computed by hand and by ``block_loss``.
+    ``smash``: two cells that differ on one edge, and how much each generated weight tensor of the first cell
+    differs between the two (every weight depends on the whole encoding). ``nsas``: a constraint subset of 3 (k = 2
+    neighbours, the last 4 paths remembered) fed 8 sampled paths; per step the path, the member it resembles most
+    (once M is full), whether the greedy NSAS-G update replaced it, and the subset's mean novelty. The subset is
+    filled with one random draw a member (the package draws 10 and keeps the most novel), so that it starts less
+    diverse than it can be and the update has something to improve on at this tiny size."""
+    from ..oneshot.bender import OPS as BENDER_OPS
+    from ..oneshot.bender import drop_rate, sample_mask
+    from ..oneshot.dna import block_loss, run_block, stage_blocks, teacher_features
+    from ..oneshot.nsas import ConstraintSubset, distance, novelty
+    from ..oneshot.smash import SMASHNet
+    from ..oneshot.supernet import Supernet
+    from ..spaces.cell import EDGES, NB201Network
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    space = NB201Space()
+    # Bender: the schedule, then one pattern at the final rate
+    total, final = 100, 0.5
+    rates = {step: drop_rate(step, total, final) for step in (0, total // 2, total - 1)}
+    mask = sample_mask(rates[total - 1], rng)
+    nodes = []
+    for j in (1, 2, 3):
+        slots = [(e, op) for e, (_, k) in enumerate(EDGES) if k == j for op in BENDER_OPS]
+        kept = [f"{op}~{EDGES[e][0]}" for e, op in slots if op in mask[e]]
+        nodes.append({"node": j, "candidates k": len(slots), "drop probability r^(1/k)":
+                      rates[total - 1] ** (1 / len(slots)), "kept": len(kept), "kept operations": ", ".join(kept)})
+    # DNA: the block losses of one cell, by hand and by block_loss
+    x = torch.randn(8, 3, 8, 8)
+    teacher = NB201Network(space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"),
+        10, 3, C=C, N=1).eval()
+    student = Supernet(10, 3, C=C, N=1).eval()
+    cell = space.sample(rng)
+    feats = teacher_features(teacher, x)
+    with torch.no_grad():
+        dna = [{"block": b, "input": "image" if b == 0 else f"Y_{b - 1}", "shape of Y_b": tuple(feats[b + 1].shape),
+                "by hand": ((run_block(stage_blocks(student)[b], feats[b], cell) - feats[b + 1]) ** 2).mean().item(),
+                "block_loss": block_loss(student, b, feats, cell).item()} for b in range(3)]
+    # SMASH: the generated weights of two cells one edge apart
+    smash = SMASHNet(10, 3, C=C, N=1)
+    a = tuple(space.sample(rng))
+    edge = int(rng.integers(len(a)))
+    b_ops = [op for op in NB201_OPS if op != a[edge]]
+    b = a[:edge] + (b_ops[int(rng.integers(len(b_ops)))],) + a[edge + 1:]
+    with torch.no_grad():
+        wa, wb = smash.generate(a), smash.generate(b)
+    changed = pd.Series({k: ((wa[k] - wb[k]).norm() / wa[k].norm()).item() for k in wa}, name="relative change")
+    # NSAS: the constraint subset over a few sampled paths
+    subset, rows = ConstraintSubset(size=3, k=2, recent=4, draws=1, seed=seed), []
+    for step in range(8):
+        path = space.sample(rng)
+        full = len(subset.cells) == subset.size
+        nearest = (int(np.argmin([distance(path, c) for c in subset.cells])) if full else None)
+        before = [to_str(c) for c in subset.cells]
+        after = [to_str(c) for c in subset.update(path)]
+        rows.append({"step": step, "path": to_str(path), "M full": full,
+                     "nearest member": nearest, "replaced": full and before[nearest] != after[nearest],
+                     "M": after, "mean novelty of M": float(np.mean([novelty(c, subset.cells[:i] + subset.cells[i + 1:],
+                                                                             subset.k)
+                                                                     for i, c in enumerate(subset.cells)]))})
+    return {"bender_rates": rates, "bender_nodes": pd.DataFrame(nodes), "dna": pd.DataFrame(dna),
+            "smash_cells": (to_str(a), to_str(b)), "smash_edge": edge, "smash_changed": changed,
+            "nsas": pd.DataFrame(rows).astype({"nearest member": "Int64"})}
