@@ -9,9 +9,11 @@ import torch
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.course.trace import (
     trace_aging_step,
+    trace_blockqnn_backup,
     trace_darts_step,
     trace_derivation,
     trace_gumbel_sample,
+    trace_hierarchical_mutation,
     trace_mixed_op,
     trace_net2wider,
     trace_oneshot_variants,
@@ -231,3 +233,34 @@ def test_oneshot_variants_trace_follows_each_rule(seed):
             assert novelty(parse(row.M[k]), rest, 2) > novelty(parse(prev.M[k]), rest, 2)
             assert [c for i, c in enumerate(row.M) if i != k] == [c for i, c in enumerate(prev.M) if i != k]
     assert novelty((), []) == 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_hierarchical_mutation_changes_one_edge_of_one_motif(seed):
+    from tutorial_nas.spaces.hierarchical import HierarchicalSpace
+
+    space = HierarchicalSpace()
+    t = trace_hierarchical_mutation(seed=seed, steps=4)
+    previous = space.trivial()
+    for row in t.itertuples():
+        child = space.parse(row.genotype)
+        assert row._5 != row._6  # the op before and after
+        changed = [(k, e) for k, (a, b) in enumerate(zip(previous.motifs + (previous.top,),
+                                                          child.motifs + (child.top,))) for e in range(len(a))
+                   if a[e] != b[e]]
+        assert len(changed) == 1  # one edge of one motif
+        k, _ = changed[0]
+        assert (row.level, row.motif) == ((3, "top") if k == space.n_motifs else (2, f"m{k + 1}"))
+        previous = child
+
+
+def test_blockqnn_backup_is_the_shaped_q_update():
+    t = trace_blockqnn_backup(seed=0)
+    T = len(t)  # the transitions of one block: start -> 6 edges -> terminate
+    assert T == 7 and t["action"].iloc[0] == "terminate"
+    r = t["reward"].iloc[0]
+    assert 0 < r <= 1
+    np.testing.assert_allclose(t["reward"].iloc[1:], r / T)  # every step before the end earns r_T / T
+    target = t["reward"] + t["gamma"] * t["max_next_q"]
+    np.testing.assert_allclose(t["q_after"], (1 - t["alpha"]) * t["q_before"] + t["alpha"] * target, rtol=1e-9)
+    assert (t["q_before"] != 0.5).any()  # the warm-up blocks were learned first

@@ -361,3 +361,56 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     return {"bender_rates": rates, "bender_nodes": pd.DataFrame(nodes), "dna": pd.DataFrame(dna),
             "smash_cells": (to_str(a), to_str(b)), "smash_edge": edge, "smash_changed": changed,
             "nsas": pd.DataFrame(rows).astype({"nearest member": "Int64"})}
+
+
+def trace_hierarchical_mutation(seed: int = 0, steps: int = 3) -> pd.DataFrame:
+    """Liu et al.'s mutation (``HierarchicalSpace.mutation``) applied ``steps`` times from the trivial genotype:
+    per step the level, the motif (m1.. at level 2, top at level 3), the edge (i, j), its op before and after,
+    and the genotype after. Every other edge of every motif is unchanged."""
+    from ..spaces.hierarchical import HierarchicalSpace, edges
+
+    space, rng = HierarchicalSpace(), np.random.default_rng(seed)
+    arch, rows = space.trivial(), []
+    for step in range(1, steps + 1):
+        m = space.mutation(arch, rng)
+        nodes = space.motif_nodes if m.level == 2 else space.top_nodes
+        k = edges(nodes).index(m.edge)
+        before = arch.motifs[m.motif][k] if m.level == 2 else arch.top[k]
+        after = m.arch.motifs[m.motif][k] if m.level == 2 else m.arch.top[k]
+        rows.append({"step": step, "level": m.level, "motif": f"m{m.motif + 1}" if m.level == 2 else "top",
+                     "edge (i, j)": m.edge, "op before": before, "op after": after, "genotype": space.to_str(m.arch)})
+        arch = m.arch
+    return pd.DataFrame(rows)
+
+
+def trace_blockqnn_backup(seed: int = 0, bench=None, warmup: int = 5) -> pd.DataFrame:
+    """BlockQNN's shaped Q-learning backups (``ShapedQLearning.update``) for one block of the NAS-Bench-201
+    cell, scored by the benchmark, from the last transition back to the first. ``warmup`` exploring blocks are
+    learned first, so that the table holds more than its initial 0.5. One row per transition: the state (edge,
+    op), the action, Q before, the reward it earns (the block's r_T / T before the end, r_T at the end), the
+    best Q of the next state, Q after."""
+    from ..bench import load_benchmark
+    from ..evaluators import Result
+    from ..strategies.blockqnn import BlockQNN
+
+    bench = bench or load_benchmark()
+    space = NB201Space()
+    strategy = BlockQNN(space, seed=seed, schedule=((1.0, warmup + 1),))
+    for _ in range(warmup):
+        arch = strategy.ask()
+        strategy.tell(arch, Result(valid_acc=bench.query(to_str(arch))["valid_acc"]))
+    arch = strategy.ask()
+    reward = bench.query(to_str(arch))["valid_acc"] / 100
+    agent = strategy.agent
+    states = [strategy.start] + list(enumerate(arch)) + [TERMINAL]
+    before = dict(agent.q)
+    agent.update(states, reward)  # the shaped backups, last transition first (learn() adds replay after them)
+    steps, rows = len(states) - 1, []
+    for t in reversed(range(steps)):
+        s, a = states[t], states[t + 1]
+        end = a == TERMINAL
+        rows.append({"state": s, "action": a, "q_before": before.get((s, a), agent.q_init),
+                     "reward": reward if end else reward / steps,
+                     "max_next_q": 0.0 if end else max(agent.value(a, b) for b in agent.next_states(a)),
+                     "q_after": agent.q[(s, a)], "alpha": agent.alpha, "gamma": agent.gamma})
+    return pd.DataFrame(rows)
