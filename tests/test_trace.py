@@ -14,6 +14,7 @@ from tutorial_nas.course.trace import (
     trace_derivation,
     trace_gumbel_sample,
     trace_hierarchical_mutation,
+    trace_maskconnect_step,
     trace_mixed_op,
     trace_net2wider,
     trace_oneshot_variants,
@@ -264,3 +265,18 @@ def test_blockqnn_backup_is_the_shaped_q_update():
     target = t["reward"] + t["gamma"] * t["max_next_q"]
     np.testing.assert_allclose(t["q_after"], (1 - t["alpha"]) * t["q_before"] + t["alpha"] * target, rtol=1e-9)
     assert (t["q_before"] != 0.5).any()  # the warm-up blocks were learned first
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_maskconnect_step_follows_the_papers_update(seed):
+    t = trace_maskconnect_step(seed=seed, modules=3, C=2, fan_in=2, mask_lr=0.05)
+    # K = 2 inputs sampled per module (all of them where there are fewer candidates)
+    assert t.groupby("block j")["sampled"].sum().tolist() == [1, 2, 2]
+    # the real mask's gradient is <dE/dx_j, h_i>, for the inputs left out too
+    np.testing.assert_allclose(t["dE/dm"], t["<dE/dx_j, h_i>"], rtol=1e-4, atol=1e-7)
+    assert (t.loc[t["sampled"] == 0, "dE/dm"].abs() > 1e-6).any()
+    # m~ <- clip(m~ - lr * dE/dm, 0, 1)
+    np.testing.assert_allclose(t["real mask after"], (t["real mask"] - 0.05 * t["dE/dm"]).clip(0, 1), atol=1e-6)
+    # ReLU-conv-BN modules ignore the scale of their input: the gradient along the sampled inputs sums to ~0
+    for _, rows in t.groupby("block j"):
+        assert abs(rows.loc[rows["sampled"] == 1, "dE/dm"].sum()) < 1e-4

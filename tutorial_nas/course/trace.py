@@ -414,3 +414,47 @@ def trace_blockqnn_backup(seed: int = 0, bench=None, warmup: int = 5) -> pd.Data
                      "max_next_q": 0.0 if end else max(agent.value(a, b) for b in agent.next_states(a)),
                      "q_after": agent.q[(s, a)], "alpha": agent.alpha, "gamma": agent.gamma})
     return pd.DataFrame(rows)
+
+
+def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: int = 2,
+                           mask_lr: float = 0.05) -> pd.DataFrame:
+    """One MaskConnect step (Ahmed & Torresani, Sec. 3.3) on a tiny ``MaskConnectNet`` and a random minibatch of
+    8 x 8 images: the binary masks sampled from the real ones, the gradient the real mask receives, the same
+    gradient read off the graph as <dE/dx_j, h_i> (x_j block j's input, h_i candidate input i, captured with
+    hooks), and the real mask after m~ <- clip(m~ - mask_lr * dE/dm, 0, 1). The real masks start at random
+    values (the package starts them at 0.5) so that the sampling has something to prefer. One row per (block
+    j, candidate input i); input 0 is the stem."""
+    from ..oneshot.maskconnect import MaskConnectNet
+
+    torch.manual_seed(seed)
+    net = MaskConnectNet(10, 1, modules, C, fan_in)
+    net.generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.masks:
+            m.copy_(torch.rand(m.shape))
+    start = [m.detach().clone() for m in net.masks]
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    inputs, outputs = [], [None]
+
+    def keep_input(module, args):
+        args[0].retain_grad()
+        inputs.append(args[0])
+
+    hooks = [b.register_forward_pre_hook(keep_input) for b in net.blocks]
+    hooks.append(net.stem.register_forward_hook(lambda m, a, out: outputs.__setitem__(0, out)))
+    hooks += [b.register_forward_hook(lambda m, a, out: outputs.append(out)) for b in net.blocks]
+    net.train()
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    loss.backward()
+    for h in hooks:
+        h.remove()
+    rows = []
+    with torch.no_grad():
+        for j, (m, binary) in enumerate(zip(net.masks, net.binary)):
+            after = (m - mask_lr * m.grad).clamp(0.0, 1.0)
+            for i in range(len(m)):
+                rows.append({"block j": j, "input i": "stem" if i == 0 else f"block {i - 1}",
+                             "real mask": start[j][i].item(), "sampled": int(binary[i].item()),
+                             "dE/dm": m.grad[i].item(), "<dE/dx_j, h_i>": (inputs[j].grad * outputs[i]).sum().item(),
+                             "real mask after": after[i].item()})
+    return pd.DataFrame(rows)
