@@ -12,6 +12,7 @@ from tutorial_nas.course.trace import (
     trace_blockqnn_backup,
     trace_darts_step,
     trace_derivation,
+    trace_dpp_step,
     trace_gumbel_sample,
     trace_hierarchical_mutation,
     trace_maskconnect_step,
@@ -24,7 +25,7 @@ from tutorial_nas.course.trace import (
 from tutorial_nas.oneshot.architect import virtual_weights
 from tutorial_nas.oneshot.darts import NB201SearchNetwork, derive_genotype
 from tutorial_nas.ops import DARTS_OPS
-from tutorial_nas.spaces.cell import parse
+from tutorial_nas.spaces.cell import parse, to_str
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +281,25 @@ def test_maskconnect_step_follows_the_papers_update(seed):
     # ReLU-conv-BN modules ignore the scale of their input: the gradient along the sampled inputs sums to ~0
     for _, rows in t.groupby("block j"):
         assert abs(rows.loc[rows["sampled"] == 1, "dE/dm"].sum()) < 1e-4
+
+
+@pytest.mark.parametrize("keep", [2, 6])
+def test_dpp_step_keeps_whole_layers_then_the_best_predicted(keep):
+    from tutorial_nas.strategies.dpp import grow
+
+    bench = load_benchmark()
+    t = trace_dpp_step(bench, keep=keep, latency_fn=lambda arch: 0.1 + 0.01 * arch.count("conv"))
+    assert len(t) == 5 * 25 and t["kept"].sum() == keep  # every one-edge cell grown by node 1's two edges
+    assert t["measured before"].sum() == 5  # the children equal to their parents (none on both new edges)
+    for parent, rows in t.groupby("parent"):
+        assert sorted(rows["child"]) == sorted(to_str(c) for c in grow(parse(parent), 2))
+    last = t.loc[t["kept"], "layer"].max()
+    assert t.loc[t["layer"] < last, "kept"].all() and not t.loc[t["layer"] > last, "kept"].any()
+    partial = t[t["layer"] == last]
+    kept_scores = partial.loc[partial["kept"], "predicted accuracy"]
+    assert kept_scores.min() >= partial.loc[~partial["kept"], "predicted accuracy"].max(initial=-np.inf)
+    # no kept child is dominated by a child of a later layer: layer 1 is the front
+    front = t[t["layer"] == 1]
+    for r in t[t["layer"] > 1].itertuples():
+        assert any((f._4 >= r._4) and (f.latency_ms <= r.latency_ms) and (f.params <= r.params) for f in
+                   front.itertuples())

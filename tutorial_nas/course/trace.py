@@ -458,3 +458,40 @@ def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: 
                              "dE/dm": m.grad[i].item(), "<dE/dx_j, h_i>": (inputs[j].grad * outputs[i]).sum().item(),
                              "real mask after": after[i].item()})
     return pd.DataFrame(rows)
+
+
+def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.DataFrame:
+    """DPP-Net's second step (Dong et al., Sec. 3.2-3.3) from the five one-edge cells of its first: every kept
+    cell grown by node 1 (``grow``), the surrogate fitted on the evaluated cells and its prediction for each
+    child (a child equal to its parent keeps its measured accuracy), the child's latency (``latency_fn``; by
+    default measured on the CPU, ``measured_latency``) and parameters, its non-dominated layer (1: the front of
+    predicted accuracy up, latency and parameters down; 2: the front of what is left; ...) and whether
+    ``pareto_select`` keeps it (``keep`` children: whole layers in order, the layer that does not fit giving up
+    its highest predicted accuracies). One row per child."""
+    from ..analysis.hardware import pareto_front
+    from ..predictors import PerformancePredictor
+    from ..spaces import cell as nb201
+    from ..strategies.dpp import EMPTY, grow, measured_latency, pareto_select
+
+    latency_fn = latency_fn or measured_latency(bench)
+    parents = grow(EMPTY, 1)
+    accuracy = {c: bench.query(nb201.to_str(c))["valid_acc"] for c in parents}
+    surrogate = PerformancePredictor(seed=seed)
+    surrogate.fit(np.stack([nb201.encode_path(c) for c in parents]), [accuracy[c] for c in parents])
+    children = [(c, p) for p in parents for c in grow(p, 2)]
+    cells = [c for c, _ in children]
+    predicted = surrogate.predict(np.stack([nb201.encode_path(c) for c in cells]))
+    score = np.array([accuracy.get(c, p) for c, p in zip(cells, predicted)])
+    points = np.array([(s, latency_fn(nb201.to_str(c)), bench.query(nb201.to_str(c))["params"])
+                       for c, s in zip(cells, score)], dtype=float)
+    layer, left, depth = np.zeros(len(cells), dtype=int), np.arange(len(cells)), 0
+    while len(left):
+        depth += 1
+        front = left[pareto_front(points[left], (True, False, False))]
+        layer[front] = depth
+        left = np.setdiff1d(left, front)
+    chosen = set(pareto_select(points, keep).tolist())
+    return pd.DataFrame({"child": [nb201.to_str(c) for c in cells], "parent": [nb201.to_str(p) for _, p in children],
+                         "measured before": [c in accuracy for c in cells], "predicted accuracy": score,
+                         "latency_ms": points[:, 1], "params": points[:, 2].astype(int), "layer": layer,
+                         "kept": [i in chosen for i in range(len(cells))]})
