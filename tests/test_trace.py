@@ -17,6 +17,7 @@ from tutorial_nas.course.trace import (
     trace_hierarchical_mutation,
     trace_maskconnect_step,
     trace_mixed_op,
+    trace_predictor_ensemble,
     trace_net2wider,
     trace_oneshot_variants,
     trace_q_backup,
@@ -297,9 +298,24 @@ def test_dpp_step_keeps_whole_layers_then_the_best_predicted(keep):
     assert t.loc[t["layer"] < last, "kept"].all() and not t.loc[t["layer"] > last, "kept"].any()
     partial = t[t["layer"] == last]
     kept_scores = partial.loc[partial["kept"], "predicted accuracy"]
-    assert kept_scores.min() >= partial.loc[~partial["kept"], "predicted accuracy"].max(initial=-np.inf)
+    left_out = partial.loc[~partial["kept"], "predicted accuracy"]
+    assert left_out.empty or kept_scores.min() >= left_out.max()
     # no kept child is dominated by a child of a later layer: layer 1 is the front
     front = t[t["layer"] == 1]
     for r in t[t["layer"] > 1].itertuples():
         assert any((f._4 >= r._4) and (f.latency_ms <= r.latency_ms) and (f.params <= r.params) for f in
                    front.itertuples())
+
+
+def test_predictor_ensemble_trace_is_the_members_mean_and_spread():
+    bench = load_benchmark()
+    t = trace_predictor_ensemble(bench, n_train=30, n_test=5, seed=0)
+    table = t["table"]
+    members = table.filter(like="member ").to_numpy()
+    assert members.shape == (5, 5)
+    np.testing.assert_allclose(table["mean"], members.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(table["std"], members.std(axis=1), rtol=1e-4, atol=1e-6)
+    assert t["max_diff"] < 1e-3 and (table["std"] > 0).all()  # the members disagree
+    truth = [bench.query(c)["valid_acc"] for c in table["cell"]]
+    np.testing.assert_allclose(table["benchmark"], truth)
+    assert set(t["spread"]) == {"training cells", "held-out cells"} and min(t["spread"].values()) > 0

@@ -495,3 +495,30 @@ def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.D
                          "measured before": [c in accuracy for c in cells], "predicted accuracy": score,
                          "latency_ms": points[:, 1], "params": points[:, 2].astype(int), "layer": layer,
                          "kept": [i in chosen for i in range(len(cells))]})
+
+
+def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: int = 0) -> dict:
+    """BANANAS' surrogate (``PerformancePredictor``: an ensemble of MLPs on the path encoding) fitted on
+    ``n_train`` random cells of the benchmark, read on ``n_test`` other cells: ``table`` has, per held-out cell,
+    each member's prediction, their mean and standard deviation (what ``predict(..., return_std=True)``
+    returns) and the benchmark's validation accuracy; ``spread`` the members' mean standard deviation on the
+    training cells and on the held-out ones; ``max_diff`` the largest difference between the mean of the
+    members and ``predict``."""
+    from ..predictors import PerformancePredictor
+    from ..spaces.cell import encode_path
+
+    frame = bench.frame()
+    rows = np.random.default_rng(seed).choice(len(frame), n_train + n_test, replace=False)
+    cells = [NB201Space().parse(a) for a in frame["arch"].iloc[rows]]
+    acc = frame["valid_acc"].iloc[rows].to_numpy(dtype=float)
+    X = np.stack([encode_path(c) for c in cells]).astype(np.float32)
+    predictor = PerformancePredictor(seed=seed).fit(X[:n_train], acc[:n_train])
+    ensemble = predictor.model
+    members = (ensemble._forward(X[n_train:])[0] * ensemble.scale + ensemble.mean).astype(float)  # (members, cells)
+    mean, std = predictor.predict(X[n_train:], return_std=True)
+    table = pd.DataFrame(members.T, columns=[f"member {m + 1}" for m in range(len(members))])
+    table.insert(0, "cell", [to_str(c) for c in cells[n_train:]])
+    table["mean"], table["std"], table["benchmark"] = mean, std, acc[n_train:]
+    _, train_std = predictor.predict(X[:n_train], return_std=True)
+    return {"table": table, "spread": {"training cells": float(train_std.mean()), "held-out cells": float(std.mean())},
+            "max_diff": float(np.abs(members.mean(axis=0) - mean).max())}
