@@ -466,8 +466,8 @@ def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.D
     child (a child equal to its parent keeps its measured accuracy), the child's latency (``latency_fn``; by
     default measured on the CPU, ``measured_latency``) and parameters, its non-dominated layer (1: the front of
     predicted accuracy up, latency and parameters down; 2: the front of what is left; ...) and whether
-    ``pareto_select`` keeps it (``keep`` children: whole layers in order, the layer that does not fit giving up
-    its highest predicted accuracies). One row per child."""
+    ``pareto_select`` keeps it (``keep`` children: whole layers in order, then the children of highest predicted
+    accuracy from the layer that does not fit). One row per child."""
     from ..analysis.hardware import pareto_front
     from ..predictors import PerformancePredictor
     from ..spaces import cell as nb201
