@@ -518,7 +518,7 @@ def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: in
     mean, std = predictor.predict(X[n_train:], return_std=True)
     table = pd.DataFrame(members.T, columns=[f"member {m + 1}" for m in range(len(members))])
     table.insert(0, "cell", [to_str(c) for c in cells[n_train:]])
-    table["mean"], table["std"], table["benchmark"] = mean, std, acc[n_train:]
+    table["mean"], table["std"], table["benchmark"] = mean.astype(float), std.astype(float), acc[n_train:]
     _, train_std = predictor.predict(X[:n_train], return_std=True)
     return {"table": table, "spread": {"training cells": float(train_std.mean()), "held-out cells": float(std.mean())},
             "max_diff": float(np.abs(members.mean(axis=0) - mean).max())}
