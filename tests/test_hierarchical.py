@@ -35,6 +35,19 @@ def test_mutation_changes_exactly_one_edge_at_one_level_and_keeps_a_valid_dag():
     assert levels == {2, 3}
 
 
+def test_the_trivial_genotype_is_a_chain_of_identity_mappings():
+    space = HierarchicalSpace()
+    trivial = space.trivial()
+    assert space.to_str(trivial) == ("m1: identity | none,identity | none,none,identity ; "
+                                     "m2: identity | none,identity | none,none,identity ; "
+                                     "m3: identity | none,identity | none,none,identity ; "
+                                     "top: m1 | none,m1 | none,none,m1")
+    # it computes the identity: the cell's output is its input (no merge, no weight)
+    cell = space.cell(trivial, 4).eval()
+    x = torch.randn(2, 4, 6, 6)
+    assert not list(cell.parameters()) and torch.equal(cell(x), x)
+
+
 def test_sample_starts_from_the_trivial_genotype_and_is_varied():
     space = HierarchicalSpace()
     assert HierarchicalSpace(init_mutations=0).sample(np.random.default_rng(0)) == space.trivial()

@@ -224,6 +224,9 @@ def test_oneshot_variants_trace_follows_each_rule(seed):
     a, b = (c.strip("|").replace("|+|", "|").split("|") for c in t["smash_cells"])
     assert [i for i in range(6) if a[i] != b[i]] == [t["smash_edge"]]
     assert (t["smash_changed"] > 1e-3).all() and len(t["smash_changed"]) == 3 * 6 * 2  # 3 cells x 6 edges x 2 convs
+    convs = sum(op.startswith("nor_conv") for op in a)
+    assert len(t["smash_used"]) == 3 * convs  # cell a's convolutions, in each of the 3 cells of the skeleton
+    assert len(t["smash_same_op"]) == 3 * (convs - a[t["smash_edge"]].startswith("nor_conv"))
     # NSAS: M fills to 3, then a member is replaced only by a path that makes M more diverse
     n = t["nsas"]
     assert [len(m) for m in n["M"]] == [1, 2, 3, 3, 3, 3, 3, 3]
@@ -254,6 +257,7 @@ def test_hierarchical_mutation_changes_one_edge_of_one_motif(seed):
         assert len(changed) == 1  # one edge of one motif
         k, _ = changed[0]
         assert (row.level, row.motif) == ((3, "top") if k == space.n_motifs else (2, f"m{k + 1}"))
+        assert row._7 == (row.level == 3 or row.motif in child.top)  # in the network
         previous = child
 
 
@@ -273,14 +277,14 @@ def test_blockqnn_backup_is_the_shaped_q_update():
 def test_maskconnect_step_follows_the_papers_update(seed):
     t = trace_maskconnect_step(seed=seed, modules=3, C=2, fan_in=2, mask_lr=0.05)
     # K = 2 inputs sampled per module (all of them where there are fewer candidates)
-    assert t.groupby("block j")["sampled"].sum().tolist() == [1, 2, 2]
+    assert t.groupby("module j")["sampled"].sum().tolist() == [1, 2, 2]
     # the real mask's gradient is <dE/dx_j, h_i>, for the inputs left out too
     np.testing.assert_allclose(t["dE/dm"], t["<dE/dx_j, h_i>"], rtol=1e-4, atol=1e-7)
     assert (t.loc[t["sampled"] == 0, "dE/dm"].abs() > 1e-6).any()
     # m~ <- clip(m~ - lr * dE/dm, 0, 1)
     np.testing.assert_allclose(t["real mask after"], (t["real mask"] - 0.05 * t["dE/dm"]).clip(0, 1), atol=1e-6)
     # ReLU-conv-BN modules ignore the scale of their input: the gradient along the sampled inputs sums to ~0
-    for _, rows in t.groupby("block j"):
+    for _, rows in t.groupby("module j"):
         assert abs(rows.loc[rows["sampled"] == 1, "dE/dm"].sum()) < 1e-4
 
 
@@ -318,4 +322,5 @@ def test_predictor_ensemble_trace_is_the_members_mean_and_spread():
     assert t["max_diff"] < 1e-3 and (table["std"] > 0).all()  # the members disagree
     truth = [bench.query(c)["valid_acc"] for c in table["cell"]]
     np.testing.assert_allclose(table["benchmark"], truth)
+    np.testing.assert_allclose(table["|error|"], (table["mean"] - table["benchmark"]).abs())
     assert set(t["spread"]) == {"training cells", "held-out cells"} and min(t["spread"].values()) > 0

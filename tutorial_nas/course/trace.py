@@ -297,8 +297,10 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     and, at the last, each node's k candidate operations, their drop probability r^(1/k) and the operations a
     sampled pattern keeps (``sample_mask``). ``dna``: for every block b, the mean squared error between the
     student's block on the teacher's input Y_{b-1} and the teacher's Y_b, computed by hand and by ``block_loss``.
-    ``smash``: two cells that differ on one edge, and how much each generated weight tensor of the first cell
-    differs between the two (every weight depends on the whole encoding). ``nsas``: a constraint subset of 3 (k = 2
+    ``smash``: two cells that differ on one edge, how much each generated weight tensor of the first cell
+    differs between the two (in the package's hypernetwork every weight depends on the whole encoding), which of
+    the tensors the first cell uses (``smash_used``) and which of those sit on edges where the two cells hold the
+    same operation (``smash_same_op``). ``nsas``: a constraint subset of 3 (k = 2
     neighbours, the last 4 paths remembered) fed 8 sampled paths; per step the path, the member it resembles most
     (once M is full), whether the greedy NSAS-G update replaced it, and the subset's mean novelty. The subset is
     filled with one random draw a member (the package draws 10 and keeps the most novel), so that it starts less
@@ -345,6 +347,10 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     with torch.no_grad():
         wa, wb = smash.generate(a), smash.generate(b)
     changed = pd.Series({k: ((wa[k] - wb[k]).norm() / wa[k].norm()).item() for k in wa}, name="relative change")
+    # keys "{layer}_{ij}_{op}": cell a uses a tensor where its edge ij holds that convolution
+    edge_of = {f"{i}{j}": e for e, (i, j) in enumerate(EDGES)}
+    used = [k for k in wa if a[edge_of[k.split("_", 2)[1]]] == k.split("_", 2)[2]]
+    same_op = [k for k in used if edge_of[k.split("_", 2)[1]] != edge]
     # NSAS: the constraint subset over a few sampled paths
     subset, rows = ConstraintSubset(size=3, k=2, recent=4, draws=1, seed=seed), []
     for step in range(8):
@@ -360,13 +366,16 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
                                                                      for i, c in enumerate(subset.cells)]))})
     return {"bender_rates": rates, "bender_nodes": pd.DataFrame(nodes), "dna": pd.DataFrame(dna),
             "smash_cells": (to_str(a), to_str(b)), "smash_edge": edge, "smash_changed": changed,
+            "smash_used": used, "smash_same_op": same_op,
             "nsas": pd.DataFrame(rows).astype({"nearest member": "Int64"})}
 
 
 def trace_hierarchical_mutation(seed: int = 0, steps: int = 3) -> pd.DataFrame:
     """Liu et al.'s mutation (``HierarchicalSpace.mutation``) applied ``steps`` times from the trivial genotype:
     per step the level, the motif (m1.. at level 2, top at level 3), the edge (i, j), its op before and after,
-    and the genotype after. Every other edge of every motif is unchanged."""
+    whether the mutated motif is in the network (a level-2 motif the top motif does not hold changes the genotype
+    but not the network: a neutral mutation), and the genotype after. Every other edge of every motif is
+    unchanged."""
     from ..spaces.hierarchical import HierarchicalSpace, edges
 
     space, rng = HierarchicalSpace(), np.random.default_rng(seed)
@@ -377,8 +386,10 @@ def trace_hierarchical_mutation(seed: int = 0, steps: int = 3) -> pd.DataFrame:
         k = edges(nodes).index(m.edge)
         before = arch.motifs[m.motif][k] if m.level == 2 else arch.top[k]
         after = m.arch.motifs[m.motif][k] if m.level == 2 else m.arch.top[k]
-        rows.append({"step": step, "level": m.level, "motif": f"m{m.motif + 1}" if m.level == 2 else "top",
-                     "edge (i, j)": m.edge, "op before": before, "op after": after, "genotype": space.to_str(m.arch)})
+        name = f"m{m.motif + 1}" if m.level == 2 else "top"
+        rows.append({"step": step, "level": m.level, "motif": name, "edge (i, j)": m.edge, "op before": before,
+                     "op after": after, "in the network": m.level == 3 or name in m.arch.top,
+                     "genotype": space.to_str(m.arch)})
         arch = m.arch
     return pd.DataFrame(rows)
 
@@ -422,7 +433,7 @@ def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: 
     8 x 8 images: the binary masks sampled from the real ones, the gradient the real mask receives, the same
     gradient read off the graph as <dE/dx_j, h_i> (x_j block j's input, h_i candidate input i, captured with
     hooks), and the real mask after m~ <- clip(m~ - mask_lr * dE/dm, 0, 1). The real masks start at random
-    values (the package starts them at 0.5) so that the sampling has something to prefer. One row per (block
+    values (the package starts them at 0.5) so that the sampling has something to prefer. One row per (module
     j, candidate input i); input 0 is the stem."""
     from ..oneshot.maskconnect import MaskConnectNet
 
@@ -453,7 +464,7 @@ def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: 
         for j, (m, binary) in enumerate(zip(net.masks, net.binary)):
             after = (m - mask_lr * m.grad).clamp(0.0, 1.0)
             for i in range(len(m)):
-                rows.append({"block j": j, "input i": "stem" if i == 0 else f"block {i - 1}",
+                rows.append({"module j": j, "input i": "stem" if i == 0 else f"module {i - 1}",
                              "real mask": start[j][i].item(), "sampled": int(binary[i].item()),
                              "dE/dm": m.grad[i].item(), "<dE/dx_j, h_i>": (inputs[j].grad * outputs[i]).sum().item(),
                              "real mask after": after[i].item()})
@@ -501,7 +512,7 @@ def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: in
     """BANANAS' surrogate (``PerformancePredictor``: an ensemble of MLPs on the path encoding) fitted on
     ``n_train`` random cells of the benchmark, read on ``n_test`` other cells: ``table`` has, per held-out cell,
     each member's prediction, their mean and standard deviation (what ``predict(..., return_std=True)``
-    returns) and the benchmark's validation accuracy; ``spread`` the members' mean standard deviation on the
+    returns), the benchmark's validation accuracy and the mean's absolute error; ``spread`` the members' mean standard deviation on the
     training cells and on the held-out ones; ``max_diff`` the largest difference between the mean of the
     members and ``predict``."""
     from ..predictors import PerformancePredictor
@@ -519,6 +530,7 @@ def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: in
     table = pd.DataFrame(members.T, columns=[f"member {m + 1}" for m in range(len(members))])
     table.insert(0, "cell", [to_str(c) for c in cells[n_train:]])
     table["mean"], table["std"], table["benchmark"] = mean.astype(float), std.astype(float), acc[n_train:]
+    table["|error|"] = (table["mean"] - table["benchmark"]).abs()
     _, train_std = predictor.predict(X[:n_train], return_std=True)
     return {"table": table, "spread": {"training cells": float(train_std.mean()), "held-out cells": float(std.mean())},
             "max_diff": float(np.abs(members.mean(axis=0) - mean).max())}

@@ -164,10 +164,15 @@ class HierarchicalSpace(SearchSpace):
                                                                                     len(self.motif_names))
 
     def trivial(self) -> Hierarchy:
-        """The starting genotype: every level-2 edge the identity (the paper's trivial genotype); every level-3
-        edge motif m1, since a level-3 edge holds a level-2 motif here (identity is a level-1 op only)."""
-        return Hierarchy(tuple(("identity",) * len(edges(self.motif_nodes)) for _ in range(self.n_motifs)),
-                         ("m1",) * len(edges(self.top_nodes)))
+        """The paper's starting genotype (Section 3.2, initialisation): every motif a chain of identity mappings,
+        edge (j - 1, j) the identity into every node j and every other edge ``none``. A level-3 edge holds a
+        level-2 motif here (identity is a level-1 op only), so the level-3 chain is of motif m1, itself a chain of
+        identities: the trivial genotype computes the identity, and its network is the skeleton alone."""
+        def chain(nodes, op):
+            return tuple(op if i == j - 1 else "none" for i, j in edges(nodes))
+
+        return Hierarchy(tuple(chain(self.motif_nodes, "identity") for _ in range(self.n_motifs)),
+                         chain(self.top_nodes, "m1"))
 
     def sample(self, rng):
         """As the paper initialises (Section 3.2): the trivial genotype after ``init_mutations`` mutations."""
