@@ -217,3 +217,23 @@ def test_a_low_fidelity_evaluator_sees_no_epoch_it_did_not_pay_for(bench):
         # the History (and every strategy told a Result) holds epochs 1..k only
         h = search(space, "random", ev, 8, seed=0, progress=False)
         assert all(row == list(bench.query(a)["valid_curve"][:k]) for a, row in zip(h["arch"], h["curve"]))
+
+
+def test_seed_accuracies_are_the_cells_own_seeds_and_their_mean_is_the_entry():
+    bench = load_benchmark()
+    seeds = bench.seeds()
+    k = int(bench.recipe["seeds_per_cell"])
+    for arch in seeds["arch"].iloc[[0, 7, 100]]:
+        own = bench.seed_accuracies(arch)
+        assert len(own) == k
+        np.testing.assert_allclose(own, seeds.set_index("arch").loc[arch].filter(like="test_acc_seed").to_numpy())
+        assert own.mean() == pytest.approx(bench.query(arch)["test_acc"], abs=1e-3)  # the entry is their mean
+        assert bench.seed_accuracies(arch, "valid_acc").mean() == pytest.approx(bench.query(arch)["valid_acc"],
+                                                                               abs=1e-3)
+    # a cell computing the same function (here: a skip routed the same way) reads the same seeds
+    a = "|skip_connect~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|"
+    b = "|skip_connect~0|+|none~0|none~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"
+    if bench.row(a) == bench.row(b):
+        np.testing.assert_array_equal(bench.seed_accuracies(a), bench.seed_accuracies(b))
+    with pytest.raises(NASInputError, match="metric"):
+        bench.seed_accuracies(a, "loss")

@@ -15,6 +15,9 @@ def test_front_reach_places_each_cell_against_the_front():
     assert reach["best"].startswith("beyond")
     assert reach["same"] == "on the front"  # equal points dominate neither
     assert (hardware.front_reach(front, others)["front_best_accuracy"] == 90.0).all()
+    # a cell as accurate as a front cell and faster dominates it: not "on the front", which means neither dominates
+    faster = hardware.front_reach(front, {"x": {"accuracy": 85.0, "latency_ms": 1.5}}).iloc[0]
+    assert faster["where"] == "dominating 1 of its 3 cells" and faster["dominates"] == 1
 
 
 def test_clip_near_chance_hides_chance_cells_and_marks_them_on_the_edge():

@@ -17,9 +17,9 @@ from tutorial_nas.course.trace import (
     trace_hierarchical_mutation,
     trace_maskconnect_step,
     trace_mixed_op,
-    trace_predictor_ensemble,
     trace_net2wider,
     trace_oneshot_variants,
+    trace_predictor_ensemble,
     trace_q_backup,
     trace_reinforce_step,
 )
@@ -301,13 +301,13 @@ def test_dpp_step_keeps_whole_layers_then_the_best_predicted(keep):
     last = t.loc[t["kept"], "layer"].max()
     assert t.loc[t["layer"] < last, "kept"].all() and not t.loc[t["layer"] > last, "kept"].any()
     partial = t[t["layer"] == last]
-    kept_scores = partial.loc[partial["kept"], "predicted accuracy"]
-    left_out = partial.loc[~partial["kept"], "predicted accuracy"]
+    kept_scores = partial.loc[partial["kept"], "score"]
+    left_out = partial.loc[~partial["kept"], "score"]
     assert left_out.empty or kept_scores.min() >= left_out.max()
     # no kept child is dominated by a child of a later layer: layer 1 is the front
     front = t[t["layer"] == 1]
     for r in t[t["layer"] > 1].itertuples():
-        assert any((f._4 >= r._4) and (f.latency_ms <= r.latency_ms) and (f.params <= r.params) for f in
+        assert any((f.score >= r.score) and (f.latency_ms <= r.latency_ms) and (f.params <= r.params) for f in
                    front.itertuples())
 
 

@@ -232,17 +232,21 @@ def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
 def front_reach(front: pd.DataFrame, others: dict) -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
-    ``summarize_front``): ``dominated`` by a front cell, ``on the front`` (neither dominates), or ``beyond``
-    it (more accurate than every front cell). One row per name, with the front's best accuracy."""
+    ``summarize_front``): ``dominated`` by a front cell, ``beyond`` it (more accurate than every front cell),
+    ``dominating`` k of its cells (as accurate and faster, or more accurate and as fast: the front is not the
+    best it could be), or ``on the front`` (no front cell dominates it and it dominates none). One row per name,
+    with the front's best accuracy and how many front cells it dominates."""
     points = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
     rows = []
     for name, row in others.items():
         acc, lat = float(row["accuracy"]), float(row["latency_ms"])
         beaten = ((points[:, 0] >= acc) & (points[:, 1] <= lat) & ((points[:, 0] > acc) | (points[:, 1] < lat)))
+        beats = ((points[:, 0] <= acc) & (points[:, 1] >= lat) & ((points[:, 0] < acc) | (points[:, 1] > lat)))
         where = ("dominated" if beaten.any() else
-                 "beyond the front (more accurate than all of it)" if acc > points[:, 0].max() else "on the front")
+                 "beyond the front (more accurate than all of it)" if acc > points[:, 0].max() else
+                 f"dominating {int(beats.sum())} of its {len(points)} cells" if beats.any() else "on the front")
         rows.append({"cell": name, "accuracy": acc, "latency_ms": lat, "front_best_accuracy": points[:, 0].max(),
-                     "where": where})
+                     "dominates": int(beats.sum()), "where": where})
     return pd.DataFrame(rows)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import NASInputError
+from ..errors import NASInputError, check_choice
 from ..spaces import cell as nb201
 from .build import Recipe, build, op_costs
 from .reliability import pooled_seed_sd, reliability, spread
@@ -124,6 +124,17 @@ class Benchmark:
         cols = {f"valid_acc_seed{s}": a["seeds_valid_acc"][:, s] for s in range(a["seeds_valid_acc"].shape[1])}
         cols.update({f"test_acc_seed{s}": a["seeds_test_acc"][:, s] for s in range(a["seeds_test_acc"].shape[1])})
         return pd.DataFrame({"arch": [nb201.to_str(nb201.from_index(int(c))) for c in a["multi_cells"]], **cols})
+
+    def seed_accuracies(self, arch, metric: str = "test_acc") -> np.ndarray:
+        """The final ``metric`` ("test_acc" or "valid_acc") of ``arch`` under each seed it was trained with, for
+        a cell of the multi-seed subset (``seeds``); an empty array for a cell trained with one seed only. Cells
+        that compute one function share a row, so ``arch`` reads its row's seeds."""
+        check_choice("metric", metric, ("test_acc", "valid_acc"))
+        cell = int(self._a["cells"][self.row(arch)])
+        where = np.flatnonzero(np.asarray(self._a["multi_cells"]) == cell)
+        if not len(where):
+            return np.array([], dtype=float)
+        return np.asarray(self._a[f"seeds_{metric}"][where[0]], dtype=float)
 
     def stats(self) -> dict:
         """What the table is and how far its ranking can be trusted (``reliability.py``).

@@ -474,7 +474,7 @@ def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: 
 def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.DataFrame:
     """DPP-Net's second step (Dong et al., Sec. 3.2-3.3) from the five one-edge cells of its first: every kept
     cell grown by node 1 (``grow``), the surrogate fitted on the evaluated cells and its prediction for each
-    child (a child equal to its parent keeps its measured accuracy), the child's latency (``latency_fn``; by
+    child (``score``; a child equal to its parent scores its measured accuracy), the child's latency (``latency_fn``; by
     default measured on the CPU, ``measured_latency``) and parameters, its non-dominated layer (1: the front of
     predicted accuracy up, latency and parameters down; 2: the front of what is left; ...) and whether
     ``pareto_select`` keeps it (``keep`` children: whole layers in order, then the children of highest predicted
@@ -503,7 +503,7 @@ def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.D
         left = np.setdiff1d(left, front)
     chosen = set(pareto_select(points, keep).tolist())
     return pd.DataFrame({"child": [nb201.to_str(c) for c in cells], "parent": [nb201.to_str(p) for _, p in children],
-                         "measured before": [c in accuracy for c in cells], "predicted accuracy": score,
+                         "measured before": [c in accuracy for c in cells], "score": score,
                          "latency_ms": points[:, 1], "params": points[:, 2].astype(int), "layer": layer,
                          "kept": [i in chosen for i in range(len(cells))]})
 
@@ -512,9 +512,9 @@ def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: in
     """BANANAS' surrogate (``PerformancePredictor``: an ensemble of MLPs on the path encoding) fitted on
     ``n_train`` random cells of the benchmark, read on ``n_test`` other cells: ``table`` has, per held-out cell,
     each member's prediction, their mean and standard deviation (what ``predict(..., return_std=True)``
-    returns), the benchmark's validation accuracy and the mean's absolute error; ``spread`` the members' mean standard deviation on the
-    training cells and on the held-out ones; ``max_diff`` the largest difference between the mean of the
-    members and ``predict``."""
+    returns), the benchmark's validation accuracy and the mean's absolute error; ``spread`` the members' mean
+    standard deviation on the training cells and on the held-out ones; ``max_diff`` the largest difference
+    between the mean of the members and ``predict``."""
     from ..predictors import PerformancePredictor
     from ..spaces.cell import encode_path
 
