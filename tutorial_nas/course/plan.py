@@ -105,8 +105,8 @@ class Work:
 
 
 @functools.lru_cache(maxsize=None)
-def network_cost(kind: str, sizes: tuple) -> tuple:
-    """(FLOPs of one image forward, leaf modules, parameters, activation values of one image) of a network."""
+def _measure(kind: str, sizes: tuple) -> tuple:
+    """``network_cost``'s four numbers and ``depthwise_flops``, from one build of the network."""
     from ..train import count_flops, count_params
 
     model, shape = network(kind, dict(sizes))
@@ -117,15 +117,18 @@ def network_cost(kind: str, sizes: tuple) -> tuple:
     flops = count_flops(model, shape)
     for h in hooks:
         h.remove()
-    return flops, len(leaves), count_params(model), sum(acts)
+    return flops, len(leaves), count_params(model), sum(acts), _grouped_flops(model, shape)
 
 
-@functools.lru_cache(maxsize=None)
+def network_cost(kind: str, sizes: tuple) -> tuple:
+    """(FLOPs of one image forward, leaf modules, parameters, activation values of one image) of a network."""
+    return _measure(kind, sizes)[:4]
+
+
 def depthwise_flops(kind: str, sizes: tuple) -> int:
     """FLOPs of one image forward spent in grouped convolutions (``groups > 1``: the depthwise half of DARTS'
     separable and dilated convolutions), counted as ``count_flops`` counts a convolution (2 x multiply-adds)."""
-    model, shape = network(kind, dict(sizes))
-    return _grouped_flops(model, shape)
+    return _measure(kind, sizes)[4]
 
 
 def _grouped_flops(model: nn.Module, shape: tuple) -> int:
@@ -146,6 +149,14 @@ def _grouped_flops(model: nn.Module, shape: tuple) -> int:
     return int(sum(total))
 
 
+def _mean_flops_network(models: list, shape: tuple):
+    """Of ``models``, the one whose FLOPs are nearest their mean: a search's typical candidate."""
+    from ..train import count_flops
+
+    flops = np.array([count_flops(m, shape) for m in models])
+    return models[int(np.abs(flops - flops.mean()).argmin())]
+
+
 def network(kind: str, s: dict) -> tuple:
     """The network the chapters build for ``kind`` at sizes ``s``, and its input shape (C, H, W)."""
     from ..spaces import make_space
@@ -153,17 +164,14 @@ def network(kind: str, s: dict) -> tuple:
     classes, channels = 10, DATA[s["dataset"]][1]
     shape, rng = (channels, s["image_size"], s["image_size"]), np.random.default_rng(0)
     if kind in ("chain", "genetic"):  # the mean search candidate: of 16 random networks, the one nearest their
-        from ..train import count_flops  # mean FLOPs (a search trains networks of every size)
-
+        # mean FLOPs (a search trains networks of every size)
         space = (make_space("chain", max_layers=s["max_layers"], filters=tuple(s["filters"])) if kind == "chain"
                  else make_space("genetic", nodes=tuple(s["genetic_nodes"])))
         models = [space.to_model(space.sample(rng), classes, channels) for _ in range(16)]
-        flops = np.array([count_flops(m, shape) for m in models])
-        return models[int(np.abs(flops - flops.mean()).argmin())], shape
+        return _mean_flops_network(models, shape), shape
     if kind == "lse":  # large-scale evolution's candidates: from the network without convolutions, one mutation a
         from ..evaluators import Result  # child; the strategy replayed with random fitness, its mean-FLOPs network
         from ..strategies import make_strategy
-        from ..train import count_flops
 
         space = make_space("chain", max_layers=s["max_layers"], filters=tuple(s["filters"]), min_layers=0)
         lse = make_strategy("large-scale-evolution", space, seed=0, population=s["population"])
@@ -172,8 +180,7 @@ def network(kind: str, s: dict) -> tuple:
             arch = lse.ask()
             models.append(space.to_model(arch, classes, channels))
             lse.tell(arch, Result(valid_acc=float(rng.uniform(10, 90))))
-        flops = np.array([count_flops(m, shape) for m in models])
-        return models[int(np.abs(flops - flops.mean()).argmin())], shape
+        return _mean_flops_network(models, shape), shape
     if kind == "darts-cell":
         space = make_space("darts")
         return space.to_model(space.sample(rng), classes, channels, C=s["C"], layers=s["layers"]), shape
@@ -189,7 +196,6 @@ def network(kind: str, s: dict) -> tuple:
         return model, shape
     if kind == "morph":  # a NASH climb replayed with random fitness: its mean-FLOPs network (the children grow)
         from ..strategies.morphism import START_SPEC, MorphNet, random_morphism
-        from ..train import count_flops
 
         parent, models = MorphNet(START_SPEC, classes, channels), []
         models.append(parent)
@@ -197,21 +203,18 @@ def network(kind: str, s: dict) -> tuple:
             children = []
             for _ in range(s.get("children", 1)):
                 child = parent
-                for _ in range(2):  # morphism_search's morphs_per_child
+                for _ in range(_default("strategies.morphism.morphism_search", "morphs_per_child")):
                     child, _ = random_morphism(child, rng)
                 children.append(child)
             models += children
             parent = children[int(rng.integers(len(children)))]
-        flops = np.array([count_flops(m, shape) for m in models])
-        return models[int(np.abs(flops - flops.mean()).argmin())], shape
+        return _mean_flops_network(models, shape), shape
     if kind == "hierarchical":  # of 8 genotypes drawn as the paper initialises, the one nearest their mean FLOPs
         from ..spaces.hierarchical import HierarchicalSpace
-        from ..train import count_flops
 
         space = HierarchicalSpace()
         models = [space.to_model(space.sample(rng), classes, channels, C=s["C"]) for _ in range(8)]
-        flops = np.array([count_flops(m, shape) for m in models])
-        return models[int(np.abs(flops - flops.mean()).argmin())], shape
+        return _mean_flops_network(models, shape), shape
     if kind == "maskconnect":
         from ..oneshot.maskconnect import MaskConnectNet
 
@@ -507,20 +510,24 @@ def _depthwise_rate(device: str, steps: int, achieved: float, kernel_s: float) -
     operations cost at ``achieved`` and ``kernel_s``, over its depthwise FLOPs. Never above the dense rate (a
     disturbed timing falls back on it)."""
     kind, sizes, batch = DW_PROBE
-    flops, leaves, _, _ = network_cost(*_net(kind, **sizes))
-    dw = depthwise_flops(*_net(kind, **sizes))
+    dw = 3 * batch * depthwise_flops(*_net(kind, **sizes))
     model, shape = network(kind, sizes)
     t = _step_seconds(model, shape, batch, device, steps)
-    rest = t - 3 * batch * (flops - dw) / achieved - 3 * leaves * kernel_s
-    return achieved if rest <= 3 * batch * dw / achieved else 3 * batch * dw / rest
+    # the step less its dense arithmetic and its operations (the depthwise FLOPs charged nothing: an infinite rate)
+    rest = t - step_estimate(kind, sizes, batch, dict(achieved=achieved, achieved_dw=math.inf, kernel_s=kernel_s))
+    return achieved if rest <= dw / achieved else dw / rest
 
 
 def step_estimate(kind: str, sizes: dict, batch: int, numbers: dict) -> float:
     """Seconds of one training step of network ``kind`` at ``sizes`` by the model, with a device's ``numbers``."""
-    flops, leaves, _, _ = network_cost(*_net(kind, **sizes))
-    dw = depthwise_flops(*_net(kind, **sizes))
-    return 3 * batch * ((flops - dw) / numbers["achieved"] + dw / numbers["achieved_dw"]) \
-        + 3 * leaves * numbers["kernel_s"]
+    net = _net(kind, **sizes)
+    flops, leaves, _, _ = network_cost(*net)
+    return 3 * batch * _arithmetic_s(flops, depthwise_flops(*net), numbers) + 3 * leaves * numbers["kernel_s"]
+
+
+def _arithmetic_s(flops: float, dw: float, numbers: dict) -> float:
+    """Seconds of ``flops`` FLOPs of which ``dw`` are depthwise, at a device's dense and depthwise rates."""
+    return (flops - dw) / numbers["achieved"] + dw / numbers["achieved_dw"]
 
 
 CHECK_NETS = (("darts-supernet", dict(dataset="cifar10", image_size=32, C=16, layers=5), 64),
@@ -565,8 +572,7 @@ def work_cost(w: Work, device: str) -> dict:
     steps = w.trainings * w.epochs * math.ceil(w.train_images / w.batch_size) if w.train_images else 0
     eval_batches = math.ceil(w.trainings * w.eval_images / (EVAL_BATCH if w.batch_size > 1 else 1))
     kernel_s = dev.get("batch1_kernel_s", dev["kernel_s"]) if w.batch_size == 1 else dev["kernel_s"]
-    seconds = ((flops - dw) / dev["achieved"] + dw / dev["achieved_dw"]
-               + (steps * w.passes + eval_batches) * leaves * kernel_s)
+    seconds = _arithmetic_s(flops, dw, dev) + (steps * w.passes + eval_batches) * leaves * kernel_s
     seconds *= CPU_SLOWDOWN.get(w.net[0], 1.0) if device == "cpu" else 1.0
     return dict(what=w.what, trainings=w.trainings, epochs=w.epochs, train_images=int(images), flops=float(flops),
                 flops_per_image=flops_img, lookups=w.lookups, seconds=seconds + w.lookups * LOOKUP_S)

@@ -115,14 +115,21 @@ def trace_q_backup(seed: int = 0, reward: float = 0.8, warmup: int = 5) -> pd.Da
     for _ in range(warmup):  # exploring episodes (epsilon = 1), as at the start of Baker et al.'s schedule
         agent.learn(agent.rollout(strategy.start, 1.0, rng), float(rng.random()), rng)
     states = agent.rollout(strategy.start, 1.0, rng)
+    return _backups(agent, states, reward, step_reward=0.0)  # one backup per transition, last first
+
+
+def _backups(agent, states: list, reward: float, step_reward: float) -> pd.DataFrame:
+    """``agent.update(states, reward)`` traced: one row per transition, from the last back to the first, with Q
+    before and after, the reward the transition earns (``reward`` at the end, ``step_reward`` before it) and the
+    best Q of the next state."""
     before = dict(agent.q)
-    agent.update(states, reward)  # one backup per transition, last first
+    agent.update(states, reward)
     rows = []
     for t in reversed(range(len(states) - 1)):
         s, a = states[t], states[t + 1]
         end = a == TERMINAL
         rows.append({"state": s, "action": a, "q_before": before.get((s, a), agent.q_init),
-                     "reward": reward if end else 0.0,
+                     "reward": reward if end else step_reward,
                      "max_next_q": 0.0 if end else max(agent.value(a, b) for b in agent.next_states(a)),
                      "q_after": agent.q[(s, a)], "alpha": agent.alpha, "gamma": agent.gamma})
     return pd.DataFrame(rows)
@@ -305,8 +312,7 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     (once M is full), whether the greedy NSAS-G update replaced it, and the subset's mean novelty. The subset is
     filled with one random draw a member (the package draws 10 and keeps the most novel), so that it starts less
     diverse than it can be and the update has something to improve on at this tiny size."""
-    from ..oneshot.bender import OPS as BENDER_OPS
-    from ..oneshot.bender import drop_rate, sample_mask
+    from ..oneshot.bender import drop_rate, node_slots, sample_mask
     from ..oneshot.dna import block_loss, run_block, stage_blocks, teacher_features
     from ..oneshot.nsas import ConstraintSubset, distance, novelty
     from ..oneshot.smash import SMASHNet
@@ -322,7 +328,7 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     mask = sample_mask(rates[total - 1], rng)
     nodes = []
     for j in (1, 2, 3):
-        slots = [(e, op) for e, (_, k) in enumerate(EDGES) if k == j for op in BENDER_OPS]
+        slots = node_slots(j)
         kept = [f"{op}~{EDGES[e][0]}" for e, op in slots if op in mask[e]]
         nodes.append({"node": j, "candidates k": len(slots), "drop probability r^(1/k)":
                       rates[total - 1] ** (1 / len(slots)), "kept": len(kept), "kept operations": ", ".join(kept)})
@@ -412,19 +418,9 @@ def trace_blockqnn_backup(seed: int = 0, bench=None, warmup: int = 5) -> pd.Data
         strategy.tell(arch, Result(valid_acc=bench.query(to_str(arch))["valid_acc"]))
     arch = strategy.ask()
     reward = bench.query(to_str(arch))["valid_acc"] / 100
-    agent = strategy.agent
     states = [strategy.start] + list(enumerate(arch)) + [TERMINAL]
-    before = dict(agent.q)
-    agent.update(states, reward)  # the shaped backups, last transition first (learn() adds replay after them)
-    steps, rows = len(states) - 1, []
-    for t in reversed(range(steps)):
-        s, a = states[t], states[t + 1]
-        end = a == TERMINAL
-        rows.append({"state": s, "action": a, "q_before": before.get((s, a), agent.q_init),
-                     "reward": reward if end else reward / steps,
-                     "max_next_q": 0.0 if end else max(agent.value(a, b) for b in agent.next_states(a)),
-                     "q_after": agent.q[(s, a)], "alpha": agent.alpha, "gamma": agent.gamma})
-    return pd.DataFrame(rows)
+    # the shaped backups, last transition first (learn() adds replay after them): r_T / T before the end
+    return _backups(strategy.agent, states, reward, step_reward=reward / (len(states) - 1))
 
 
 def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: int = 2,
@@ -472,38 +468,29 @@ def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: 
 
 
 def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.DataFrame:
-    """DPP-Net's second step (Dong et al., Sec. 3.2-3.3) from the five one-edge cells of its first: every kept
-    cell grown by node 1 (``grow``), the surrogate fitted on the evaluated cells and its prediction for each
-    child (``score``; a child equal to its parent scores its measured accuracy), the child's latency (``latency_fn``; by
-    default measured on the CPU, ``measured_latency``) and parameters, its non-dominated layer (1: the front of
-    predicted accuracy up, latency and parameters down; 2: the front of what is left; ...) and whether
-    ``pareto_select`` keeps it (``keep`` children: whole layers in order, then the children of highest predicted
-    accuracy from the layer that does not fit). One row per child."""
-    from ..analysis.hardware import pareto_front
+    """DPP-Net's second step (Dong et al., Sec. 3.2-3.3) from the five cells of its first (the four one-edge cells
+    and the empty one), with ``dpp_search``'s own step (``score_children``, ``pareto_select``): every kept cell
+    grown by node 1, the surrogate fitted on the evaluated cells, each child's ``score`` (the prediction, or the
+    measured accuracy of a child equal to its parent), its latency (``latency_fn``; by default measured on the
+    CPU, ``measured_latency``) and parameters, its non-dominated layer (1: the front of score up, latency and
+    parameters down; 2: the front of what is left; ...; ``pareto_layers``) and whether ``pareto_select`` keeps it
+    (``keep`` children: whole layers in order, then the children of highest score from the layer that does not
+    fit). One row per child."""
     from ..predictors import PerformancePredictor
     from ..spaces import cell as nb201
-    from ..strategies.dpp import EMPTY, grow, measured_latency, pareto_select
+    from ..strategies.dpp import EMPTY, grow, measured_latency, pareto_layers, pareto_select, score_children
 
     latency_fn = latency_fn or measured_latency(bench)
-    parents = grow(EMPTY, 1)
+    parents = grow(EMPTY, 1)  # dpp_search's first step: every cell of the first size evaluated
     accuracy = {c: bench.query(nb201.to_str(c))["valid_acc"] for c in parents}
-    surrogate = PerformancePredictor(seed=seed)
-    surrogate.fit(np.stack([nb201.encode_path(c) for c in parents]), [accuracy[c] for c in parents])
-    children = [(c, p) for p in parents for c in grow(p, 2)]
-    cells = [c for c, _ in children]
-    predicted = surrogate.predict(np.stack([nb201.encode_path(c) for c in cells]))
-    score = np.array([accuracy.get(c, p) for c, p in zip(cells, predicted)])
-    points = np.array([(s, latency_fn(nb201.to_str(c)), bench.query(nb201.to_str(c))["params"])
-                       for c, s in zip(cells, score)], dtype=float)
-    layer, left, depth = np.zeros(len(cells), dtype=int), np.arange(len(cells)), 0
-    while len(left):
-        depth += 1
-        front = left[pareto_front(points[left], (True, False, False))]
-        layer[front] = depth
-        left = np.setdiff1d(left, front)
+    children, _, objectives = score_children(bench, parents, 2, accuracy, PerformancePredictor(seed=seed), latency_fn)
+    cells, points = [c for c, _ in children], np.asarray(objectives, dtype=float)
+    layer = np.zeros(len(cells), dtype=int)
+    for depth, rows in enumerate(pareto_layers(points), 1):
+        layer[rows] = depth
     chosen = set(pareto_select(points, keep).tolist())
     return pd.DataFrame({"child": [nb201.to_str(c) for c in cells], "parent": [nb201.to_str(p) for _, p in children],
-                         "measured before": [c in accuracy for c in cells], "score": score,
+                         "measured before": [c in accuracy for c in cells], "score": points[:, 0],
                          "latency_ms": points[:, 1], "params": points[:, 2].astype(int), "layer": layer,
                          "kept": [i in chosen for i in range(len(cells))]})
 
@@ -524,8 +511,7 @@ def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: in
     acc = frame["valid_acc"].iloc[rows].to_numpy(dtype=float)
     X = np.stack([encode_path(c) for c in cells]).astype(np.float32)
     predictor = PerformancePredictor(seed=seed).fit(X[:n_train], acc[:n_train])
-    ensemble = predictor.model
-    members = (ensemble._forward(X[n_train:])[0] * ensemble.scale + ensemble.mean).astype(float)  # (members, cells)
+    members = predictor.model.member_predictions(X[n_train:]).astype(float)  # (members, cells)
     mean, std = predictor.predict(X[n_train:], return_std=True)
     table = pd.DataFrame(members.T, columns=[f"member {m + 1}" for m in range(len(members))])
     table.insert(0, "cell", [to_str(c) for c in cells[n_train:]])

@@ -36,12 +36,17 @@ def drop_rate(step: int, total: int, final_rate: float) -> float:
     return final_rate * step / max(1, total - 1)
 
 
+def node_slots(j: int) -> list:
+    """The (edge, operation) pairs that feed node ``j``: every operation of every edge into it."""
+    return [(e, op) for e, (_, k) in enumerate(EDGES) if k == j for op in OPS]
+
+
 def sample_mask(rate: float, rng) -> tuple:
     """One dropout pattern: per edge (``EDGES`` order) the tuple of operations kept. Each operation into node
     j is dropped with probability rate^(1/k), k the operations into j; if all are dropped, one is kept."""
     kept = [list(OPS) for _ in EDGES]
     for j in (1, 2, 3):
-        slots = [(e, op) for e, (_, k) in enumerate(EDGES) if k == j for op in OPS]
+        slots = node_slots(j)
         p = rate ** (1 / len(slots)) if rate > 0 else 0.0
         drop = rng.random(len(slots)) < p
         if drop.all():  # no node without input: keep one operation of this node's

@@ -123,9 +123,13 @@ class MLPEnsemble:
                 self.theta -= step * m / (np.sqrt(v) + 1e-8)
         return self
 
+    def member_predictions(self, x: np.ndarray) -> np.ndarray:
+        """Every member's prediction, (members, n), in the targets' own units."""
+        return self._forward(np.asarray(x, dtype=np.float32))[0] * self.scale + self.mean
+
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and spread over the members, in the targets' own units."""
-        out = self._forward(np.asarray(x, dtype=np.float32))[0] * self.scale + self.mean
+        out = self.member_predictions(x)
         return out.mean(axis=0), out.std(axis=0)
 
 

@@ -77,19 +77,47 @@ def grow(cell: tuple, step: int) -> list:
     return children
 
 
+def pareto_layers(points, maximize=(True, False, False)):
+    """The non-dominated layers of ``points``, in order: the front, then the front of what is left, ... (each an
+    array of row indices). A generator, so a caller that needs only the first few computes only those."""
+    points = np.asarray(points, dtype=float)
+    left = np.arange(len(points))
+    while len(left):
+        layer = left[pareto_front(points[left], maximize)]
+        yield layer
+        left = np.setdiff1d(left, layer)
+
+
 def pareto_select(points, k: int, maximize=(True, False, False)) -> np.ndarray:
     """Indices of ``k`` rows of ``points`` (column 0: predicted accuracy) taken front by front; from the front
     that does not fit whole, its rows of highest column 0 fill the places left."""
     points = np.asarray(points, dtype=float)
-    left, chosen = np.arange(len(points)), []
-    while len(chosen) < k and len(left):
-        layer = left[pareto_front(points[left], maximize)]
+    chosen = []
+    for layer in pareto_layers(points, maximize):
+        if len(chosen) >= k:
+            break
         room = k - len(chosen)
         if len(layer) > room:
             layer = layer[np.argsort(-points[layer, 0], kind="stable")[:room]]
         chosen.extend(layer.tolist())
-        left = np.setdiff1d(left, layer)
     return np.asarray(sorted(chosen), dtype=int)
+
+
+def score_children(bench, kept: list, step: int, accuracy: dict, surrogate, latency_fn,
+                   encode=nb201.encode_path) -> tuple:
+    """One step's candidates: every cell of ``kept`` grown at ``step``, the surrogate refitted on every cell
+    evaluated so far (``accuracy``: cell -> validation accuracy), and each child's objectives for
+    ``pareto_select``: (its score, latency, parameters), the score being the surrogate's prediction or, for a
+    child equal to its parent (grown with ``none``), its measured accuracy. Returns ``(children, predicted,
+    objectives)``, ``children`` as (child, parent) pairs."""
+    children = [(c, p) for p in kept for c in grow(p, step)]  # distinct parents have distinct children
+    known = list(accuracy)
+    surrogate.fit(np.stack([encode(c) for c in known]), [accuracy[c] for c in known])
+    cells = [c for c, _ in children]
+    predicted = surrogate.predict(np.stack([encode(c) for c in cells]))
+    score = [accuracy.get(c, p) for c, p in zip(cells, predicted)]
+    objectives = [(s, latency_fn(nb201.to_str(c)), bench.query(c)["params"]) for c, s in zip(cells, score)]
+    return children, predicted, objectives
 
 
 def dpp_search(bench, latency_fn=None, steps: int = len(GROW_ORDER), keep: int = 8, seed: int = 0,
@@ -124,14 +152,8 @@ def dpp_search(bench, latency_fn=None, steps: int = len(GROW_ORDER), keep: int =
         evaluate(cell, 1, None, float("nan"))
     history = [[nb201.to_str(c) for c in kept]]
     for step in range(2, steps + 1):
-        children = [(c, p) for p in kept for c in grow(p, step)]  # distinct parents have distinct children
-        known = list(accuracy)
-        surrogate.fit(np.stack([encode(c) for c in known]), [accuracy[c] for c in known])
+        children, predicted, objectives = score_children(bench, kept, step, accuracy, surrogate, latency_fn, encode)
         cells = [c for c, _ in children]
-        predicted = surrogate.predict(np.stack([encode(c) for c in cells]))
-        # a child grown with none is its parent, already evaluated: it competes with its measured accuracy
-        score = [accuracy.get(c, p) for c, p in zip(cells, predicted)]
-        objectives = [(s, latency_fn(nb201.to_str(c)), bench.query(c)["params"]) for c, s in zip(cells, score)]
         chosen = pareto_select(objectives, keep)
         kept = [cells[i] for i in chosen]
         for i in chosen:
@@ -199,4 +221,5 @@ def random_at_equal_lookups(bench, frame: pd.DataFrame, seeds: int = 20) -> dict
             "random_se": se, "random_beats": beats, "verdict": verdict}
 
 
-__all__ = ["GROW_ORDER", "measured_latency", "grow", "pareto_select", "dpp_search", "random_at_equal_lookups"]
+__all__ = ["GROW_ORDER", "measured_latency", "grow", "pareto_layers", "pareto_select", "score_children",
+           "dpp_search", "random_at_equal_lookups"]
