@@ -1,6 +1,6 @@
 """DNA (Li et al. 2020): each student block mimics the frozen teacher's block from the teacher's input, and a cell
-is rated by its summed block losses. SMASH (Brock et al. 2018): a hypernetwork generates every cell weight from
-the cell's encoding, and only it (with the fixed skeleton) learns."""
+is rated by its summed block ratings (the reference code's relative L1 distance). SMASH (Brock et al. 2018): a
+hypernetwork generates every cell weight from the cell's encoding, and only it (with the fixed skeleton) learns."""
 
 import copy
 
@@ -18,8 +18,12 @@ from tutorial_nas.oneshot.dna import (
     RESNET_CELL,
     DNAShortcut,
     block_loss,
+    block_measures,
+    block_rating,
     distill,
     dna_losses,
+    dna_ratings,
+    run_block,
     stage_blocks,
     teacher_features,
     train_dna,
@@ -79,14 +83,32 @@ def test_distillation_leaves_the_teacher_frozen_and_lowers_the_block_losses(digi
     assert end.sum() < start.sum()
 
 
-def test_dna_ranks_cells_by_their_summed_block_losses(digits):
+def test_block_rating_is_the_mean_absolute_error_over_the_targets_spread(digits):
+    torch.manual_seed(0)
+    teacher = NB201Network(RESNET_CELL, 10, 1, C=4, N=1).eval()
+    student = Supernet(10, 1, C=4, N=1).eval()
+    feats = teacher_features(teacher, digits.train_x[:32])
+    with torch.no_grad():
+        for b in range(3):
+            diff = run_block(stage_blocks(student)[b], feats[b], CONV) - feats[b + 1]
+            assert block_rating(student, b, feats, CONV).item() == pytest.approx(
+                (diff.abs().mean() / feats[b + 1].std()).item(), rel=1e-5)
+            assert block_loss(student, b, feats, CONV).item() == pytest.approx((diff ** 2).mean().item(), rel=1e-5)
+
+
+def test_dna_ranks_cells_by_their_summed_block_ratings(digits):
     shortcut = DNAShortcut(digits, epochs=1, C=4, N=1, batch_size=64, teacher_epochs=1)
     scores = shortcut.score([CONV, OTHER, EMPTY])
-    for cell, score in zip([CONV, OTHER, EMPTY], scores):
+    for i, (cell, score) in enumerate(zip([CONV, OTHER, EMPTY], scores)):
+        ratings = dna_ratings(shortcut.student, shortcut.teacher, cell, digits)
         losses = dna_losses(shortcut.student, shortcut.teacher, cell, digits)
-        assert len(losses) == 3 and score == pytest.approx(-losses.sum(), rel=1e-6)
+        assert len(ratings) == 3 and score == pytest.approx(-ratings.sum(), rel=1e-6)
+        assert score != pytest.approx(-losses.sum(), rel=1e-3)  # not the summed training losses
+        np.testing.assert_allclose(shortcut.losses[i], losses, rtol=1e-6)
     assert len(set(np.round(scores, 6))) == 3
     assert shortcut.cost_s >= shortcut.log["seconds"] + shortcut.log["teacher_seconds"]
+    with pytest.raises(NASInputError, match="measure"):
+        block_measures(shortcut.student, shortcut.teacher, CONV, digits, measures=("kl",))
 
 
 def test_dna_refuses_a_teacher_that_is_not_a_cell(digits):

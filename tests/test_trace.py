@@ -216,10 +216,16 @@ def test_oneshot_variants_trace_follows_each_rule(seed):
     assert nodes["candidates k"].tolist() == [4, 8, 12]  # 1, 2, 3 incoming edges x 4 operations
     np.testing.assert_allclose(nodes["drop probability r^(1/k)"] ** nodes["candidates k"], 0.5)
     assert (nodes["kept"] >= 1).all()
-    # DNA: block b reads the teacher's Y_{b-1} and its loss is the MSE against Y_b, as block_loss computes it
+    # DNA: block b reads the teacher's Y_{b-1}; its training loss is the MSE against Y_b, as block_loss computes
+    # it, and its rating the mean absolute difference over the spread of Y_b, as block_rating computes it
     dna = t["dna"]
-    np.testing.assert_allclose(dna["by hand"], dna["block_loss"], rtol=1e-6)
+    np.testing.assert_allclose(dna["MSE by hand"], dna["block_loss"], rtol=1e-6)
+    np.testing.assert_allclose(dna["R_b by hand"], dna["block_rating"], rtol=1e-5)
     assert dna["input"].tolist() == ["image", "Y_0", "Y_1"] and (dna["block_loss"] > 0).all()
+    # the blocks' targets differ in scale, which the MSE carries and the rating divides out
+    assert dna["std of Y_b"].max() > 2 * dna["std of Y_b"].min()
+    mse_share, rating_share = (dna[c].max() / dna[c].sum() for c in ("block_loss", "block_rating"))
+    assert mse_share > rating_share
     # SMASH: the cells differ on one edge, and every generated tensor changes (each depends on the whole cell)
     a, b = (c.strip("|").replace("|+|", "|").split("|") for c in t["smash_cells"])
     assert [i for i in range(6) if a[i] != b[i]] == [t["smash_edge"]]

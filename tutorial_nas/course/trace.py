@@ -303,7 +303,9 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     ``bender``: the path-dropout rate at the first, middle and last of 100 steps (``drop_rate``, final rate 0.5)
     and, at the last, each node's k candidate operations, their drop probability r^(1/k) and the operations a
     sampled pattern keeps (``sample_mask``). ``dna``: for every block b, the mean squared error between the
-    student's block on the teacher's input Y_{b-1} and the teacher's Y_b, computed by hand and by ``block_loss``.
+    student's block on the teacher's input Y_{b-1} and the teacher's Y_b (Eq. 3, the training loss) and the
+    rating R_b = mean|difference| / std(Y_b) (the reference code's), each computed by hand and by the package
+    (``block_loss``, ``block_rating``).
     ``smash``: two cells that differ on one edge, how much each generated weight tensor of the first cell
     differs between the two (in the package's hypernetwork every weight depends on the whole encoding), which of
     the tensors the first cell uses (``smash_used``) and which of those sit on edges where the two cells hold the
@@ -313,7 +315,7 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     filled with one random draw a member (the package draws 10 and keeps the most novel), so that it starts less
     diverse than it can be and the update has something to improve on at this tiny size."""
     from ..oneshot.bender import drop_rate, node_slots, sample_mask
-    from ..oneshot.dna import block_loss, run_block, stage_blocks, teacher_features
+    from ..oneshot.dna import block_loss, block_rating, run_block, stage_blocks, teacher_features
     from ..oneshot.nsas import ConstraintSubset, distance, novelty
     from ..oneshot.smash import SMASHNet
     from ..oneshot.supernet import Supernet
@@ -340,10 +342,16 @@ def trace_oneshot_variants(seed: int = 0, C: int = 4) -> dict:
     student = Supernet(10, 3, C=C, N=1).eval()
     cell = space.sample(rng)
     feats = teacher_features(teacher, x)
+    dna = []
     with torch.no_grad():
-        dna = [{"block": b, "input": "image" if b == 0 else f"Y_{b - 1}", "shape of Y_b": tuple(feats[b + 1].shape),
-                "by hand": ((run_block(stage_blocks(student)[b], feats[b], cell) - feats[b + 1]) ** 2).mean().item(),
-                "block_loss": block_loss(student, b, feats, cell).item()} for b in range(3)]
+        for b in range(3):
+            diff = run_block(stage_blocks(student)[b], feats[b], cell) - feats[b + 1]
+            dna.append({"block": b, "input": "image" if b == 0 else f"Y_{b - 1}",
+                        "shape of Y_b": tuple(feats[b + 1].shape), "std of Y_b": feats[b + 1].std().item(),
+                        "MSE by hand": (diff ** 2).mean().item(),
+                        "block_loss": block_loss(student, b, feats, cell).item(),
+                        "R_b by hand": (diff.abs().mean() / feats[b + 1].std()).item(),
+                        "block_rating": block_rating(student, b, feats, cell).item()})
     # SMASH: the generated weights of two cells one edge apart
     smash = SMASHNet(10, 3, C=C, N=1)
     a = tuple(space.sample(rng))

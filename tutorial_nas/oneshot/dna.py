@@ -9,13 +9,23 @@ reproduce the teacher's output of block ``b``, with the loss (Eq. 3)
 
 where the teacher is frozen and one random path of the block is trained per step (single-path sampling, as in
 SPOS). Each block is then small enough for every candidate to be rated, and a whole network is rated by the sum
-of its blocks' losses (lower is better): the rule ``loss_join='sum'`` of the reference code
-(changlin31/DNA, ``process_potential.py``; the paper's §3.4 traverses the blocks' sorted candidates with it).
+of its blocks' ratings (lower is better; the paper's §3.4 traverses the blocks' sorted candidates with it). The
+rating follows the reference code (changlin31/DNA): Eq. 3 is what the blocks are *trained* on, but a candidate is
+*rated* by the relative L1 distance ``cl_loss`` of ``distill_train._potential``,
+
+    R_b = mean|Y_b - student_b(Y_{b-1})| / std(Y_b)        (std over every number of the batch's Y_b)
+
+averaged over the validation batches, and ``process_potential.py`` sums it over the blocks (``loss_join='sum'``,
+``norm_mse=False``). Dividing by the spread of each block's target puts the blocks on one scale: summed MSEs
+would be ruled by whichever block's features happen to be largest (``course.trace.trace_oneshot_variants``
+shows both on one cell). The reference also weights each block's training loss by a constant per stage
+(``mse_weight``); with Adam on disjoint blocks such a factor would change only how much that block's gradients
+weigh in the norm clipping and against Adam's epsilon, so it is left out here.
 
 On NAS-Bench-201 the blocks are the skeleton's three stages: block 0 is the stem and the first N cells, blocks 1
 and 2 a residual reduction and N cells each (the classifier head is no block; nothing is searched there). The
 paper searches each block separately and may put a different architecture in each; here one cell is repeated in
-every stage, so a cell's score is the sum of its three block losses *with the same cell in each block*, and the
+every stage, so a cell's score is the sum of its three block ratings *with the same cell in each block*, and the
 blocks are trained independently, each on its own random path per step (Adam, lr 0.002, as the reference runs;
 a cosine decay instead of its step decay, and gradients clipped at norm 5 as the package's supernets do). The
 teacher (default: NAS-Bench-201's ResNet cell) is trained briefly with ``tutorial_nas.train``. Before a cell is
@@ -23,7 +33,8 @@ rated its batch-norm statistics are re-estimated on a few training batches of th
 supernets do (``Supernet.recalibrate``).
 
     >>> student, teacher, log = train_dna(data, epochs=3)
-    >>> dna_losses(student, teacher, cell, data)   # per-block MSE on the validation split
+    >>> dna_losses(student, teacher, cell, data)    # per-block MSE (Eq. 3) on the validation split
+    >>> dna_ratings(student, teacher, cell, data)   # per-block rating R_b; the cell's score is minus their sum
 """
 
 from __future__ import annotations
@@ -117,11 +128,28 @@ def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, b
     return log
 
 
+def block_rating(student: Supernet, b: int, feats: list, cell) -> torch.Tensor:
+    """The reference code's rating of block ``b`` on one batch: the mean absolute error between the student's
+    block on ``feats[b]`` and the teacher's ``feats[b + 1]``, divided by the standard deviation of
+    ``feats[b + 1]`` (a relative L1 distance, in units of the target's own spread)."""
+    target = feats[b + 1]
+    out = run_block(stage_blocks(student)[b], feats[b], cell)
+    return (out - target).abs().mean() / (target.std() + 1e-9)
+
+
+MEASURES = {"mse": block_loss, "rating": block_rating}
+
+
 @torch.no_grad()
-def dna_losses(student: Supernet, teacher: NB201Network, cell, data, n_batches: int = 4,
-               batch_size: int = 128) -> np.ndarray:
-    """The three block losses of ``cell`` on the validation split (each block fed the teacher's input), after
-    re-estimating the path's batch-norm statistics on ``n_batches`` training batches."""
+def block_measures(student: Supernet, teacher: NB201Network, cell, data, n_batches: int = 4,
+                   batch_size: int = 128, measures=("mse", "rating")) -> dict:
+    """For each name in ``measures`` (``"mse"``: Eq. 3, ``block_loss``; ``"rating"``: ``block_rating``), the
+    three blocks' values for ``cell`` on the validation split (each block fed the teacher's input; per batch,
+    averaged over batches weighted by their size), after re-estimating the path's batch-norm statistics on
+    ``n_batches`` training batches. One pass computes them all."""
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise NASInputError(f"unknown DNA measure(s) {unknown}; choose from {sorted(MEASURES)}")
     cell = tuple(cell)
     freeze(teacher)
     blocks = stage_blocks(student)
@@ -140,13 +168,27 @@ def dna_losses(student: Supernet, teacher: NB201Network, cell, data, n_batches: 
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     student.eval()
-    total, n = np.zeros(3), 0
+    totals, n = {name: np.zeros(3) for name in measures}, 0
     for xb, _ in batches(data.valid_x, data.valid_y, 1024):
         feats = teacher_features(teacher, xb)
-        total += np.array([block_loss(student, b, feats, cell).item() for b in range(3)]) * len(xb)
+        for name in measures:
+            totals[name] += np.array([MEASURES[name](student, b, feats, cell).item() for b in range(3)]) * len(xb)
         n += len(xb)
     student.train()
-    return total / max(1, n)
+    return {name: total / max(1, n) for name, total in totals.items()}
+
+
+def dna_losses(student: Supernet, teacher: NB201Network, cell, data, n_batches: int = 4,
+               batch_size: int = 128) -> np.ndarray:
+    """The three block losses (Eq. 3, the mean squared error) of ``cell`` on the validation split."""
+    return block_measures(student, teacher, cell, data, n_batches, batch_size, measures=("mse",))["mse"]
+
+
+def dna_ratings(student: Supernet, teacher: NB201Network, cell, data, n_batches: int = 4,
+                batch_size: int = 128) -> np.ndarray:
+    """The three block ratings (``block_rating``) of ``cell`` on the validation split; the cell's DNA score is
+    minus their sum."""
+    return block_measures(student, teacher, cell, data, n_batches, batch_size, measures=("rating",))["rating"]
 
 
 def train_dna(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128, seed: int = 0,
@@ -168,7 +210,9 @@ def train_dna(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int =
 
 
 class DNAShortcut(Shortcut):
-    """Rate each cell by DNA: minus the sum of its three block losses (higher = closer to the teacher)."""
+    """Rate each cell by DNA: minus the sum of its three block ratings (``block_rating``, the reference code's
+    relative L1 distance; higher = closer to the teacher). ``losses`` keeps each cell's Eq. 3 block losses
+    beside its ``ratings``."""
 
     name = "DNA distillation"
 
@@ -180,5 +224,7 @@ class DNAShortcut(Shortcut):
 
     def _score(self, cells):
         self.student, self.teacher, self.log = train_dna(self.data, **self.options)
-        self.losses = [dna_losses(self.student, self.teacher, c, self.data) for c in cells]
-        return [-float(np.sum(losses)) for losses in self.losses]
+        measured = [block_measures(self.student, self.teacher, c, self.data) for c in cells]
+        self.losses = [m["mse"] for m in measured]
+        self.ratings = [m["rating"] for m in measured]
+        return [-float(np.sum(r)) for r in self.ratings]
