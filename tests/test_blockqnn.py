@@ -58,6 +58,25 @@ def test_blocks_are_cells_and_the_schedule_is_table_2_scaled():
         BlockQNN(NB201Space(), schedule=[(1.5, 10)])
 
 
+def test_a_budget_in_mean_trainings_spans_the_schedule_over_its_look_ups():
+    # chapter 3 gives every strategy a budget in seconds worth so many mean trainings; BlockQNN's Table 2 schedule
+    # must span about that many look-ups, not its paper's 178 (95 of them at epsilon = 1, nearly all of a run)
+    from tutorial_nas.analysis.compare import budget_from_trainings
+
+    bench = load_benchmark()
+    space = NB201Space()
+    budget = budget_from_trainings(bench, 60)
+    assert budget.planned == 60 and "planned for 60 evaluations" in str(budget)
+    strategy = BlockQNN(space, seed=0)
+    history = search(space, strategy, BenchmarkLookup(space, bench), budget, progress=False)
+    assert strategy.models == 60 and history.attrs["budget"] == str(budget)
+    assert strategy.epsilon(59) == 0.1 and strategy.epsilon(40) < 1
+    # a plain budget in seconds still gives no count: Table 2 as it stands
+    plain = BlockQNN(space, seed=0)
+    search(space, plain, BenchmarkLookup(space, bench), f"{budget.seconds}s", progress=False)
+    assert plain.models is None and plain.epsilon(59) == 1.0
+
+
 def test_blockqnn_beats_random_on_the_shipped_benchmark():
     bench = load_benchmark()
     space = NB201Space()

@@ -186,12 +186,16 @@ class CountingEvaluator(Evaluator):
 
 @pytest.mark.parametrize("text,expected", [("20", Budget(evaluations=20)), (20, Budget(evaluations=20)),
                                            ("600s", Budget(seconds=600)), ("10m", Budget(seconds=600)),
-                                           ("2h", Budget(seconds=7200))])
+                                           ("2h", Budget(seconds=7200)),
+                                           ("140.5 s (planned for 100 evaluations)",
+                                            Budget(seconds=140.5, planned=100))])
 def test_budget_parsing(text, expected):
     assert Budget.parse(text) == expected
+    assert Budget.parse(str(expected)) == expected  # the History's meta text reads back as the same budget
 
 
-@pytest.mark.parametrize("bad", ["0", "-3", "ten", "5x", "2.5", ""])
+@pytest.mark.parametrize("bad", ["0", "-3", "ten", "5x", "2.5", "", "20 (planned for 100 evaluations)",
+                                 "60s (planned for 0 evaluations)"])
 def test_bad_budgets_are_clear_errors(bad):
     with pytest.raises(NASInputError):
         Budget.parse(bad)

@@ -42,14 +42,26 @@ _MAX_EVALUATIONS = 10**15
 
 @dataclass(frozen=True)
 class Budget:
-    """Stop after ``evaluations`` evaluations, or once ``seconds`` of evaluation cost are spent."""
+    """Stop after ``evaluations`` evaluations, or once ``seconds`` of evaluation cost are spent.
+
+    ``planned``: for a budget in seconds, the number of evaluations it is expected to afford (a budget worth so
+    many mean trainings, ``analysis.compare.budget_from_trainings``). It stops nothing; strategies whose schedule
+    spans the run (MetaQNN's and BlockQNN's epsilon) are told it, as they are told a count of evaluations.
+    It is written into the budget's text, ``"140 s (planned for 100 evaluations)"``, which ``parse`` reads back."""
 
     evaluations: int | None = None
     seconds: float | None = None
+    planned: int | None = None
+
+    def __post_init__(self):
+        if self.planned is not None and (isinstance(self.planned, bool) or int(self.planned) != self.planned
+                                         or self.planned < 1):
+            raise NASInputError(f"planned is a count of evaluations above zero, got {self.planned!r}")
 
     @classmethod
     def parse(cls, value) -> "Budget":
-        """``20`` or ``"20"`` (evaluations), ``"600s"``, ``"10m"``, ``"2h"`` (seconds charged)."""
+        """``20``, ``"20"`` or ``"20 evaluations"`` (evaluations), ``"600s"``, ``"10m"``, ``"2h"`` (seconds charged),
+        or what ``str`` writes of a budget."""
         if isinstance(value, Budget):
             return value
         if isinstance(value, bool):
@@ -61,7 +73,8 @@ class Budget:
         if isinstance(value, float):
             value = str(value)
         text = str(value).strip().lower()
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+        text = re.sub(r"^(\d+)\s*evaluations?$", r"\1", text)  # what ``str`` writes of a count
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)(?:\s*\(planned for (\d+) evaluations\))?", text)
         if not m:
             raise NASInputError(f"budget {value!r} is not understood; write a count of evaluations (20) "
                                 "or a time charged to the search (600s, 10m, 2h)")
@@ -71,7 +84,9 @@ class Budget:
         if number <= 0:
             raise NASInputError(f"budget must be above zero, got {value!r}")
         if unit:
-            return cls(seconds=number * _UNITS[unit])
+            return cls(seconds=number * _UNITS[unit], planned=int(m.group(3)) if m.group(3) else None)
+        if m.group(3):
+            raise NASInputError(f"budget {value!r}: only a budget in seconds is planned for a count of evaluations")
         if number != int(number):
             raise NASInputError(f"a count of evaluations must be whole, got {value!r}")
         return cls(evaluations=int(number))
@@ -88,7 +103,9 @@ class Budget:
         return self.evaluations if self.evaluations is not None else self.seconds
 
     def __str__(self):
-        return f"{self.evaluations} evaluations" if self.evaluations is not None else f"{self.seconds:g} s"
+        if self.evaluations is not None:
+            return f"{self.evaluations} evaluations"
+        return f"{self.seconds:g} s" + (f" (planned for {self.planned} evaluations)" if self.planned else "")
 
 
 def incumbents(history: pd.DataFrame) -> np.ndarray:
@@ -181,9 +198,11 @@ def _result_from_row(row: dict) -> Result:
 
 
 def _plan(strategy, budget) -> None:
-    """Tell a strategy that plans by the budget (``plan``: MetaQNN's epsilon schedule) how many evaluations the
-    search makes, from the budget as the History's meta writes it; a budget in seconds gives no count."""
-    count = re.fullmatch(r"(\d+) evaluations", str(budget))
+    """Tell a strategy that plans by the budget (``plan``: MetaQNN's and BlockQNN's epsilon schedules) how many
+    evaluations the search makes, from the budget as the History's meta writes it: its count, or for a budget in
+    seconds the count it was planned for (``Budget.planned``); a budget in seconds without one gives no count."""
+    text = str(budget)
+    count = re.fullmatch(r"(\d+) evaluations", text) or re.search(r"\(planned for (\d+) evaluations\)$", text)
     if count and hasattr(strategy, "plan"):
         strategy.plan(int(count.group(1)))
 

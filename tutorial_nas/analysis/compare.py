@@ -51,12 +51,14 @@ def budget_from_trainings(bench, trainings: float) -> Budget:
 
     A budget in seconds is only meaningful against the table it is charged from: the same 140 s are 100
     look-ups where a cell cost 1.4 s to train and 230 where it cost 0.6 s. Counting the budget in mean
-    trainings keeps the number of look-ups a run can afford when the table changes."""
+    trainings keeps the number of look-ups a run can afford when the table changes. The budget is planned for
+    ``trainings`` evaluations (rounded), so that a strategy whose exploration schedule spans the run (BlockQNN's
+    epsilon) spreads it over about the look-ups it will make, not over the paper's own count."""
     if isinstance(trainings, bool) or not isinstance(trainings, (int, float, np.integer, np.floating)) \
             or not np.isfinite(trainings) or trainings <= 0:
         raise NASInputError(f"trainings must be a number above zero (the profile's budget_trainings), got "
                             f"{trainings!r}")
-    return Budget(seconds=float(trainings) * bench.mean_over_space("train_seconds"))
+    return Budget(seconds=float(trainings) * bench.mean_over_space("train_seconds"), planned=max(1, round(trainings)))
 
 
 def profile_budget(profile, bench) -> Budget:
