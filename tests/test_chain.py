@@ -310,3 +310,6 @@ def test_genetic_mutation_and_crossover():
     for x, y in swaps:  # stages are exchanged whole, never split
         assert {x[0], y[0]} == {a[0], b[0]} and {x[1], y[1]} == {a[1], b[1]}
     assert any(x == (b[0], a[1]) for x, _ in swaps)
+    # the paper's mutation flips each bit with q_M and may flip none: 0.95^9 = 63 % of them here
+    same = [gs.flip_bits(a, rng) == a for _ in range(2000)]
+    assert np.mean(same) == pytest.approx(0.95 ** 9, abs=0.03)

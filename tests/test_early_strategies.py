@@ -237,6 +237,19 @@ def test_genetic_cnn_improves_generation_after_generation():
     assert np.mean(means[-3:]) > means[0] + 10
 
 
+def test_genetic_cnn_mutates_by_the_papers_bit_flips():
+    # with q_M = 0 a mutation flips nothing (Xie & Yuille: each bit flips with q_M), so without crossover every
+    # child is a selected parent as it was; the generic mutate would force one flip on each
+    space = GeneticSpace(nodes=(3, 4, 5), flip_prob=0.0)
+    strategy = GeneticCNN(space, seed=0, population=6, crossover_prob=0.0, mutation_prob=1.0)
+    parents = [strategy.ask() for _ in range(6)]
+    for k, arch in enumerate(parents):
+        strategy.tell(arch, Result(valid_acc=50.0 + k))
+    children = [strategy.ask() for _ in range(6)]
+    assert set(children) <= set(parents)
+    assert all(space.mutate(c, np.random.default_rng(0)) != c for c in children)
+
+
 def test_genetic_roulette_never_picks_the_worst_and_favours_the_best():
     space = GeneticSpace(nodes=(3,))
     strategy = GeneticCNN(space, seed=0, population=4)

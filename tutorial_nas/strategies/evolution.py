@@ -244,8 +244,10 @@ class GeneticCNN(Strategy):
     """Generations of ``population`` individuals: roulette selection, stage crossover, bit-flip mutation.
 
     The paper's settings are N = 20, p_C = 0.2, p_M = 0.8 (q_C = 0.2 and q_M = 0.05 are the space's
-    ``swap_prob`` and ``flip_prob``). A whole generation can be evaluated at once (``parallel`` = N); if
-    asked for more before every result is in, the next generation is bred from the results told so far.
+    ``swap_prob`` and ``flip_prob``). On a ``GeneticSpace`` a mutation is the paper's independent bit flips
+    (``flip_bits``), which may flip none; a child can then be its parent again, which the search loop looks up
+    instead of training it again. A whole generation can be evaluated at once (``parallel`` = N); if asked for
+    more before every result is in, the next generation is bred from the results told so far.
     """
 
     name = "genetic"
@@ -295,7 +297,9 @@ class GeneticCNN(Strategy):
             if self.rng.random() < self.crossover_prob:
                 children[k], children[k + 1] = self._cross(children[k], children[k + 1])
         mutate = [self.rng.random() < self.mutation_prob for _ in children]
-        return [self.space.mutate(c, self.rng) if m else c for c, m in zip(children, mutate)]
+        # the paper's bit flips (a mutation may flip none) where the space has them, else a generic neighbour
+        flip = getattr(self.space, "flip_bits", self.space.mutate)
+        return [flip(c, self.rng) if m else c for c, m in zip(children, mutate)]
 
     def _cross(self, a, b):
         if hasattr(self.space, "swap_stages"):
