@@ -144,13 +144,13 @@ def draw_genetic(arch) -> graphviz.Digraph:
 
 def draw_search_loop() -> graphviz.Digraph:
     """The loop of Part I: a controller proposes, the candidate is trained and validated, the ranking feeds
-    back; at the end the best network meets the test set once."""
+    back; the test split never steers it: it reports the network the validation split chose."""
     dot = _digraph("loop")
     dot.node("space", label="search space\\n(operations, connections)", fillcolor=_INPUT)
     dot.node("controller", label="controller / strategy", fillcolor=_NODE)
     dot.node("train", label="train candidate\\n(training split)", fillcolor=_NODE)
     dot.node("valid", label="rank on\\nvalidation split", fillcolor=_NODE)
-    dot.node("test", label="best network:\\ntest split, once", fillcolor=_OUTPUT)
+    dot.node("test", label="best network:\\ntest split reports", fillcolor=_OUTPUT)
     dot.edge("space", "controller")
     dot.edge("controller", "train", label="architecture")
     dot.edge("train", "valid")

@@ -91,8 +91,8 @@ class BlockQNN(Strategy):
             self.models = int(evaluations)
 
     def epsilon(self, model: int | None = None) -> float:
-        """The exploration rate for the ``model``-th block (from 0); by default the next one. Without a budget
-        (one in seconds) Table 2 counts blocks as they come: 95 at epsilon = 1, and so on."""
+        """The exploration rate for the ``model``-th block (from 0); by default the next one. Without a count
+        (a budget in seconds not planned for one) Table 2 counts blocks as they come: 95 at epsilon = 1, and so on."""
         model = self.asked if model is None else model
         if self.schedule is not None:
             return epsilon_at(model, self.schedule)

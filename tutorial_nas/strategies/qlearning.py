@@ -120,7 +120,8 @@ class MetaQNN(Strategy):
 
     Without a ``schedule``, Baker et al.'s is scaled to ``models`` models: the first 56 % explore at random,
     the rest exploit more and more. ``models`` left at None is filled by ``search`` with its budget (``plan``);
-    a budget in seconds leaves it None, and then the paper's own counts apply.
+    a budget in seconds leaves it None unless it was planned for a count of evaluations (``Budget.planned``),
+    and then the paper's own counts apply.
     """
 
     name = "qlearning"
