@@ -92,6 +92,13 @@ def test_skip_connections_taking_over_is_the_skip_collapse_even_where_the_total_
     assert "from 2.0 in the first 3 epoch(s) to 4.1" in verdict
     flat = sa.collapse_verdict(table.assign(free_weight=[0.64] * 30))
     assert "did not rise)" in flat and flat.endswith("the skip-connection collapse")
+    # Dong & Yang's collapse is a degraded cell: a takeover whose last cell beats most of the table is named apart
+    reference = np.linspace(10, 90, 81)
+    good = sa.collapse_verdict(table.assign(test_acc=[80.0] * 30), reference)
+    assert good.endswith("not a degraded cell") and "better than 86% of the table's cells" in good
+    assert not sa.collapsed(good)
+    poor = sa.collapse_verdict(table.assign(test_acc=[30.0] * 30), reference)
+    assert poor.endswith("the skip-connection collapse") and sa.collapsed(poor) and "only 25%" in poor
     # skips that rise but stay a minority of the cell are no takeover
     assert not sa.skips_rose(table.assign(n_skip=[0] * 15 + [2] * 15))
     assert not sa.skips_rose(table.iloc[:1])

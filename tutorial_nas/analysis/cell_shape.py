@@ -26,6 +26,7 @@ something (convolutions and pools, not ``skip_connect``), the depth a network of
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
@@ -71,7 +72,33 @@ def cell_shapes(bench, arches=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def shape_claim(table: pd.DataFrame, top: float = 0.1, verbose: bool = True) -> pd.DataFrame:
+def _claim_statistics(t: pd.DataFrame, first: pd.Series, final: pd.Series, n_top: int) -> pd.DataFrame:
+    gain = final.rank() - first.rank()  # rank 1 = worst: a positive gain is a cell that climbs late
+    rows = []
+    for m in SHAPES:
+        rows.append({"measure": m, "rho_first": spearmanr(t[m], first)[0], "rho_final": spearmanr(t[m], final)[0],
+                     "rho_rank_gain": spearmanr(t[m], gain)[0],
+                     "top_first": t.loc[first.nlargest(n_top).index, m].mean(),
+                     "top_final": t.loc[final.nlargest(n_top).index, m].mean()})
+    return pd.DataFrame(rows).set_index("measure")
+
+
+def _predictions(out: pd.DataFrame) -> dict:
+    """Each prediction of the claim as a number that is positive where it holds."""
+    preds = {}
+    for m in SHAPES:  # the claim: wider cells are favoured early, deeper ones late
+        sign, r = (1 if m == "width" else -1), out.loc[m]
+        preds[f"{m}: favoured {'more' if sign > 0 else 'less'} after the first epoch than after the last"] = \
+            sign * (r.rho_first - r.rho_final)
+        preds[f"{m}: {'loses' if sign > 0 else 'gains'} rank from the first epoch to the last"] = \
+            -sign * r.rho_rank_gain
+        preds[f"{m}: the early winners have {'more' if sign > 0 else 'less'} of it than the final winners"] = \
+            sign * (r.top_first - r.top_final)
+    return preds
+
+
+def shape_claim(table: pd.DataFrame, top: float = 0.1, verbose: bool = True, n_boot: int = 200,
+                level: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """Test the claim on ``table`` (from ``cell_shapes``), over the cells that pass a signal (depth >= 1).
 
     One row per shape measure, Spearman's rho of the measure with the validation accuracy after the first
@@ -79,38 +106,46 @@ def shape_claim(table: pd.DataFrame, top: float = 0.1, verbose: bool = True) -> 
     epoch to the last (``rho_rank_gain``, positive: the larger the measure, the more the cell climbs later).
     ``top_first`` and ``top_final``: the measure's mean over the best ``top`` share of cells by the first and
     by the last epoch. The claim predicts, for width, rho_first > rho_final, rho_rank_gain < 0 and
-    top_first > top_final; for both depths, the opposite signs. ``attrs["checks"]`` holds each prediction
-    and whether it holds, ``attrs["verdict"]`` how many do.
+    top_first > top_final; for both depths, the opposite signs.
+
+    A difference of 0.01 between two rhos over thousands of cells says nothing, so each prediction is read
+    against a bootstrap over the cells (``n_boot`` resamples): it ``"holds"`` where its difference has the
+    claim's sign in at least ``level`` of the resamples, ``"fails"`` where it has the opposite sign as often, and
+    is ``"not established"`` otherwise. ``attrs["checks"]`` holds each prediction's outcome, ``attrs["counts"]``
+    how many of each, ``attrs["verdict"]`` a sentence of them.
     """
     epochs = sorted(int(c[len("valid_ep"):]) for c in table.columns if c.startswith("valid_ep"))
     if len(epochs) < 2:
         raise NASInputError("the claim compares early and final accuracy: the table needs two epochs or more")
-    t = table[table["depth"] >= 1]
+    t = table[table["depth"] >= 1].reset_index(drop=True)
     first, final = t[f"valid_ep{epochs[0]}"], t[f"valid_ep{epochs[-1]}"]
-    gain = final.rank() - first.rank()  # rank 1 = worst: a positive gain is a cell that climbs late
     n = max(1, int(round(top * len(t))))
-    rows = []
-    for m in SHAPES:
-        rows.append({"measure": m, "rho_first": spearmanr(t[m], first)[0], "rho_final": spearmanr(t[m], final)[0],
-                     "rho_rank_gain": spearmanr(t[m], gain)[0], "top_first": t.loc[first.nlargest(n).index, m].mean(),
-                     "top_final": t.loc[final.nlargest(n).index, m].mean()})
-    out = pd.DataFrame(rows).set_index("measure")
+    out = _claim_statistics(t, first, final, n)
+    preds = _predictions(out)
+    rng = np.random.default_rng(seed)
+    positive = dict.fromkeys(preds, 0)
+    for _ in range(n_boot):
+        idx = rng.integers(len(t), size=len(t))
+        sample = t.iloc[idx].reset_index(drop=True)
+        boot = _predictions(_claim_statistics(sample, first.iloc[idx].reset_index(drop=True),
+                                              final.iloc[idx].reset_index(drop=True), n))
+        for k, v in boot.items():
+            positive[k] += v > 0
     checks = {}
-    for m in SHAPES:  # the claim: wider cells are favoured early, deeper ones late
-        sign, r = (1 if m == "width" else -1), out.loc[m]
-        checks[f"{m}: favoured more after the first epoch than after the last"] = sign * (r.rho_first - r.rho_final) > 0
-        checks[f"{m}: {'loses' if sign > 0 else 'gains'} rank from the first epoch to the last"] = \
-            sign * r.rho_rank_gain < 0
-        checks[f"{m}: the early winners have {'more' if sign > 0 else 'less'} of it than the final winners"] = \
-            sign * (r.top_first - r.top_final) > 0
-    held = sum(checks.values())
-    out.attrs["checks"] = {k: bool(v) for k, v in checks.items()}
-    out.attrs["verdict"] = (f"{held} of {len(checks)} predictions of the claim hold on {len(t)} cells "
-                            f"(epoch {epochs[0]} against epoch {epochs[-1]})")
+    for k in preds:
+        share = positive[k] / n_boot
+        checks[k] = "holds" if share >= level else "fails" if share <= 1 - level else "not established"
+    counts = {c: sum(v == c for v in checks.values()) for c in ("holds", "fails", "not established")}
+    out.attrs["checks"] = checks
+    out.attrs["counts"] = counts
+    out.attrs["verdict"] = (f"{counts['holds']} of {len(checks)} predictions of the claim hold, {counts['fails']} "
+                            f"fail (the opposite holds), {counts['not established']} are not established "
+                            f"({level:.0%} of {n_boot} bootstrap resamples of the {len(t)} cells; epoch {epochs[0]} "
+                            f"against epoch {epochs[-1]})")
     if verbose:
         print(out.round(3).to_string())
         for k, v in checks.items():
-            print(f"  {'holds' if v else 'fails'}: {k}")
+            print(f"  {v}: {k}")
         print(out.attrs["verdict"])
     return out
 
