@@ -7,6 +7,7 @@ import torch
 from tutorial_nas.data import load_dataset
 from tutorial_nas.errors import NASInputError
 from tutorial_nas.strategies.morphism import (
+    PARENT_FURTHER,
     MorphNet,
     add_skip,
     morphism_search,
@@ -162,6 +163,25 @@ def test_child_starts_at_its_parents_accuracy(digits):
     child, _ = random_morphism(child, np.random.default_rng(1), x=digits.train_x[:128])
     assert evaluate(child, digits.valid_x, digits.valid_y)[1] == pytest.approx(before, abs=1e-9)
     assert before > 30  # the parent learned something, so the equality is not trivial
+
+
+def test_each_step_trains_the_parent_further_beside_its_children(digits):
+    # Elsken et al.'s Algorithm 1: n_neigh - 1 morphed children and the current best trained further, so a step
+    # whose children are all worse keeps the parent
+    history = morphism_search(digits, steps=2, children=3, epochs=1, seed=0, progress=False,
+                              start="c8k3p-c16k3p", batch_size=32)
+    for g in (1, 2):
+        step = history[history["generation"] == g]
+        parent = history.loc[step["parent"].iloc[0]]
+        assert (step["morphisms"] == PARENT_FURTHER).sum() == 1
+        kept = step[step["morphisms"] == PARENT_FURTHER].iloc[0]
+        assert kept["arch"] == parent["arch"] and kept["inherited_valid_acc"] == pytest.approx(parent["valid_acc"])
+        assert (step.loc[step["morphisms"] != PARENT_FURTHER, "arch"] != parent["arch"]).all()
+    with pytest.raises(NASInputError, match="keep_parent"):
+        morphism_search(digits, steps=1, children=1, progress=False)
+    plain = morphism_search(digits, steps=1, children=2, epochs=1, seed=0, progress=False, keep_parent=False,
+                            start="c8k3p-c16k3p", batch_size=32)
+    assert (plain["morphisms"].iloc[1:] != PARENT_FURTHER).all()
 
 
 def test_morphism_search_history(digits):

@@ -13,7 +13,8 @@ network starts where the small one stopped instead of from scratch:
   zero, so it adds nothing until training makes it useful.
 
 Elsken et al. (2017, NASH) climb with these: from a hand-designed network, make a few children by random
-morphisms, train each briefly from its parent's weights, keep the best, repeat. ``morphism_search`` runs it
+morphisms, train each briefly from its parent's weights beside the parent trained as long again, keep the best,
+repeat. ``morphism_search`` runs it
 and returns a History; ``train_from_scratch`` trains the same children from random weights for comparison.
 
 The networks are ``MorphNet``: a chain of conv-BN-ReLU blocks (optionally max-pooled, optionally residual),
@@ -25,6 +26,7 @@ entry point rather than a name in ``STRATEGIES``.
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from typing import NamedTuple
@@ -328,21 +330,30 @@ def _train_record(model, data, epochs, lr, batch_size, seed):
     return record, time.perf_counter() - start
 
 
+PARENT_FURTHER = "none: the parent, trained further"
+
+
 def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, seed: int = 0,
                     progress: bool = True, start: str = START_SPEC, start_epochs: float | None = None,
                     morphs_per_child: int = 2, lr: float = 0.1, batch_size: int = 64, max_channels: int = 64,
-                    max_layers: int = 8):
+                    max_layers: int = 8, keep_parent: bool = True):
     """NASH hill climbing from the hand-designed ``start`` network; returns a History (one row per network).
 
     Row 0 is the starting network trained for ``start_epochs`` (default ``epochs``). Each of ``steps`` steps
-    makes ``children`` children of the current parent by ``morphs_per_child`` random morphisms, trains each
-    for ``epochs`` from the inherited weights and keeps the best by validation accuracy as the next parent.
-    Columns beyond the usual ones: ``parent`` (its row), ``morphisms``, ``inherited_valid_acc`` (the child's
+    trains ``children`` networks (Elsken et al.'s n_neigh) for ``epochs`` each and keeps the best by validation
+    accuracy as the next parent: ``children - 1`` children of the current parent made by ``morphs_per_child``
+    random morphisms and trained from the inherited weights, and, as the paper's Algorithm 1 does, the parent
+    itself trained further for the same epochs (``morphisms`` reads ``PARENT_FURTHER``), so that a step whose
+    children are all worse keeps the parent. ``keep_parent=False`` makes all ``children`` by morphisms instead.
+    Columns beyond the usual ones: ``parent`` (its row), ``morphisms``, ``inherited_valid_acc`` (the network's
     accuracy before its own training, equal to its parent's), ``generation``.
     """
     for name, value in (("steps", steps), ("children", children), ("morphs_per_child", morphs_per_child)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise NASInputError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if keep_parent and children < 2:
+        raise NASInputError(f"with keep_parent, children counts the parent trained further: at least 2 for one "
+                            f"morphed child, got {children!r}")
     check_positive("epochs", epochs)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -369,10 +380,13 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
         best_row = None
         for k in range(children):
             child, done = models[parent_row], []
-            for _ in range(morphs_per_child):
-                child, what = random_morphism(child, rng, x=probe, max_channels=max_channels,
-                                              max_layers=max_layers)
-                done.append(what)
+            if keep_parent and k == children - 1:  # Algorithm 1: the current best, trained for epoch_neigh more
+                child, done = copy.deepcopy(child), [PARENT_FURTHER]
+            else:
+                for _ in range(morphs_per_child):
+                    child, what = random_morphism(child, rng, x=probe, max_channels=max_channels,
+                                                  max_layers=max_layers)
+                    done.append(what)
             inherited = evaluate(child, data.valid_x, data.valid_y)[1]
             record, seconds = _train_record(child, data, epochs, lr, batch_size, seed + 1000 * generation + k)
             add_row(child, record, seconds, generation, parent_row, "; ".join(done), inherited)
