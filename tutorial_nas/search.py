@@ -201,10 +201,12 @@ def _plan(strategy, budget) -> None:
     """Tell a strategy that plans by the budget (``plan``: MetaQNN's and BlockQNN's epsilon schedules) how many
     evaluations the search makes, from the budget as the History's meta writes it: its count, or for a budget in
     seconds the count it was planned for (``Budget.planned``); a budget in seconds without one gives no count."""
-    text = str(budget)
-    count = re.fullmatch(r"(\d+) evaluations", text) or re.search(r"\(planned for (\d+) evaluations\)$", text)
-    if count and hasattr(strategy, "plan"):
-        strategy.plan(int(count.group(1)))
+    if budget is None or not hasattr(strategy, "plan"):
+        return
+    budget = Budget.parse(budget)
+    count = budget.evaluations or budget.planned
+    if count:
+        strategy.plan(count)
 
 
 def _replay(path, payload: dict, space, strategy) -> tuple[list, list, list, int]:

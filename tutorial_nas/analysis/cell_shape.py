@@ -72,7 +72,8 @@ def cell_shapes(bench, arches=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _claim_statistics(t: pd.DataFrame, first: pd.Series, final: pd.Series, n_top: int) -> pd.DataFrame:
+def _claim_statistics(t: pd.DataFrame, first_col: str, final_col: str, n_top: int) -> pd.DataFrame:
+    first, final = t[first_col], t[final_col]
     gain = final.rank() - first.rank()  # rank 1 = worst: a positive gain is a cell that climbs late
     rows = []
     for m in SHAPES:
@@ -118,18 +119,15 @@ def shape_claim(table: pd.DataFrame, top: float = 0.1, verbose: bool = True, n_b
     if len(epochs) < 2:
         raise NASInputError("the claim compares early and final accuracy: the table needs two epochs or more")
     t = table[table["depth"] >= 1].reset_index(drop=True)
-    first, final = t[f"valid_ep{epochs[0]}"], t[f"valid_ep{epochs[-1]}"]
+    cols = (f"valid_ep{epochs[0]}", f"valid_ep{epochs[-1]}")
     n = max(1, int(round(top * len(t))))
-    out = _claim_statistics(t, first, final, n)
+    out = _claim_statistics(t, *cols, n)
     preds = _predictions(out)
     rng = np.random.default_rng(seed)
     positive = dict.fromkeys(preds, 0)
     for _ in range(n_boot):
-        idx = rng.integers(len(t), size=len(t))
-        sample = t.iloc[idx].reset_index(drop=True)
-        boot = _predictions(_claim_statistics(sample, first.iloc[idx].reset_index(drop=True),
-                                              final.iloc[idx].reset_index(drop=True), n))
-        for k, v in boot.items():
+        sample = t.iloc[rng.integers(len(t), size=len(t))].reset_index(drop=True)
+        for k, v in _predictions(_claim_statistics(sample, *cols, n)).items():
             positive[k] += v > 0
     checks = {}
     for k in preds:

@@ -200,12 +200,14 @@ def network(kind: str, s: dict) -> tuple:
         parent, models = MorphNet(START_SPEC, classes, channels), []
         models.append(parent)
         keep = _default("strategies.morphism.morphism_search", "keep_parent")
+        morphs = _default("strategies.morphism.morphism_search", "morphs_per_child")
+        n_children = s.get("children", 1)
         for _ in range(s.get("steps", 0)):
             children = []
-            for k in range(s.get("children", 1)):
+            for k in range(n_children):
                 child = parent
-                if not (keep and k == s.get("children", 1) - 1):  # the last is the parent trained further
-                    for _ in range(_default("strategies.morphism.morphism_search", "morphs_per_child")):
+                if not (keep and k == n_children - 1):  # the last is the parent trained further
+                    for _ in range(morphs):
                         child, _ = random_morphism(child, rng)
                 children.append(child)
             models += children

@@ -84,10 +84,21 @@ def teacher_features(teacher: NB201Network, x: torch.Tensor) -> list:
     return feats
 
 
+def block_output(student: Supernet, b: int, feats: list, cell) -> torch.Tensor:
+    """Student block ``b`` run on the teacher's input ``feats[b]`` (the teacher's output of block ``b - 1``, or
+    the image), with the path ``cell``."""
+    return run_block(stage_blocks(student)[b], feats[b], cell)
+
+
+def relative_l1(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean absolute error over the target's standard deviation (every number of the batch)."""
+    return (out - target).abs().mean() / (target.std() + 1e-9)
+
+
 def block_loss(student: Supernet, b: int, feats: list, cell) -> torch.Tensor:
     """Eq. 3: the mean squared error between student block ``b`` on the teacher's input ``feats[b]`` (the
     teacher's output of block ``b - 1``, or the image) and the teacher's output ``feats[b + 1]``."""
-    return F.mse_loss(run_block(stage_blocks(student)[b], feats[b], cell), feats[b + 1])
+    return F.mse_loss(block_output(student, b, feats, cell), feats[b + 1])
 
 
 def freeze(teacher: nn.Module) -> nn.Module:
@@ -132,12 +143,10 @@ def block_rating(student: Supernet, b: int, feats: list, cell) -> torch.Tensor:
     """The reference code's rating of block ``b`` on one batch: the mean absolute error between the student's
     block on ``feats[b]`` and the teacher's ``feats[b + 1]``, divided by the standard deviation of
     ``feats[b + 1]`` (a relative L1 distance, in units of the target's own spread)."""
-    target = feats[b + 1]
-    out = run_block(stage_blocks(student)[b], feats[b], cell)
-    return (out - target).abs().mean() / (target.std() + 1e-9)
+    return relative_l1(block_output(student, b, feats, cell), feats[b + 1])
 
 
-MEASURES = {"mse": block_loss, "rating": block_rating}
+MEASURES = {"mse": F.mse_loss, "rating": relative_l1}  # of (block output, target): block_loss, block_rating
 
 
 @torch.no_grad()
@@ -171,8 +180,10 @@ def block_measures(student: Supernet, teacher: NB201Network, cell, data, n_batch
     totals, n = {name: np.zeros(3) for name in measures}, 0
     for xb, _ in batches(data.valid_x, data.valid_y, 1024):
         feats = teacher_features(teacher, xb)
+        outs = [run_block(block, feats[b], cell) for b, block in enumerate(blocks)]  # each block run once
         for name in measures:
-            totals[name] += np.array([MEASURES[name](student, b, feats, cell).item() for b in range(3)]) * len(xb)
+            totals[name] += np.array([MEASURES[name](out, feats[b + 1]).item() for b, out in enumerate(outs)]) \
+                * len(xb)
         n += len(xb)
     student.train()
     return {name: total / max(1, n) for name, total in totals.items()}

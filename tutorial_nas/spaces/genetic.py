@@ -114,18 +114,20 @@ class GeneticSpace(SearchSpace):
     def flip_bits(self, arch, rng):
         """The paper's mutation: every bit flips independently with probability ``flip_prob`` (q_M). With 19 bits
         and q_M = 0.05, 0.95^19 = 38 % of mutations flip none and leave the individual as it was."""
-        flat = np.concatenate([np.array(stage, dtype=np.int64) for stage in arch])
+        flat = np.array(self.to_tokens(arch), dtype=np.int64)
         return self._split(np.where(rng.random(len(flat)) < self.flip_prob, 1 - flat, flat))
 
     def mutate(self, arch, rng):
         """A neighbour for the generic strategies (regularized evolution and the others need a child that
         differs): ``flip_bits``' rule, and if no bit flipped, one flipped at random. Genetic CNN itself mutates
         by ``flip_bits``."""
-        flat = np.concatenate([np.array(stage, dtype=np.int64) for stage in arch])
-        flips = rng.random(len(flat)) < self.flip_prob
-        if not flips.any():
-            flips[int(rng.integers(len(flat)))] = True
-        return self._split(np.where(flips, 1 - flat, flat))
+        child = self.flip_bits(arch, rng)
+        if child != tuple(tuple(stage) for stage in arch):
+            return child
+        flat = np.array(self.to_tokens(arch), dtype=np.int64)
+        k = int(rng.integers(len(flat)))
+        flat[k] = 1 - flat[k]
+        return self._split(flat)
 
     def swap_stages(self, a, b, rng) -> tuple:
         """The paper's crossover: each stage is exchanged between the two parents with ``swap_prob``."""
