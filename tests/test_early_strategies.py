@@ -250,6 +250,26 @@ def test_genetic_cnn_mutates_by_the_papers_bit_flips():
     assert all(space.mutate(c, np.random.default_rng(0)) != c for c in children)
 
 
+def test_genetic_cnn_mutates_only_the_individuals_left_out_of_crossover():
+    # Xie & Yuille's Algorithm 1 mutates "each non-crossover individual": with p_C = 1 every pair is crossed, so
+    # with p_M = 1 nothing is mutated and each child pair is a stage swap of its parents; with p_C = 0 all mutate
+    space = GeneticSpace(nodes=(3, 4, 5), swap_prob=1.0, flip_prob=1.0)  # a swap exchanges every stage
+    strategy = GeneticCNN(space, seed=0, population=6, crossover_prob=1.0, mutation_prob=1.0)
+    parents = [strategy.ask() for _ in range(6)]
+    for k, arch in enumerate(parents):
+        strategy.tell(arch, Result(valid_acc=50.0 + k))
+    children = [strategy.ask() for _ in range(6)]
+    assert set(children) <= set(parents)  # swapping every stage gives the pair back, in the other order
+    flipped = {space.flip_bits(a, np.random.default_rng(0)) for a in parents}
+    assert not set(children) & flipped  # q_M = 1 flips every bit: a mutated child is no parent
+
+    strategy = GeneticCNN(space, seed=0, population=6, crossover_prob=0.0, mutation_prob=1.0)
+    parents = [strategy.ask() for _ in range(6)]
+    for k, arch in enumerate(parents):
+        strategy.tell(arch, Result(valid_acc=50.0 + k))
+    assert not {strategy.ask() for _ in range(6)} & set(parents)
+
+
 def test_genetic_roulette_never_picks_the_worst_and_favours_the_best():
     space = GeneticSpace(nodes=(3,))
     strategy = GeneticCNN(space, seed=0, population=4)

@@ -229,26 +229,67 @@ def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
     return front[cols].drop_duplicates("arch").sort_values("latency_ms").reset_index(drop=True)
 
 
-def front_reach(front: pd.DataFrame, others: dict) -> pd.DataFrame:
+def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
     ``summarize_front``): ``dominated`` by a front cell, ``beyond`` it (more accurate than every front cell),
     ``dominating`` k of its cells (as accurate and faster, or more accurate and as fast: the front is not the
     best it could be), or ``on the front`` (no front cell dominates it and it dominates none). One row per name,
-    with the front's best accuracy and how many front cells it dominates."""
+    with the front's best accuracy, how many front cells it dominates and, where it is dominated, the margins of
+    the dominating front cell nearest in latency (``margin_points`` more accurate, ``margin_ms`` faster).
+
+    ``tie_ms`` is the timing noise (e.g. ``latency_spread``): a cell of the same accuracy that is faster, or
+    slower, by no more than it is a tie, not a domination, since timing the two again could reverse the order
+    (isomorphic strings share one row of the table and differ only by such noise). With ``tie_ms = 0`` every
+    difference counts."""
+    if not tie_ms >= 0:
+        raise NASInputError(f"tie_ms is a timing noise in ms, >= 0; got {tie_ms!r}")
     points = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
     rows = []
     for name, row in others.items():
         acc, lat = float(row["accuracy"]), float(row["latency_ms"])
-        beaten = ((points[:, 0] >= acc) & (points[:, 1] <= lat) & ((points[:, 0] > acc) | (points[:, 1] < lat)))
-        beats = ((points[:, 0] <= acc) & (points[:, 1] >= lat) & ((points[:, 0] < acc) | (points[:, 1] > lat)))
-        where = ("dominated" if beaten.any() else
-                 "beyond the front (more accurate than all of it)" if acc > points[:, 0].max() else
-                 f"dominating {int(beats.sum())} of its {len(points)} cells" if beats.any() else "on the front")
+        gain, saving = points[:, 0] - acc, lat - points[:, 1]  # what each front cell has over this one
+        beaten = (gain >= 0) & (saving >= 0) & ((gain > 0) | (saving > 0))
+        beats = (gain <= 0) & (saving <= 0) & ((gain < 0) | (saving < 0))
+        tie = (gain == 0) & (np.abs(saving) <= tie_ms)  # the same accuracy, apart by timing noise only
+        clear_beaten, clear_beats = beaten & ~tie, beats & ~tie
+        near = np.flatnonzero(clear_beaten)
+        near = near[np.argmin(saving[near])] if len(near) else None  # the dominating cell nearest in latency
+        if near is not None:
+            where = (f"dominated (the dominating front cell nearest in latency is {gain[near]:+.2f} points and "
+                     f"{saving[near]:.3f} ms faster)")
+        elif acc > points[:, 0].max():
+            where = "beyond the front (more accurate than all of it)"
+        elif clear_beats.any():
+            where = f"dominating {int(clear_beats.sum())} of its {len(points)} cells"
+        elif (tie & (beaten | beats)).any():
+            apart = float(np.abs(saving[tie & (beaten | beats)]).min())
+            where = (f"tied with a front cell: the same accuracy, {apart:.3f} ms apart, within the timing noise of "
+                     f"{tie_ms:.3f} ms (timed again, the order could reverse)")
+        else:
+            where = "on the front"
         rows.append({"cell": name, "accuracy": acc, "latency_ms": lat, "front_best_accuracy": points[:, 0].max(),
-                     "dominates": int(beats.sum()), "where": where})
+                     "dominates": int(clear_beats.sum()), "where": where,
+                     "margin_points": float(gain[near]) if near is not None else float("nan"),
+                     "margin_ms": float(saving[near]) if near is not None else float("nan")})
     return pd.DataFrame(rows)
 
 
+def latency_spread(evaluator: "LatencyAware", arch, times: int = 5) -> float:
+    """Timing noise: ``arch`` timed ``times`` more times with ``evaluator``'s settings (the same seed, warm-up
+    and repeats), and the range (ms) of those times and the cached one. Leaves the cache as it was."""
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise NASInputError(f"times is how often to time the cell again, a whole number >= 1, got {times!r}")
+    key = evaluator.space.to_str(arch)
+    first = evaluator.latency(arch)
+    shape = (1, evaluator.bench.recipe["image_size"], evaluator.bench.recipe["image_size"])
+    again = []
+    for _ in range(times):
+        torch.manual_seed(0)
+        again.append(measure_latency(cell_model(key, evaluator.bench.recipe), shape, evaluator.device,
+                                     evaluator.warmup, evaluator.repeats))
+    return float(max(first, *again) - min(first, *again))
+
+
 __all__ = ["measure_latency", "cell_model", "cell_latencies", "pareto_front", "mnas_reward", "LatencyAware",
-           "pareto_search", "plot_front", "summarize_front", "front_reach"]
+           "pareto_search", "plot_front", "summarize_front", "front_reach", "latency_spread"]

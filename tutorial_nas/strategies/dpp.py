@@ -38,6 +38,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import hypergeom
 
 from ..analysis.hardware import cell_model, measure_latency, pareto_front
 from ..errors import NASInputError
@@ -178,11 +179,15 @@ def random_at_equal_lookups(bench, frame: pd.DataFrame, seeds: int = 20) -> dict
     evaluated), ``dpp_regret``, ``dpp_percentile`` (the share of the space's cells below ``dpp_best``),
     ``random`` (a frame, one row per seed: ``seed``, ``best``, ``regret``), ``random_mean_regret``,
     ``random_se`` (its standard error over the seeds; nan for one seed), ``random_beats`` (the share of seeds
-    whose best exceeds ``dpp_best``) and ``verdict``. DPP-Net is one run, so it is set against the spread of
-    random search's single runs, not against the standard error of their mean (which shrinks with the number of
-    seeds while one run's luck does not): better, or worse, only where at least 95 % of the random runs read a
-    worse, or a better, cell than DPP-Net's best; otherwise within the spread. DPP-Net's own seed noise is not in
-    the comparison.
+    whose best exceeds ``dpp_best``), ``p_random_beats`` and ``p_random_short`` (the exact probabilities that one
+    random search of as many look-ups reads a better cell than ``dpp_best``, or only worse ones: hypergeometric,
+    over every draw of that many of the table's cells; what is left is a tie, a best of the same accuracy) and
+    ``verdict``. DPP-Net is one run, so it is set against the spread of random search's single runs, not against
+    the standard error of their mean (which shrinks with the number of seeds while one run's luck does not):
+    better, or worse, only where a random search reads only worse, or a better, cell than DPP-Net's best with
+    probability at least 95 %; otherwise within the spread. The verdict reads the exact probabilities, not the
+    seeds' shares: with 20 seeds one seed is 5 %, so a share of 95 % can stand for a probability of 91 %.
+    DPP-Net's own seed noise is not in the comparison.
     """
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise NASInputError(f"seeds is how many random searches to run, a whole number >= 1, got {seeds!r}")
@@ -204,21 +209,30 @@ def random_at_equal_lookups(bench, frame: pd.DataFrame, seeds: int = 20) -> dict
     dpp_regret = table_best - dpp_best
     beats = float((runs["best"] > dpp_best).mean())  # random runs that read a better cell than DPP-Net's best
     short = float((runs["best"] < dpp_best).mean())  # random runs whose best stays below it
+    # the same two shares over every draw of ``picks`` cells: no cell above dpp_best drawn, or none at or above it
+    picks = min(lookups, len(arches))
+    p_beats = 1.0 - float(hypergeom.pmf(0, len(arches), int((valid > dpp_best).sum()), picks))
+    p_short = float(hypergeom.pmf(0, len(arches), int((valid >= dpp_best).sum()), picks))
     scale = f"regret {dpp_regret:.2f} against random search's {mean:.2f} +- {se:.2f}, mean +- standard error"
-    if short >= 0.95:
-        verdict = (f"DPP-Net's best front cell is closer to the table's best than {short:.0%} of random search's "
-                   f"{seeds} runs at {lookups} look-ups ({scale}): better than random search, beyond the spread "
+    p_tie = max(0.0, 1.0 - p_beats - p_short)  # the best drawn has DPP-Net's accuracy (often an isomorphic cell)
+    exact = (f"exactly, over every draw of {picks} of the table's {len(arches)} cells, in which a best of the same "
+             f"accuracy has probability {p_tie:.1%}; of the {seeds} seeds run here, {beats:.0%} read a better cell "
+             f"and {short:.0%} only worse ones")
+    if p_short >= 0.95:
+        verdict = (f"a random search of {lookups} look-ups reads only cells below DPP-Net's best front cell with "
+                   f"probability {p_short:.1%} ({exact}; {scale}): better than random search, beyond the spread "
                    f"of single runs")
-    elif beats >= 0.95:
-        verdict = (f"random search at {lookups} look-ups comes closer to the table's best than DPP-Net in {beats:.0%} "
-                   f"of its {seeds} runs ({scale}): worse than random search, beyond the spread of single runs")
+    elif p_beats >= 0.95:
+        verdict = (f"a random search of {lookups} look-ups reads a better cell than DPP-Net's best with probability "
+                   f"{p_beats:.1%} ({exact}; {scale}): worse than random search, beyond the spread of single runs")
     else:
         verdict = (f"DPP-Net's one run lies within the spread of random search's single runs at {lookups} look-ups: "
-                   f"{beats:.0%} of its {seeds} runs read a better cell, {short:.0%} a worse one ({scale}); one "
-                   f"run cannot tell them apart")
+                   f"one reads a better cell with probability {p_beats:.1%} and only worse ones with "
+                   f"{p_short:.1%} ({exact}; {scale}); neither reaches 95 %, so one run cannot tell them apart")
     return {"lookups": lookups, "table_best": table_best, "dpp_best": dpp_best, "dpp_regret": dpp_regret,
             "dpp_percentile": float((valid < dpp_best).mean()), "random": runs, "random_mean_regret": mean,
-            "random_se": se, "random_beats": beats, "verdict": verdict}
+            "random_se": se, "random_beats": beats, "p_random_beats": p_beats, "p_random_short": p_short,
+            "verdict": verdict}
 
 
 __all__ = ["GROW_ORDER", "measured_latency", "grow", "pareto_layers", "pareto_select", "score_children",

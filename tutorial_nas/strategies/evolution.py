@@ -12,7 +12,9 @@ crossover); they differ in who may be a parent and who dies.
   makes the search robust to noisy accuracies; P = 10 and S = 3 as in AutoDL's NAS-Bench-201 runs.
 - ``GeneticCNN`` (Xie & Yuille, ICCV 2017): generations of N bit strings (``GeneticSpace``); each
   generation is selected by Russian roulette (chance proportional to fitness minus the worst fitness),
-  crossed over (pairs swap stages with probability p_C) and mutated (probability p_M), then evaluated.
+  crossed over (pairs swap stages with probability p_C), and each individual left out of crossover is
+  mutated with probability p_M (Algorithm 1 of the paper; gentun's replica of it does the same), then
+  evaluated.
 
 Fitness is the validation accuracy. Each strategy first fills its population (large-scale evolution with
 conv-free networks, the others with random architectures); afterwards every ``ask`` makes a child.
@@ -289,14 +291,17 @@ class GeneticCNN(Strategy):
         return [self.scored[int(i)][0] for i in self.rng.choice(len(self.scored), size=self.size, p=p)]
 
     def breed(self) -> list:
-        """The next generation: selection, then crossover of pairs (2k, 2k+1), then mutation."""
+        """The next generation: selection, crossover of pairs (2k, 2k+1), mutation of those not crossed."""
         if not self.scored:
             raise NASInputError("Genetic CNN needs one result of this generation before breeding the next")
         children = self.select()
+        crossed = [False] * len(children)
         for k in range(0, len(children) - 1, 2):
             if self.rng.random() < self.crossover_prob:
                 children[k], children[k + 1] = self._cross(children[k], children[k + 1])
-        mutate = [self.rng.random() < self.mutation_prob for _ in children]
+                crossed[k] = crossed[k + 1] = True
+        # only an individual left out of crossover may mutate (Algorithm 1: "each non-crossover individual")
+        mutate = [not x and self.rng.random() < self.mutation_prob for x in crossed]
         # the paper's bit flips (a mutation may flip none) where the space has them, else a generic neighbour
         flip = getattr(self.space, "flip_bits", self.space.mutate)
         return [flip(c, self.rng) if m else c for c, m in zip(children, mutate)]
