@@ -21,6 +21,7 @@ from tutorial_nas.oneshot.darts import (
     search_op,
 )
 from tutorial_nas.ops import DARTS_OPS, NB201_OPS, Zero
+from tutorial_nas.spaces.cell import EDGES as NB201_EDGES
 from tutorial_nas.spaces.cell import parse as parse_nb201
 from tutorial_nas.spaces.darts import CONCAT, Genotype, parse_genotype
 
@@ -218,6 +219,36 @@ def test_gdas_computes_only_the_sampled_op(monkeypatch):
                 op.register_forward_hook(lambda m, i, o, k=k: calls.append(k))
     model(torch.randn(2, 1, 8, 8))
     assert len(calls) <= 6 * 3  # at most one op per edge (6 edges x 3 cells), fewer when shared
+
+
+def test_gdas_gradient_reaches_the_unsampled_weights_on_nb201_as_in_autodl_and_not_on_the_darts_cell():
+    # AutoDL's NAS-Bench-201 forward_gdas adds each unsampled weight (0 in value) to the edge's output as a
+    # scalar: its gradient is the summed gradient of that output. Its DARTS-space MixedOp does not.
+    torch.manual_seed(0)
+    cell = NB201SearchNetwork(10, 1, C=3, N=1).double().cells[0]
+    x = torch.randn(2, 3, 6, 6, dtype=torch.double)
+    hard = torch.zeros(6, 5, dtype=torch.double)
+    index = [1, 2, 3, 4, 1, 3]
+    hard[range(6), index] = 1.0
+    hard.requires_grad_(True)
+    out = cell(x, hard, index)
+    probe = torch.randn_like(out)
+    (out * probe).sum().backward()
+    assert torch.allclose(out, cell(x, hard.detach(), index))  # the forward is the sampled ops' alone
+    for e, (_, node) in enumerate(NB201_EDGES):
+        others = [k for k in range(5) if k != index[e]]
+        if node == 3:  # an edge into the output: d out / d w_k = 1 everywhere, so the gradient is probe.sum()
+            assert torch.allclose(hard.grad[e, others], probe.sum().expand(4))
+        assert (hard.grad[e, others] != 0).all()
+    torch.manual_seed(0)
+    darts_cell = SearchCell(6, 6, 4, reduction=False, reduction_prev=False).double()
+    s0, s1 = (torch.randn(2, 6, 6, 6, dtype=torch.double) for _ in range(2))
+    w = torch.zeros(14, 8, dtype=torch.double)
+    picks = [3] * 14
+    w[range(14), picks] = 1.0
+    w.requires_grad_(True)
+    darts_cell(s0, s1, w, picks).sum().backward()
+    assert (w.grad[:, [k for k in range(8) if k != 3]] == 0).all()
 
 
 # --- the search loop -----------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_epsilon_schedule_explores_first_then_exploits():
 def test_metaqnn_builds_plain_chains_and_learns_the_best_first_layer():
     space = ChainSpace(max_layers=3, filters=(4, 8), kernels=(1, 3), pools=("none",))
     # reward: a network is good when its first layer is a 3x3 convolution with 8 filters
-    strategy = MetaQNN(space, seed=0, models=150, replay=30)
+    strategy = MetaQNN(space, seed=0, models=60, replay=30)  # the schedule spans 60 distinct networks
     archs = run(strategy, lambda a: 90.0 if (a[0].kernel, a[0].filters) == (3, 8) else 30.0, 150)
     assert all(layer.inputs == ((i - 1,) if i else ()) for a in archs for i, layer in enumerate(a))
     greedy = strategy.agent.rollout(strategy.start, 0.0, np.random.default_rng(0))

@@ -14,7 +14,7 @@ from tutorial_nas.evaluators import Evaluator, Result
 from tutorial_nas.search import search
 from tutorial_nas.spaces.cell import NB201Space
 from tutorial_nas.spaces.chain import ChainSpace
-from tutorial_nas.strategies.qlearning import BAKER_SCHEDULE, MetaQNN
+from tutorial_nas.strategies.qlearning import BAKER_SCHEDULE, MetaQNN, epsilon_at
 from tutorial_nas.strategies.reinforce import Reinforce
 
 torch.set_num_threads(1)
@@ -111,30 +111,41 @@ class LayerCount(Evaluator):
 
 
 def epsilons_of_a_search(budget, **search_options):
-    """The epsilon MetaQNN used for each model of a search of ``budget`` evaluations."""
+    """The epsilon MetaQNN used for each model of a search of ``budget`` evaluations, and how many distinct
+    models it had proposed before each."""
     strategy = MetaQNN(small_chain(), seed=0, replay=0)
-    used, rollout = [], strategy.agent.rollout
-    strategy.agent.rollout = lambda start, epsilon, rng: used.append(epsilon) or rollout(start, epsilon, rng)
+    used, before, rollout = [], [], strategy.agent.rollout
+
+    def spy(start, epsilon, rng):
+        used.append(epsilon)
+        before.append(len(strategy.distinct))
+        return rollout(start, epsilon, rng)
+    strategy.agent.rollout = spy
     history = search(strategy.space, strategy, LayerCount(), budget, progress=False, **search_options)
-    return used, history
+    return used, history, before
 
 
 @pytest.mark.parametrize("budget", [20, 2000])
 def test_metaqnn_schedule_spans_the_search_budget_in_the_papers_proportions(budget):
-    used, _ = epsilons_of_a_search(budget)
-    assert len(used) == budget and used[0] == 1.0 and used[-1] == 0.1
-    assert used == sorted(used, reverse=True)
-    counts, length = Counter(used), sum(n for _, n in BAKER_SCHEDULE)
-    for epsilon, n in BAKER_SCHEDULE:  # Table 2: 1500 models at 1.0, 100 at 0.9..0.7, 150 at 0.6..0.1
+    # Table 2 scaled to the budget: 1500 models at 1.0, 100 at 0.9..0.7, 150 at 0.6..0.1 of 2700
+    eps = [epsilon_at(m, BAKER_SCHEDULE, total=budget) for m in range(budget)]
+    counts, length = Counter(eps), sum(n for _, n in BAKER_SCHEDULE)
+    assert eps[0] == 1.0 and eps[-1] == 0.1 and eps == sorted(eps, reverse=True)
+    for epsilon, n in BAKER_SCHEDULE:
         assert abs(counts[epsilon] - budget * n / length) <= 1, (epsilon, counts[epsilon])
+    # a search of that budget walks it one step per new model (a repeat leaves it where it is)
+    used, history, before = epsilons_of_a_search(budget)
+    assert len(used) == budget and used == [eps[k] for k in before]
+    assert before[-1] + 1 >= history["arch"].nunique() >= before[-1]
 
 
 def test_metaqnn_resumed_with_a_larger_budget_replays_its_own_schedule(tmp_path):
     ck = tmp_path / "q.json"
-    first, h1 = epsilons_of_a_search(10, checkpoint=ck)
-    again, h2 = epsilons_of_a_search(20, checkpoint=ck, resume=True)
+    first, h1, _ = epsilons_of_a_search(10, checkpoint=ck)
+    again, h2, before = epsilons_of_a_search(20, checkpoint=ck, resume=True)
     assert list(h2["arch"][:10]) == list(h1["arch"]) and len(h2) == 20
-    assert again[:10] == first and set(again[10:]) == {0.1}  # the plan of the run it continues
+    # the plan of the run it continues: its schedule spans 10 models, whatever the new budget
+    assert again[:10] == first and again == [epsilon_at(k, BAKER_SCHEDULE, total=10) for k in before]
 
 
 def test_metaqnn_without_a_count_uses_the_papers_counts_and_an_explicit_count_wins():
@@ -147,3 +158,34 @@ def test_metaqnn_without_a_count_uses_the_papers_counts_and_an_explicit_count_wi
     assert explicit.models == 50
     with pytest.raises(NASInputError, match="models"):
         MetaQNN(small_chain(), models=0)
+
+
+def test_metaqnn_schedule_counts_unique_models():
+    # Baker et al. (Sec. 4.3, Table 2) count the unique models trained: a repeat is looked up and the next
+    # proposal keeps the same epsilon. A space of one network repeats it every time, so the schedule never moves
+    space = ChainSpace(max_layers=1, filters=(4,), kernels=(3,), pools=("none",))
+    strategy = MetaQNN(space, seed=0, models=10, replay=0)
+    used, rollout = [], strategy.agent.rollout
+    strategy.agent.rollout = lambda start, epsilon, rng: used.append(epsilon) or rollout(start, epsilon, rng)
+    for _ in range(10):
+        arch = strategy.ask()
+        strategy.tell(arch, Result(valid_acc=60.0))
+    assert strategy.asked == 10 and len(strategy.distinct) == 1 and set(used) == {1.0}
+    # with distinct models it walks the schedule, one step per new model
+    used.clear()
+    big = MetaQNN(small_chain(max_layers=4), seed=0, models=10, replay=0)
+    big.agent.rollout = lambda start, epsilon, rng: used.append(epsilon) or rollout(start, epsilon, rng)
+    seen = []
+    for _ in range(10):
+        seen.append(len(big.distinct))
+        big.tell(big.ask(), Result(valid_acc=60.0))
+    assert used == [epsilon_at(k, BAKER_SCHEDULE, total=10) for k in seen]
+
+
+@pytest.mark.parametrize("min_layers", [0, 3])
+def test_metaqnn_may_stop_from_the_spaces_min_layers_on(min_layers):
+    # Baker et al. let the agent terminate from any state; the chain space sets the least depth it holds
+    space = ChainSpace(max_layers=4, filters=(4,), kernels=(3,), pools=("none",), min_layers=min_layers)
+    strategy = MetaQNN(space, seed=0, schedule=[(1.0, 1000)], replay=0)
+    depths = {len(strategy.ask()) for _ in range(300)}
+    assert min(depths) == min_layers and max(depths) == 4

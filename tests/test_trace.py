@@ -113,9 +113,10 @@ def test_aging_step_the_oldest_dies(seed, bench):
     assert sum(a != b for a, b in zip(parent, child)) == 1 and t["child"]["born"] == 5  # one edge mutated
 
 
+@pytest.mark.parametrize("form", ["nb201", "darts"])
 @pytest.mark.parametrize("seed,tau", [(0, 1.0), (1, 10.0), (2, 0.1)])
-def test_gumbel_sample_is_hard_forward_soft_backward(seed, tau):
-    t = trace_gumbel_sample(seed=seed, tau=tau, edges=3)
+def test_gumbel_sample_is_hard_forward_soft_backward(seed, tau, form):
+    t = trace_gumbel_sample(seed=seed, tau=tau, edges=3, form=form)
     table = t["table"]
     np.testing.assert_allclose(table["g"], -np.log(-np.log(table["u"])), rtol=1e-9)
     assert ((table["u"] > 0) & (table["u"] < 1)).all()
@@ -126,7 +127,10 @@ def test_gumbel_sample_is_hard_forward_soft_backward(seed, tau):
         z = rows["alpha + g"].to_numpy() / tau
         np.testing.assert_allclose(rows["soft"], np.exp(z - z.max()) / np.exp(z - z.max()).sum(), rtol=1e-9)
         s, up = rows["soft"].to_numpy(), rows["dL/dh"].to_numpy()
-        assert (up[np.arange(len(up)) != t["index"][edge]] == 0).all() and up[t["index"][edge]] != 0
+        rest = up[np.arange(len(up)) != t["index"][edge]]
+        assert up[t["index"][edge]] != 0
+        # AutoDL's NAS-Bench-201 form: every unsampled weight gets the edge output's summed gradient; DARTS-cell: 0
+        assert (rest == rest[0]).all() and (rest[0] != 0 if form == "nb201" else rest[0] == 0)
         expected = s * (up - (s * up).sum()) / tau  # the softmax Jacobian times dL/dh
         np.testing.assert_allclose(rows["grad alpha"], expected, atol=1e-12)
     # straight through: the gradient of the hard sample is the soft sample's

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..errors import check_choice
 from ..evaluators import BenchmarkLookup
 from ..oneshot.architect import Architect, first_order_grad, unrolled_grad, virtual_weights
 from ..oneshot.darts import (
@@ -163,26 +164,31 @@ def trace_aging_step(seed: int = 0, bench=None, population: int = 5, sample: int
             "died": [row(ind) for ind in dead]}
 
 
-def trace_gumbel_sample(seed: int = 0, tau: float = 1.0, edges: int = 2) -> dict:
+def trace_gumbel_sample(seed: int = 0, tau: float = 1.0, edges: int = 2, form: str = "nb201") -> dict:
     """GDAS' hard Gumbel sample (``gumbel_hard``) on ``edges`` edges of the NAS-Bench-201 cell (5 operations).
 
     The alphas are drawn from ``seed``; ``gumbel_hard`` then draws its noise from ``torch.manual_seed(seed)``,
     and the same draw is repeated here to read it: E ~ Exp(1), u = exp(-E) ~ U(0, 1), g = -log E = -log(-log u).
-    The gradient the network sends back to the sample, dL/dh, is a random stand-in (drawn from ``seed``) that is
-    zero off the chosen operation, as in GDAS' forward, where only the chosen operation's weight multiplies an
-    output. Returns one
-    row per (edge, operation) with alpha, u, g, alpha + g, the soft sample softmax((alpha + g) / tau), the hard
-    one-hot sample, dL/dh and the gradient with respect to alpha through the straight-through estimator; and
+    The gradient the network sends back to the sample, dL/dh, is a random stand-in (drawn from ``seed``): on the
+    chosen operation the gradient through its output; on the others, with ``form="nb201"`` (AutoDL's
+    NAS-Bench-201 GDAS, as ``NB201SearchCell``), one value per edge, the summed gradient of the edge's output,
+    and with ``form="darts"`` (its DARTS-cell GDAS, as ``SearchCell``) zero. Returns one row per (edge,
+    operation) with alpha, u, g, alpha + g, the soft sample softmax((alpha + g) / tau), the hard one-hot
+    sample, dL/dh and the gradient with respect to alpha through the straight-through estimator; and
     ``grad_soft``, the gradient of the same loss through the soft sample alone (the two are equal)."""
+    check_choice("form", form, ("nb201", "darts"))
     gen = torch.Generator().manual_seed(seed)
     alpha = torch.randn(edges, len(NB201_OPS), generator=gen, dtype=torch.float64).requires_grad_(True)
     upstream = torch.randn(edges, 1, generator=gen, dtype=torch.float64)
+    summed = torch.randn(edges, 1, generator=gen, dtype=torch.float64)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         hard, index = gumbel_hard(alpha, tau)
         torch.manual_seed(seed)
         exp = torch.empty_like(alpha).exponential_()
-    upstream = upstream * hard.detach().round() + 0.0  # + 0.0: no negative zeros
+    chosen = hard.detach().round()
+    rest = summed * (1 - chosen) if form == "nb201" else 0.0
+    upstream = upstream * chosen + rest + 0.0  # + 0.0: no negative zeros
     u, g = torch.exp(-exp), -exp.log()
     grad = torch.autograd.grad((hard * upstream).sum(), alpha)[0]
     soft = torch.softmax((alpha + g) / tau, dim=-1)
@@ -427,7 +433,8 @@ def trace_blockqnn_backup(seed: int = 0, bench=None, warmup: int = 5) -> pd.Data
     arch = strategy.ask()
     reward = bench.query(to_str(arch))["valid_acc"] / 100
     states = [strategy.start] + list(enumerate(arch)) + [TERMINAL]
-    # the shaped backups, last transition first (learn() adds replay after them): r_T / T before the end
+    # one update of the block, last transition first, with the shaped rewards (r_T / T before the end); in a
+    # search, learn() makes such an update only when replay draws the block, as often as it does
     return _backups(strategy.agent, states, reward, step_reward=reward / (len(states) - 1))
 
 

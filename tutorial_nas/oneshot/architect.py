@@ -25,7 +25,9 @@ The virtual step is taken in place on the network's own weights and undone after
 second copy of the network instead), and only the gradients that are used are asked of autograd.
 
 ``bilevel_search`` is DARTS' ``train_search.py``: per minibatch one architecture step on the alpha half of
-the training split, then one weight step on the other half; after every epoch the cell is derived. The
+the training split, then one weight step on the other half; after every epoch the cell is derived. The order
+is DARTS' for all three methods (AutoDL's GDAS and first-order DARTS on NAS-Bench-201 take the weight step
+first, its second-order DARTS the architecture step first, as here). The
 search returns the cell derived at its end (DARTS, GDAS, and NAS-Bench-201's runs of both): the History's
 incumbent is the latest row, never the epoch a benchmark likes best.
 """
@@ -128,8 +130,9 @@ class Architect:
 
 
 # DARTS' search on CIFAR-10: 50 epochs of 25,000 images per half at batch 64, ~391 steps an epoch. GDAS keeps
-# DARTS' architecture learning rate and batch but searches 240 epochs (Dong & Yang, CVPR 2019): one sampled
-# operation per edge makes an epoch cheap, and each alpha gets a gradient only through the sampled path.
+# DARTS' architecture learning rate but searches 240 epochs (Dong & Yang, CVPR 2019, as the package reads the
+# paper; AutoDL's configs run 250, on the NASNet space at batch 256): one sampled operation per edge makes an
+# epoch cheap. Counted here at DARTS' 391 steps an epoch.
 DARTS_ARCH_LR, DARTS_SEARCH_STEPS, GDAS_SEARCH_STEPS = 3e-4, 50 * 391, 240 * 391
 
 
@@ -150,7 +153,9 @@ def scaled_arch_lr(steps: int, lr: float = DARTS_ARCH_LR, reference_steps: int =
 
 @dataclass
 class DartsConfig:
-    """DARTS' search recipe (the GDAS temperature is annealed linearly from ``tau[0]`` to ``tau[1]``)."""
+    """DARTS' search recipe (quark0/darts, on the DARTS space), used on both supernets; the GDAS temperature is
+    annealed linearly from ``tau[0]`` to ``tau[1]``. AutoDL's NAS-Bench-201 configs of DARTS and GDAS differ in
+    the weights' SGD only: weight decay 5e-4 and Nesterov momentum."""
 
     w_lr: float = 0.025  # the weights: SGD, cosine schedule down to w_lr_min
     w_lr_min: float = 0.001
@@ -202,7 +207,8 @@ def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed:
 
         arch = model.derive(skip_limit)
         model.recalibrate(half_w.train_x)
-        # valid_acc: what the search itself sees of the derived cell (the supernet's weights, BN recalibrated)
+        # valid_acc: the supernet's own accuracy, BN recalibrated: DARTS' softmax mixture (as DARTS' ``infer``),
+        # GDAS' strongest operation on every edge (on the DARTS cell, not the derived two-input genotype)
         row = {"step": epoch, "arch": model.arch_str(arch), "valid_acc": evaluate(model, data.valid_x, data.valid_y)[1],
                "test_acc": float("nan"), "bench_valid_acc": float("nan"), "params": 0, "flops": 0, "curve": []}
         if bench is not None:  # the derived cell's true numbers, for the report only (nothing chooses by them)

@@ -8,7 +8,13 @@ alpha on the other. At the end the continuous cell is made discrete again (``der
 GDAS (Dong & Yang, CVPR 2019) samples one operation per edge instead, with the Gumbel-softmax at a
 temperature annealed from 10 to 0.1: the forward pass uses the hard one-hot sample, the backward pass the
 gradient of the soft one (straight-through), and only the sampled operation is computed, so a step costs
-about as much as one ordinary network.
+about as much as one ordinary network. The exact gradient of the soft weights would need every operation's
+output; the reference code (AutoDL-Projects) avoids it in two ways, and each supernet follows the code of its
+own space. On the NAS-Bench-201 cell (``forward_gdas`` of AutoDL's search cell, the code behind the benchmark's
+GDAS results) each unsampled weight, 0 in value, is added to the edge's output as a scalar, so it receives the
+summed gradient of that output and every alpha of the edge is moved by it (AutoDL-Projects issue #36). On the
+DARTS cell (AutoDL's DARTS-space ``MixedOp.forward_gdas``) only the sampled operation's weight carries a
+gradient, which reaches the edge's alphas through the softmax.
 
 Two supernets share the machinery: ``SearchNetwork`` over the DARTS cell (14 edges x 8 ops, normal and
 reduction alphas) and ``NB201SearchNetwork`` over the NAS-Bench-201 cell (6 edges x 5 ops).
@@ -63,9 +69,12 @@ class MixedOp(nn.Module):
             shared[k] = self.ops[k](x)
         return shared[k]
 
-    def forward(self, x, weights, index: int | None = None, shared: dict | None = None):
+    def forward(self, x, weights, index: int | None = None, shared: dict | None = None, rest: bool = False):
         if index is not None:
-            return weights[index] * self.run(index, x, shared)
+            out = weights[index] * self.run(index, x, shared)
+            if rest:  # AutoDL's NAS-Bench-201 GDAS: the unsampled weights (0 in value) added as scalars
+                out = out + weights[torch.arange(len(weights), device=weights.device) != index].sum()
+            return out
         out = weights[self.active[0]] * self.run(self.active[0], x, shared)
         for k in self.active[1:]:
             out = out + weights[k] * self.run(k, x, shared)
@@ -210,7 +219,7 @@ class NB201SearchCell(nn.Module):
     def forward(self, x, weights, index=None):
         nodes, shared = [x], [{}]
         for j in (1, 2, 3):
-            nodes.append(sum(self.edges[e](nodes[i], weights[e], index and index[e], shared[i])
+            nodes.append(sum(self.edges[e](nodes[i], weights[e], index and index[e], shared[i], rest=True)
                              for e, (i, k) in enumerate(NB201_EDGES) if k == j))
             shared.append({})
         return nodes[3]
@@ -314,7 +323,9 @@ def _darts_edges(pairs):
 
 def derive_genotype(alpha_normal, alpha_reduce, skip_limit: int | None = None) -> Genotype:
     """The discrete DARTS genotype of the alphas (logits, 14 x 8 each); ``skip_limit`` caps skip_connect
-    per cell. The pairs of a node are listed strongest first, as in the DARTS code."""
+    per cell. The pairs of a node are listed strongest first, as in the DARTS code. GDAS on the DARTS cell is
+    derived by the same rule here; AutoDL's GDAS code keeps a node's two strongest (op, input) pairs instead,
+    which may take two operations from one input."""
 
     def derive(W):
         pairs = _derive_cell(W)
@@ -353,8 +364,10 @@ def darts_search(space: str = "darts", data=None, method: str = "darts", epochs:
     ``space`` is ``"darts"`` (normal + reduction cell, ``C`` channels, ``layers`` cells) or ``"nb201"``
     (the NAS-Bench-201 skeleton, ``N`` cells per stage). Sizes left as ``None`` come from the profile's
     ``darts`` section, and so does the data set when ``data`` is ``None``. Returns a History: one row per
-    epoch with the derived cell (``arch``), its validation accuracy in the supernet (``valid_acc``, BN
-    recalibrated), the epoch's seconds, the skip connections of the derived cell (``n_skip``) and the
+    epoch with the derived cell (``arch``), the supernet's own validation accuracy (``valid_acc``, BN
+    recalibrated: for DARTS the softmax mixture of every edge, as DARTS' ``infer`` reports it; for GDAS the
+    strongest operation of every edge, which on the DARTS cell is not the derived genotype, with its two inputs
+    per node and no ``none``), the epoch's seconds, the skip connections of the derived cell (``n_skip``) and the
     softmaxed alphas. With ``bench`` (a benchmark, or ``True`` for the shipped one) on ``nb201``, ``test_acc``
     and ``bench_valid_acc`` are the benchmark's numbers for the derived cell, for the report only.
 

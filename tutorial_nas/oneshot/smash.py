@@ -3,11 +3,12 @@
 Weight sharing gives every candidate the *same* weights for an op wherever it appears. SMASH instead trains an
 auxiliary HyperNet that *generates* a candidate's weights from an encoding of its architecture, W = H(c) (§3):
 at every training step a random architecture is sampled, its weights are generated, and the training loss is
-backpropagated through the generated weights into the HyperNet alone. After training, candidates are ranked by
+backpropagated through the generated weights into the HyperNet (and into the ordinary weights around the
+generated ones, which train along). After training, candidates are ranked by
 their validation accuracy with generated weights (the "SMASH score", §4.1), which the paper shows to correlate
 with the accuracy of the same networks trained normally.
 
-What is simplified here:
+What differs from the paper and its code (ajbrock/SMASH):
 
 - The encoding is the cell's one-hot (6 edges x 5 ops) instead of SMASH's memory-bank read/write tensor, and
   the HyperNet is a small MLP instead of its 7-layer DenseNet: the MLP maps the encoding to ``rank``
@@ -15,13 +16,23 @@ What is simplified here:
   plus the coefficient-weighted sum of ``rank`` learned tensors (a low-rank linear read-out, so the HyperNet
   stays small at any width). Every generated weight depends on the *whole* cell, so the same op on the same
   edge gets different weights in different cells.
-- Only the cells' convolutions are generated; their batch norms have no affine parameters, so a cell holds
-  no weights at all. The fixed skeleton around the cells (stem, residual reductions, classifier), the same in
-  every candidate, has ordinary weights trained along.
+- Every convolution of the cells is generated, 1 x 1 and 3 x 3 alike, so a cell holds no weights of its own.
+  SMASH's code generates only the 1 x 1 convolutions of its blocks; their spatial filters are ordinary
+  weights, shared by every architecture. Here the whole cell is generated, which makes the SMASH score a
+  cleaner test of the HyperNet (nothing of a cell's weights is shared), at the cost of more for the HyperNet
+  to learn. The generated convolutions are followed by batch norms without affine parameters; SMASH's code
+  has no batch norm in its ops and normalises each generated weight tensor by its norm instead. The fixed
+  skeleton around the cells (stem, residual reductions, classifier), the same in every candidate, has ordinary
+  weights trained along.
+- The HyperNet reads the encoding alone; SMASH's also reads a fresh Gaussian noise at every call, so its score
+  of a network is itself a random draw. Here a cell's generated weights, and its score, are fixed.
+- The candidates to rank are given (``score``); SMASH's code draws 500 random architectures, then perturbs
+  and walks from the best.
 - Before a candidate is scored, its batch-norm statistics are re-estimated on a few training batches of that
   candidate (``Supernet.recalibrate``), as the package's weight-sharing supernets do.
-- Adam (lr 0.01) with a cosine decay and gradients clipped at norm 5 is this package's choice (at lr 0.001 the
-  HyperNet barely learned in the few hundred steps of the course's sizes).
+- Adam (lr 0.01, default betas) with a cosine decay and gradients clipped at norm 5 is this package's choice
+  (at lr 0.001 the HyperNet barely learned in the few hundred steps of the course's sizes); SMASH's code uses
+  lr 0.001, betas (0.5, 0.999), eps 1e-4, weight decay 1e-4 outside the HyperNet, and no clipping.
 
     >>> net, log = train_smash(data, epochs=3)
     >>> net.score(cell, data)          # validation accuracy with generated weights

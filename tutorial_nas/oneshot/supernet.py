@@ -14,8 +14,11 @@ and its validation accuracy with those shared weights is a cheap (and biased) es
   keeps a floor of probability, so the shared weights of every operation go on training.
 - RS-WS, random search with weight sharing (Li & Talwalkar 2019): a uniformly random path per training step
   (``strategies.random_search.RandomSearch`` proposes it), then uniformly random candidates scored with the
-  shared weights.
-- SPOS, Single Path One-Shot (Guo et al. 2020): the same uniform single-path training (its first stage), then
+  shared weights. Their code screens 1,000 random cells on 10 validation minibatches and re-scores the best
+  10 on the whole validation split; here every candidate is scored on the whole split, so that the methods'
+  second stages compare at an equal number of supernet evaluations.
+- SPOS, Single Path One-Shot (Guo et al. 2020): uniform single-path training (its first stage; the reference
+  code draws paths uniformly within a FLOPs band, which an unconstrained search has no need of), then
   an evolutionary search over the trained supernet (its second stage, §3.3 and Algorithm 1): a population of
   P cells, each generation bred from the top k cells seen so far by mutation and crossover, every candidate
   scored by its shared-weight validation accuracy (``evolutionary_search``).
@@ -23,7 +26,10 @@ and its validation accuracy with those shared weights is a cheap (and biased) es
 Before a path is scored its batch-norm statistics are recalibrated: the running statistics were averaged over
 many different paths and belong to none of them, so they are reset and re-estimated on a few training batches
 of this path (SPOS §3.3 does this for every candidate; a known pitfall otherwise: BN settings silently change
-supernet rankings).
+supernet rankings). SPOS' code re-estimates on 200 batches of 128 images; here on 4 batches of the same size,
+the same for every candidate, as the course's sizes afford. The supernet's batch norms keep their affine
+parameters and weight decay reaches every parameter; SPOS' choice blocks use affine-free batch norms and
+exempt batch-norm parameters and biases from weight decay.
 """
 from __future__ import annotations
 
@@ -283,9 +289,10 @@ def evolutionary_search(score, budget: int, population: int | None = None, top_k
     from the top k cells evaluated so far; cells already seen are redrawn, and where ten times as many draws
     do not give enough new ones, random cells fill the population, as in the reference code
     (megvii-model/SinglePathOneShot, ``search.py``). It stops after ``budget`` calls of ``score``, so that it
-    can be compared with random sampling at an equal number of supernet evaluations; the paper's FLOPs
-    constraint is left out (NAS-Bench-201 cells differ little in cost). ``population``/``top_k`` default to
-    ``spos_sizes``.
+    can be compared with random sampling at an equal number of supernet evaluations. The paper's FLOPs
+    constraint is left out: NAS-Bench-201 cells do differ in cost (on the shipped table's network the costliest
+    cell has 6.2 times the FLOPs of the cheapest), but the benchmark's searches, as this one, are
+    unconstrained. ``population``/``top_k`` default to ``spos_sizes``.
 
     Returns the evaluated cells in order: dicts with ``cell``, ``score``, ``origin`` (random, mutation or
     crossover) and ``generation``.

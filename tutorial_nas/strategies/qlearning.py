@@ -1,17 +1,23 @@
 """MetaQNN: Q-learning over layers (Baker, Gupta, Naik & Raskar, ICLR 2017).
 
 The agent builds a network layer by layer. A state is the description of the last layer added, here
-(depth, kernel, filters, pool); an action is the next layer, or terminating the network. The only reward
-comes at the end: the validation accuracy of the trained network, scaled to 0..1 (the best accuracy over its
-epochs, as the paper). Three ideas make it work with so few rewards:
+(depth, kernel, filters, pool); an action is the next layer, or terminating the network (from any state at
+least ``min_layers`` deep). Baker et al.'s state also holds the representation size (binned) and forbids a
+layer whose kernel or pool exceeds it; the chain space here has no such state, since it stops shrinking a map
+at 1 x 1 (a layer may follow a 1 x 1 map), and its layers merge a convolution with its pooling. The only
+reward comes at the end: the validation accuracy of the trained network, scaled to 0..1 (the best accuracy
+over its epochs, as the reference code's ``accuracy_best_val``). Three ideas make it work with so few rewards:
 
 - epsilon-greedy exploration on a schedule: pure exploration (epsilon = 1) for the first models, then
   0.9, 0.8, ... down to 0.1 for the last ones, so that the table is filled before it is trusted. The paper's
-  schedule (Table 2) counts models: 1,500 at epsilon = 1, 100 each at 0.9 to 0.7, 150 each at 0.6 to 0.1,
-  2,700 in all. Here it is scaled to the search's own budget, each epsilon keeping its share (56 % of the
-  models at 1.0, 3.7 % at each of 0.9 to 0.7, 5.6 % at each of 0.6 to 0.1), so that a search of 20 models
-  and one of 2,000 both explore first and end exploiting at 0.1. ``search`` tells the strategy its budget
-  (``plan``); without one (a budget in seconds) the paper's counts are used as they are;
+  schedule (Table 2) counts unique models: 1,500 at epsilon = 1, 100 each at 0.9 to 0.7, 150 each at 0.6 to
+  0.1, 2,700 in all. A repeat is looked up, learnt from, and followed by a new proposal at the same epsilon
+  (Sec. 4.3; the reference code counts the distinct networks trained), and so it is here. The schedule is
+  scaled to the search's own budget, each epsilon keeping its share (56 % of the models at 1.0, 3.7 % at each
+  of 0.9 to 0.7, 5.6 % at each of 0.6 to 0.1), so that a search of 20 models and one of 2,000 both explore
+  first and end exploiting at 0.1. ``search`` tells the strategy its budget (``plan``); without one (a budget
+  in seconds) the paper's counts are used as they are. The search's budget counts every evaluation, repeats
+  included, so a run that repeats itself ends before its schedule does;
 - tabular Q-learning, Q(s, a) <- (1 - alpha) Q(s, a) + alpha [r + gamma max_a' Q(s', a')], with
   alpha = 0.01 and gamma = 1, updated from the last state of a trajectory back to the first;
 - experience replay: after every model, ``replay`` trajectories drawn from all those seen so far are
@@ -143,16 +149,17 @@ class MetaQNN(Strategy):
             raise NASInputError(f"models (the number of models the schedule spans) must be a whole number of "
                                 f"at least 1, got {models!r}")
         self.schedule, self.models = schedule, None if models is None else int(models)
-        self.asked = 0  # models proposed so far: where the search is in the schedule
+        self.asked = 0  # models proposed so far, repeats included
+        self.distinct: set = set()  # the distinct models proposed: where the search is in the schedule
         self.layers = [(k, f, p) for k in space.kernels for f in space.filters for p in space.pools]
         self.agent = QLearning(self._next_states, alpha=alpha, gamma=gamma, replay=replay)
         self.start = (0, None, None, None)
 
     def _next_states(self, state):
-        """From a layer at depth d: any layer at depth d+1, or stop (but not before the first layer)."""
+        """From a layer at depth d: any layer at depth d+1, or stop (not before the space's ``min_layers``)."""
         depth = state[0]
         nxt = [(depth + 1, *layer) for layer in self.layers] if depth < self.space.max_layers else []
-        return nxt + ([TERMINAL] if depth >= 1 else [])
+        return nxt + ([TERMINAL] if depth >= getattr(self.space, "min_layers", 1) else [])
 
     def plan(self, evaluations: int) -> None:
         """Span the schedule over the ``evaluations`` the search will make (unless ``models`` was given)."""
@@ -160,8 +167,8 @@ class MetaQNN(Strategy):
             self.models = int(evaluations)
 
     def epsilon(self, model: int | None = None) -> float:
-        """The exploration rate for the ``model``-th model (from 0); by default the next one."""
-        model = self.asked if model is None else model
+        """The exploration rate for the ``model``-th unique model (from 0); by default the next new one."""
+        model = len(self.distinct) if model is None else model
         if self.schedule is not None:
             return epsilon_at(model, self.schedule)
         return epsilon_at(model, BAKER_SCHEDULE, total=self.models)
@@ -169,7 +176,9 @@ class MetaQNN(Strategy):
     def ask(self):
         states = self.agent.rollout(self.start, self.epsilon(), self.rng)
         self.asked += 1
-        return plain_chain(s[1:] for s in states[1:-1])
+        arch = plain_chain(s[1:] for s in states[1:-1])
+        self.distinct.add(self.space.key(arch))
+        return arch
 
     def tell(self, arch, result) -> None:
         """Learn from the network's layers and its accuracy (skip connections, if any, are not seen)."""
