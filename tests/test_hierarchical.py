@@ -89,6 +89,18 @@ def test_multi_input_nodes_merge_by_concatenation_and_1x1_conv():
     assert list(inner.merge) == ["2"] and inner.merge["2"][0].in_channels == 8
 
 
+def test_a_single_motif_space_samples_and_mutates():
+    # with one level-2 motif the only input of a level-3 node has no other op that keeps it connected: such an
+    # edge is drawn again instead of failing
+    space = HierarchicalSpace(motifs=1, motif_nodes=3, top_nodes=3, init_mutations=50)
+    rng = np.random.default_rng(0)
+    arch = space.sample(rng)
+    for _ in range(200):
+        child = space.mutate(arch, rng)
+        assert child != arch and space.parse(space.to_str(child)) == child
+        arch = child
+
+
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")

@@ -155,9 +155,12 @@ def test_learned_vs_random_trains_both_with_the_same_epochs(monkeypatch):
     import tutorial_nas.oneshot.maskconnect as mc
 
     spent, real = {"learned": 0.0, "random": 0.0}, mc.train_maskconnect
+    calls = {"learned": [], "random": []}  # the epochs of each training: each call restarts the cosine schedule
 
     def counting(data, epochs, net=None, fixed=False, **kw):
-        spent["random" if fixed and getattr(net, "_random", False) else "learned"] += epochs
+        side = "random" if fixed and getattr(net, "_random", False) else "learned"
+        spent[side] += epochs
+        calls[side].append(epochs)
         return real(data, epochs, net=net, fixed=fixed, **kw)
 
     def marked(net, seed):
@@ -170,5 +173,6 @@ def test_learned_vs_random_trains_both_with_the_same_epochs(monkeypatch):
     data = toy_data()
     frame = learned_vs_random(data, epochs=0.5, seeds=(0, 1), modules=3, C=4, fan_in=1, batch_size=32)
     assert spent["learned"] == spent["random"] == 2.0  # search + fine-tuning against as long on random connections
+    assert calls["learned"] == calls["random"] == [0.5, 0.5] * 2  # and the same schedule: a restart for each
     assert list(frame["connectivity"]) == ["learned", "random"] * 2 and list(frame["seed"]) == [0, 0, 1, 1]
     assert all(len(c) == 3 for c in frame["inputs"]) and frame["valid_acc"].between(0, 100).all()

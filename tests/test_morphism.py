@@ -184,6 +184,16 @@ def test_each_step_trains_the_parent_further_beside_its_children(digits):
     assert (plain["morphisms"].iloc[1:] != PARENT_FURTHER).all()
 
 
+def test_a_child_no_morphism_fits_is_a_copy_and_leaves_its_parent_untrained(digits):
+    # at the size limits (max_layers below the start's depth, max_channels below its widths) no morphism applies;
+    # each child must then be trained as a copy, so that every child still begins where the parent ended
+    history = morphism_search(digits, steps=1, children=3, epochs=1, seed=0, progress=False, keep_parent=False,
+                              start="c8k3p-c16k3p", batch_size=32, max_channels=4, max_layers=1)
+    children = history[history["generation"] == 1]
+    assert children["morphisms"].str.startswith("none (size limits reached)").all()
+    assert children["inherited_valid_acc"].to_numpy() == pytest.approx([history["valid_acc"].iloc[0]] * 3)
+
+
 def test_morphism_search_history(digits):
     history = morphism_search(digits, steps=2, children=2, epochs=1, seed=0, progress=False,
                               start="c8k3p-c16k3p", start_epochs=2, batch_size=32)

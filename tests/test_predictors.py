@@ -74,6 +74,12 @@ def test_early_stopping_rule():
     on_epoch = early_stopping(final_epoch=20, best_so_far=90, min_epochs=3)
     assert not on_epoch(2, TrainRecord(valid_acc=list(poor[:2])))  # not enough evidence yet
     assert on_epoch(5, TrainRecord(valid_acc=list(poor)))
+    # as Domhan et al.'s termination criterion: a curve too short to fit goes on (the last value does not stop
+    # it), and so does a run whose accuracy so far already beats the best
+    assert extrapolate(poor[:2], final_epoch=20, fallback=False) is None
+    assert not should_stop(poor[:2], final_epoch=20, best_so_far=90)
+    assert not should_stop([95.0, 60.0, 61.0, 61.5], final_epoch=20, best_so_far=90)
+    assert should_stop([55.0, 60.0, 61.0, 61.5], final_epoch=20, best_so_far=90)
 
 
 # -- successive halving and hyperband ------------------------------------------------------------------------

@@ -47,8 +47,37 @@ def test_zoph_le_controller_has_no_entropy_bonus_and_enas_keeps_its_own(monkeypa
     _, enas, _ = supernet.train_weight_sharing("enas", load_dataset("digits"), epochs=1, progress=False)
     assert enas.reward == "accuracy" and enas.entropy_weight == 1e-4
     arch = enas.ask()
+    entropy = float(enas._last[2].detach())
     enas.tell(arch, Result(valid_acc=50.0, curve=[90.0]))  # ENAS' reward: the (minibatch) accuracy, not cubed
-    assert enas.baseline == pytest.approx(0.5)
+    # ENAS' code: the baseline starts at 0 and decays by 0.99; the entropy bonus is part of the reward
+    assert enas.baseline == pytest.approx(0.01 * (0.5 + 1e-4 * entropy))
+    group = enas.optimizer.param_groups[0]
+    assert group["betas"] == (0.0, 0.999) and group["eps"] == 1e-3 and enas.aggregate == 10
+
+
+def test_the_entropy_bonus_is_in_the_reward_without_a_gradient_and_steps_average_aggregate_children():
+    # ENAS (micro_controller.py): reward += entropy_weight * stop_gradient(entropy); the baseline tracks it
+    controller = Reinforce(NB201Space(), seed=0, reward="accuracy", entropy_weight=0.5, baseline_start=0.0,
+                           baseline_decay=0.5)
+    arch = controller.ask()
+    entropy = float(controller._last[2].detach())
+    controller.tell(arch, Result(valid_acc=40.0))
+    assert controller.baseline == pytest.approx(0.5 * (0.4 + 0.5 * entropy))
+    # with an advantage of zero the step leaves the policy alone: the bonus adds no gradient of its own
+    still = Reinforce(NB201Space(), seed=0, reward="accuracy", entropy_weight=0.5)
+    child = still.ask()
+    before = [p.detach().clone() for p in still.controller.parameters()]
+    still.tell(child, Result(valid_acc=40.0))  # the first reward starts the baseline: advantage 0
+    assert all(torch.equal(a, b) for a, b in zip(before, still.controller.parameters()))
+    # aggregate = 3: one Adam step per three evaluations, on the mean of their gradients
+    agg = Reinforce(NB201Space(), seed=0, reward="accuracy", aggregate=3, baseline_start=0.0)
+    params = lambda: [p.detach().clone() for p in agg.controller.parameters()]  # noqa: E731
+    for k in range(3):
+        before = params()
+        agg.tell(agg.ask(), Result(valid_acc=30.0 + 20 * k))
+        moved = any(not torch.equal(a, b) for a, b in zip(before, params()))
+        assert moved == (k == 2)
+    assert {int(state["step"]) for state in agg.optimizer.state.values()} == {1}
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -3,8 +3,9 @@
 - Low fidelity (Zela et al. 2018; Li et al. 2017): train fewer epochs, on less data or with fewer channels,
   or read the benchmark at an earlier epoch; ``successive_halving`` and ``hyperband`` spend a budget on many
   cells cheaply and on the survivors generously.
-- Learning-curve extrapolation (Domhan et al. 2015; Baker et al. 2017): fit parametric curves to the first
-  epochs, predict the last one, stop training a candidate that will not beat the best so far.
+- Learning-curve extrapolation (Domhan et al. 2015): fit parametric curves to the first epochs, predict the
+  last one, stop training a candidate that will not beat the best so far (Baker et al.'s regression on the
+  curve is ``learning_curves``).
 - Performance predictors (White et al. 2021, BANANAS): an ensemble of small MLPs on the path encoding,
   trained on a few hundred (cell, accuracy) pairs, with a mean and a spread.
 - Zero-cost proxies (Abdelfattah et al. 2021; Mellor et al. 2021): ``synflow``, ``grad_norm``, ``snip``,
@@ -177,12 +178,13 @@ def fit_curve(curve, family: str = "pow3"):
     return params if np.all(np.isfinite(f(x, *params))) else None
 
 
-def extrapolate(curve, final_epoch: int, families=tuple(CURVES)) -> float:
+def extrapolate(curve, final_epoch: int, families=tuple(CURVES), fallback: bool = True):
     """The predicted value at ``final_epoch`` from the observed ``curve``: a combination of the families that
-    fit, each weighted by the inverse of its squared error (a cheap stand-in for Domhan's MCMC ensemble).
+    fit, each weighted by the inverse of its squared error (a cheap stand-in for Domhan's MCMC ensemble over
+    eleven families; pow3 and log_power are two of them, exp3 is one their code defines and leaves out).
 
-    Robust fallbacks: with fewer than 3 points (3 parameters cannot be fitted) or when no fit succeeds, the
-    last observed value; the prediction is kept within [0, 100] since accuracies are percentages.
+    With fewer than 3 points (3 parameters cannot be fitted) or when no fit succeeds: the last observed value,
+    or None with ``fallback=False``. The prediction is kept within [0, 100] since accuracies are percentages.
     """
     y = np.asarray(curve, dtype=np.float64)
     if len(y) == 0:
@@ -190,7 +192,7 @@ def extrapolate(curve, final_epoch: int, families=tuple(CURVES)) -> float:
     if len(y) >= final_epoch:
         return float(y[final_epoch - 1])
     if len(y) < 3:
-        return float(y[-1])
+        return float(y[-1]) if fallback else None
     x = np.arange(1, len(y) + 1, dtype=np.float64)
     preds, weights = [], []
     for family in families:
@@ -201,13 +203,22 @@ def extrapolate(curve, final_epoch: int, families=tuple(CURVES)) -> float:
         preds.append(float(f(final_epoch, *params)))
         weights.append(1.0 / (float(np.sum((f(x, *params) - y) ** 2)) + 1e-6))
     if not preds:
-        return float(y[-1])
+        return float(y[-1]) if fallback else None
     return float(np.clip(np.average(preds, weights=weights), 0.0, 100.0))
 
 
 def should_stop(curve, final_epoch: int, best_so_far: float, margin: float = 0.0) -> bool:
-    """Early stopping: stop when the extrapolated final accuracy falls ``margin`` short of the best seen."""
-    return extrapolate(curve, final_epoch) < best_so_far - margin
+    """Early stopping: stop when the extrapolated final accuracy falls ``margin`` short of the best seen.
+
+    As Domhan et al.'s termination criterion (``pylrpredictor/terminationcriterion.py``) it never stops a run
+    that could not be fitted (fewer than 3 points, or no family fits: it carries on) nor one whose observed
+    best already beats ``best_so_far``. Its test is simpler: the point prediction against the best, where
+    theirs stops when the MCMC ensemble gives P(final > best) < 0.05."""
+    y = np.asarray(curve, dtype=np.float64)
+    if len(y) and y.max() > best_so_far:
+        return False
+    predicted = extrapolate(curve, final_epoch, fallback=False)
+    return predicted is not None and predicted < best_so_far - margin
 
 
 def early_stopping(final_epoch: int, best_so_far: float, min_epochs: int = 3, margin: float = 0.0):

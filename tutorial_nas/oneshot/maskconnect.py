@@ -202,7 +202,8 @@ def learned_vs_random(data: Dataset, epochs: float = 1.0, seeds=(0, 1, 2), modul
 
     Learned: ``train_maskconnect`` for ``epochs`` (weights and masks together), then the paper's fine-tuning of
     the weights on the connectivity it derived (``fixed=True``) for ``finetune`` epochs (default: ``epochs``).
-    Random: ``random_connectivity``, then ``epochs + finetune`` epochs of training on it (``fixed=True``). Both
+    Random: ``random_connectivity``, then the same two trainings on it (``fixed=True``): ``epochs``, then
+    ``finetune`` with the schedule restarted, so that both sides follow the same learning-rate schedule. Both
     start from the same initial weights and are scored the same way, on their own fixed connectivity. One row per
     network: ``connectivity`` (learned or random), ``seed``, ``valid_acc`` (the derived network's), ``inputs``
     (each block's inputs)."""
@@ -216,7 +217,9 @@ def learned_vs_random(data: Dataset, epochs: float = 1.0, seeds=(0, 1, 2), modul
         torch.manual_seed(seed)  # the initial weights of the learned run's network
         net = MaskConnectNet(data.num_classes, data.in_channels, modules, C, fan_in)
         inputs = random_connectivity(net, seed)
-        net, _ = train_maskconnect(data, epochs + finetune, net=net, seed=seed, fixed=True, **options)
+        net, _ = train_maskconnect(data, epochs, net=net, seed=seed, fixed=True, **options)
+        if finetune:  # the learned side's fine-tuning restarts the schedule: so does the random side's
+            net, _ = train_maskconnect(data, finetune, net=net, seed=seed, fixed=True, **options)
         rows.append({"connectivity": "random", "seed": seed, "valid_acc": net.valid_acc, "inputs": inputs})
     return pd.DataFrame(rows)
 

@@ -9,9 +9,16 @@ and its validation accuracy with those shared weights is a cheap (and biased) es
   alternation the controller is trained by REINFORCE with reward = the child's accuracy on a validation
   minibatch (+ 1e-4 x entropy), against a moving-average baseline. The controller is the package's LSTM
   controller (``strategies.reinforce.Reinforce``), which writes a cell edge by edge through the space's
-  token interface; here it is told the child's minibatch accuracy instead of a full training's. As ENAS' code,
-  the controller's operation logits are bounded (1.10 / 2.5 x tanh) and Adam runs at 0.0035: every operation
-  keeps a floor of probability, so the shared weights of every operation go on training.
+  token interface; here it is told the child's minibatch accuracy instead of a full training's. As ENAS' code
+  (``scripts/cifar10_micro_search.sh``, ``micro_controller.py``, ``utils.py``): the operation logits are
+  bounded (1.10 / 2.5 x tanh), so every operation keeps a floor of probability and its shared weights go on
+  training; Adam runs at 0.0035 with beta1 = 0 and eps = 1e-3; the baseline starts at 0 and decays by 0.99;
+  each controller step averages the gradients of 10 sampled children. ENAS takes 30 such steps after every
+  epoch of the shared weights; here ``controller_steps`` (the profiles set it to the course's sizes). ENAS'
+  fixed prior for its separable convolutions (``b_soft``) has no counterpart on this cell and is left out;
+  its shared weights train with drop-path and auxiliary heads, here with the package's supernet recipe; and it
+  scores a candidate on one validation minibatch with training-mode batch norm, here on the whole split with
+  batch norm recalibrated (below), as every method of this module.
 - RS-WS, random search with weight sharing (Li & Talwalkar 2019): a uniformly random path per training step
   (``strategies.random_search.RandomSearch`` proposes it), then uniformly random candidates scored with the
   shared weights. Their code screens 1,000 random cells on 10 validation minibatches and re-scores the best
@@ -152,8 +159,8 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
                    lr: float = 0.1, controller_steps: int = 0, seed: int = 0, warmup_epochs: int = 0,
                    progress: bool = True) -> dict:
     """Train the shared weights, one path per minibatch proposed by ``strategy.ask()``; after each epoch,
-    ``controller_steps`` steps of the strategy (ENAS: REINFORCE) told each child's validation-minibatch
-    accuracy. During the first ``warmup_epochs`` the paths are uniform and the controller waits, so that it
+    ``controller_steps`` steps of the strategy (ENAS: REINFORCE), each over ``strategy.aggregate`` children
+    (ENAS: 10) told their validation-minibatch accuracy. During the first ``warmup_epochs`` the paths are uniform and the controller waits, so that it
     is not rewarded for what merely trains fastest (parameter-free paths win a barely trained supernet).
 
     Returns a log: ``loss`` (mean training loss per epoch), ``samples`` ((epoch, arch string) of every path
@@ -186,7 +193,8 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
                 break
         log["loss"].append(running / max(1, seen))
         bar.set_postfix(loss=f"{log['loss'][-1]:.3f}")
-        for _ in range(0 if warm else controller_steps):  # the controller learns: reward = valid accuracy
+        # the controller learns, reward = valid accuracy; each of its steps averages ``aggregate`` children
+        for _ in range(0 if warm else controller_steps * getattr(strategy, "aggregate", 1)):
             cell = strategy.ask()
             xb, yb = next(rewards)
             with torch.no_grad():
@@ -198,10 +206,13 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
     return log
 
 
-# ENAS' micro search (its code, scripts/cifar10_micro_search.sh): Adam at 0.0035 for the controller, operation
-# logits bounded by controller_tanh_constant / controller_op_tanh_reduce = 1.10 / 2.5
+# ENAS' micro search (its code, scripts/cifar10_micro_search.sh and main.py's defaults): Adam at 0.0035 with
+# beta1 = 0 and eps = 1e-3 for the controller, operation logits bounded by controller_tanh_constant /
+# controller_op_tanh_reduce = 1.10 / 2.5, a baseline from 0 decaying by controller_bl_dec = 0.99, and
+# controller_num_aggregate = 10 children per step
 ENAS_CONTROLLER_LR = 0.0035
 ENAS_OP_TANH = 1.10 / 2.5
+ENAS_CONTROLLER = dict(betas=(0.0, 0.999), eps=1e-3, baseline_decay=0.99, baseline_start=0.0, aggregate=10)
 
 
 def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128,
@@ -221,7 +232,7 @@ def train_weight_sharing(method: str, data, epochs: float = 3, C: int = 8, N: in
     if method == "enas":  # ENAS' reward, entropy bonus, controller learning rate and bounded operation logits
         strategy = Reinforce(NB201Space(), seed=seed, lr=controller.get("controller_lr", ENAS_CONTROLLER_LR),
                              reward="accuracy", entropy_weight=controller.get("entropy_weight", 1e-4),
-                             tanh_constant=ENAS_OP_TANH)
+                             tanh_constant=ENAS_OP_TANH, **ENAS_CONTROLLER)
     else:
         strategy, steps = RandomSearch(NB201Space(), seed=seed), 0
     log = train_supernet(supernet, data, strategy, epochs, batch_size, controller_steps=steps, seed=seed,

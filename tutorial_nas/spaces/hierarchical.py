@@ -187,16 +187,22 @@ class HierarchicalSpace(SearchSpace):
 
     def mutation(self, arch, rng) -> Mutation:
         """Pick a level, a motif at that level, a target node j, a source node i < j, and give edge (i, j) a
-        random op of the level below (``none`` included) other than its current one."""
-        level = int(rng.integers(2, 4))
-        m = int(rng.integers(self.n_motifs)) if level == 2 else 0
-        nodes, options = self._level(level)
-        j = int(rng.integers(1, nodes))
-        i = int(rng.integers(j))
-        k = edges(nodes).index((i, j))
-        ops = arch.motifs[m] if level == 2 else arch.top
-        others = [op for op in options if op != ops[k]
-                  and self._connected(ops[:k] + (op,) + ops[k + 1:], nodes)]
+        random op of the level below (``none`` included) other than its current one. An edge with no such op
+        (with a single level-2 motif, the only input of a level-3 node can become nothing else) is drawn again."""
+        for _ in range(1000):
+            level = int(rng.integers(2, 4))
+            m = int(rng.integers(self.n_motifs)) if level == 2 else 0
+            nodes, options = self._level(level)
+            j = int(rng.integers(1, nodes))
+            i = int(rng.integers(j))
+            k = edges(nodes).index((i, j))
+            ops = arch.motifs[m] if level == 2 else arch.top
+            others = [op for op in options if op != ops[k]
+                      and self._connected(ops[:k] + (op,) + ops[k + 1:], nodes)]
+            if others:
+                break
+        else:
+            raise NASInputError(f"no edge of {arch!r} can be mutated")
         new = ops[:k] + (others[int(rng.integers(len(others)))],) + ops[k + 1:]
         child = (arch._replace(motifs=arch.motifs[:m] + (new,) + arch.motifs[m + 1:]) if level == 2
                  else arch._replace(top=new))

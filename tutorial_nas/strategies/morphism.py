@@ -346,7 +346,9 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
     itself trained further for the same epochs (``morphisms`` reads ``PARENT_FURTHER``), so that a step whose
     children are all worse keeps the parent. ``keep_parent=False`` makes all ``children`` by morphisms instead.
     Columns beyond the usual ones: ``parent`` (its row), ``morphisms``, ``inherited_valid_acc`` (the network's
-    accuracy before its own training, equal to its parent's), ``generation``.
+    accuracy before its own training, equal to its parent's), ``generation``. NASH ends by training the best
+    network of the last step for epoch_final more epochs; the History stops at the climb (the chapter compares
+    each network with its training from scratch at equal epochs, which a final training would not change).
     """
     for name, value in (("steps", steps), ("children", children), ("morphs_per_child", morphs_per_child)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -387,6 +389,8 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
                     child, what = random_morphism(child, rng, x=probe, max_channels=max_channels,
                                                   max_layers=max_layers)
                     done.append(what)
+                if child is models[parent_row]:  # no morphism fitted the size limits: train a copy, not the parent
+                    child = copy.deepcopy(child)
             inherited = evaluate(child, data.valid_x, data.valid_y)[1]
             record, seconds = _train_record(child, data, epochs, lr, batch_size, seed + 1000 * generation + k)
             add_row(child, record, seconds, generation, parent_row, "; ".join(done), inherited)

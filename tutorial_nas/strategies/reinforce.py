@@ -11,7 +11,7 @@ NAS-Bench-201 cell of chapter 3. At every step one LSTMCell reads the embedding 
 
 After each evaluation the controller takes one policy-gradient step (Williams 1992):
 
-    loss = -(reward - baseline) * log p(arch) - entropy_weight * entropy(p along arch)
+    loss = -(reward - baseline) * log p(arch)
 
 Zoph & Le's reward (§4.1, "the maximum validation accuracy of the last 5 epochs cubed"): the best validation
 accuracy over the last five epochs of the child's training curve, as a fraction, cubed, so that a point of
@@ -22,8 +22,15 @@ rewards, which lowers the variance without biasing the gradient. Adam takes the 
 Options that are not Zoph & Le's, off unless asked for:
 
 - ``entropy_weight``: ENAS' entropy bonus (Pham et al. 2018, 1e-4), which keeps the policy from collapsing too
-  early. ENAS (``oneshot.supernet``) uses this class with ``reward="accuracy"`` (its reward is the child's
-  accuracy on one validation minibatch, not cubed) and ``entropy_weight=1e-4``.
+  early. As in ENAS' code it is added to the reward (weight x the entropy of the proposal's decisions, with no
+  gradient through it), so the baseline tracks it too. ENAS (``oneshot.supernet``) uses this class with
+  ``reward="accuracy"`` (its reward is the child's accuracy on one validation minibatch, not cubed) and
+  ``entropy_weight=1e-4``.
+- ``betas``, ``eps``, ``baseline_start``, ``aggregate``: ENAS' controller optimiser and baseline (its code:
+  Adam with beta1 = 0 and eps = 1e-3; a baseline that starts at 0 and decays by 0.99; each step averages the
+  gradients of ``controller_num_aggregate`` = 10 sampled children). By default Adam's own betas and eps, a
+  baseline that starts at the first reward, and one step per evaluation. ENAS' loss reads the baseline after
+  its update, which scales the advantage by its decay (0.99); here it reads it before.
 - ``tanh_constant``: ENAS' bounded logits (its code, ``controller_tanh_constant``): every logit becomes
   ``tanh_constant * tanh(logit)``, so no choice's probability can fall below a floor and every operation keeps
   being sampled. ENAS' micro search bounds the operations' logits by 1.10 / 2.5 (``controller_op_tanh_reduce``)
@@ -177,7 +184,8 @@ class Reinforce(Strategy):
 
     def __init__(self, space, seed: int = 0, hidden: int = 64, lr: float = 0.01, baseline_decay: float = 0.9,
                  entropy_weight: float = 0.0, reward: str = "zoph-le", depth_schedule=None,
-                 tanh_constant: float | None = None):
+                 tanh_constant: float | None = None, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 baseline_start: float | None = None, aggregate: int = 1):
         super().__init__(space, seed)
         check_positive("hidden", hidden)
         check_positive("lr", lr)
@@ -205,10 +213,16 @@ class Reinforce(Strategy):
             raise NASInputError(f"tanh_constant must be a number above 0 or None (ENAS' micro search: 1.1 / 2.5 for "
                                 f"its operations), got {tanh_constant!r}")
         self.controller = Controller(int(hidden), self.gen, tanh_constant=tanh_constant)
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr)
+        check_positive("aggregate", aggregate)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)) or \
+                not 0 < eps < math.inf:
+            raise NASInputError(f"betas must be two numbers in [0, 1) and eps above 0 (Adam's; ENAS: (0.0, 0.999) "
+                                f"and 1e-3), got betas={betas!r}, eps={eps!r}")
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr, betas=tuple(betas), eps=eps)
         self.baseline_decay, self.entropy_weight = baseline_decay, float(entropy_weight)
         self.reward, self.depth_schedule = reward, depth_schedule
-        self.baseline = None
+        self.baseline = None if baseline_start is None else float(baseline_start)
+        self.aggregate, self._pending = int(aggregate), 0  # evaluations per step; those told since the last
         self.asked = 0  # proposals so far (the depth schedule counts them)
         self._last = None  # (tokens, log_prob, entropy) of the latest proposal, graph attached
 
@@ -250,15 +264,20 @@ class Reinforce(Strategy):
             reward = float(result.valid_acc) / 100.0
         if reward != reward:  # a failed evaluation (nan) teaches nothing
             return
-        baseline = reward if self.baseline is None else self.baseline  # the first reward starts the average
-        self.baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * reward
         tokens = tuple(self.space.to_tokens(arch))
         last, self._last = self._last, None
         if last is not None and last[0] == tokens:  # the pass that proposed it: same parameters, same graph
             _, log_prob, entropy = last
         else:
             _, log_prob, entropy = self._run(tokens)
-        loss = policy_loss(log_prob, reward, baseline) - self.entropy_weight * entropy
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        if self.entropy_weight:  # ENAS' bonus: in the reward, no gradient through it
+            reward += self.entropy_weight * float(entropy.detach())
+        baseline = reward if self.baseline is None else self.baseline  # the first reward starts the average
+        self.baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * reward
+        if self._pending == 0:
+            self.optimizer.zero_grad()
+        (policy_loss(log_prob, reward, baseline) / self.aggregate).backward()  # the mean over ``aggregate``
+        self._pending += 1
+        if self._pending == self.aggregate:
+            self.optimizer.step()
+            self._pending = 0
