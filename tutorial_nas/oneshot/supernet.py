@@ -160,8 +160,9 @@ def train_supernet(supernet: Supernet, data, strategy, epochs: float = 3, batch_
                    progress: bool = True) -> dict:
     """Train the shared weights, one path per minibatch proposed by ``strategy.ask()``; after each epoch,
     ``controller_steps`` steps of the strategy (ENAS: REINFORCE), each over ``strategy.aggregate`` children
-    (ENAS: 10) told their validation-minibatch accuracy. During the first ``warmup_epochs`` the paths are uniform and the controller waits, so that it
-    is not rewarded for what merely trains fastest (parameter-free paths win a barely trained supernet).
+    (ENAS: 10) told their validation-minibatch accuracy. During the first ``warmup_epochs`` the paths are
+    uniform and the controller waits, so that it is not rewarded for what merely trains fastest (parameter-free
+    paths win a barely trained supernet).
 
     Returns a log: ``loss`` (mean training loss per epoch), ``samples`` ((epoch, arch string) of every path
     the controller proposed in its own steps), ``seconds``.
