@@ -262,6 +262,7 @@ def test_genetic_cnn_mutates_only_the_individuals_left_out_of_crossover():
     assert set(children) <= set(parents)  # swapping every stage gives the pair back, in the other order
     flipped = {space.flip_bits(a, np.random.default_rng(0)) for a in parents}
     assert not set(children) & flipped  # q_M = 1 flips every bit: a mutated child is no parent
+    assert strategy.last_breed == {"crossed": [True] * 6, "mutated": [False] * 6}
 
     strategy = GeneticCNN(space, seed=0, population=6, crossover_prob=0.0, mutation_prob=1.0)
     parents = [strategy.ask() for _ in range(6)]

@@ -215,9 +215,9 @@ def random_at_equal_lookups(bench, frame: pd.DataFrame, seeds: int = 20) -> dict
     p_short = float(hypergeom.pmf(0, len(arches), int((valid >= dpp_best).sum()), picks))
     scale = f"regret {dpp_regret:.2f} against random search's {mean:.2f} +- {se:.2f}, mean +- standard error"
     p_tie = max(0.0, 1.0 - p_beats - p_short)  # the best drawn has DPP-Net's accuracy (often an isomorphic cell)
-    exact = (f"exactly, over every draw of {picks} of the table's {len(arches)} cells, in which a best of the same "
-             f"accuracy has probability {p_tie:.1%}; of the {seeds} seeds run here, {beats:.0%} read a better cell "
-             f"and {short:.0%} only worse ones")
+    exact = (f"exactly, over every draw of {picks} of the space's {len(arches)} cell strings, in which a best of the "
+             f"same accuracy, often an isomorphic string of the same row, has probability {p_tie:.1%}; of the {seeds} "
+             f"seeds run here, {beats:.0%} read a better cell and {short:.0%} only worse ones")
     if p_short >= 0.95:
         verdict = (f"a random search of {lookups} look-ups reads only cells below DPP-Net's best front cell with "
                    f"probability {p_short:.1%} ({exact}; {scale}): better than random search, beyond the spread "

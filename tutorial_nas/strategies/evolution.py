@@ -304,6 +304,7 @@ class GeneticCNN(Strategy):
         mutate = [not x and self.rng.random() < self.mutation_prob for x in crossed]
         # the paper's bit flips (a mutation may flip none) where the space has them, else a generic neighbour
         flip = getattr(self.space, "flip_bits", self.space.mutate)
+        self.last_breed = {"crossed": crossed, "mutated": mutate}  # what happened to each child, for a reader
         return [flip(c, self.rng) if m else c for c, m in zip(children, mutate)]
 
     def _cross(self, a, b):

@@ -272,6 +272,7 @@ class Reinforce(Strategy):
             _, log_prob, entropy = self._run(tokens)
         if self.entropy_weight:  # ENAS' bonus: in the reward, no gradient through it
             reward += self.entropy_weight * float(entropy.detach())
+        self.last_reward = reward  # what this step was told, the bonus included
         baseline = reward if self.baseline is None else self.baseline  # the first reward starts the average
         self.baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * reward
         if self._pending == 0:
