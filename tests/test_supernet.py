@@ -102,8 +102,9 @@ def test_weight_sharing_search_history(digits, method):
 def test_enas_controller_learns_after_warmup(digits):
     _, controller, log = train_weight_sharing("enas", digits, epochs=2, C=4, N=1, batch_size=64, seed=0,
                                               progress=False, controller_steps=5, warmup_epochs=1)
-    assert [e for e, _ in log["samples"]] == [2] * 5  # the controller waited for the warm-up epoch
-    assert controller.baseline is not None  # and was told five rewards
+    # the controller waited for the warm-up epoch, then took five steps of ENAS' ten children each
+    assert controller.aggregate == 10 and [e for e, _ in log["samples"]] == [2] * 50
+    assert controller.baseline is not None and controller._pending == 0  # told fifty rewards, every step taken
 
 
 def test_enas_controller_moves_towards_what_the_shared_weights_favour(digits):
