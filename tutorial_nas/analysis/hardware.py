@@ -135,13 +135,18 @@ class LatencyAware(Evaluator):
         self.warmup, self.repeats = warmup, repeats
         self.latencies: dict = {}
 
+    def measure(self, arch) -> float:
+        """One timing of ``arch`` at the benchmark's size with this evaluator's settings (not cached)."""
+        shape = (1, self.bench.recipe["image_size"], self.bench.recipe["image_size"])
+        torch.manual_seed(0)
+        return measure_latency(cell_model(self.space.to_str(arch), self.bench.recipe), shape, self.device,
+                               self.warmup, self.repeats)
+
     def latency(self, arch) -> float:
+        """The cached timing of ``arch`` (``measure`` the first time it is asked for)."""
         key = self.space.to_str(arch)
         if key not in self.latencies:
-            shape = (1, self.bench.recipe["image_size"], self.bench.recipe["image_size"])
-            torch.manual_seed(0)
-            self.latencies[key] = measure_latency(cell_model(key, self.bench.recipe), shape, self.device,
-                                                  self.warmup, self.repeats)
+            self.latencies[key] = self.measure(arch)
         return self.latencies[key]
 
     def evaluate(self, arch) -> Result:
@@ -275,20 +280,13 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def latency_spread(evaluator: "LatencyAware", arch, times: int = 5) -> float:
+def latency_spread(evaluator: LatencyAware, arch, times: int = 5) -> float:
     """Timing noise: ``arch`` timed ``times`` more times with ``evaluator``'s settings (the same seed, warm-up
     and repeats), and the range (ms) of those times and the cached one. Leaves the cache as it was."""
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
         raise NASInputError(f"times is how often to time the cell again, a whole number >= 1, got {times!r}")
-    key = evaluator.space.to_str(arch)
-    first = evaluator.latency(arch)
-    shape = (1, evaluator.bench.recipe["image_size"], evaluator.bench.recipe["image_size"])
-    again = []
-    for _ in range(times):
-        torch.manual_seed(0)
-        again.append(measure_latency(cell_model(key, evaluator.bench.recipe), shape, evaluator.device,
-                                     evaluator.warmup, evaluator.repeats))
-    return float(max(first, *again) - min(first, *again))
+    times_ms = [evaluator.latency(arch)] + [evaluator.measure(arch) for _ in range(times)]
+    return float(max(times_ms) - min(times_ms))
 
 
 __all__ = ["measure_latency", "cell_model", "cell_latencies", "pareto_front", "mnas_reward", "LatencyAware",
