@@ -173,7 +173,8 @@ def search_steps(run: Run, repeats: int) -> dict:
     train_batch, valid_batch = (data.train_x[:b], data.train_y[:b]), (data.train_x[b:2 * b], data.train_y[b:2 * b])
 
     def make_step(method: str):
-        """One search step of a fresh supernet: architecture step, then weight step (as ``bilevel_search``)."""
+        """One search step of a fresh supernet: architecture step, then weight step (DARTS' order in
+        ``bilevel_search``; GDAS' own takes the weight step first, at the same cost)."""
         torch.manual_seed(0)
         model = SearchNetwork(data.num_classes, data.in_channels, C=s.C, layers=s.layers).to(run.device)
         model.mode = "gdas" if method == "gdas" else "darts"

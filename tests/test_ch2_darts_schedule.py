@@ -92,3 +92,47 @@ def test_the_history_entropy_falls_when_the_architecture_step_is_large():
                            config=DartsConfig(a_lr=lr, augment=False), progress=False)
         ends[lr] = mean_entropy(h["alphas"].iloc[-1]["cell"])
     assert ends[3e-4] > 0.99 * math.log(5) > ends[0.3] + 0.05
+
+
+def recorded_search(monkeypatch, method: str, config: DartsConfig) -> tuple:
+    """Run ``bilevel_search`` for two minibatches; return the order of its steps ("w" the weights', "a" the
+    architecture's) and the settings its weight optimiser was built with."""
+    data = toy(64)
+    torch.manual_seed(0)
+    model = NB201SearchNetwork(10, 1, C=4, N=1)
+    model.mode = "gdas" if method == "gdas" else "darts"
+    order, built, real_step, real_sgd = [], {}, Architect.step, torch.optim.SGD
+
+    class SGD(real_sgd):
+        def __init__(self, params, **kwargs):
+            built.update(kwargs)
+            super().__init__(params, **kwargs)
+
+        def step(self, *args, **kwargs):
+            order.append("w")
+            return super().step(*args, **kwargs)
+
+    def architecture_step(self, *args, **kwargs):
+        order.append("a")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "SGD", SGD)
+    monkeypatch.setattr(Architect, "step", architecture_step)
+    bilevel_search(model, data, method, epochs=1, batch_size=16, seed=0, config=config, progress=False)
+    return "".join(order), built
+
+
+def test_gdas_follows_its_reference_code_weight_step_first_nesterov_and_decay_5e4(monkeypatch):
+    """AutoDL-Projects' GDAS (the authors' code) steps the weights before the alphas in every minibatch, with
+    SGD's Nesterov momentum and weight decay 5e-4; DARTS' code takes the architecture step first, with plain
+    momentum and weight decay 3e-4."""
+    order, sgd = recorded_search(monkeypatch, "gdas", DartsConfig(augment=False))
+    assert order == "wawa" and sgd["nesterov"] is True and sgd["weight_decay"] == 5e-4
+    order, sgd = recorded_search(monkeypatch, "darts", DartsConfig(augment=False))
+    assert order == "awaw" and sgd["nesterov"] is False and sgd["weight_decay"] == 3e-4
+    # what a caller sets explicitly wins over the method's own recipe
+    order, sgd = recorded_search(monkeypatch, "gdas", DartsConfig(augment=False, weight_first=False,
+                                                                   w_weight_decay=1e-4))
+    assert order == "awaw" and sgd["nesterov"] is True and sgd["weight_decay"] == 1e-4
+    with pytest.raises(NASInputError, match="one-shot method"):
+        DartsConfig().resolved("enas")

@@ -176,3 +176,18 @@ def test_a_strategy_is_never_told_the_test_accuracy(bench, tmp_path):
     h = search(SPACE, resumed, evaluator, 5, progress=False, checkpoint=path, resume=True)
     assert len(resumed.told) == 5 and all(math.isnan(t) for t in resumed.told)
     assert len(h) == 5 and np.isfinite(h["test_acc"]).all()
+
+
+def test_with_nesterov_the_virtual_step_is_still_the_optimisers_next_step():
+    """GDAS' recipe (AutoDL) has Nesterov momentum; a second-order step given such an optimiser takes SGD's own
+    Nesterov step, d + mu * (mu * buffer + d), not the plain momentum one."""
+    torch.manual_seed(0)
+    model = NB201SearchNetwork(10, 1, C=3, N=1)
+    batch = (torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,)))
+    opt = torch.optim.SGD(model.weight_parameters(), lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True)
+    for _ in range(2):  # the first step sets the buffer, the virtual step is checked against the second
+        got = virtual_weights(model, batch, 0.1, opt)
+        opt.zero_grad()
+        model.loss(*batch).backward()
+        opt.step()
+        assert all(torch.allclose(a, w, atol=1e-6) for a, w in zip(got, model.weight_parameters()))

@@ -489,9 +489,10 @@ ONESHOT = {"darts": "DARTS (first order) on the NAS-Bench-201 supernet",
 
 
 def darts_config(method: str, data, epochs: int, batch_size: int):
-    """DARTS' recipe with the architecture learning rate scaled to this search's steps (``scaled_arch_lr``): the
-    alphas travel as far as in the method's own search (DARTS' 50 epochs, GDAS' 240), so that a short search
-    derives a cell from weights that have moved, not from the argmax of nearly uniform ones."""
+    """The method's own recipe (``DartsConfig``: DARTS' code for DARTS, AutoDL's for GDAS) with the architecture
+    learning rate scaled to this search's steps (``scaled_arch_lr``): the alphas travel as far as in the method's
+    own search (DARTS' 50 epochs, GDAS' 240), so that a short search derives a cell from weights that have
+    moved, not from the argmax of nearly uniform ones."""
     from ..oneshot.architect import DARTS_SEARCH_STEPS, GDAS_SEARCH_STEPS, DartsConfig, scaled_arch_lr, search_steps
 
     reference = GDAS_SEARCH_STEPS if method == "gdas" else DARTS_SEARCH_STEPS

@@ -25,18 +25,20 @@ The virtual step is taken in place on the network's own weights and undone after
 second copy of the network instead), and only the gradients that are used are asked of autograd.
 
 ``bilevel_search`` is DARTS' ``train_search.py``: per minibatch one architecture step on the alpha half of
-the training split, then one weight step on the other half; after every epoch the cell is derived. The order
-is DARTS' for all three methods (AutoDL's GDAS and first-order DARTS on NAS-Bench-201 take the weight step
-first, its second-order DARTS the architecture step first, as here). The
-search returns the cell derived at its end (DARTS, GDAS, and NAS-Bench-201's runs of both): the History's
-incumbent is the latest row, never the epoch a benchmark likes best.
+the training split and one weight step on the other half; after every epoch the cell is derived. Each method
+keeps the recipe of its reference code (``DartsConfig``): DARTS (first and second order) that of quark0/darts,
+architecture step first, weights by SGD with weight decay 3e-4; GDAS that of its authors' code (AutoDL-Projects,
+``exps/NAS-Bench-201-algos/GDAS.py`` and its configs for both spaces), weight step first, SGD with Nesterov
+momentum and weight decay 5e-4. (AutoDL's first-order DARTS on NAS-Bench-201 also takes the weight step first;
+the DARTS here is the DARTS paper's code.) The search returns the cell derived at its end (DARTS, GDAS, and
+NAS-Bench-201's runs of both): the History's incumbent is the latest row, never the epoch a benchmark likes best.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -63,7 +65,8 @@ def first_order_grad(model, valid_batch) -> list:
 def virtual_weights(model, train_batch, xi: float, w_optimizer=None) -> list:
     """w' = w - xi (mu * b + grad_w L_train(w, alpha) + lambda * w): the next step of ``w_optimizer`` (SGD,
     momentum mu with buffer b, weight decay lambda) before clipping, as DARTS' code takes it. Without an
-    optimiser (or before its first step, when it has no buffer yet) the missing terms are zero."""
+    optimiser (or before its first step, when it has no buffer yet) the missing terms are zero. With Nesterov
+    momentum (not DARTS' recipe) the step is SGD's own: d + mu * (mu * b + d), d = grad + lambda * w."""
     weights = model.weight_parameters()
     groups = {id(p): g for g in (w_optimizer.param_groups if w_optimizer else []) for p in g["params"]}
     grads = _grads(model.loss(*train_batch), weights)
@@ -71,10 +74,12 @@ def virtual_weights(model, train_batch, xi: float, w_optimizer=None) -> list:
     with torch.no_grad():
         for w, g in zip(weights, grads):
             group = groups.get(id(w), {})
-            step = g + group.get("weight_decay", 0.0) * w
+            d = g + group.get("weight_decay", 0.0) * w
             buf = w_optimizer.state[w].get("momentum_buffer") if w_optimizer else None
-            if buf is not None:
-                step = step + group["momentum"] * buf
+            mu = group.get("momentum", 0.0)
+            step = d if buf is None else mu * buf + d  # SGD's next buffer (its first one is d itself)
+            if group.get("nesterov", False):
+                step = d + mu * step
             out.append(w - xi * step)
     return out
 
@@ -151,16 +156,29 @@ def scaled_arch_lr(steps: int, lr: float = DARTS_ARCH_LR, reference_steps: int =
     return lr * reference_steps / steps
 
 
+# The weights' recipe of each method's reference code, where the two differ (``DartsConfig``): quark0/darts'
+# ``train_search.py``; AutoDL-Projects' GDAS (``configs/nas-benchmark/algos/GDAS.config`` and
+# ``configs/search-opts/GDAS-NASNet-CIFAR.config`` agree on these three; its search scripts step the weights first).
+METHOD_RECIPES = {"darts": dict(w_weight_decay=3e-4, w_nesterov=False, weight_first=False),
+                  "darts2": dict(w_weight_decay=3e-4, w_nesterov=False, weight_first=False),
+                  "gdas": dict(w_weight_decay=5e-4, w_nesterov=True, weight_first=True)}
+
+
 @dataclass
 class DartsConfig:
-    """DARTS' search recipe (quark0/darts, on the DARTS space), used on both supernets; the GDAS temperature is
-    annealed linearly from ``tau[0]`` to ``tau[1]``. AutoDL's NAS-Bench-201 configs of DARTS and GDAS differ in
-    the weights' SGD only: weight decay 5e-4 and Nesterov momentum."""
+    """The search recipe. The shared part is DARTS' (quark0/darts), which GDAS' code keeps: SGD at 0.025 cosine
+    to 0.001 with momentum 0.9, Adam at 3e-4 for the alphas, gradient clipping at 5. The fields left as ``None``
+    are the method's own (``METHOD_RECIPES``, filled in by ``resolved``): the weights' weight decay, Nesterov
+    momentum, and whether a minibatch's weight step comes before its architecture step (GDAS) or after it (DARTS).
+    The GDAS temperature is annealed linearly from ``tau[0]`` to ``tau[1]``, once per epoch as in AutoDL's
+    code; the weights' cosine schedule also steps once per epoch (DARTS; AutoDL's steps every minibatch)."""
 
     w_lr: float = 0.025  # the weights: SGD, cosine schedule down to w_lr_min
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
+    w_weight_decay: float | None = None  # DARTS 3e-4, GDAS 5e-4
+    w_nesterov: bool | None = None  # GDAS only
+    weight_first: bool | None = None  # GDAS: the weight step, then the architecture step
     a_lr: float = 3e-4  # the alphas: Adam
     a_betas: tuple = (0.5, 0.999)
     a_weight_decay: float = 1e-3
@@ -168,13 +186,21 @@ class DartsConfig:
     tau: tuple = (10.0, 0.1)  # GDAS only
     augment: bool = True
 
+    def resolved(self, method: str) -> "DartsConfig":
+        """This recipe with the fields left as ``None`` set to ``method``'s own (``METHOD_RECIPES``)."""
+        if method not in METHOD_RECIPES:
+            raise NASInputError(f"unknown one-shot method {method!r}; choose from: {', '.join(METHOD_RECIPES)}")
+        own = {k: v for k, v in METHOD_RECIPES[method].items() if getattr(self, k) is None}
+        return replace(self, **own)
+
 
 def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed: int, config: DartsConfig,
                    progress: bool = True, bench=None, skip_limit=None, early_stop=None):
     """Train a supernet (``oneshot.darts``) by alternating steps; one History row per epoch, whose incumbent
     is the cell derived at that epoch (``attrs["incumbent"] = "last"``)."""
+    config = config.resolved(method)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
-                            weight_decay=config.w_weight_decay)
+                            weight_decay=config.w_weight_decay, nesterov=config.w_nesterov)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs, eta_min=config.w_lr_min)
     architect = Architect(model, order=2 if method == "darts2" else 1, lr=config.a_lr, betas=config.a_betas,
                           weight_decay=config.a_weight_decay)
@@ -196,13 +222,16 @@ def bilevel_search(model, data, method: str, epochs: int, batch_size: int, seed:
         for train_batch, valid_batch in zip(
                 batches(half_w.train_x, half_w.train_y, batch_size, True, gen, augment),
                 batches(half_alpha.train_x, half_alpha.train_y, batch_size, True, gen, augment)):
-            architect.step(train_batch, valid_batch, xi, w_opt)
+            if not config.weight_first:
+                architect.step(train_batch, valid_batch, xi, w_opt)
             w_opt.zero_grad(set_to_none=True)
             loss = model.loss(*train_batch)
             loss.backward()
             nn.utils.clip_grad_norm_(model.weight_parameters(), config.grad_clip)
             w_opt.step()
             losses.append(loss.item())
+            if config.weight_first:
+                architect.step(train_batch, valid_batch, xi, w_opt)
         schedule.step()
 
         arch = model.derive(skip_limit)

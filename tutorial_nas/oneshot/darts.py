@@ -376,6 +376,8 @@ def darts_search(space: str = "darts", data=None, method: str = "darts", epochs:
     cell derived at epoch e, never the epoch whose cell the benchmark likes best. ``skip_limit`` caps
     skip_connect in the derived cell; ``early_stop`` ends the search once the derived cell holds more than
     that many skip connections (DARTS+ stops at two: ``early_stop=1``), or once ``early_stop(row)`` is true.
+    ``config`` (``architect.DartsConfig``) is the recipe; what it leaves as ``None`` is the method's own (DARTS'
+    code for DARTS, AutoDL's for GDAS: step order, the weights' Nesterov momentum and weight decay).
     """
     check_choice("one-shot search space", space, ("darts", "nb201"))
     check_choice("one-shot method", method, ("darts", "darts2", "gdas"))
