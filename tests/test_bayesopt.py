@@ -135,14 +135,47 @@ def test_surrogate_is_the_papers_ensemble():
     assert abs(mean[0]) < 0.5  # the mean of y is 2
 
 
-def test_candidates_are_mutants_of_the_best_filled_from_the_best_first():
+def test_candidates_are_naszillas_mutants_of_the_best_each_parent_tried_in_full():
+    """naszilla's ``get_candidates``: pool_size tries of the best parent, then of the next best, the pool's size
+    checked only before a parent; a mutant changes each edge with probability 1/4, so some change 3 or more."""
     bo = BANANAS(SPACE, seed=3)
     for _ in range(10):
         arch = bo.ask()
         bo.tell(arch, PathObjective().evaluate(arch))
+    tried = []
+    real = SPACE.mutate_each
+
+    def counted(arch, rng, rate=1.0):
+        tried.append(arch)
+        return real(arch, rng, rate)
+
+    bo.space = NB201Space()
+    bo.space.mutate_each = counted
     bo.ask()  # the first round: fit, build the pool, propose its best
     order = np.argsort(bo.scores, kind="stable")[::-1]
+    parents = [bo.archs[i] for i in order[:5]]
     edits = lambda a, b: sum(x != y for x, y in zip(a, b))  # noqa: E731
     pool = bo.pool
-    assert len(pool) == 99 and all(min(edits(c, bo.archs[i]) for i in order[:5]) <= 2 for c in pool)
-    assert all(edits(c, bo.archs[order[0]]) <= 2 for c in pool[:45])  # the best parent fills it first
+    assert len(tried) % 100 == 0 and tried[:100] == [parents[0]] * 100  # every try of a started parent is made
+    assert len(pool) >= 99  # at least pool_size, one of them already proposed by the ask
+    assert all(min(edits(c, p) for p in parents) >= 1 for c in pool)  # never a parent (already seen)
+    assert sum(min(edits(c, p) for p in parents) >= 3 for c in pool) >= 5  # not one or two edits only
+    keys = [SPACE.key(c) for c in bo.pool]
+    assert len(set(keys)) == len(keys) and not set(keys) & {SPACE.key(a) for a in bo.archs}
+
+
+def test_naszillas_mutation_changes_each_edge_with_probability_a_quarter():
+    rng, cell = np.random.default_rng(0), ("nor_conv_3x3",) * 6
+    changed = np.array([[a != b for a, b in zip(SPACE.mutate_each(cell, rng), cell)] for _ in range(20000)])
+    assert np.allclose(changed.mean(axis=0), 0.25, atol=0.015)  # each edge alike, 1.5 on average
+    assert (changed.sum(axis=1) == 0).mean() == pytest.approx(0.75 ** 6, abs=0.01)  # the parent itself
+    assert changed.sum(axis=1).max() >= 5
+
+
+def test_the_ensembles_weights_start_as_keras_dense_layers():
+    """naszilla's MetaNeuralnet is Keras Dense layers: Glorot uniform weights, zero biases."""
+    ens = MLPEnsemble(155, seed=0)
+    for w, b in zip(ens.params[::2], ens.params[1::2]):
+        limit = np.sqrt(6.0 / (w.shape[1] + w.shape[2]))
+        assert np.abs(w).max() <= limit and np.abs(w).max() > 0.95 * limit  # uniform up to the limit
+        assert w.var() == pytest.approx(limit ** 2 / 3, rel=0.15) and not b.any()

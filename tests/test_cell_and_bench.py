@@ -56,6 +56,17 @@ def test_every_cell_has_24_distinct_neighbours():
         assert all(sum(x != y for x, y in zip(c, n)) == 1 for n in nbrs)
 
 
+def test_a_mutation_chooses_a_node_then_one_of_its_inputs_as_real_et_al_and_autodl():
+    """AutoDL's R_EA.py (NAS-Bench-201's regularized evolution): a node uniformly, then one of its incoming edges,
+    then another op. Edge 0->1 (node 1's only input) changes a third of the time, node 3's inputs a ninth each."""
+    space, rng, base = cell.NB201Space(), np.random.default_rng(0), ("nor_conv_3x3",) * 6
+    children = [space.mutate(base, rng) for _ in range(30000)]
+    changed = np.array([[a != b for a, b in zip(c, base)] for c in children])
+    assert (changed.sum(axis=1) == 1).all()  # always exactly one edge, always to another op
+    share = changed.mean(axis=0)  # edges (0,1), (0,2), (1,2), (0,3), (1,3), (2,3)
+    assert np.allclose(share, [1 / 3, 1 / 6, 1 / 6, 1 / 9, 1 / 9, 1 / 9], atol=0.012)
+
+
 def test_encodings():
     c = cell.parse(EXAMPLE)
     onehot, path = cell.encode_onehot(c), cell.encode_path(c)

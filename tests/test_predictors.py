@@ -283,3 +283,30 @@ def test_rank_shortcuts_against_the_benchmark(bench, small_data):
     fig = plot_shortcuts(df)
     assert fig.axes[1].get_xscale() == "log"  # the cost panel
     assert not math.isnan(df["kendall_tau"].iloc[2])
+
+
+def test_naswot_on_the_nb201_cell_counts_the_relus_a_none_edge_cuts_off_as_the_reference_network_does():
+    """The reference's NAS-Bench-201 network keeps ``none`` as x * 0, so a backward pass reaches every ReLU: a
+    convolution on edge 0->1 whose node 1 feeds only ``none`` edges still counts. ``ZeroCostProxy`` counts it
+    (every ReLU that ran), the generic ``naswot`` does not (nothing the output depends on)."""
+    from tutorial_nas.predictors import ZeroCostProxy
+    from tutorial_nas.spaces.cell import NB201Network
+
+    data = load_dataset("digits", image_size=8)
+    cell = ("nor_conv_3x3", "skip_connect", "none", "none", "none", "skip_connect")  # node 1 leads nowhere
+    proxy = ZeroCostProxy("naswot", data, C=4, N=1, batch_size=16)
+    torch.manual_seed(0)
+    model = NB201Network(cell, data.num_classes, data.in_channels, C=4, N=1)
+    inputs = []
+    hooks = [m.register_forward_hook(lambda _m, i, _o: inputs.append(i[0].detach()))
+             for m in model.modules() if isinstance(m, nn.ReLU)]
+    model.train()
+    model(proxy.x)
+    for h in hooks:
+        h.remove()
+    c = torch.cat([(a > 0).flatten(1).double() for a in inputs], dim=1)
+    every_relu = torch.linalg.slogdet(c @ c.T + (1 - c) @ (1 - c).T)[1].item()
+    assert proxy.score_one(cell) == pytest.approx(every_relu, abs=1e-9)
+    torch.manual_seed(0)
+    model = NB201Network(cell, data.num_classes, data.in_channels, C=4, N=1)
+    assert naswot(model, proxy.x, proxy.y) != pytest.approx(every_relu, abs=1e-6)  # live ReLUs only

@@ -326,7 +326,9 @@ def synflow(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     summed output of a copy of the network made linear and positive: |parameters|, batch norm removed (the
     reference's ``synflow``, not ``synflow_bn``), float64, one input of ones. Data-free: ``x`` gives only the
     input shape and ``y`` is unused. The reference reports the sum itself; its log ranks the same and stays
-    readable (the sum grows with the product of the layers' weights)."""
+    readable (the sum grows with the product of the layers' weights). Every batch norm goes, as Tanaka et al.
+    and the reference's generic copy do; the reference's own NAS-Bench-201 network keeps the batch norms of its
+    reduction blocks and gives its cell's convolutions biases, so its NAS-Bench-201 numbers are not these."""
     net = copy.deepcopy(model).double()
     for name, m in list(net.named_modules()):
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -342,11 +344,16 @@ def synflow(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return math.log(total) if total > 0 else -math.inf
 
 
-def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor, live_only: bool = True) -> float:
     """NASWOT (Mellor et al. 2021, eq. 2): log |K_H| with K_H[i, j] = N_A - d_H(c_i, c_j), where c_i is the
     binary code of which ReLUs input i switches on and N_A the number of ReLUs: the number of units on which
-    inputs i and j agree. Networks that tell the inputs of a batch apart score high. As in the reference code,
-    only the ReLUs that the output depends on count (a branch that leads nowhere adds nothing)."""
+    inputs i and j agree. Networks that tell the inputs of a batch apart score high.
+
+    The reference code (``score_networks.py``) counts the ReLUs a backward pass from the output reaches, so a
+    branch computed and thrown away adds nothing: ``live_only`` (the default) does the same. On NAS-Bench-201
+    its network keeps every ``none`` edge as a multiplication by 0, which stays in the graph, so there every
+    ReLU that runs is reached, those on branches cut off by ``none`` too; the package's cell leaves ``none``
+    edges out, and ``ZeroCostProxy`` passes ``live_only=False`` to count what the reference counts there."""
     inputs, outputs = [], []
 
     def keep(_m, inp, out):
@@ -363,9 +370,12 @@ def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
             h.remove()
     if not outputs:
         return -math.inf
-    live = [(a, o) for a, o in zip(inputs, outputs) if o.requires_grad]
-    reached = torch.autograd.grad(out.sum(), [o for _, o in live], allow_unused=True) if live else []
-    codes = [(a > 0).flatten(1).double() for (a, _), g in zip(live, reached) if g is not None]
+    if live_only:
+        live = [(a, o) for a, o in zip(inputs, outputs) if o.requires_grad]
+        reached = torch.autograd.grad(out.sum(), [o for _, o in live], allow_unused=True) if live else []
+        codes = [(a > 0).flatten(1).double() for (a, _), g in zip(live, reached) if g is not None]
+    else:
+        codes = [(a > 0).flatten(1).double() for a in inputs]
     if not codes:
         return -math.inf
     c = torch.cat(codes, dim=1)
@@ -414,7 +424,8 @@ class ZeroCostProxy(Shortcut):
     def score_one(self, cell) -> float:
         torch.manual_seed(self.seed)
         model = NB201Network(tuple(cell), self.data.num_classes, self.data.in_channels, **self.sizes)
-        value = PROXIES[self.proxy](model.to(self.data.device), self.x, self.y)
+        options = {"live_only": False} if self.proxy == "naswot" else {}  # as the reference's NB201 network
+        value = PROXIES[self.proxy](model.to(self.data.device), self.x, self.y, **options)
         return value if math.isfinite(value) else None
 
     def _score(self, cells):

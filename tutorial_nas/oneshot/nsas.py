@@ -9,7 +9,7 @@ learned before (§3.1, Eq. 3-4). The constraints cannot cover all previous paths
 
 - novelty of a cell = its mean distance to its k nearest neighbours in M (k = 10 in the reference code);
   the distance between two NAS-Bench-201 cells is the share of their six edges whose operations differ (the
-  reference code's DARTS distance counts differing (op, input) pairs the same way);
+  reference code's DARTS distance counts differing (op, input) pairs, matched within a node in either order);
 - while M is not full, each step adds the most novel of 10 uniformly random cells;
 - once M is full (|M| = 8 in the reference code), each step finds the member most similar to the new path
   and puts in its place the most novel cell of the last C = 50 sampled paths (or keeps it, if none is more
@@ -19,8 +19,12 @@ learned before (§3.1, Eq. 3-4). The constraints cannot cover all previous paths
 Difference from the reference code (miaozhang0525/NSAS_FOR_CVPR, ``RandomNAS_NSAS_demo.py``): it adds the
 subset's loss as a number (``loss.item()``, computed on a deep copy), so no gradient reaches the shared
 weights from the constraint and training equals plain uniform sampling with a rescaled loss. Here the
-subset's loss back-propagates, as the paper's Eq. 4 and Algorithm 1 state. Paths are sampled uniformly (the
-paper's RandomNAS-NSAS variant); the GDAS variant is not built here.
+subset's loss back-propagates, as the paper's Eq. 4 and Algorithm 1 state, and as the same repository's
+NAS-Bench-201 code (``NSAS_Bench201``, the T-PAMI version) does; that code keeps no novelty archive, though: each
+step it trains the new path with a random path and one differing from it on every edge, weighted 0.2, 0.4 and
+0.4. Paths are sampled uniformly (the paper's RandomNAS-NSAS variant); the GDAS variant is not built here. The
+optimiser is the package's supernet recipe (SGD, Nesterov, lr 0.1 cosine to 0, weight decay 5e-4), shared with
+the other supernets of chapter 2's table; the CVPR code trains at lr 0.025 with plain momentum.
 """
 from __future__ import annotations
 

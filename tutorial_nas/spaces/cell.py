@@ -245,9 +245,26 @@ class NB201Space(SearchSpace):
         return tuple(NB201_OPS[i] for i in rng.integers(0, len(NB201_OPS), size=len(EDGES)))
 
     def mutate(self, arch, rng):
-        """One edge changed to another op: a uniform draw from the 24 neighbours."""
-        nbrs = neighbours(arch)
-        return nbrs[int(rng.integers(len(nbrs)))]
+        """One edge changed to another op, chosen as Real et al.'s mutation chooses (a node, then one of its
+        inputs) and as AutoDL's regularized evolution on NAS-Bench-201 does (``R_EA.py``): a node of 1, 2, 3
+        uniformly, then one of its incoming edges, then one of the 4 other ops. Edge 0->1, node 1's only input,
+        changes a third of the time; each of node 3's three inputs a ninth."""
+        node = int(rng.integers(1, 4))
+        edges = [e for e, (_, j) in enumerate(EDGES) if j == node]
+        e = edges[int(rng.integers(len(edges)))]
+        others = [op for op in NB201_OPS if op != arch[e]]
+        return arch[:e] + (others[int(rng.integers(len(others)))],) + arch[e + 1:]
+
+    def mutate_each(self, arch, rng, rate: float = 1.0):
+        """naszilla's mutation of a NAS-Bench-201 cell (BANANAS' code, ``cell_201.mutate``): every edge, with
+        probability ``rate`` / 4, changed to one of the 4 other ops. 1.5 edges change on average, up to all 6;
+        a draw may change none (BANANAS then rejects it as already seen)."""
+        out = list(arch)
+        for e, op in enumerate(arch):
+            if rng.random() < rate / 4:
+                others = [o for o in NB201_OPS if o != op]
+                out[e] = others[int(rng.integers(len(others)))]
+        return tuple(out)
 
     def crossover(self, a, b, rng):
         """Each edge's op from one parent or the other (uniform crossover)."""

@@ -18,24 +18,28 @@ The pieces, as the paper and its code (naszilla) define them:
   ops from input to output, 155 bits on NAS-Bench-201. naszilla's run of BANANAS truncates it to its first 30
   bits (the paths of 1 and 2 ops); ``encoding_bits=30`` does the same, the default keeps all of them;
 - the surrogate: 5 feed-forward networks of 10 hidden layers of width 20 (ReLU), each trained on the mean
-  absolute error by Adam (lr 0.01, betas 0.9 and 0.99, no weight decay) in batches of 32 (naszilla's
-  ``MetaNeuralnet``). Targets are standardised before training (NASLib's predictors do the same; naszilla
-  trains on the raw error in percent), so that one learning rate fits any scale of accuracy. naszilla trains
-  200 epochs (150 in its standard settings); here ``epochs`` is 50 by default, because on a shared 2-core CPU
-  a search of 100 look-ups on the shipped table took 12 s with 200 epochs and 3 s with 50, for no loss: over
-  10 seeds the final test accuracy was 90.9 % with 50 epochs, 90.7 % with 200 (random search: 90.1 %).
-  ``epochs=200`` gives naszilla's default;
+  absolute error by Adam (lr 0.01, betas 0.9 and 0.99, no weight decay) in batches of 32, its weights drawn as
+  Keras draws a Dense layer's (Glorot uniform, biases 0): naszilla's ``MetaNeuralnet``. Targets are
+  standardised before training (NASLib's MLP predictor does the same; naszilla trains on the raw error in
+  percent), so that one learning rate fits any scale of accuracy. naszilla's standard settings train 150
+  epochs; here ``epochs`` is 50 by default, because on a shared 2-core CPU a search of 100 look-ups on the
+  shipped table took 12 s with 200 epochs and 3 s with 50, for no loss: over 10 seeds the final test accuracy
+  was 90.9 % with 50 epochs, 90.7 % with 200 (random search: 90.1 %). ``epochs=150`` gives naszilla's;
 - the acquisition: independent Thompson sampling (the default) draws one plausible accuracy per candidate
   from N(mean, spread); UCB adds ``beta`` spreads to the mean (naszilla: 0.5); expected improvement weighs by
   how much a candidate may beat the best seen (naszilla divides the spread by 5 first; here it does not);
-- the candidates: 100 mutants of the best architectures, filled from the best one first (naszilla tries
-  100 mutations of the best, then of the next best, up to the 5 best), never one seen before. A mutant here
-  is one edit of ``space.mutate`` or, half of the time, two: 1.5 edits on average, as naszilla's mutation of
-  a NAS-Bench-201 cell, which changes each of the 6 edges with probability 1/4;
+- the candidates, as naszilla's ``get_candidates``: ``pool_size`` mutations of the best architecture, then as
+  many of the next best, up to the 5 best, until the pool holds ``pool_size`` (checked before each parent, so a
+  pool may hold more), never one seen before. On NAS-Bench-201 a mutation is naszilla's
+  (``NB201Space.mutate_each``: each of the 6 edges changed with probability 1/4, 1.5 edges on average; a draw
+  that changes none is the parent, already seen, and dropped). naszilla tells architectures apart by their
+  string, the package by isomorphism class (``space.key``), as its table has one row a class. On a space
+  without ``mutate_each`` a mutation is one ``space.mutate`` or, half of the time, two;
 - 10 random architectures first, then rounds of 10 proposals (naszilla's ``k``): the surrogate is refitted
   once a round, and the round's proposals are the pool's 10 best acquisition scores.
 
-Only the space's ``sample``, ``mutate``, ``encode`` and ``key`` are used, so any space with an encoding works.
+Only the space's ``sample``, ``mutate`` (or ``mutate_each``), ``encode`` and ``key`` are used, so any space
+with an encoding works.
 The ensemble is plain numpy, all members at once as batched matrices; its training is nearly all the cost.
 """
 
@@ -67,8 +71,9 @@ class MLPEnsemble:
         self.theta = np.zeros(sum(math.prod(s) for s in self.shapes), dtype=np.float32)
         self.params = self._views(self.theta)  # w1, b1, w2, b2, ..., the output layer's last
         self.rng = np.random.default_rng(seed)
-        for w in self.params[::2]:  # He initialisation, an independent draw per member; biases start at 0
-            w[:] = self.rng.normal(0.0, math.sqrt(2.0 / w.shape[1]), w.shape)
+        for w in self.params[::2]:  # Keras' Dense default (Glorot uniform), a draw per member; biases start at 0
+            limit = math.sqrt(6.0 / (w.shape[1] + w.shape[2]))
+            w[:] = self.rng.uniform(-limit, limit, w.shape)
         self.mean, self.scale = 0.0, 1.0  # targets are standardised for training
 
     def _views(self, flat: np.ndarray) -> list:
@@ -152,11 +157,12 @@ class BANANAS(Strategy):
     """Bayesian optimisation with a neural ensemble surrogate, path encoding and mutation-based pools.
 
     ``n_init`` random evaluations first; then rounds of ``retrain_every`` proposals: the surrogate
-    (``members`` MLPs of ``layers`` x ``hidden``, ``epochs`` of training) is refitted, a pool of ``pool_size``
-    candidates is built (mutants of the ``n_parents`` best, the best first; ``random_fraction`` of random ones,
-    0 in the paper) and scored once by ``acquisition`` ("its", "ucb" with ``beta``, "ei"), and the round's
-    asks take the pool's best scores in turn. ``encoding_bits`` keeps only the first bits of the encoding
-    (naszilla's truncated path encoding: 30 on NAS-Bench-201). Several asks before their tells
+    (``members`` MLPs of ``layers`` x ``hidden``, ``epochs`` of training) is refitted, a pool of at least
+    ``pool_size`` candidates is built (mutants of the ``n_parents`` best, the best first; ``random_fraction`` of
+    random ones, 0 in the paper) and scored once by ``acquisition`` ("its", "ucb" with ``beta``, "ei"), and the
+    round's asks take the pool's best scores in turn. ``encoding_bits`` keeps only the first bits of the encoding
+    (naszilla's truncated path encoding: 30 on NAS-Bench-201, the paths of 1 and 2 ops, which leave edge 1->2
+    out; the BANANAS repository's own NAS-Bench-201 runs keep 40). Several asks before their tells
     (``parallel``) get distinct candidates: a proposed architecture is never proposed again.
     """
 
@@ -224,7 +230,8 @@ class BANANAS(Strategy):
         self.pool_scores = acquisition(self.acquisition, mean, std, max(self.scores), self.rng, self.beta)
 
     def _pool(self) -> list:
-        """Mutants (one or two edits) of the best architectures, the best first, and random samples, all unseen."""
+        """Mutants of the best architectures, the best first, and random samples, all unseen (naszilla's
+        ``get_candidates``: all ``pool_size`` tries of a parent are made once it is started)."""
         order = np.argsort(self.scores, kind="stable")[::-1][: self.n_parents]
         n_random = int(round(self.pool_size * self.random_fraction))
         pool, keys = [], set()
@@ -235,12 +242,16 @@ class BANANAS(Strategy):
                 pool.append(arch)
                 keys.add(key)
 
-        for i in order:  # as naszilla: up to pool_size mutations of the best, then of the next best ...
+        each = getattr(self.space, "mutate_each", None)
+        for i in order:  # as naszilla: pool_size mutations of the best, then of the next best ...
+            if len(pool) >= self.pool_size - n_random:
+                break
             for _ in range(self.pool_size):
-                if len(pool) >= self.pool_size - n_random:
-                    break
-                arch = self.space.mutate(self.archs[i], self.rng)
-                add(self.space.mutate(arch, self.rng) if self.rng.random() < 0.5 else arch)
+                if each is not None:
+                    add(each(self.archs[i], self.rng))
+                else:
+                    arch = self.space.mutate(self.archs[i], self.rng)
+                    add(self.space.mutate(arch, self.rng) if self.rng.random() < 0.5 else arch)
         for _ in range(3 * n_random):
             if len(pool) >= self.pool_size:
                 break

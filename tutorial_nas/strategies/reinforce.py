@@ -48,9 +48,12 @@ Where this differs from the paper: one LSTM layer of 64 units (theirs: two of 35
 sees tens of architectures, not the 12,800 of the paper; one worker, where they ran 800 GPUs in parallel.
 
 NAS-Bench-201's REINFORCE baseline (Dong & Yang, ICLR 2020, AutoDL-Projects) is a different policy: a 6 x 5
-table of logits, one independent softmax per edge, no LSTM, trained the same way (REINFORCE, moving-average
-baseline) on the validation accuracy. On the NAS-Bench-201 space this class is Zoph & Le's controller with one
-decision per edge: the LSTM can make an edge's op depend on the ops chosen before it, the table cannot.
+table of logits (started at 1e-3 x randn), one independent softmax per edge, no LSTM, trained by REINFORCE with
+its own settings: the reward is one random training run's final validation accuracy in percent (not cubed),
+the baseline a bias-corrected moving average (momentum 0.9) updated with the current reward before the
+advantage is taken, Adam at a learning rate its scripts and docs give differently (1e-3 to 0.5). On the
+NAS-Bench-201 space this class is Zoph & Le's controller with one decision per edge: the LSTM can make an
+edge's op depend on the ops chosen before it, the table cannot.
 """
 
 from __future__ import annotations
