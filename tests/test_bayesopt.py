@@ -58,6 +58,21 @@ def test_acquisitions_trade_mean_against_spread():
     assert draws.std(axis=0) == pytest.approx(std, abs=0.05)
 
 
+def test_expected_improvement_divides_the_spread_by_five_as_naszilla():
+    """naszilla's acq_fn('ei'): gamma = (min_y - mean) / (std / 5) on the error, EI = (std / 5)(gamma Phi + phi);
+    on accuracies (higher is better) the same number with best - mean for min_y - mean."""
+    from scipy.stats import norm
+
+    mean, std, best = np.array([0.9, 0.8, 0.95]), np.array([0.01, 0.5, 0.2]), 1.0
+    f = std / 5
+    gamma = (mean - best) / f
+    reference = f * (gamma * norm.cdf(gamma) + norm.pdf(gamma))
+    got = acquisition("ei", mean, std, best, np.random.default_rng(0))
+    assert np.allclose(got, reference, rtol=1e-6, atol=1e-12)
+    assert np.allclose(acquisition("ei", mean, std, best, None, ei_calibration=1.0),
+                       (mean - best) * norm.cdf((mean - best) / std) + std * norm.pdf((mean - best) / std))
+
+
 def test_bo_climbs_a_smooth_objective_faster_than_random():
     found = {"bo": [], "random": []}
     for seed in range(3):

@@ -27,7 +27,8 @@ The pieces, as the paper and its code (naszilla) define them:
   was 90.9 % with 50 epochs, 90.7 % with 200 (random search: 90.1 %). ``epochs=150`` gives naszilla's;
 - the acquisition: independent Thompson sampling (the default) draws one plausible accuracy per candidate
   from N(mean, spread); UCB adds ``beta`` spreads to the mean (naszilla: 0.5); expected improvement weighs by
-  how much a candidate may beat the best seen (naszilla divides the spread by 5 first; here it does not);
+  how much a candidate may beat the best seen, with the spread divided by 5 first (naszilla's
+  ``ei_calibration_factor``);
 - the candidates, as naszilla's ``get_candidates``: ``pool_size`` mutations of the best architecture, then as
   many of the next best, up to the 5 best, until the pool holds ``pool_size`` (checked before each parent, so a
   pool may hold more), never one seen before. On NAS-Bench-201 a mutation is naszilla's
@@ -139,8 +140,10 @@ class MLPEnsemble:
 
 
 def acquisition(kind: str, mean: np.ndarray, std: np.ndarray, best: float, rng: np.random.Generator,
-                beta: float = 0.5) -> np.ndarray:
-    """The score of each candidate (higher is better) from the surrogate's ``mean`` and spread ``std``."""
+                beta: float = 0.5, ei_calibration: float = 5.0) -> np.ndarray:
+    """The score of each candidate (higher is better) from the surrogate's ``mean`` and spread ``std``. Expected
+    improvement takes the spread divided by ``ei_calibration`` (naszilla: 5, an ensemble's spread being wider
+    than the error it makes)."""
     if kind == "its":  # independent Thompson sampling: one plausible value per candidate
         return rng.normal(mean, std + 1e-9)
     if kind == "ucb":  # optimism in the face of uncertainty
@@ -148,7 +151,7 @@ def acquisition(kind: str, mean: np.ndarray, std: np.ndarray, best: float, rng: 
     # expected improvement over the best value seen: E[max(f - best, 0)] under N(mean, std)
     from scipy.stats import norm
 
-    std = std + 1e-9
+    std = std / ei_calibration + 1e-9
     z = (mean - best) / std
     return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
 
