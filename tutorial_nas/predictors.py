@@ -408,7 +408,10 @@ class ZeroCostProxy(Shortcut):
 
     A proxy is undefined for some cells (a cell whose edges are all ``none`` passes no signal: synflow's sum
     is zero, NASWOT's matrix singular, the Jacobians of jacob_cov constant): such a cell scores ``FLOOR``,
-    below every real score, and ``floored`` counts how many did.
+    below every real score, and ``floored`` counts how many did. The reference's correlation notebook leaves
+    such cells out instead (``nan_policy='omit'``); ranked last here, the cells that pass no signal, which the
+    table also puts near the bottom, count for the proxy, so its tau can come out higher than when they are
+    left out.
     """
 
     def __init__(self, proxy: str, data, C: int = 8, N: int = 1, batch_size: int = 64, seed: int = 0,
