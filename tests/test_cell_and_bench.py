@@ -248,3 +248,27 @@ def test_seed_accuracies_are_the_cells_own_seeds_and_their_mean_is_the_entry():
         np.testing.assert_array_equal(bench.seed_accuracies(a), bench.seed_accuracies(b))
     with pytest.raises(NASInputError, match="metric"):
         bench.seed_accuracies(a, "loss")
+
+
+def test_a_random_trial_look_up_answers_one_seeds_run_as_nas_bench_201s_algorithms_were_told(bench):
+    """AutoDL's scripts query one random training run of a cell: trial='random' draws a seed's final validation
+    accuracy at every look-up, the report's test accuracy stays the table's mean, the cost is the same."""
+    from tutorial_nas.evaluators import BenchmarkLookup
+
+    space = cell.NB201Space()
+    arch = space.parse(EXAMPLE)
+    runs = bench.seed_accuracies(EXAMPLE, "valid_acc")
+    assert len(runs) > 1 and len(set(runs.tolist())) > 1
+    mean, noisy = BenchmarkLookup(space, bench), BenchmarkLookup(space, bench, trial="random", seed=3)
+    answers = [noisy.evaluate(arch) for _ in range(200)]
+    values = {a.valid_acc for a in answers}
+    assert len(values) > 1 and values <= set(runs.tolist())  # repeats differ, each one of the cell's runs
+    same = mean.evaluate(arch)
+    assert all(a.test_acc == same.test_acc and a.cost_s == same.cost_s and a.curve == [] for a in answers)
+    assert same.valid_acc == mean.evaluate(arch).valid_acc and len(same.curve) == bench.epochs
+    again = BenchmarkLookup(space, bench, trial="random", seed=3)
+    assert [again.evaluate(arch).valid_acc for _ in range(200)] == [a.valid_acc for a in answers]
+    with pytest.raises(NASInputError, match="earlier epoch"):
+        BenchmarkLookup(space, bench, epoch=1, trial="random")
+    with pytest.raises(NASInputError, match="trial"):
+        BenchmarkLookup(space, bench, trial="one")
