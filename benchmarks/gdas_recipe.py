@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,21 +39,17 @@ RECIPES = {"darts": METHOD_RECIPES["darts"], "autodl": METHOD_RECIPES["gdas"]}
 PARAM_FREE = ("none", "skip_connect", "avg_pool_3x3")
 
 
-def run(recipe: str, seed: int, profile, epochs: int | None, N: int | None, bench) -> dict:
-    s = profile.compare
-    data = load_dataset(s.oneshot_dataset, image_size=s.oneshot_image_size)
-    epochs = epochs or s.gdas_epochs
-    config = darts_config("gdas", data, epochs, s.oneshot_batch_size)
-    for name, value in RECIPES[recipe].items():
-        setattr(config, name, value)
+def run(recipe: str, seed: int, profile, data, epochs: int, N: int, bench) -> dict:
+    batch_size = profile.compare.oneshot_batch_size
+    config = replace(darts_config("gdas", data, epochs, batch_size), **RECIPES[recipe])
     start = time.perf_counter()
-    history = darts_search(space="nb201", data=data, method="gdas", epochs=epochs, C=profile.cell.C,
-                           N=N or profile.cell.N, batch_size=s.oneshot_batch_size, seed=seed, progress=False,
-                           bench=bench, config=config)
+    history = darts_search(space="nb201", data=data, method="gdas", epochs=epochs, C=profile.cell.C, N=N,
+                           batch_size=batch_size, seed=seed, progress=False, bench=bench, config=config)
     arch = history["arch"].iloc[-1]
-    return dict(recipe=recipe, seed=seed, epochs=epochs, N=N or profile.cell.N, a_lr=config.a_lr,
-                secs=round(time.perf_counter() - start), arch=arch, computes=unique_str(parse(arch), "drop_zero"),
-                param_free=sum(op in PARAM_FREE for op in parse(arch)),
+    ops = parse(arch)
+    return dict(recipe=recipe, seed=seed, epochs=epochs, N=N, a_lr=config.a_lr,
+                secs=round(time.perf_counter() - start), arch=arch, computes=unique_str(ops, "drop_zero"),
+                param_free=sum(op in PARAM_FREE for op in ops),
                 acc=[round(float(x), 2) for x in history["test_acc"]],
                 entropy=round(mean_entropy(history["alphas"].iloc[-1]["cell"]) / np.log(5), 3),
                 supernet=round(float(history["valid_acc"].iloc[-1]), 1))
@@ -73,13 +70,14 @@ def main(argv=None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["recipe"], r["seed"], r["epochs"], r["N"]) for r in read_results(out, trim=True)}
     epochs, N = args.epochs or profile.compare.gdas_epochs, args.N or profile.cell.N
+    data = load_dataset(profile.compare.oneshot_dataset, image_size=profile.compare.oneshot_image_size)
     for seed in args.seeds:  # the recipes alternate, so a sweep cut short leaves them side by side
         for recipe in args.recipes:
             if (recipe, seed, epochs, N) not in done:
                 with open(out, "a") as f:
-                    f.write(json.dumps(run(recipe, seed, profile, epochs, N, bench)) + "\n")
+                    f.write(json.dumps(run(recipe, seed, profile, data, epochs, N, bench)) + "\n")
     rows = [r for r in read_results(out) if r["epochs"] == epochs and r["N"] == N]
-    best = float(bench.frame()["test_acc"].max())
+    best = bench.best_test_acc
     for recipe in args.recipes:
         mine = [r for r in rows if r["recipe"] == recipe]
         for r in mine:

@@ -136,6 +136,12 @@ def is_connected(cell: tuple) -> bool:
     return unique_str(cell, "drop_zero") != "#"
 
 
+def _another_op(op: str, rng) -> str:
+    """One of the 4 operations other than ``op``, uniformly."""
+    others = [o for o in NB201_OPS if o != op]
+    return others[int(rng.integers(len(others)))]
+
+
 def neighbours(cell: tuple) -> list:
     """The 24 cells that differ from ``cell`` on exactly one edge."""
     out = []
@@ -252,19 +258,13 @@ class NB201Space(SearchSpace):
         node = int(rng.integers(1, 4))
         edges = [e for e, (_, j) in enumerate(EDGES) if j == node]
         e = edges[int(rng.integers(len(edges)))]
-        others = [op for op in NB201_OPS if op != arch[e]]
-        return arch[:e] + (others[int(rng.integers(len(others)))],) + arch[e + 1:]
+        return arch[:e] + (_another_op(arch[e], rng),) + arch[e + 1:]
 
     def mutate_each(self, arch, rng, rate: float = 1.0):
         """naszilla's mutation of a NAS-Bench-201 cell (BANANAS' code, ``cell_201.mutate``): every edge, with
         probability ``rate`` / 4, changed to one of the 4 other ops. 1.5 edges change on average, up to all 6;
         a draw may change none (BANANAS then rejects it as already seen)."""
-        out = list(arch)
-        for e, op in enumerate(arch):
-            if rng.random() < rate / 4:
-                others = [o for o in NB201_OPS if o != op]
-                out[e] = others[int(rng.integers(len(others)))]
-        return tuple(out)
+        return tuple(_another_op(op, rng) if rng.random() < rate / 4 else op for op in arch)
 
     def crossover(self, a, b, rng):
         """Each edge's op from one parent or the other (uniform crossover)."""

@@ -246,15 +246,18 @@ class BANANAS(Strategy):
                 keys.add(key)
 
         each = getattr(self.space, "mutate_each", None)
+
+        def mutant(parent):  # the space's per-edge mutation, else one or (half of the time) two of its edits
+            if each is not None:
+                return each(parent, self.rng)
+            arch = self.space.mutate(parent, self.rng)
+            return self.space.mutate(arch, self.rng) if self.rng.random() < 0.5 else arch
+
         for i in order:  # as naszilla: pool_size mutations of the best, then of the next best ...
             if len(pool) >= self.pool_size - n_random:
                 break
             for _ in range(self.pool_size):
-                if each is not None:
-                    add(each(self.archs[i], self.rng))
-                else:
-                    arch = self.space.mutate(self.archs[i], self.rng)
-                    add(self.space.mutate(arch, self.rng) if self.rng.random() < 0.5 else arch)
+                add(mutant(self.archs[i]))
         for _ in range(3 * n_random):
             if len(pool) >= self.pool_size:
                 break
