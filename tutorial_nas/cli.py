@@ -318,7 +318,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", parents=[common], help="run one search")
     s.add_argument("--space", default="chain", choices=["chain", "nb201", "darts"])
     s.add_argument("--strategy", default="random",
-                   help="random, reinforce, qlearning, blockqnn, large-scale-evolution, regularized, genetic, bo, "
+                   help="random, reinforce, reinforce-nb201, qlearning, blockqnn, large-scale-evolution, regularized, "
+                        "genetic, bo, "
                         f"morphism, or a one-shot method ({', '.join(ONESHOT)})")
     s.add_argument("--budget", help="evaluations (20) or seconds charged (600s, 10m, 2h)")
     s.add_argument("--seed", type=_seed, default=0)
@@ -342,7 +343,7 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", parents=[common], help="strategies x seeds x budget on the benchmark")
     c.add_argument("--space", default="nb201", choices=["nb201"])
     c.add_argument("--strategies", default="random,reinforce,regularized,bo",
-                   help="comma list of random, reinforce, regularized, bo, darts, gdas, rsws")
+                   help="comma list of random, reinforce, reinforce-nb201, regularized, bo, blockqnn, darts, gdas, rsws")
     c.add_argument("--seeds", type=int, help="seeds per strategy (default: the profile's)")
     c.add_argument("--budget", help="seconds charged per run, e.g. 140s (default: the profile's)")
     c.add_argument("--out", default="compare_out")

@@ -44,7 +44,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # cell, for the plan and the figures. The supernets' epochs: oneshot_epochs (DARTS), gdas_, rsws_epochs.
         # strategies: BlockQNN (Q-learning over the cell's edges) measured at ~0.2 s a seed, REINFORCE ~1.5 s.
         "compare": dict(seeds=30, budget_trainings=100, budget_s=140, trials=100,
-                        strategies=("random", "regularized", "reinforce", "bo", "blockqnn"),
+                        strategies=("random", "regularized", "reinforce", "reinforce-nb201", "bo", "blockqnn"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=2, oneshot_epochs=1, gdas_epochs=1,
                         rsws_epochs=2, oneshot_candidates=10, oneshot_batch_size=64, oneshot_dataset="digits",
                         oneshot_image_size=8, oneshot_stem_stride=1),
@@ -87,7 +87,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # the supernets far above chance (measured: DARTS' mixture ~95 % after 6 epochs, GDAS' derived path ~93 %
         # after 30, RS-WS' scored cells ~78 % on average after 30; GDAS and RS-WS epochs are the cheaper ones)
         "compare": dict(seeds=100, budget_trainings=100, budget_s=140, trials=100,
-                        strategies=("random", "regularized", "reinforce", "bo", "blockqnn"),
+                        strategies=("random", "regularized", "reinforce", "reinforce-nb201", "bo", "blockqnn"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=3, oneshot_epochs=6, gdas_epochs=30,
                         rsws_epochs=30, oneshot_candidates=30, oneshot_batch_size=64, oneshot_dataset="mnist5k",
                         oneshot_image_size=14, oneshot_stem_stride=2),
@@ -133,7 +133,7 @@ PROFILES: dict[str, dict[str, dict]] = {
                         morph_epochs=1, nsas=True, hier_epochs=1, hier_budget=8, blockqnn_budget=300,
                         mask_epochs=2),
         "compare": dict(seeds=100, budget_trainings=100, budget_s=140, trials=100,
-                        strategies=("random", "regularized", "reinforce", "bo", "blockqnn"),
+                        strategies=("random", "regularized", "reinforce", "reinforce-nb201", "bo", "blockqnn"),
                         oneshot=("darts", "gdas", "rsws"), oneshot_seeds=5, oneshot_epochs=10, gdas_epochs=30,
                         rsws_epochs=40, oneshot_candidates=100, oneshot_batch_size=64, oneshot_dataset="mnist5k",
                         oneshot_image_size=14, oneshot_stem_stride=2),

@@ -12,6 +12,7 @@ from .base import Strategy
 STRATEGIES = {
     "random": "random_search:RandomSearch",
     "reinforce": "reinforce:Reinforce",
+    "reinforce-nb201": "reinforce:NB201Reinforce",
     "qlearning": "qlearning:MetaQNN",
     "blockqnn": "blockqnn:BlockQNN",
     "large-scale-evolution": "evolution:LargeScaleEvolution",

@@ -47,13 +47,14 @@ Where this differs from the paper: one LSTM layer of 64 units (theirs: two of 35
 [-0.1, 0.1] (theirs: [-0.08, 0.08]), and a learning rate of 0.01 (theirs: 6e-4), because here the controller
 sees tens of architectures, not the 12,800 of the paper; one worker, where they ran 800 GPUs in parallel.
 
-NAS-Bench-201's REINFORCE baseline (Dong & Yang, ICLR 2020, AutoDL-Projects) is a different policy: a 6 x 5
-table of logits (started at 1e-3 x randn), one independent softmax per edge, no LSTM, trained by REINFORCE with
-its own settings: the reward is one random training run's final validation accuracy in percent (not cubed),
-the baseline a bias-corrected moving average (momentum 0.9) updated with the current reward before the
-advantage is taken, Adam at a learning rate its scripts and docs give differently (1e-3 to 0.5). On the
-NAS-Bench-201 space this class is Zoph & Le's controller with one decision per edge: the LSTM can make an
-edge's op depend on the ops chosen before it, the table cannot.
+NAS-Bench-201's REINFORCE baseline (Dong & Yang, ICLR 2020, AutoDL-Projects) is a different policy, which
+:class:`NB201Reinforce` (``"reinforce-nb201"``) runs as its code does: a 6 x 5 table of logits (started at
+1e-3 x randn), one independent softmax per edge, no LSTM (:class:`TablePolicy`); the reward is the validation
+accuracy in percent (not cubed), the baseline a bias-corrected moving average (momentum 0.9) updated with the
+current reward before the advantage is taken (:class:`DebiasedAverage`), Adam at the learning rate of its
+documented command (0.5). Its scripts tell it one random training run of the cell at each look-up
+(``BenchmarkLookup(..., trial="random")``). On the NAS-Bench-201 space ``Reinforce`` is Zoph & Le's controller
+with one decision per edge: the LSTM can make an edge's op depend on the ops chosen before it, the table cannot.
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ import torch.nn as nn
 from ..errors import NASInputError, check_choice, check_positive
 from .base import Strategy
 
-REWARDS = ("zoph-le", "accuracy")
+REWARDS = ("zoph-le", "accuracy", "percent")
+POLICIES = ("lstm", "table")
+BASELINES = ("ema", "debiased")
 
 
 def zoph_le_reward(result) -> float:
@@ -173,6 +176,59 @@ class Controller(nn.Module):
         return out, log_prob, entropy
 
 
+class TablePolicy(nn.Module):
+    """NAS-Bench-201's REINFORCE policy: one row of logits per decision, an independent softmax each.
+
+    p(arch) = prod_t softmax(theta_t)[a_t]: no decision depends on another, unlike the LSTM's. A row is created
+    the first time its decision shows up (6 rows of 5 on the NAS-Bench-201 cell, AutoDL's 6 x 5 table), started
+    at ``init_std`` x a standard normal (AutoDL: 1e-3 x randn) drawn from the policy's generator. The same
+    ``run`` as :class:`Controller`, so ``Reinforce`` samples, scores and trains either.
+    """
+
+    def __init__(self, generator: torch.Generator, init_std: float = 1e-3, tanh_constant: float | None = None):
+        super().__init__()
+        self.gen, self.init_std, self.tanh_constant = generator, init_std, tanh_constant
+        self.logits = nn.ParameterDict()  # "step" -> logits over that decision's choices
+        self.new_params = []  # created since the optimizer last looked
+
+    def ensure(self, step: int, decision) -> nn.Parameter:
+        """The row of decision number ``step``, created the first time it shows up."""
+        key, n = str(step), len(decision.choices)
+        if key not in self.logits:
+            self.logits[key] = nn.Parameter(self.init_std * torch.randn(n, generator=self.gen))
+            self.new_params.append(self.logits[key])
+        elif self.logits[key].numel() != n:
+            raise NASInputError(f"decision {step} has {n} choices here but {self.logits[key].numel()} before; "
+                                f"the table policy needs a space whose decisions keep their place")
+        return self.logits[key]
+
+    def run(self, space, tokens=None, depth: int | None = None):
+        """As :meth:`Controller.run`: sample (no ``tokens``) or score ``tokens``; (tokens, log p, entropy)."""
+        sampling = tokens is None
+        out = [] if sampling else list(tokens)
+        log_prob, entropy = torch.zeros(()), torch.zeros(())
+        step = 0
+        while (decision := space.next_decision(out[:step])) is not None:
+            if not sampling and step >= len(out):
+                raise NASInputError(f"the token list {tokens} ends before the architecture is complete")
+            logits = self.ensure(step, decision)
+            if depth is not None and decision.group == "depth":  # the schedule's decision, not the policy's
+                if sampling:
+                    out.append(decision.choices.index(depth))
+            else:
+                if self.tanh_constant is not None:
+                    logits = self.tanh_constant * torch.tanh(logits)
+                log_p = torch.log_softmax(logits, dim=-1)
+                if sampling:
+                    out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=self.gen)))
+                log_prob = log_prob + log_p[out[step]]
+                entropy = entropy - (log_p.exp() * log_p).sum()
+            step += 1
+        if step != len(out):
+            raise NASInputError(f"the token list {tokens} is longer than the architecture ({step} decisions)")
+        return out, log_prob, entropy
+
+
 class Reinforce(Strategy):
     """Zoph & Le's controller trained by REINFORCE; ``prob(arch)``: how likely it is to propose ``arch``.
 
@@ -180,6 +236,10 @@ class Reinforce(Strategy):
     accuracy as a fraction, ENAS'). ``entropy_weight``: ENAS' entropy bonus, 0 for Zoph & Le. ``tanh_constant``:
     ENAS' bound on the logits (``c * tanh(logit)``), None for Zoph & Le.
     ``depth_schedule``: (start, step, every) to grow the depth as Zoph & Le, None to let the policy choose it.
+    ``policy``: "lstm" (Zoph & Le's controller) or "table" (:class:`TablePolicy`, NAS-Bench-201's). ``reward``
+    "percent": the validation accuracy in percent (NAS-Bench-201's). ``baseline_mode``: "ema" (the moving average
+    before this reward, started at the first) or "debiased" (:class:`DebiasedAverage`, NAS-Bench-201's).
+    :class:`NB201Reinforce` sets the last three as NAS-Bench-201's code does.
     """
 
     name = "reinforce"
@@ -188,11 +248,20 @@ class Reinforce(Strategy):
     def __init__(self, space, seed: int = 0, hidden: int = 64, lr: float = 0.01, baseline_decay: float = 0.9,
                  entropy_weight: float = 0.0, reward: str = "zoph-le", depth_schedule=None,
                  tanh_constant: float | None = None, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 baseline_start: float | None = None, aggregate: int = 1):
+                 baseline_start: float | None = None, aggregate: int = 1, policy: str = "lstm",
+                 baseline_mode: str = "ema", init_std: float = 1e-3):
         super().__init__(space, seed)
         check_positive("hidden", hidden)
         check_positive("lr", lr)
         check_choice("reward", reward, REWARDS)
+        check_choice("policy", policy, POLICIES)
+        check_choice("baseline_mode", baseline_mode, BASELINES)
+        if baseline_mode == "debiased" and baseline_start is not None:
+            raise NASInputError("baseline_start sets where the 'ema' baseline starts; the 'debiased' average "
+                                "starts from no reward at all: leave baseline_start=None")
+        if isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or not 0 <= init_std < math.inf:
+            raise NASInputError(f"init_std must be a number of at least 0 (NAS-Bench-201's table: 1e-3), got "
+                                f"{init_std!r}")
         if not 0 <= baseline_decay < 1:
             raise NASInputError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}")
         if not isinstance(entropy_weight, (int, float)) or not 0 <= entropy_weight < math.inf:
@@ -215,16 +284,23 @@ class Reinforce(Strategy):
                                           or not 0 < tanh_constant < math.inf):
             raise NASInputError(f"tanh_constant must be a number above 0 or None (ENAS' micro search: 1.1 / 2.5 for "
                                 f"its operations), got {tanh_constant!r}")
-        self.controller = Controller(int(hidden), self.gen, tanh_constant=tanh_constant)
+        if policy == "lstm":
+            self.controller = Controller(int(hidden), self.gen, tanh_constant=tanh_constant)
+        else:
+            self.controller = TablePolicy(self.gen, float(init_std), tanh_constant=tanh_constant)
+        self.policy, self.baseline_mode = policy, baseline_mode
         check_positive("aggregate", aggregate)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)) or \
                 not 0 < eps < math.inf:
             raise NASInputError(f"betas must be two numbers in [0, 1) and eps above 0 (Adam's; ENAS: (0.0, 0.999) "
                                 f"and 1e-3), got betas={betas!r}, eps={eps!r}")
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=lr, betas=tuple(betas), eps=eps)
+        params = list(self.controller.parameters())  # the table's rows come with their decisions: Adam waits
+        self._adam = dict(lr=lr, betas=tuple(betas), eps=eps)
+        self.optimizer = torch.optim.Adam(params, **self._adam) if params else None
         self.baseline_decay, self.entropy_weight = baseline_decay, float(entropy_weight)
         self.reward, self.depth_schedule = reward, depth_schedule
         self.baseline = None if baseline_start is None else float(baseline_start)
+        self._average = DebiasedAverage(baseline_decay)  # the "debiased" baseline's state
         self.aggregate, self._pending = int(aggregate), 0  # evaluations per step; those told since the last
         self.asked = 0  # proposals so far (the depth schedule counts them)
         self._last = None  # (tokens, log_prob, entropy) of the latest proposal, graph attached
@@ -239,7 +315,10 @@ class Reinforce(Strategy):
     def _run(self, tokens=None):
         out = self.controller.run(self.space, tokens, depth=self.depth())
         if self.controller.new_params:  # a group met for the first time: let Adam train its head too
-            self.optimizer.add_param_group({"params": self.controller.new_params})
+            if self.optimizer is None:
+                self.optimizer = torch.optim.Adam(self.controller.new_params, **self._adam)
+            else:
+                self.optimizer.add_param_group({"params": self.controller.new_params})
             self.controller.new_params = []
         return out
 
@@ -263,6 +342,8 @@ class Reinforce(Strategy):
         """One REINFORCE step on ``arch`` with the reward of ``result`` (see ``reward``)."""
         if self.reward == "zoph-le":
             reward = zoph_le_reward(result)
+        elif self.reward == "percent":
+            reward = float(result.valid_acc)
         else:
             reward = float(result.valid_acc) / 100.0
         if reward != reward:  # a failed evaluation (nan) teaches nothing
@@ -276,8 +357,12 @@ class Reinforce(Strategy):
         if self.entropy_weight:  # ENAS' bonus: in the reward, no gradient through it
             reward += self.entropy_weight * float(entropy.detach())
         self.last_reward = reward  # what this step was told, the bonus included
-        baseline = reward if self.baseline is None else self.baseline  # the first reward starts the average
-        self.baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * reward
+        if self.baseline_mode == "debiased":  # NAS-Bench-201's: this reward is in the baseline it is compared with
+            self._average.update(reward)
+            baseline = self.baseline = self._average.value()
+        else:
+            baseline = reward if self.baseline is None else self.baseline  # the first reward starts the average
+            self.baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * reward
         if self._pending == 0:
             self.optimizer.zero_grad()
         (policy_loss(log_prob, reward, baseline) / self.aggregate).backward()  # the mean over ``aggregate``
@@ -285,3 +370,41 @@ class Reinforce(Strategy):
         if self._pending == self.aggregate:
             self.optimizer.step()
             self._pending = 0
+
+
+class DebiasedAverage:
+    """NAS-Bench-201's baseline (AutoDL's ``ExponentialMovingAverage``): an exponential moving average with
+    ``momentum`` whose numerator and denominator both start at 0, so that its value is a weighted mean of the
+    rewards seen (the first alone after one update), not pulled towards 0 as an average started at 0 is."""
+
+    def __init__(self, momentum: float):
+        self.momentum, self.numerator, self.denominator = float(momentum), 0.0, 0.0
+
+    def update(self, value: float) -> None:
+        self.numerator = self.momentum * self.numerator + (1 - self.momentum) * value
+        self.denominator = self.momentum * self.denominator + (1 - self.momentum)
+
+    def value(self) -> float:
+        if self.denominator == 0:
+            raise NASInputError("the average has seen no value yet")
+        return self.numerator / self.denominator
+
+
+class NB201Reinforce(Reinforce):
+    """NAS-Bench-201's REINFORCE baseline as its code runs it (Dong & Yang, ICLR 2020; AutoDL-Projects,
+    ``exps/NAS-Bench-201-algos/reinforce.py``): a table of logits, one independent softmax per decision
+    (:class:`TablePolicy`, started at 1e-3 x randn), the reward the validation accuracy in percent, the baseline a
+    debiased moving average with momentum 0.9 (:class:`DebiasedAverage`) that takes the reward in before the
+    advantage is formed, one step of Adam (its own betas and eps) per evaluation, no entropy bonus.
+
+    ``lr``: 0.5, the value in the command NAS-Bench-201's documentation gives for CIFAR-10
+    (``scripts-search/NAS-Bench-201-algos/REINFORCE.sh cifar10 0.5 -1``), the largest of the grid its
+    ``hps/GRID-RL.sh`` searches (0.01, 0.02, 0.1, 0.2, 0.5); NATS-Bench's version of the script is documented with
+    0.01. The reference keeps the architecture of the highest reward seen, as ``search`` does.
+    """
+
+    name = "reinforce-nb201"
+
+    def __init__(self, space, seed: int = 0, lr: float = 0.5, baseline_decay: float = 0.9, init_std: float = 1e-3):
+        super().__init__(space, seed, lr=lr, baseline_decay=baseline_decay, policy="table", reward="percent",
+                         baseline_mode="debiased", init_std=init_std)
