@@ -52,8 +52,9 @@ NAS-Bench-201's REINFORCE baseline (Dong & Yang, ICLR 2020, AutoDL-Projects) is 
 1e-3 x randn), one independent softmax per edge, no LSTM (:class:`TablePolicy`); the reward is the validation
 accuracy in percent (not cubed), the baseline a bias-corrected moving average (momentum 0.9) updated with the
 current reward before the advantage is taken (:class:`DebiasedAverage`), Adam at the learning rate of its
-documented command (0.5). Its scripts tell it one random training run of the cell at each look-up
-(``BenchmarkLookup(..., trial="random")``). On the NAS-Bench-201 space ``Reinforce`` is Zoph & Le's controller
+documented command (0.5). Its scripts tell it one random training run of the cell, of NAS-Bench-201's
+12-epoch schedule, at each look-up (``BenchmarkLookup(..., trial="random")`` draws one seed's run of the
+package's table). On the NAS-Bench-201 space ``Reinforce`` is Zoph & Le's controller
 with one decision per edge: the LSTM can make an edge's op depend on the ops chosen before it, the table cannot.
 """
 
@@ -397,10 +398,18 @@ class NB201Reinforce(Reinforce):
     debiased moving average with momentum 0.9 (:class:`DebiasedAverage`) that takes the reward in before the
     advantage is formed, one step of Adam (its own betas and eps) per evaluation, no entropy bonus.
 
-    ``lr``: 0.5, the value in the command NAS-Bench-201's documentation gives for CIFAR-10
-    (``scripts-search/NAS-Bench-201-algos/REINFORCE.sh cifar10 0.5 -1``), the largest of the grid its
-    ``hps/GRID-RL.sh`` searches (0.01, 0.02, 0.1, 0.2, 0.5); NATS-Bench's version of the script is documented with
-    0.01. The reference keeps the architecture of the highest reward seen, as ``search`` does.
+    ``lr``: 0.5, the rate of the command NAS-Bench-201's documentation gives for CIFAR-10
+    (``scripts-search/NAS-Bench-201-algos/REINFORCE.sh cifar10 0.5 -1``); AutoDL-Projects also keeps a grid of
+    rates for it (``hps/GRID-RL.sh``: 0.01, 0.02, 0.1, 0.2, 0.5, stored calling ``REINFORCE.sh`` with an older,
+    two-argument interface), and NATS-Bench's version of the script is documented with 0.01.
+
+    What the search around it does differently from AutoDL's script: the script's look-up
+    (``R_EA.train_and_eval``) answers one random training run of NAS-Bench-201's 12-epoch schedule and charges
+    that run's time, and the chosen cell is reported at 200 epochs; with the package's table a look-up answers
+    what ``BenchmarkLookup`` is asked for (the mean over seeds, or one seed's run with ``trial="random"``) from the
+    table's one recipe. The script keeps the cell of the highest reward in its trace, the look-up that overdraws
+    the budget included, and charges the policy step's own wall time too; ``search`` stops before a look-up it
+    cannot pay for and charges only the look-ups.
     """
 
     name = "reinforce-nb201"
