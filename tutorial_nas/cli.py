@@ -343,7 +343,8 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", parents=[common], help="strategies x seeds x budget on the benchmark")
     c.add_argument("--space", default="nb201", choices=["nb201"])
     c.add_argument("--strategies", default="random,reinforce,regularized,bo",
-                   help="comma list of random, reinforce, reinforce-nb201, regularized, bo, blockqnn, darts, gdas, rsws")
+                   help="comma list of random, reinforce, reinforce-nb201, regularized, bo, blockqnn, darts, gdas, "
+                        "rsws")
     c.add_argument("--seeds", type=int, help="seeds per strategy (default: the profile's)")
     c.add_argument("--budget", help="seconds charged per run, e.g. 140s (default: the profile's)")
     c.add_argument("--out", default="compare_out")
