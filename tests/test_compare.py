@@ -210,3 +210,33 @@ def test_the_final_interval_never_passes_the_best_cell_of_the_table():
     no_best = df.copy()
     no_best.attrs.clear()  # without the table's best cell, only an accuracy's 100 % bounds the interval
     assert C.final_table(no_best).loc["darts", "ci_high"] == 100.0
+
+
+def test_holm_adjusts_by_the_rank_of_each_p_value_and_keeps_the_order():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> raised to 0.06 (monotone)
+    assert C.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    adjusted = C.holm([np.nan, 0.02, 0.4])  # a strategy without a test is not one of the tests
+    assert np.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.04, 0.4])
+    assert C.holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert len(C.holm([])) == 0
+
+
+def test_the_verdicts_say_which_differences_holms_correction_leaves():
+    base = [0.5 + i / 10 for i in range(10)]  # ten seeds' regrets; a shift of 0.35 gives p = 0.031, of 0.05 p = 0.73
+
+    def runs(shift):
+        return [[r - shift] for r in base]
+
+    shifted = {"random": runs(0.0), "bo": runs(1.5), "regularized": runs(0.35), "reinforce": runs(2.0),
+               "blockqnn": runs(0.05)}
+    table = C.final_table(regret_runs(shifted, best=95.0))
+    p, adjusted = table["p_vs_random"], table["p_holm_vs_random"]
+    assert (adjusted.drop("random") >= p.drop("random")).all() and np.isnan(adjusted["random"])
+    assert p["regularized"] < 0.05 <= adjusted["regularized"]  # 0.031, second largest of four: x 2
+    assert adjusted["bo"] < 0.05 and adjusted["reinforce"] < 0.05
+    text = C.verdicts(table)
+    assert "Holm's correction for the 4 tests: regularized no longer different at the 5 % level" in text
+    two = C.final_table(regret_runs({"random": runs(0.0), "reinforce": runs(2.0)}, best=95.0))
+    assert "Holm" not in C.verdicts(two)  # one test: nothing to correct
+    clear = C.final_table(regret_runs({k: shifted[k] for k in ("random", "bo", "reinforce")}, best=95.0))
+    assert "every difference stands" in C.verdicts(clear)

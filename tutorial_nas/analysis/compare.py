@@ -387,13 +387,30 @@ def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str
         ax.legend(fontsize=8)
 
 
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjustment of the p-values of several tests (Holm, 1979): the i-th smallest of m is
+    multiplied by m - i + 1, and each adjusted value is at least the one before it in that order (capped at 1).
+    Rejecting where an adjusted value is below alpha keeps the chance of any false rejection among the m tests
+    at most alpha. NaN (no test) stays NaN and does not count among the m."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m, running = len(order), 0.0
+    for i, index in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[index]))
+        out[index] = running
+    return out
+
+
 def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
     """Per strategy: the test accuracy of the final incumbent (for a one-shot run, the cell it derived last):
     mean, std and t-interval over seeds (clipped to what a mean of picks can take: from 0 to the test accuracy of
     the table's best cell, ``df.attrs["best_test_acc"]``, or 100 % without it), mean regret, the p-value
     of a two-sided Mann-Whitney U test against ``baseline`` (NaN when the baseline is absent) and, in
     ``vs_<baseline>``, the direction: "better" or "worse" where p < ``alpha`` (by the difference of the mean
-    ranks, the test's own statistic), else "not different"."""
+    ranks, the test's own statistic), else "not different". ``p_holm_vs_<baseline>``: the same p-values adjusted
+    for the number of strategies tested against the baseline (:func:`holm`), which :func:`verdicts` reads."""
     from scipy.stats import mannwhitneyu
 
     final = df.sort_values("step").groupby(["strategy", "seed"], sort=False).tail(1)
@@ -415,6 +432,7 @@ def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95,
                      "mean_regret": float(df.attrs.get("best_test_acc", np.nan) - mean),
                      f"p_vs_{baseline}": p, f"vs_{baseline}": verdict})
     table = pd.DataFrame(rows).sort_values("mean_test_acc", ascending=False).set_index("strategy")
+    table[f"p_holm_vs_{baseline}"] = holm(table[f"p_vs_{baseline}"])
     table.attrs.update(alpha=alpha, baseline=baseline, level=level)
     return table
 
@@ -436,6 +454,12 @@ def verdicts(table: pd.DataFrame, baseline: str = "random") -> str:
         parts.append(f"  {key:13s} {listed}")
     head = (f"Against {baseline} ({table.loc[baseline, 'mean_test_acc']:.2f} %), two-sided rank-sum tests at the "
             f"{100 * alpha:g} % level:")
+    holm_column, tested = f"p_holm_vs_{baseline}", table[f"p_vs_{baseline}"].notna()
+    if holm_column in table and tested.sum() > 1:  # several tests against one baseline: the chance of a false one
+        lost = table.index[tested & (table[f"p_vs_{baseline}"] < alpha) & (table[holm_column] >= alpha)].tolist()
+        parts.append(f"  Holm's correction for the {int(tested.sum())} tests: "
+                     + (f"{', '.join(lost)} no longer different at the {100 * alpha:g} % level" if lost else
+                        "every difference stands"))
     return "\n".join([head, *parts])
 
 

@@ -11,9 +11,10 @@ crossover); they differ in who may be a parent and who dies.
   of the sample, and remove the *oldest* individual of the population. Aging removes lucky ones too, which
   makes the search robust to noisy accuracies; P = 10 and S = 3 as in AutoDL's NAS-Bench-201 runs, and the
   space's own mutation (on NAS-Bench-201 AutoDL's: a node, then one of its inputs, then another op). AutoDL's
-  look-ups return one random training run of the cell, so a repeated cell may score differently and aging has
+  look-ups (``R_EA.train_and_eval``) return one random training run of the cell, of NAS-Bench-201's 12-epoch
+  schedule (the chosen cell is reported at 200 epochs), so a repeated cell may score differently and aging has
   noise to be robust to; the package's default look-up returns each cell's mean over its seeds, the same number every
-  time; ``BenchmarkLookup(..., trial="random")`` answers as AutoDL's look-ups do.
+  time; ``BenchmarkLookup(..., trial="random")`` answers as AutoDL's look-ups do, from the table's one recipe.
 - ``GeneticCNN`` (Xie & Yuille, ICCV 2017): generations of N bit strings (``GeneticSpace``); each
   generation is selected by Russian roulette (chance proportional to fitness minus the worst fitness),
   crossed over (pairs swap stages with probability p_C), and each individual left out of crossover is
