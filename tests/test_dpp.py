@@ -14,6 +14,7 @@ from tutorial_nas.strategies.dpp import (
     dpp_search,
     grow,
     measured_latency,
+    pareto_layers,
     pareto_select,
     random_at_equal_lookups,
 )
@@ -166,3 +167,26 @@ def test_the_verdict_reads_the_exact_probability_not_twenty_seeds_shares(bench):
     many = random_at_equal_lookups(bench, run, seeds=3000)  # the exact shares, against many seeds
     assert many["random_beats"] == pytest.approx(r["p_random_beats"], abs=0.01)
     assert (many["random"]["best"] < r["dpp_best"]).mean() == pytest.approx(r["p_random_short"], abs=0.015)
+
+
+def test_a_step_keeps_the_pareto_choice_not_pnas_top_k_by_predicted_accuracy(bench):
+    # Latency that grows with the FLOPs: the cells predicted most accurate are slow, so a Pareto choice keeps fast
+    # cells that a top-K by predicted accuracy (PNAS' rule) would drop. The step is recomputed from the run's
+    # first step with a surrogate of the same seed.
+    from tutorial_nas.predictors import PerformancePredictor
+    from tutorial_nas.strategies.dpp import score_children
+
+    keep, latency = 6, flops_ms(bench)
+    frame = dpp_search(bench, latency_fn=latency, steps=2, keep=keep, seed=0)
+    first = frame[frame["step"] == 1]
+    accuracy = {nb201.parse(a): v for a, v in zip(first["arch"], first["accuracy"])}
+    parents = [nb201.parse(a) for a in frame.attrs["kept"][0]]
+    children, _, objectives = score_children(bench, parents, 2, accuracy, PerformancePredictor(seed=0), latency)
+    cells = [nb201.to_str(c) for c, _ in children]
+    kept = set(frame.attrs["kept"][1])
+    assert kept == {cells[i] for i in pareto_select(objectives, keep)}
+    top_k = {cells[i] for i in np.argsort([-o[0] for o in objectives], kind="stable")[:keep]}
+    assert kept != top_k  # PNAS' rule would have kept other cells
+    # every kept cell that is not on the first front is there only because the front had room left
+    front = {cells[i] for i in next(pareto_layers(np.asarray(objectives, dtype=float), (True, False, False)))}
+    assert front <= kept or len(front) > keep

@@ -137,6 +137,9 @@ def test_pareto_front_directions_and_errors():
 def test_mnas_reward():
     assert hardware.mnas_reward(90.0, 10.0, 10.0) == pytest.approx(90.0)
     assert hardware.mnas_reward(90.0, 20.0, 10.0) < 90.0 < hardware.mnas_reward(90.0, 5.0, 10.0)
+    # the soft constraint's exponent, -0.07 on both sides (Tan et al.: twice the latency for about 5 % accuracy)
+    assert hardware.mnas_reward(90.0, 20.0, 10.0) == pytest.approx(90.0 * 2 ** -0.07)
+    assert hardware.mnas_reward(90.0, 5.0, 10.0) == pytest.approx(90.0 * 0.5 ** -0.07)
     assert hardware.mnas_reward(90.0, 5.0, 10.0, alpha=0.0, beta=-1.0) == 90.0  # hard constraint
     assert hardware.mnas_reward(90.0, 20.0, 10.0, alpha=0.0, beta=-1.0) == pytest.approx(45.0)
 

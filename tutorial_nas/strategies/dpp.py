@@ -5,14 +5,16 @@ PNAS (Liu et al., ECCV 2018) grows cells one block at a time and lets a surrogat
 cells to train; it keeps the K with the highest predicted accuracy. DPP-Net keeps the same loop but chooses by
 Pareto optimality (Section 3.3): the kept cells are those on the front of predicted accuracy against a
 device-related objective, here the latency measured on this machine, and a device-agnostic one, the number of
-parameters (the paper's model size). Each step:
+parameters (the paper's model size); the paper names memory usage as a second device-related objective, which is
+not measured here. Each step:
 
 1. expand every cell kept at the last step by one more block (Section 3.2, "progressive");
 2. predict each child's accuracy with the surrogate trained on every cell evaluated so far;
 3. keep ``keep`` children by Pareto optimality of (predicted accuracy up, latency down, parameters down);
 4. train and evaluate them (here: read the benchmark's validation accuracy) and refit the surrogate.
 
-The answer is the Pareto front of the *evaluated* cells under (accuracy, latency, parameters).
+The answer is the Pareto front of the *evaluated* cells under (accuracy, latency, parameters); the paper goes on
+to train the front's networks in full and to name one for each device, which a table look-up has no need of.
 
 Adapted to NAS-Bench-201. PNAS' block adds one node with its inputs; here a block adds one node of the cell
 with its edges, so that it is live at once: step 1 decides the edge input -> output, step 2 node 1 (edges 0->1
@@ -20,9 +22,10 @@ and 1->3), step 3 node 2 (0->2, 1->2, 2->3); see ``GROW_ORDER``. Undecided edges
 cell is a complete NB201 cell the benchmark answers for (a cell of growing complexity, as PNAS' cells of b
 blocks). The all-``none`` child is the parent itself: it competes with its measured accuracy and costs no new
 evaluation, so every one of the 15,625 cells can be reached. Step 1 evaluates all 5 cells of the first size (the
-4 one-edge cells and the empty one), as PNAS and DPP-Net train every cell of the first size. Choosing K from the
-front (Section 3.3): whole non-dominated layers are taken in order (the front, then the front of what is left,
-...); from the layer that does not fit whole, its cells of highest predicted accuracy fill the places left.
+4 one-edge cells and the empty one), as PNAS and DPP-Net train every cell of the first size. How K places are
+filled from the fronts is this package's rule (``pareto_select``): whole non-dominated layers are taken in order
+(the front, then the front of what is left, ...); from the layer that does not fit whole, its cells of highest
+score (the predicted accuracy, or the measured one of a child equal to its parent) fill the places left.
 
 The paper's surrogate is a recurrent regressor over the block sequence; here it is the package's
 ``PerformancePredictor`` (an ensemble of small MLPs) on the path encoding (``encode``; an undecided edge reads
