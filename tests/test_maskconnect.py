@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from tutorial_nas.data import Augment, Dataset, load_dataset
 from tutorial_nas.errors import NASInputError
@@ -176,3 +177,28 @@ def test_learned_vs_random_trains_both_with_the_same_epochs(monkeypatch):
     assert calls["learned"] == calls["random"] == [0.5, 0.5] * 2  # and the same schedule: a restart for each
     assert list(frame["connectivity"]) == ["learned", "random"] * 2 and list(frame["seed"]) == [0, 0, 1, 1]
     assert all(len(c) == 3 for c in frame["inputs"]) and frame["valid_acc"].between(0, 100).all()
+
+
+def test_a_training_step_moves_each_real_mask_by_minus_mask_lr_times_its_binary_gradient_then_clips():
+    # the same first minibatch and the same sampled masks, run by hand on a copy: m~ <- clip(m~ - lr dE/dm, 0, 1)
+    import copy
+
+    from tutorial_nas.data import batches
+
+    data, mask_lr, seed, batch = toy_data(64), 50.0, 3, 16
+    torch.manual_seed(0)
+    net = MaskConnectNet(2, 1, modules=3, C=4, fan_in=1)
+    with torch.no_grad():
+        net.masks[2].copy_(torch.tensor([0.001, 0.5, 0.999]))  # near both ends, so that the clip can act
+    twin = copy.deepcopy(net)
+    twin.generator, twin.fixed = torch.Generator().manual_seed(seed), False
+    twin.train()
+    xb, yb = next(iter(batches(data.train_x, data.train_y, batch, shuffle=True,
+                               generator=torch.Generator().manual_seed(seed), augment=data.augment)))
+    F.cross_entropy(twin(xb), yb).backward()
+    expected = [(m - mask_lr * m.grad).clamp(0.0, 1.0).detach() for m in twin.masks]
+    assert any(((m - mask_lr * m.grad) > 1).any() or ((m - mask_lr * m.grad) < 0).any() for m in twin.masks)
+    trained, _ = train_maskconnect(data, net=net, epochs=batch / len(data.train_y), batch_size=batch,
+                                   mask_lr=mask_lr, seed=seed)
+    for m, e in zip(trained.masks, expected):
+        assert torch.allclose(m.detach(), e, atol=1e-6)

@@ -19,10 +19,13 @@ The baseline: random fixed K-hot connectivity (``random_connectivity``) trained 
 ``fixed=True``, from the same initial weights (``learned_vs_random``; ``compare_connectivity`` reads the
 difference against its standard error).
 
-Where this differs from the paper: the paper's modules are ResNet / ResNeXt blocks (and its masks choose
-among the branches of the previous block); here they are small ReLU-conv-BN blocks, and the masks choose
-among all earlier blocks and the stem. When clipping leaves a block's m~ with fewer than K entries above
-zero, the sampling probabilities get a floor of 1e-6 so that K distinct inputs can still be drawn.
+Where this differs from the paper: the paper's modules are residual blocks (ResNet, whose masks choose among
+earlier modules, as here; ResNeXt, whose masks choose among the branches of the previous block); here they are
+small ReLU-conv-BN blocks without a shortcut, and the masks choose among all earlier blocks and the stem. Every
+sampling probability gets a floor of 1e-6 before it is normalised, so that K distinct inputs can still be drawn
+when clipping leaves fewer than K entries above zero; an input clipped to zero thus keeps a chance of about 1e-6
+over the sum of its block's mask, where the paper's is zero. The paper also prunes modules whose output no later
+module reads; ``derive`` keeps them.
 """
 
 from __future__ import annotations

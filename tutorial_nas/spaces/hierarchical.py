@@ -4,8 +4,9 @@ Level 1 is six primitives on C channels (Section 2.3): ``conv1x1``, ``dwconv3x3`
 (3x3 separable), ``maxpool3x3``, ``avgpool3x3`` and ``identity``; ``none`` means no edge. A level-2 motif is a DAG
 whose edges hold primitives; the level-3 motif is a DAG whose edges hold level-2 motifs (or ``none``). In every
 DAG node 0 is the input, the last node the output, and an edge runs from a lower node to a higher one, so every
-genotype is acyclic by construction. A node with several inputs merges them as the paper does: depthwise
-concatenation followed by a 1x1 convolution back to C channels (Section 2.2); a node with one input passes it on.
+genotype is acyclic by construction. A node with several inputs merges them by depthwise concatenation, the
+paper's merge, followed here by a 1x1 convolution (with batch norm and ReLU) back to C channels, so that every node
+keeps C channels; the 1x1 convolution is this package's. A node with one input passes it on.
 
 The paper uses M=6 level-2 motifs of 4 nodes and one level-3 motif of 5 nodes; the defaults here are scaled
 down to 3 motifs of 4 nodes and a level-3 motif of 4 nodes, so that a network trains in seconds on a CPU.
@@ -23,8 +24,10 @@ paper may draw the same op again, a mutation that changes nothing).
 Search runs through the package's strategies: ``search(space, "random", ...)`` draws genotypes as the paper
 initialises them; ``search(space, "regularized", ...)`` evolves them with this mutation. The paper's evolution
 (Section 3.3) is tournament selection of 5 % of the population, the best of them mutated, and nobody removed;
-regularized evolution's tournament (``sample`` of ``population``) is the same selection, except that the oldest
-individual dies, so ``sample = population // 20`` is the paper's 5 %.
+regularized evolution's tournament (``sample`` of ``population``) selects the same way, with three differences:
+the oldest individual dies, the sample is drawn with replacement (Real et al.'s), and the population keeps its
+size, so ``sample = population // 20`` is the paper's 5 % at the start only (the paper's population, and its 5 %,
+grow with every individual evaluated).
 """
 
 from __future__ import annotations
@@ -109,7 +112,9 @@ class Motif(nn.Module):
 class HierarchicalNetwork(nn.Module):
     """The small skeleton: stem (3x3 conv), cell, reduction (3x3 separable conv, stride 2, doubling the
     channels, as the paper's reductions), cell, global average pool and a linear head. Both cells are the
-    level-3 motif, each with its own weights."""
+    level-3 motif, each with its own weights. The paper's search network has three cells with a reduction
+    between each two and a 3x3 separable convolution after the last (Section 4.1, Figure 2); this one stops
+    after the second cell, so that it trains in seconds on a CPU."""
 
     def __init__(self, space: "HierarchicalSpace", arch: Hierarchy, num_classes: int, in_channels: int, C: int):
         super().__init__()

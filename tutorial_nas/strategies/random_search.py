@@ -6,7 +6,9 @@ from .base import Strategy
 
 
 class RandomSearch(Strategy):
-    """Sample uniformly from the space; learn nothing."""
+    """Sample from the space's own distribution (``space.sample``: uniform over the space for most; the
+    hierarchical space draws as its paper initialises, 1,000 random mutations of the trivial genotype); learn
+    nothing."""
 
     name = "random"
     parallel = 64
