@@ -95,6 +95,20 @@ def test_early_stopping_keeps_the_best_cell_and_saves_epochs(split):
         assert curve["stopped"] == 0 and curve["share"] == 1 and curve["best_valid"] == best
 
 
+def test_the_replay_counts_the_fully_trained_cells_a_rule_was_fitted_on(split):
+    # Baker et al. fit the regression on the search's first networks, trained in full: their epochs are spent, and
+    # their best accuracy is what the first replayed cell is held against (without them it could never be stopped)
+    bench, train, test = split
+    always = simulate_early_stopping(bench, test, lambda *_: True, pretrained=train)
+    assert always["stopped"] == len(test) and always["pretrained"] == len(train)
+    assert always["epochs"] == bench.epochs * len(train) + len(test)
+    assert always["share"] == pytest.approx(always["epochs"] / (bench.epochs * (len(train) + len(test))))
+    assert always["best_valid"] == max(bench.query(c)["valid_curve"][-1] for c in train)
+    assert simulate_early_stopping(bench, test, lambda *_: True)["stopped"] == len(test) - 1  # nothing to beat yet
+    full = simulate_early_stopping(bench, test, lambda *_: False, pretrained=train)
+    assert full["share"] == 1 and full["best_valid"] == max(bench.query(c)["valid_curve"][-1] for c in train + test)
+
+
 def test_chapter_shortcuts_include_the_regression_on_the_same_early_epochs(split):
     import torch
 

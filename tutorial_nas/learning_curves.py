@@ -128,12 +128,22 @@ class SRMShortcut(Shortcut):
                 + sum(self.bench.query(to_str(c), epoch=self.observed)["train_seconds"] for c in cells))
 
 
-def simulate_early_stopping(bench, cells, stop, min_epochs: int = 1) -> dict:
+def simulate_early_stopping(bench, cells, stop, min_epochs: int = 1, pretrained=()) -> dict:
     """Replay a search over ``cells`` on the table: each is trained epoch by epoch and, from ``min_epochs`` on,
     ``stop(cell, curve, best)`` may end it before the last epoch (``best``: the best final validation accuracy
     so far). Returns the best cell found, its final accuracy, the epochs spent and the share of a full run's.
-    ``stop`` can be ``srm.should_stop`` or ``extrapolation_stop`` (curve extrapolation)."""
-    best, best_cell, spent, stopped = -np.inf, None, 0, 0
+    ``stop`` can be ``srm.should_stop`` or ``extrapolation_stop`` (curve extrapolation).
+
+    ``pretrained``: the cells a learned rule was fitted on. Baker et al. fit their regression on the first
+    networks of the search itself, trained in full: those come first here, every epoch of theirs is spent, their
+    best final accuracy is the ``best`` the first replayed cell is held against, and they count in the full
+    run's epochs and in the best cell found. ``stopped`` counts the replayed cells only."""
+    pretrained = [tuple(c) for c in pretrained]
+    best, best_cell, spent, stopped = -np.inf, None, bench.epochs * len(pretrained), 0
+    for cell in pretrained:
+        final = bench.query(to_str(cell))["valid_curve"][-1]
+        if final > best:
+            best, best_cell = final, cell
     for cell in cells:
         curve = list(bench.query(to_str(cell))["valid_curve"])
         for tau in range(1, bench.epochs + 1):
@@ -144,9 +154,9 @@ def simulate_early_stopping(bench, cells, stop, min_epochs: int = 1) -> dict:
             stopped += 1
         elif curve[-1] > best:
             best, best_cell = curve[-1], tuple(cell)
-    full = bench.epochs * len(cells)
+    full = bench.epochs * (len(pretrained) + len(cells))
     return {"best": best_cell, "best_valid": float(best), "epochs": spent, "share": spent / full,
-            "stopped": stopped}
+            "stopped": stopped, "pretrained": len(pretrained)}
 
 
 def extrapolation_stop(final_epoch: int):

@@ -9,8 +9,10 @@ network starts where the small one stopped instead of from scratch:
 - ``net2deeper``: insert a block that computes the identity: a convolution whose kernel is a centred one
   on the diagonal, a batch norm that undoes its own normalisation, a ReLU that changes nothing because its
   input already passed through a ReLU.
-- ``add_skip`` (as in NASH): insert a residual block ``relu(x + bn(conv(x)))`` whose batch-norm scale is
-  zero, so it adds nothing until training makes it useful.
+- ``add_skip``: insert a residual block ``relu(x + bn(conv(x)))`` whose batch-norm scale is zero, so it adds
+  nothing until training makes it useful. NASH's skip morphism is another: it connects two layers already in
+  the network (by addition, which adds no parameters, or by concatenation); this one is a deepening with a skip
+  around the new layer, and it counts against the depth limit.
 
 Elsken et al. (2017, NASH) climb with these: from a hand-designed network, make a few children by random
 morphisms, train each briefly from its parent's weights beside the parent trained as long again, keep the best,
@@ -22,6 +24,14 @@ a global average pool and a linear head, written as a spec string such as ``c8k3
 plain block, ``r`` a residual one, channels, ``k`` kernel size, ``p`` a 2x2 max-pool after the block).
 The climb does not fit the ask/tell loop (a child needs its parent's trained weights), so it has its own
 entry point rather than a name in ``STRATEGIES``.
+
+Where the climb differs from NASH's experiments (Elsken et al., Section 5.1): their start network is
+Conv-MaxPool-Conv-MaxPool-Conv-FC trained for 20 epochs, here ``START_SPEC`` (two conv blocks, max-pooled, and
+a global-average-pool head) trained for ``start_epochs``; they run 8 steps of 8 networks, each child made by 5
+morphisms and trained 17 epochs with SGDR from a learning rate of 0.05 down to 0, then train the final network 20
+epochs more; the defaults here are 3 steps of 4 networks, 2 morphisms a child, 1 epoch from 0.1 down to 0 (a
+larger rate for the shorter run), and no final training. A widening multiplies a layer's channels by 1.5 or 2,
+drawn at random, within ``max_channels``.
 """
 
 from __future__ import annotations
