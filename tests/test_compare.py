@@ -240,3 +240,5 @@ def test_the_verdicts_say_which_differences_holms_correction_leaves():
     assert "Holm" not in C.verdicts(two)  # one test: nothing to correct
     clear = C.final_table(regret_runs({k: shifted[k] for k in ("random", "bo", "reinforce")}, best=95.0))
     assert "every difference stands" in C.verdicts(clear)
+    alike = C.final_table(regret_runs({"random": runs(0.0), "bo": runs(0.05), "reinforce": runs(-0.05)}, best=95.0))
+    assert "no difference to correct" in C.verdicts(alike)

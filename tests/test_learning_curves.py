@@ -17,7 +17,7 @@ from tutorial_nas.learning_curves import (
     simulate_early_stopping,
 )
 from tutorial_nas.predictors import CurveExtrapolation
-from tutorial_nas.spaces.cell import all_cells, parse
+from tutorial_nas.spaces.cell import all_cells, parse, to_str
 
 CONV = ("nor_conv_3x3",) * 6
 
@@ -107,6 +107,12 @@ def test_the_replay_counts_the_fully_trained_cells_a_rule_was_fitted_on(split):
     assert simulate_early_stopping(bench, test, lambda *_: True)["stopped"] == len(test) - 1  # nothing to beat yet
     full = simulate_early_stopping(bench, test, lambda *_: False, pretrained=train)
     assert full["share"] == 1 and full["best_valid"] == max(bench.query(c)["valid_curve"][-1] for c in train + test)
+    as_text = simulate_early_stopping(bench, test, lambda *_: True, pretrained=[to_str(c) for c in train])
+    assert as_text == always  # cells as strings or as tuples
+    with pytest.raises(NASInputError, match="both pretrained and replayed"):
+        simulate_early_stopping(bench, test, lambda *_: True, pretrained=train[:3] + test[:1])
+    with pytest.raises(NASInputError, match="nothing to replay"):
+        simulate_early_stopping(bench, [], lambda *_: True)
 
 
 def test_chapter_shortcuts_include_the_regression_on_the_same_early_epochs(split):

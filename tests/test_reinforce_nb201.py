@@ -113,14 +113,40 @@ def test_the_table_policy_learns_an_edges_rewarded_op_within_tens_of_steps():
     assert p_first_edge_is_3() > 0.9
 
 
-def test_the_table_policy_runs_on_a_space_whose_decisions_depend_on_the_depth():
+def test_the_table_policy_on_a_space_whose_decisions_depend_on_the_depth_keeps_one_row_per_place():
     space = ChainSpace(max_layers=3, filters=(4, 8), kernels=(1, 3), pools=("none",))
     s = R.Reinforce(space, seed=0, policy="table", reward="percent", baseline_mode="debiased")
-    for _ in range(20):
+    longest = 0
+    for _ in range(30):
         arch = s.ask()
-        assert s.prob(arch) > 0
+        longest = max(longest, len(space.to_tokens(arch)))
         s.tell(arch, Result(valid_acc=50.0 + 10 * len(space.to_tokens(arch))))
-    assert len(s.controller.logits) > 1
+    assert len(s.controller.logits) == longest  # a row per decision place, shared by every depth that reaches it
+    for arch in (space.parse("conv3x3-8<in"), space.parse("conv1x1-4<in | conv3x3-8<0 | conv3x3-4<1")):
+        tokens = space.to_tokens(arch)
+        rows = [torch.log_softmax(s.controller.logits[str(i)].detach(), 0) for i in range(len(tokens))]
+        assert s.log_prob(arch) == pytest.approx(float(sum(r[t] for r, t in zip(rows, tokens))), abs=1e-5)
+
+
+def test_the_debiased_baseline_needs_a_decay_and_a_space_with_decisions():
+    with pytest.raises(NASInputError, match="never learns"):
+        R.NB201Reinforce(NB201Space(), seed=0, baseline_decay=0.0)
+
+    class Empty(NB201Space):
+        name = "empty"
+
+        def next_decision(self, tokens):
+            return None
+
+        def from_tokens(self, tokens):
+            return ()
+
+        def to_tokens(self, arch):
+            return []
+
+    s = R.Reinforce(Empty(), seed=0, policy="table")
+    with pytest.raises(NASInputError, match="no decision"):
+        s.ask()
 
 
 @pytest.mark.parametrize("options, match", [
@@ -130,6 +156,7 @@ def test_the_table_policy_runs_on_a_space_whose_decisions_depend_on_the_depth():
     ({"baseline_mode": "debiased", "baseline_start": 0.0}, "baseline_start"),
     ({"policy": "table", "init_std": -1.0}, "init_std"),
     ({"policy": "table", "init_std": True}, "init_std"),
+    ({"init_std": 1e-3}, "init_std"),  # the LSTM has no table to start
 ])
 def test_clear_errors_for_options_that_do_not_exist(options, match):
     with pytest.raises(NASInputError, match=match):

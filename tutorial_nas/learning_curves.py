@@ -34,7 +34,7 @@ from sklearn.svm import NuSVR
 from .analysis.cell_shape import SHAPES, cell_shape
 from .errors import NASInputError, check_choice
 from .predictors import Shortcut, should_stop
-from .spaces.cell import encode_onehot, to_str
+from .spaces.cell import encode_onehot, parse, to_str
 
 C_GRID = (1.0, 10.0, 100.0)  # the SVR's penalty, chosen by cross-validation (the paper searched it too)
 
@@ -138,7 +138,13 @@ def simulate_early_stopping(bench, cells, stop, min_epochs: int = 1, pretrained=
     networks of the search itself, trained in full: those come first here, every epoch of theirs is spent, their
     best final accuracy is the ``best`` the first replayed cell is held against, and they count in the full
     run's epochs and in the best cell found. ``stopped`` counts the replayed cells only."""
-    pretrained = [tuple(c) for c in pretrained]
+    pretrained = [parse(c) if isinstance(c, str) else tuple(c) for c in pretrained]
+    both = set(pretrained) & {parse(c) if isinstance(c, str) else tuple(c) for c in cells}
+    if both:
+        raise NASInputError(f"{len(both)} cell(s) are both pretrained and replayed (e.g. {to_str(next(iter(both)))}): "
+                            f"the cells a rule was fitted on are trained once, before the replay")
+    if not pretrained and not len(cells):
+        raise NASInputError("nothing to replay: give cells (and, for a learned rule, the cells it was fitted on)")
     best, best_cell, spent, stopped = -np.inf, None, bench.epochs * len(pretrained), 0
     for cell in pretrained:
         final = bench.query(to_str(cell))["valid_curve"][-1]

@@ -457,9 +457,10 @@ def verdicts(table: pd.DataFrame, baseline: str = "random") -> str:
     holm_column, tested = f"p_holm_vs_{baseline}", table[f"p_vs_{baseline}"].notna()
     if holm_column in table and tested.sum() > 1:  # several tests against one baseline: the chance of a false one
         lost = table.index[tested & (table[f"p_vs_{baseline}"] < alpha) & (table[holm_column] >= alpha)].tolist()
+        found = (tested & (table[f"p_vs_{baseline}"] < alpha)).any()
         parts.append(f"  Holm's correction for the {int(tested.sum())} tests: "
                      + (f"{', '.join(lost)} no longer different at the {100 * alpha:g} % level" if lost else
-                        "every difference stands"))
+                        "every difference stands" if found else "no difference to correct"))
     return "\n".join([head, *parts])
 
 

@@ -1,4 +1,4 @@
-"""REINFORCE with an LSTM controller (Zoph & Le, ICLR 2017).
+"""REINFORCE with an LSTM controller (Zoph & Le, ICLR 2017), and NAS-Bench-201's table policy.
 
 The controller writes an architecture one decision at a time, asking the space what comes next
 (``space.next_decision(tokens)``), so the same controller searches the chain space of chapter 1 and the
@@ -212,7 +212,7 @@ class TablePolicy(nn.Module):
         while (decision := space.next_decision(out[:step])) is not None:
             if not sampling and step >= len(out):
                 raise NASInputError(f"the token list {tokens} ends before the architecture is complete")
-            logits = self.ensure(step, decision)
+            logits = self.ensure(step, decision)  # under a depth schedule the depth's row exists but never trains
             if depth is not None and decision.group == "depth":  # the schedule's decision, not the policy's
                 if sampling:
                     out.append(decision.choices.index(depth))
@@ -250,7 +250,7 @@ class Reinforce(Strategy):
                  entropy_weight: float = 0.0, reward: str = "zoph-le", depth_schedule=None,
                  tanh_constant: float | None = None, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  baseline_start: float | None = None, aggregate: int = 1, policy: str = "lstm",
-                 baseline_mode: str = "ema", init_std: float = 1e-3):
+                 baseline_mode: str = "ema", init_std: float | None = None):
         super().__init__(space, seed)
         check_positive("hidden", hidden)
         check_positive("lr", lr)
@@ -260,6 +260,13 @@ class Reinforce(Strategy):
         if baseline_mode == "debiased" and baseline_start is not None:
             raise NASInputError("baseline_start sets where the 'ema' baseline starts; the 'debiased' average "
                                 "starts from no reward at all: leave baseline_start=None")
+        if baseline_mode == "debiased" and baseline_decay == 0:
+            raise NASInputError("with baseline_decay=0 the 'debiased' baseline is the reward itself, every advantage "
+                                "is 0 and the policy never learns: give a decay in (0, 1) (NAS-Bench-201: 0.9)")
+        if init_std is not None and policy != "table":
+            raise NASInputError("init_std is the scale of the table policy's starting logits; the LSTM controller "
+                                "starts uniform in [-0.1, 0.1]: leave init_std=None or pass policy='table'")
+        init_std = 1e-3 if init_std is None else init_std
         if isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or not 0 <= init_std < math.inf:
             raise NASInputError(f"init_std must be a number of at least 0 (NAS-Bench-201's table: 1e-3), got "
                                 f"{init_std!r}")
@@ -321,6 +328,8 @@ class Reinforce(Strategy):
             else:
                 self.optimizer.add_param_group({"params": self.controller.new_params})
             self.controller.new_params = []
+        if self.optimizer is None:  # the table's rows come with the space's decisions: a space without any
+            raise NASInputError(f"the space {self.space.name!r} asks for no decision: there is no policy to train")
         return out
 
     def ask(self):
@@ -396,7 +405,9 @@ class NB201Reinforce(Reinforce):
     ``exps/NAS-Bench-201-algos/reinforce.py``): a table of logits, one independent softmax per decision
     (:class:`TablePolicy`, started at 1e-3 x randn), the reward the validation accuracy in percent, the baseline a
     debiased moving average with momentum 0.9 (:class:`DebiasedAverage`) that takes the reward in before the
-    advantage is formed, one step of Adam (its own betas and eps) per evaluation, no entropy bonus.
+    advantage is formed, one step of Adam (PyTorch's default betas and eps, as AutoDL's) per evaluation, no entropy
+    bonus. The table's rows, and Adam with them, are created the first time a decision is reached (an ``ask`` or
+    a ``prob``), from the strategy's generator, as the LSTM's heads are.
 
     ``lr``: 0.5, the rate of the command NAS-Bench-201's documentation gives for CIFAR-10
     (``scripts-search/NAS-Bench-201-algos/REINFORCE.sh cifar10 0.5 -1``); AutoDL-Projects also keeps a grid of
