@@ -138,8 +138,11 @@ def simulate_early_stopping(bench, cells, stop, min_epochs: int = 1, pretrained=
     networks of the search itself, trained in full: those come first here, every epoch of theirs is spent, their
     best final accuracy is the ``best`` the first replayed cell is held against, and they count in the full
     run's epochs and in the best cell found. ``stopped`` counts the replayed cells only."""
-    pretrained = [parse(c) if isinstance(c, str) else tuple(c) for c in pretrained]
-    both = set(pretrained) & {parse(c) if isinstance(c, str) else tuple(c) for c in cells}
+    def cell_of(c):  # a cell given as its string or as its tuple of ops
+        return parse(c) if isinstance(c, str) else tuple(c)
+
+    pretrained = [cell_of(c) for c in pretrained]
+    both = set(pretrained) & {cell_of(c) for c in cells}
     if both:
         raise NASInputError(f"{len(both)} cell(s) are both pretrained and replayed (e.g. {to_str(next(iter(both)))}): "
                             f"the cells a rule was fitted on are trained once, before the replay")

@@ -456,11 +456,11 @@ def verdicts(table: pd.DataFrame, baseline: str = "random") -> str:
             f"{100 * alpha:g} % level:")
     holm_column, tested = f"p_holm_vs_{baseline}", table[f"p_vs_{baseline}"].notna()
     if holm_column in table and tested.sum() > 1:  # several tests against one baseline: the chance of a false one
-        lost = table.index[tested & (table[f"p_vs_{baseline}"] < alpha) & (table[holm_column] >= alpha)].tolist()
-        found = (tested & (table[f"p_vs_{baseline}"] < alpha)).any()
+        found = tested & (table[f"p_vs_{baseline}"] < alpha)
+        lost = table.index[found & (table[holm_column] >= alpha)].tolist()
         parts.append(f"  Holm's correction for the {int(tested.sum())} tests: "
                      + (f"{', '.join(lost)} no longer different at the {100 * alpha:g} % level" if lost else
-                        "every difference stands" if found else "no difference to correct"))
+                        "every difference stands" if found.any() else "no difference to correct"))
     return "\n".join([head, *parts])
 
 

@@ -92,6 +92,18 @@ def policy_loss(log_prob, reward: float, baseline: float):
     return -(reward - baseline) * log_prob.sum()
 
 
+def decide(logits, out: list, step: int, generator: torch.Generator, tanh_constant: float | None = None):
+    """One softmax decision of a policy: bound the logits (ENAS' ``tanh_constant``, a floor under every
+    probability), draw the choice into ``out`` when ``out`` holds no token for ``step`` yet (sampling), and return
+    (log p of the token at ``step``, the entropy of the decision), both carrying gradients."""
+    if tanh_constant is not None:
+        logits = tanh_constant * torch.tanh(logits)
+    log_p = torch.log_softmax(logits, dim=-1)
+    if len(out) == step:
+        out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=generator)))
+    return log_p[out[step]], -(log_p.exp() * log_p).sum()
+
+
 class Controller(nn.Module):
     """An LSTM policy over any space with the token interface. Heads are created when a group first shows up,
     since a space's groups are only known by walking its decisions."""
@@ -162,13 +174,8 @@ class Controller(nn.Module):
                     logits = torch.stack([torch.zeros_like(score), score])
                 else:
                     logits = self.heads[decision.group](h)[0]
-                if self.tanh_constant is not None:  # ENAS: bounded logits, a floor under every probability
-                    logits = self.tanh_constant * torch.tanh(logits)
-                log_p = torch.log_softmax(logits, dim=-1)
-                if sampling:
-                    out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=self.gen)))
-                log_prob = log_prob + log_p[out[step]]
-                entropy = entropy - (log_p.exp() * log_p).sum()
+                chosen, spread = decide(logits, out, step, self.gen, self.tanh_constant)
+                log_prob, entropy = log_prob + chosen, entropy + spread
             layer_state[decision.target] = h
             x = self.embeddings[decision.group].weight[out[step]:out[step] + 1]
             step += 1
@@ -217,13 +224,8 @@ class TablePolicy(nn.Module):
                 if sampling:
                     out.append(decision.choices.index(depth))
             else:
-                if self.tanh_constant is not None:
-                    logits = self.tanh_constant * torch.tanh(logits)
-                log_p = torch.log_softmax(logits, dim=-1)
-                if sampling:
-                    out.append(int(torch.multinomial(log_p.detach().exp(), 1, generator=self.gen)))
-                log_prob = log_prob + log_p[out[step]]
-                entropy = entropy - (log_p.exp() * log_p).sum()
+                chosen, spread = decide(logits, out, step, self.gen, self.tanh_constant)
+                log_prob, entropy = log_prob + chosen, entropy + spread
             step += 1
         if step != len(out):
             raise NASInputError(f"the token list {tokens} is longer than the architecture ({step} decisions)")
