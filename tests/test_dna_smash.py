@@ -83,6 +83,31 @@ def test_distillation_leaves_the_teacher_frozen_and_lowers_the_block_losses(digi
     assert end.sum() < start.sum()
 
 
+def test_each_block_is_clipped_and_decayed_on_its_own(digits, monkeypatch):
+    # the reference trains the blocks in parallel: one block's loss, however large, must not change another
+    # block's steps (a clipping of the norm of all blocks together would), and Adam's weight decay (1e-4, the
+    # reference's) applies to the weights, not to biases and batch-norm parameters
+    from tutorial_nas.oneshot import dna
+
+    def run(scale0):
+        torch.manual_seed(0)
+        teacher = NB201Network(RESNET_CELL, 10, 1, C=4, N=1)
+        student = Supernet(10, 1, C=4, N=1)
+        plain = dna.block_loss
+        monkeypatch.setattr(dna, "block_loss", lambda s, b, f, c: plain(s, b, f, c) * (scale0 if b == 0 else 1.0))
+        distill(student, teacher, digits, epochs=0.05, batch_size=64)
+        monkeypatch.setattr(dna, "block_loss", plain)
+        return [[p.detach().clone() for m in block for p in m.parameters()] for block in stage_blocks(student)]
+
+    base, loud = run(1.0), run(1e4)
+    assert not all(torch.equal(a, b) for a, b in zip(base[0], loud[0]))  # block 0's own steps change
+    for b in (1, 2):
+        assert all(torch.equal(x, y) for x, y in zip(base[b], loud[b]))
+    groups = dna.weight_decay_groups(Supernet(10, 1, C=4, N=1))
+    assert groups[0]["weight_decay"] == 1e-4 and all(p.dim() > 1 for p in groups[0]["params"])
+    assert groups[1]["weight_decay"] == 0 and all(p.dim() == 1 for p in groups[1]["params"])
+
+
 def test_block_rating_is_the_mean_absolute_error_over_the_targets_spread(digits):
     torch.manual_seed(0)
     teacher = NB201Network(RESNET_CELL, 10, 1, C=4, N=1).eval()

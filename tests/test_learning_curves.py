@@ -36,6 +36,49 @@ def test_features_are_architecture_curve_and_its_differences():
     assert x.shape == (39,) and x[30:33].tolist() == [3, 2.5, 3]
     assert x[33:].tolist() == [40, 60, 70, 20, 10, -10]
     assert features(CONV, [40.0]).shape == (34,)
+    # the paper's architecture features include the network's number of weights
+    with_weights = features(CONV, [40.0, 60.0, 70.0], weights=12345)
+    assert with_weights.shape == (40,) and with_weights[33] == 12345 and with_weights[34:].tolist() == x[33:].tolist()
+
+
+def _synthetic(n=120, seed=0):
+    """A synthetic table: the final accuracy is the first epoch's plus a gain set by the first op, plus noise."""
+    rng = np.random.default_rng(seed)
+    cells = [all_cells()[i] for i in rng.choice(15625, n, replace=False)]
+    gain = {op: g for g, op in enumerate(sorted({c[0] for c in cells}))}
+    first = rng.uniform(20, 60, n)
+    curves = [[f, f + 5, f + 10 + 5 * gain[c[0]] + rng.normal(0, 2)] for f, c in zip(first, cells)]
+    return cells, curves
+
+
+def test_sigma_is_the_leave_one_out_error_of_the_chosen_model():
+    # Baker et al., Section 4: sigma depends on tau, not on the cell, "estimated via Leave One Out Cross
+    # Validation"; the spread is the root mean square of the errors (the prediction is N(y, sigma)), not their std
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+
+    from tutorial_nas.learning_curves import _model
+
+    cells, curves = _synthetic(60)
+    y = np.array([c[-1] for c in curves])
+    srm = SequentialRegression(3).fit(cells, curves)
+    for tau in (1, 2):
+        X = np.stack([features(cell, c[:tau]) for cell, c in zip(cells, curves)])
+        C = srm.models[tau].steps[-1][1].C
+        loo = cross_val_predict(_model("svr", C, 0), X, y, cv=LeaveOneOut()) - y
+        assert srm.sigma[tau] == pytest.approx(np.sqrt(np.mean(loo ** 2)), rel=1e-9)
+    forest = SequentialRegression(3, model="rf").fit(cells, curves)  # the forest: its out-of-bag errors
+    oob = forest.models[2].oob_prediction_ - y
+    assert forest.sigma[2] == pytest.approx(np.sqrt(np.mean(oob ** 2)))
+
+
+def test_the_regression_reads_the_number_of_weights_when_given():
+    cells, curves = _synthetic(40)
+    weights = {c: 1000 + 7 * i for i, c in enumerate(cells)}
+    srm = SequentialRegression(3, weights=weights.__getitem__).fit(cells, curves)
+    assert srm.models[1].steps[-1][1].n_features_in_ == 30 + 3 + 1 + 1  # one-hot, shape, weights, one accuracy
+    assert SequentialRegression(3).fit(cells, curves).models[1].steps[-1][1].n_features_in_ == 34
+    with pytest.raises(NASInputError, match="weights must be a function"):
+        SequentialRegression(3, weights=12)
 
 
 def test_one_model_per_observed_epoch_learns_a_final_accuracy_from_the_curve():
@@ -84,8 +127,11 @@ def test_early_stopping_keeps_the_best_cell_and_saves_epochs(split):
     best = max(bench.query(c)["valid_acc"] for c in test)
     full = simulate_early_stopping(bench, test, lambda *_: False)
     assert full["share"] == 1 and full["best_valid"] == best
-    run = simulate_early_stopping(bench, test, srm.should_stop)
-    curve = simulate_early_stopping(bench, test, extrapolation_stop(bench.epochs))
+    # as Baker et al. account for it: the cells the regression was fitted on are the search's first, in full
+    full = simulate_early_stopping(bench, test, lambda *_: False, pretrained=train)
+    best = full["best_valid"]
+    run = simulate_early_stopping(bench, test, srm.should_stop, pretrained=train)
+    curve = simulate_early_stopping(bench, test, extrapolation_stop(bench.epochs), pretrained=train)
     print(f"SRM: best {run['best_valid']:.1f} with {run['share']:.0%} of the epochs; curve extrapolation: best "
           f"{curve['best_valid']:.1f} with {curve['share']:.0%} (true best {best:.1f})")
     assert run["share"] < 1 and run["stopped"] > 0 and run["best_valid"] == best

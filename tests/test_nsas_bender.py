@@ -147,6 +147,24 @@ def test_dropped_operations_contribute_nothing(tiny):
     assert not torch.allclose(bender.forward_masked(net, x, full), out_full)
 
 
+def test_weight_decay_reaches_only_the_operations_a_step_uses(tiny, monkeypatch):
+    # Bender et al.: L2 on the active paths only. A dropped operation gets no gradient at all (None), so SGD's
+    # decay and momentum leave it bit for bit as it was; an operation in use moves.
+    dropped = "nor_conv_3x3"
+    mask = tuple(tuple(op for op in bender.OPS if op != dropped) for _ in EDGES)
+    monkeypatch.setattr(bender, "sample_mask", lambda rate, rng: mask)
+    torch.manual_seed(3)
+    start = Supernet(tiny.num_classes, tiny.in_channels, C=4, N=1).state_dict()
+    net, log = bender.train_one_shot(tiny, epochs=0.5, C=4, N=1, batch_size=32, seed=3)
+    assert len(log["rate"]) >= 2
+    after = net.state_dict()
+    conv = [k for k in after if f".{dropped}." in k and k.endswith("weight") and after[k].dim() == 4]
+    used = [k for k in after if ".nor_conv_1x1." in k and k.endswith("weight") and after[k].dim() == 4]
+    assert conv and used
+    assert all(torch.equal(after[k], start[k]) for k in conv)
+    assert not any(torch.equal(after[k], start[k]) for k in used)
+
+
 def test_both_rank_cells_as_shortcut_rows(tiny):
     cells = [NB201Space().sample(np.random.default_rng(s)) for s in range(3)]
     for name, train in (("NSAS", nsas.train_nsas), ("Bender", bender.train_one_shot)):

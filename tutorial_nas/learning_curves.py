@@ -4,18 +4,25 @@
 Where curve extrapolation (``predictors.extrapolate``, Domhan et al. 2015) fits each curve on its own, Baker
 et al. learn from the curves of networks already trained to the end:
 
-- features (Section 3): the architecture (here the one-hot of the 6 edges' ops and the cell's depth and width,
-  ``analysis.cell_shape``), the hyperparameters (every cell of the table shares one recipe, so they are left
+- features (Section 3.1): the architecture (the paper's: the total number of weights and the number of layers;
+  here the weight count when ``weights`` gives it, as ``SRMShortcut`` does from the table, beside the one-hot of
+  the 6 edges' ops and the cell's depth, width and layer depth, ``analysis.cell_shape``, which stand for the
+  number of layers of a cell), the hyperparameters (every cell of the table shares one recipe, so they are left
   out: a constant feature tells the model nothing), and the curve so far, the validation accuracies
   y_1..y_tau with their first and second differences;
 - sequential regression models (SRM): one model f_tau per number tau of observed epochs, trained on the
-  completed networks, predicting the final validation accuracy. The paper's best model is a nu-SVR with an
-  RBF kernel (random forests came close; ``model="rf"``), its hyperparameters chosen by cross-validation
-  (here only C, from 1, 10 and 100, by 3-fold cross-validation, with nu = 0.5 and sklearn's scaled gamma;
-  NASLib's LcSVR searches C, nu and gamma at random over 1,000 draws);
-- early stopping (Section 5): after tau epochs, stop a candidate when the probability that its final accuracy
+  completed networks, predicting the final validation accuracy. The paper finds nu-SVRs with linear or RBF
+  kernels best and uses the RBF one from there on (random forests came close, and won on one of its three
+  data sets; ``model="rf"``); its hyperparameters are chosen by cross-validation (the paper: a random search
+  scored by 3-fold cross-validation; here only C, from 1, 10 and 100, by 3-fold cross-validation, with nu = 0.5
+  and sklearn's scaled gamma, on standardised features; NASLib's LcSVR searches C, nu and gamma at random over
+  1,000 draws);
+- early stopping (Section 4): after tau epochs, stop a candidate when the probability that its final accuracy
   stays below the best seen so far is at least ``delta`` (0.99 in the paper), the prediction taken as a
-  Gaussian centred on f_tau's output with the standard deviation of f_tau's cross-validation errors.
+  Gaussian centred on f_tau's output with a standard deviation sigma_tau that depends on tau but not on the cell,
+  estimated, as the paper does, by leave-one-out cross-validation: the root mean square of the chosen model's
+  leave-one-out errors (for the forest, of its out-of-bag errors, each tree's left-out cells, which spare a
+  refit per cell).
 
 ``SRMShortcut`` ranks cells with it beside ``CurveExtrapolation`` (``analysis.shortcuts``);
 ``simulate_early_stopping`` replays a search on the table, stopping candidates early with any rule.
@@ -26,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import KFold, LeaveOneOut, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import NuSVR
@@ -39,17 +46,19 @@ from .spaces.cell import encode_onehot, parse, to_str
 C_GRID = (1.0, 10.0, 100.0)  # the SVR's penalty, chosen by cross-validation (the paper searched it too)
 
 
-def features(cell, curve) -> np.ndarray:
-    """Baker et al.'s features of ``cell`` after the epochs of ``curve``: architecture, curve, its differences."""
+def features(cell, curve, weights: float | None = None) -> np.ndarray:
+    """Baker et al.'s features of ``cell`` after the epochs of ``curve``: architecture (with the network's
+    number of ``weights`` when given), curve, its differences."""
     y = np.asarray(curve, dtype=np.float64)
     shape = cell_shape(cell)
-    return np.concatenate([encode_onehot(tuple(cell)), [shape[k] for k in SHAPES], y, np.diff(y), np.diff(y, 2)])
+    arch = [shape[k] for k in SHAPES] + ([] if weights is None else [float(weights)])
+    return np.concatenate([encode_onehot(tuple(cell)), arch, y, np.diff(y), np.diff(y, 2)])
 
 
-def _model(kind: str, C: float, seed: int):
+def _model(kind: str, C: float, seed: int, oob: bool = False):
     if kind == "svr":
         return make_pipeline(StandardScaler(), NuSVR(nu=0.5, C=C, kernel="rbf", gamma="scale"))
-    return RandomForestRegressor(n_estimators=100, random_state=seed)
+    return RandomForestRegressor(n_estimators=100, random_state=seed, oob_score=oob)
 
 
 class SequentialRegression:
@@ -58,16 +67,25 @@ class SequentialRegression:
 
     ``fit(cells, curves)`` on networks trained to the end; ``predict(cells, curves)`` on partial curves (all of
     one length); ``p_below(cell, curve, best)``: the probability that the final accuracy ends below ``best``.
+    ``weights``: a function from a cell to its network's number of weights (the paper's architecture feature),
+    None to leave it out; ``sigma[tau]``: the leave-one-out root mean square error of f_tau.
     """
 
-    def __init__(self, final_epoch: int, model: str = "svr", folds: int = 3, seed: int = 0):
+    def __init__(self, final_epoch: int, model: str = "svr", folds: int = 3, seed: int = 0, weights=None):
         check_choice("regression model", model, ("svr", "rf"))
         if int(final_epoch) < 2:
             raise NASInputError(f"final_epoch must be at least 2 (a model predicts it from earlier epochs), "
                                 f"got {final_epoch!r}")
+        if weights is not None and not callable(weights):
+            raise NASInputError(f"weights must be a function from a cell to its number of weights, or None, got "
+                                f"{weights!r}")
         self.final_epoch, self.kind, self.folds, self.seed = int(final_epoch), model, folds, seed
+        self.weights = weights
         self.models: dict = {}  # tau -> fitted model
-        self.sigma: dict = {}  # tau -> standard deviation of the cross-validation errors
+        self.sigma: dict = {}  # tau -> root mean square of the leave-one-out errors
+
+    def _features(self, cell, curve) -> np.ndarray:
+        return features(cell, curve, None if self.weights is None else self.weights(cell))
 
     def fit(self, cells, curves) -> "SequentialRegression":
         curves = [list(c) for c in curves]
@@ -79,14 +97,17 @@ class SequentialRegression:
         y = np.array([c[self.final_epoch - 1] for c in curves])
         folds = KFold(self.folds, shuffle=True, random_state=self.seed)
         for tau in range(1, self.final_epoch):
-            X = np.stack([features(cell, c[:tau]) for cell, c in zip(cells, curves)])
-            best = None
-            for C in C_GRID if self.kind == "svr" else (None,):  # the forest has no C to choose
-                errors = cross_val_predict(_model(self.kind, C, self.seed), X, y, cv=folds) - y
-                if best is None or np.mean(errors ** 2) < best[0]:
-                    best = (np.mean(errors ** 2), C, errors.std())
-            self.models[tau] = _model(self.kind, best[1], self.seed).fit(X, y)
-            self.sigma[tau] = max(float(best[2]), 1e-6)
+            X = np.stack([self._features(cell, c[:tau]) for cell, c in zip(cells, curves)])
+            C = None  # the forest has no C to choose
+            if self.kind == "svr":  # C by 3-fold cross-validation
+                C = min(C_GRID, key=lambda C: np.mean(
+                    (cross_val_predict(_model("svr", C, self.seed), X, y, cv=folds) - y) ** 2))
+            self.models[tau] = _model(self.kind, C, self.seed, oob=True).fit(X, y)
+            if self.kind == "svr":  # sigma by leave-one-out, as the paper
+                errors = cross_val_predict(_model("svr", C, self.seed), X, y, cv=LeaveOneOut()) - y
+            else:  # each cell predicted by the trees that did not see it
+                errors = self.models[tau].oob_prediction_ - y
+            self.sigma[tau] = max(float(np.sqrt(np.mean(errors ** 2))), 1e-6)
         return self
 
     def predict(self, cells, curves) -> np.ndarray:
@@ -95,10 +116,10 @@ class SequentialRegression:
             raise NASInputError(f"predict needs partial curves all of one length from 1 to {self.final_epoch - 1}")
         if tau not in self.models:
             raise NASInputError("call fit(cells, curves) before predict")
-        return self.models[tau].predict(np.stack([features(cell, c) for cell, c in zip(cells, curves)]))
+        return self.models[tau].predict(np.stack([self._features(cell, c) for cell, c in zip(cells, curves)]))
 
     def p_below(self, cell, curve, best: float) -> float:
-        """P(final accuracy < ``best``) for the prediction as a Gaussian with the cross-validation spread."""
+        """P(final accuracy < ``best``) for the prediction as a Gaussian with the leave-one-out spread."""
         mean = float(self.predict([cell], [curve])[0])
         return float(norm.cdf((best - mean) / self.sigma[len(curve)]))
 
@@ -109,13 +130,15 @@ class SequentialRegression:
 
 class SRMShortcut(Shortcut):
     """Baker et al.'s SRM as a shortcut: fit on ``train_cells``' full curves from the benchmark, score each cell
-    from its first ``observed`` epochs (charged the full training of the ``train_cells`` and those epochs)."""
+    from its first ``observed`` epochs (charged the full training of the ``train_cells`` and those epochs). The
+    regression reads each cell's number of weights from the table, as the paper's architecture features."""
 
     def __init__(self, bench, train_cells, observed: int, model: str = "svr", seed: int = 0):
         if not 1 <= observed < bench.epochs:
             raise NASInputError(f"observed must be from 1 to {bench.epochs - 1} epochs, got {observed!r}")
         self.bench, self.train_cells, self.observed = bench, [tuple(c) for c in train_cells], observed
-        self.srm = SequentialRegression(bench.epochs, model=model, seed=seed)
+        self.srm = SequentialRegression(bench.epochs, model=model, seed=seed,
+                                        weights=lambda c: bench.query(to_str(c))["params"])
         self.name = f"{'nu-SVR' if model == 'svr' else 'forest'} on {observed} ep ({len(self.train_cells)} cells)"
 
     def _score(self, cells):

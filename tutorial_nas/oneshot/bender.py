@@ -4,11 +4,16 @@
 of every edge is present and their outputs are *summed* (not one path, as in SPOS or RS-WS). Trained like that,
 the candidates co-adapt: the model learns to rely on all operations at once, and a sub-network with most of
 them removed says little. Their remedy is *path dropout* (§3.2): at each training step every operation is
-zeroed out independently, with a probability that starts at 0 and rises linearly over training to the final
-rate ``r`` (the paper's schedule); with k operations feeding a node, each is dropped with probability r^(1/k),
-so that the chance of a node losing all its inputs is r whatever k is. A candidate is then scored by the
-one-shot model with the operations it does not use zeroed out (§3.3) — on a NAS-Bench-201 cell that is the
-cell's path through the shared weights — and candidates are ranked by that accuracy, as in RS-WS and SPOS.
+zeroed out independently. The rate r_t rises linearly over training from 0 at the first step to the final rate
+``r`` at the last (``drop_rate``); with k operations feeding a node, each is dropped with probability
+r_t^(1/k), so that the chance of a node losing all its inputs is r_t whatever k is. The probability of dropping
+one operation is therefore not linear in the step: it rises steeply at first (with k = 8, r_t = 0.005 already
+drops an operation with probability 0.52) and ends at r^(1/k) (0.92 for r = 0.5, k = 8). Weight decay reaches
+only the operations a step uses (the paper's L2 on the active paths): a dropped operation gets no gradient
+(``None``, not zero), and SGD leaves such a parameter untouched, its decay and momentum included. A candidate
+is then scored by the one-shot model with the operations it does not use zeroed out (§3.3) — on a NAS-Bench-201
+cell that is the cell's path through the shared weights — and candidates are ranked by that accuracy, as in
+RS-WS and SPOS.
 
 Choices where the NB201 supernet differs from the paper's model: a draw that would zero *every* input of a node
 keeps one of its operations, drawn uniformly, so that no node is left with nothing to sum (the paper's space

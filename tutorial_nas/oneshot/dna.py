@@ -18,19 +18,24 @@ rating follows the reference code (changlin31/DNA): Eq. 3 is what the blocks are
 averaged over the validation batches, and ``process_potential.py`` sums it over the blocks (``loss_join='sum'``,
 ``norm_mse=False``). Dividing by the spread of each block's target puts the blocks on one scale: summed MSEs
 would be ruled by whichever block's features happen to be largest (``course.trace.trace_oneshot_variants``
-shows both on one cell). The reference also weights each block's training loss by a constant per stage
-(``mse_weight``); with Adam on disjoint blocks such a factor would change only how much that block's gradients
-weigh in the norm clipping and against Adam's epsilon, so it is left out here.
+shows both on one cell). The reference's configuration trains each block on the plain feature loss (its per-stage
+``mse_weight`` enters only a combined loss with the labels, which that configuration does not train).
 
 On NAS-Bench-201 the blocks are the skeleton's three stages: block 0 is the stem and the first N cells, blocks 1
 and 2 a residual reduction and N cells each (the classifier head is no block; nothing is searched there). The
 paper searches each block separately and may put a different architecture in each; here one cell is repeated in
 every stage, so a cell's score is the sum of its three block ratings *with the same cell in each block*, and the
-blocks are trained independently, each on its own random path per step (Adam, lr 0.002, as the reference runs;
-a cosine decay instead of its step decay, and gradients clipped at norm 5 as the package's supernets do). The
-teacher (default: NAS-Bench-201's ResNet cell) is trained briefly with ``tutorial_nas.train``. Before a cell is
-rated its batch-norm statistics are re-estimated on a few training batches of that path, as the package's other
-supernets do (``Supernet.recalibrate``).
+blocks are trained independently, each on its own random path per step: Adam with the reference's weight decay
+(1e-4 as L2 on the weights, none on biases and batch-norm parameters, as its ``add_weight_decay``) at one rate for
+every block (lr 0.002, the reference's rate for its first and last stages; it gives its middle stages 0.005), a
+cosine decay instead of its step decay, and each block's gradients clipped at norm 5 on their own (as the
+package's supernets clip theirs), so that no block's step depends on another's. The teacher (default:
+NAS-Bench-201's ResNet cell) is trained briefly with ``tutorial_nas.train`` and then frozen in eval mode: its
+targets use its trained batch-norm statistics (the reference's training loop leaves the teacher in train mode, so
+its targets use each batch's statistics, and re-estimates the teacher's statistics on one training batch before
+rating). Before a cell is rated the student's batch-norm statistics are re-estimated on a few training batches of
+that path, as the package's other supernets do (``Supernet.recalibrate``; the reference: one batch), and the
+rating averages over the whole validation split (the reference: 19 batches).
 
     >>> student, teacher, log = train_dna(data, epochs=3)
     >>> dna_losses(student, teacher, cell, data)    # per-block MSE (Eq. 3) on the validation split
@@ -106,6 +111,17 @@ def freeze(teacher: nn.Module) -> nn.Module:
     return teacher.eval().requires_grad_(False)
 
 
+WEIGHT_DECAY = 1e-4  # the reference's train_pipeline.yaml
+
+
+def weight_decay_groups(model: nn.Module, weight_decay: float = WEIGHT_DECAY) -> list:
+    """Parameter groups as the reference's ``add_weight_decay``: L2 on the weights, none on biases and the
+    one-dimensional batch-norm parameters."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
 def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, batch_size: int = 128,
             lr: float = 0.002, seed: int = 0) -> dict:
     """Train every block of ``student`` to mimic the frozen ``teacher`` block by block, one uniformly random
@@ -114,9 +130,10 @@ def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, b
     freeze(teacher)
     gen, rng, space = torch.Generator().manual_seed(seed), np.random.default_rng(seed), NB201Space()
     total = max(1, round(epochs * math.ceil(len(data.train_y) / batch_size)))
-    # one optimiser over disjoint blocks whose losses are summed: Adam is per parameter, so each block trains
-    # exactly as it would alone (the paper trains the blocks in parallel)
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    # one optimiser over disjoint blocks whose losses are summed: Adam is per parameter and each block's gradients
+    # are clipped on their own, so each block trains exactly as it would alone (the paper trains them in parallel)
+    opt = torch.optim.Adam(weight_decay_groups(student), lr=lr)
+    blocks = [[p for module in block for p in module.parameters()] for block in stage_blocks(student)]
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     log, step, start = {"loss": [], "seconds": 0.0}, 0, time.perf_counter()
     student.train()
@@ -128,7 +145,8 @@ def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, b
             losses = [block_loss(student, b, feats, space.sample(rng)) for b in range(3)]
             opt.zero_grad(set_to_none=True)
             sum(losses).backward()
-            nn.utils.clip_grad_norm_(student.parameters(), 5.0)  # as the package's supernets: a rare path can blow up
+            for params in blocks:  # as the package's supernets: a rare path can blow up
+                nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
             running, seen, step = running + np.array([v.item() for v in losses]) * len(xb), seen + len(xb), step + 1
