@@ -165,3 +165,30 @@ def test_explain_sign_blames_size_when_accuracy_falls_with_the_parameters():
     taus = feature_taus(table, cells, FakeBench(params), proxies=("snip",))
     text = explain_sign(table, taus, "snip")
     assert "through size" in text and "not through size" not in text, text
+
+
+def test_tau_groups_split_only_where_the_paired_bootstrap_separates_neighbours():
+    import numpy as np
+    import pandas as pd
+    import pytest
+    from scipy.stats import kendalltau
+
+    from tutorial_nas.analysis.shortcuts import tau_groups
+    from tutorial_nas.errors import NASInputError
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=100)
+    scores = {"sharp": truth + rng.normal(0, 0.2, 100)}
+    scores["sharp twin"] = scores["sharp"] + rng.normal(0, 0.02, 100)  # the same order, nearly
+    scores["noisy"] = truth + rng.normal(0, 1.5, 100)
+    scores["noise"] = rng.normal(size=100)
+    scores["backwards"] = -truth + rng.normal(0, 0.5, 100)
+    df = pd.DataFrame([{"shortcut": k, "kendall_tau": kendalltau(v, truth)[0]} for k, v in scores.items()])
+    df.attrs.update(scores=scores, truth=truth.tolist())
+    groups = tau_groups(df, n_boot=300)
+    names = [[name for name, _, _ in group] for group in groups]
+    assert names == [["sharp", "sharp twin"], ["noisy"], ["noise"], ["backwards"]]
+    assert groups[0][0][2] is None and groups[0][1][2][0] <= 0 <= groups[0][1][2][1]
+    assert all(group[0][2][0] > 0 for group in groups[1:])  # each boundary: the interval above zero
+    with pytest.raises(NASInputError, match="rank_shortcuts"):
+        tau_groups(pd.DataFrame({"shortcut": ["x"], "kendall_tau": [0.1]}))

@@ -56,6 +56,16 @@ def test_alpha_heatmaps_are_figures():
     history.attrs.update(ops=list(DARTS_OPS), edges=[f"e{k}" for k in range(14)], cells=["normal", "reduce"])
     fig = alpha_heatmaps_over_epochs(history, cell="reduce")
     assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.get_title()]) == 3
+    # DARTS' 8 operations: three panels side by side would be 26 inches wide and shown at a third of their size;
+    # they wrap into rows within a notebook's width instead
+    from tutorial_nas.course.viz import MAX_WIDTH_IN
+
+    width, height = fig.get_size_inches()
+    assert width <= MAX_WIDTH_IN and height > width / 2
+    nb201 = pd.DataFrame([{"epoch": e, "alphas": {"cell": np.full((6, 5), 0.2).tolist()}} for e in (1, 2, 3)])
+    nb201.attrs.update(ops=list(NB201_OPS), edges=[f"e{k}" for k in range(6)], cells=["cell"])
+    width, height = alpha_heatmaps_over_epochs(nb201).get_size_inches()
+    assert width <= MAX_WIDTH_IN and height < 4  # five operations: one row fits
     with pytest.raises(NASInputError):
         alpha_heatmaps_over_epochs(history, epochs=[9])
 

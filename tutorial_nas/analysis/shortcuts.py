@@ -8,6 +8,7 @@ is compared with the benchmark's test accuracy by Kendall's tau and Spearman's r
     >>> sizes = {**profile.cell.as_dict(), **profile.oneshot.as_dict()}
     >>> df = rank_shortcuts(cells, bench, data, profile_sizes=sizes)
     >>> plot_shortcuts(df)
+    >>> tau_groups(df)  # groups the cells can tell apart: a paired bootstrap between neighbours
     >>> taus = feature_taus(df, cells, bench)  # what the cells are made of, against the truth and the proxies
     >>> print(explain_sign(df, taus, "grad_norm"))
 """
@@ -145,6 +146,47 @@ def rank_shortcuts(cells, bench, data, profile_sizes: dict | None = None, progre
 def tau_standard_error(n: int) -> float:
     """Standard error of Kendall's tau between ``n`` pairs of uncorrelated values (no ties)."""
     return float(np.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1))))
+
+
+def tau_groups(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> list:
+    """Read a ``rank_shortcuts`` table in groups that the data can tell apart: the shortcuts in order of their
+    tau, a new group wherever one ranks below the shortcut before it beyond doubt, that is where the paired
+    bootstrap interval (``level``, ``n_boot`` resamples of the cells, the same resample for both shortcuts) of
+    their difference in tau lies above 0. Two neighbours in one group are not shown to differ on these cells.
+
+    Returns a list of groups, each a list of (shortcut, tau, (low, high)): the interval of the difference from
+    the shortcut before it (None for the first)."""
+    scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
+    if not scores or truth is None:
+        raise NASInputError("tau_groups needs the table of rank_shortcuts (its attrs keep every score and the truth)")
+    if not 0 < level < 1 or not isinstance(n_boot, (int, np.integer)) or n_boot < 10:
+        raise NASInputError(f"level must be in (0, 1) and n_boot a whole number of at least 10, got {level!r}, "
+                            f"{n_boot!r}")
+    truth = np.asarray(truth, dtype=float)
+    order = df.dropna(subset=["kendall_tau"]).sort_values("kendall_tau", ascending=False, kind="stable")
+    names = order["shortcut"].astype(str).tolist()
+    rng = np.random.default_rng(seed)
+    resamples = [rng.integers(0, len(truth), len(truth)) for _ in range(n_boot)]
+
+    def boot(name):
+        values = np.asarray(scores[name], dtype=float)
+        return np.array([kendalltau(values[i], truth[i])[0] for i in resamples])
+
+    groups, previous = [], None
+    for name, tau in zip(names, order["kendall_tau"]):
+        taus = boot(name)
+        if previous is None:
+            groups.append([(name, float(tau), None)])
+        else:
+            diff = previous - taus
+            low, high = np.nanquantile(diff, [(1 - level) / 2, (1 + level) / 2])
+            entry = (name, float(tau), (float(low), float(high)))
+            if low > 0:
+                groups.append([entry])
+            else:
+                groups[-1].append(entry)
+        previous = taus
+    return groups
 
 
 def plot_shortcuts(df: pd.DataFrame) -> Figure:

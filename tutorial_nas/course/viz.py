@@ -272,10 +272,13 @@ def alpha_heatmap(alphas, ops, edge_labels, ax=None, title: str | None = None, n
     return fig
 
 
+MAX_WIDTH_IN = 11.0  # the widest figure of heatmaps: wider ones are scaled down and their numbers become unreadable
+
+
 def alpha_heatmaps_over_epochs(history, cell: str | None = None, epochs=None):
     """One heatmap per chosen epoch (default: first, middle, last) of a ``darts_search`` History, all on one
     colour scale (that of every epoch of the run, so a slider over epochs keeps its colours), titled with the
-    mean edge entropy against the uniform log K."""
+    mean edge entropy against the uniform log K; side by side up to ``MAX_WIDTH_IN`` inches, then in rows."""
     import matplotlib.pyplot as plt
 
     if "alphas" not in getattr(history, "columns", ()) or not len(history):
@@ -293,16 +296,25 @@ def alpha_heatmaps_over_epochs(history, cell: str | None = None, epochs=None):
     from ..oneshot.darts import mean_entropy
 
     norm = alpha_norm([a[cell] for a in history["alphas"]], len(ops))
-    fig, axes = plt.subplots(1, len(rows), figsize=(1.6 + (0.9 * len(ops) + 0.9) * len(rows),
-                                                    1.2 + 0.35 * len(edges)), squeeze=False, layout="constrained")
-    for k, (ax, r) in enumerate(zip(axes[0], rows)):
-        row = history.iloc[r]
+    # panels side by side while the figure stays within about 11 inches (a notebook's width at full size), then
+    # in rows: the numbers in the cells keep their size when the figure is shown
+    panel = 0.55 * len(ops) + 0.3
+    ncols = max(1, min(len(rows), int((MAX_WIDTH_IN - 1.6) // panel)))
+    nrows = -(-len(rows) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 + panel * ncols, nrows * (1.3 + 0.3 * len(edges))),
+                             squeeze=False, layout="constrained")
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(rows):
+            ax.axis("off")
+            continue
+        row = history.iloc[rows[k]]
         a = row["alphas"][cell]
         alpha_heatmap(a, ops, edges, ax=ax, norm=norm, colorbar=False,
                       title=f"{cell}, epoch {int(row['epoch'])}: entropy {mean_entropy(a):.3f}")
-        if k:
+        if k % ncols:
             ax.set_yticklabels([])
-    bar = fig.colorbar(axes[0][0].images[0], ax=axes[0].tolist(), fraction=0.03 if len(rows) > 1 else 0.05)
+    shown = [ax for ax in axes.ravel() if ax.images]
+    bar = fig.colorbar(shown[0].images[0], ax=shown, fraction=0.03 if len(rows) > 1 else 0.05)
     bar.set_label(f"softmax weight (white: uniform 1/{len(ops)})", fontsize=8)
     fig.suptitle(f"Softmaxed architecture weights; mean edge entropy of uniform: log {len(ops)} = "
                  f"{np.log(len(ops)):.3f}", fontsize=10)
