@@ -44,6 +44,25 @@ def test_a_cell_of_the_same_accuracy_faster_by_timing_noise_only_is_a_tie_not_a_
         hardware.front_reach(front, winner, tie_ms=-1)
 
 
+def test_two_cells_that_compute_the_same_function_tie_whatever_their_timings():
+    # chapter 4's case: the reward's winner and DPP-Net's front cell both compute 2 x (the cell's input), one row
+    # of the table; timed 0.007 ms apart against a noise of 0.005 ms, "dominated" would name the timer's order
+    winner_arch = "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|"
+    front_arch = "|none~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|skip_connect~2|"
+    front = pd.DataFrame({"arch": ["|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", front_arch],
+                          "accuracy": [90.417, 91.317], "latency_ms": [0.391, 0.409]})
+    winner = {"w": {"arch": winner_arch, "accuracy": 91.317, "latency_ms": 0.416}}
+    reach = hardware.front_reach(front, winner, tie_ms=0.005).iloc[0]
+    assert reach["where"].startswith("tied with a front cell that computes the same function")
+    assert "0.007 ms apart" in reach["where"] and pd.isna(reach["margin_ms"])
+    # a different cell of the same accuracy, as far apart, is dominated; without archs the timing decides
+    other = {"w": {"arch": "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|",
+                   "accuracy": 91.317, "latency_ms": 0.416}}
+    assert hardware.front_reach(front, other, tie_ms=0.005).iloc[0]["where"].startswith("dominated")
+    assert hardware.front_reach(front.drop(columns="arch"), winner, tie_ms=0.005).iloc[0]["where"].startswith(
+        "dominated")
+
+
 def test_latency_spread_times_the_cell_again_and_leaves_the_cache():
     from tutorial_nas.bench import load_benchmark
     from tutorial_nas.spaces.cell import NB201Space, parse

@@ -98,3 +98,28 @@ def test_the_final_interval_is_clipped_at_the_best_accuracy_of_the_table():
     mean, half = C.confidence_interval([20.0, 89.0, 89.5])
     assert mean + half > 100.0 and mean - half < 0.0
     assert table.loc["bo", "ci_high"] == 90.0 and table.loc["bo", "ci_low"] == 0.0
+
+
+def test_final_accuracy_plot_zooms_on_strategies_a_far_worse_one_would_squash():
+    # look-up strategies end within a point of one another; a one-shot method 40 points below would flatten them
+    df = runs_frame({"random": [10, 11, 12], "regularized": [12, 12, 13], "darts": [2, 3, 1]})
+    ax = C.plot_final(df)
+    axes = ax.figure.axes
+    assert len(axes) == 2
+    zoom_labels = [t.get_text() for t in axes[1].get_xticklabels()]
+    assert sorted(zoom_labels) == ["random", "regularized"]
+    low, high = axes[1].get_ylim()
+    assert low > 85 and high < 96  # the zoom spans the close strategies (89-92 %) and the best cell (95 %)
+    assert axes[0].get_ylim()[0] < 82  # the first panel keeps every run
+    near = runs_frame({"random": [10, 11], "regularized": [12, 12]})
+    assert len(C.plot_final(near).figure.axes) == 1  # nothing far behind: one panel
+    assert len(C.plot_final(df, zoom=None).figure.axes) == 1
+
+
+def test_a_curve_in_seconds_ends_where_its_longest_run_ended():
+    # random's runs end after 6 s, darts' after 20 s: random's curve is not drawn flat out to 20 s
+    df = runs_frame({"random": [4, 6], "darts": [20, 20]})
+    ax = C.plot_anytime(df, yscale="linear")
+    ends = {line.get_label().split(" ")[0]: max(line.get_xdata()) for line in ax.get_lines()
+            if "seeds" in str(line.get_label())}
+    assert ends["random"] <= 6.0 and ends["darts"] == pytest.approx(20.0)

@@ -279,7 +279,8 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
     that coincide stay visible, and the same colour in every panel.
 
     ``x="seconds"``: against the seconds charged (log scale), every strategy. A curve starts at the budget where
-    every seed of its strategy has an incumbent (before, a mean of one or two seeds is no estimate).
+    every seed of its strategy has an incumbent (before, a mean of one or two seeds is no estimate) and ends
+    where the strategy's longest run ended.
     ``x="evaluations"``: against the number of look-ups made (log scale), the look-up strategies only (a
     one-shot method of ``ONESHOT`` looks nothing up: its rows are epochs or scored candidates). A curve ends
     at the look-up where the first seed of its strategy ran out of budget (beyond, the mean would mix runs that
@@ -352,8 +353,10 @@ def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str
     drawn = []  # each strategy's mean regret curve, for the choice of the y scale
     for strategy, part in curves.groupby("strategy", sort=False):
         i = names.index(strategy)
+        # in seconds, a curve ends where its strategy's longest run ended: beyond, nothing was spent or found
+        end = df.loc[df["strategy"] == strategy, "spent_s"].max() if x == "seconds" else np.inf
         stats = [(b, *confidence_interval(g["regret"], level)) for b, g in part.groupby(column)
-                 if g["regret"].notna().all()]
+                 if g["regret"].notna().all() and b <= end]
         if not stats:
             continue
         budget, mean, half = (np.array(v, dtype=float) for v in zip(*stats))
@@ -483,26 +486,51 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
             "best_test_acc": float(test.max()), "gap_to_best": float(test.max() - row["test_acc"])}
 
 
-def plot_final(df: pd.DataFrame, ax=None):
+def plot_final(df: pd.DataFrame, ax=None, zoom: float | None = 3.0):
     """The final test accuracy of every run: a box per strategy with each seed as a dot, and the space's
-    ceiling (the best cell of the benchmark) as a dashed line."""
+    ceiling (the best cell of the benchmark) as a dashed line.
+
+    Where some strategies end far below the others (one-shot runs tens of points behind), one axis would squash
+    the rest into a sliver: without ``ax``, a second panel then zooms on the strategies whose median lies within
+    ``zoom`` points of the best median (None: one panel always). Returns the first panel."""
     import matplotlib.pyplot as plt
 
     final = df.sort_values("step").groupby(["strategy", "seed"], sort=False).tail(1)
     order = final.groupby("strategy")["best_test_acc"].mean().sort_values(ascending=False).index.tolist()
+    values = {s: final.loc[final["strategy"] == s, "best_test_acc"].to_numpy() for s in order}
+    medians = {s: float(np.median(v)) for s, v in values.items()}
+    near = [s for s in order if medians[s] >= max(medians.values()) - zoom] if zoom is not None else order
+    two = ax is None and 2 <= len(near) < len(order)
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.5))
-    values = [final.loc[final["strategy"] == s, "best_test_acc"].to_numpy() for s in order]
-    ax.boxplot(values, showfliers=False)
-    ax.set_xticks(range(1, len(order) + 1), order, rotation=30, ha="right")  # long names never run together
-    jitter = np.random.default_rng(0)
-    for i, v in enumerate(values, start=1):
-        ax.scatter(i + jitter.uniform(-0.15, 0.15, len(v)), v, s=10, alpha=0.6, color="tab:blue", zorder=3)
+        _, axes = plt.subplots(1, 2 if two else 1, figsize=(12, 4.5) if two else (7, 4.5), squeeze=False,
+                               gridspec_kw=dict(width_ratios=(len(order), len(near))) if two else None)
+        ax = axes[0][0]
     ceiling = df.attrs.get("best_test_acc")
-    if ceiling is not None and np.isfinite(ceiling):
-        ax.axhline(ceiling, color="k", linestyle="--", linewidth=1, label=f"best cell ({ceiling:.2f})")
-        ax.legend(fontsize=8, loc="lower left")
-    ax.set(ylabel="final test accuracy (%)", title="Final test accuracy of each run (one dot per seed)")
+    ceiling = ceiling if ceiling is not None and np.isfinite(ceiling) else None
+
+    def draw(panel, names):
+        shown = [values[s] for s in names]
+        panel.boxplot(shown, showfliers=False)
+        panel.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")  # long names never run together
+        jitter = np.random.default_rng(0)
+        for i, v in enumerate(shown, start=1):
+            panel.scatter(i + jitter.uniform(-0.15, 0.15, len(v)), v, s=10, alpha=0.6, color="tab:blue", zorder=3)
+        if ceiling is not None:
+            panel.axhline(ceiling, color="k", linestyle="--", linewidth=1, label=f"best cell ({ceiling:.2f})")
+            panel.legend(fontsize=8, loc="lower left")
+        panel.set_ylabel("final test accuracy (%)")
+
+    draw(ax, order)
+    ax.set_title("Final test accuracy of each run (one dot per seed)", fontsize=10)
+    if two:
+        zoomed = axes[0][1]
+        draw(zoomed, near)
+        low = min(float(values[s].min()) for s in near)
+        high = max([float(values[s].max()) for s in near] + ([ceiling] if ceiling is not None else []))
+        pad = 0.05 * max(high - low, 0.1)
+        zoomed.set_ylim(low - pad, high + pad)
+        zoomed.set_title(f"zoom: the strategies whose median is within {zoom:g} points of the best", fontsize=10)
+        ax.figure.tight_layout()
     return ax
 
 

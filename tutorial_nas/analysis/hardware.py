@@ -234,6 +234,14 @@ def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
     return front[cols].drop_duplicates("arch").sort_values("latency_ms").reset_index(drop=True)
 
 
+def _field(row, name):
+    """``row[name]`` of a Series, a dict or a named tuple; None where it has no such field."""
+    try:
+        return row[name]
+    except (KeyError, TypeError, IndexError):
+        return getattr(row, name, None)
+
+
 def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
@@ -244,19 +252,30 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
     the dominating front cell nearest in latency (``margin_points`` more accurate, ``margin_ms`` faster).
 
     ``tie_ms`` is the timing noise (e.g. ``latency_spread``): a cell of the same accuracy that is faster, or
-    slower, by no more than it is a tie, not a domination, since timing the two again could reverse the order
-    (isomorphic strings share one row of the table and differ only by such noise). With ``tie_ms = 0`` every
-    difference counts."""
+    slower, by no more than it is a tie, not a domination, since timing the two again could reverse the order.
+    With ``tie_ms = 0`` every difference counts. Where both sides carry an ``arch`` of the NAS-Bench-201 cell, two
+    cells that compute the same function (the same ``spaces.cell.unique_str(cell, "drop_zero")``: a ``none`` edge
+    adds nothing, so leaving it out changes nothing) are a tie whatever their timings: the time between them can
+    only be the timer's."""
     if not tie_ms >= 0:
         raise NASInputError(f"tie_ms is a timing noise in ms, >= 0; got {tie_ms!r}")
     points = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
+
+    def key(arch):  # what the cell computes
+        return nb201.unique_str(nb201.parse(arch) if isinstance(arch, str) else tuple(arch), "drop_zero")
+
+    front_keys = [key(a) for a in front["arch"]] if "arch" in front else None
     rows = []
     for name, row in others.items():
         acc, lat = float(row["accuracy"]), float(row["latency_ms"])
         gain, saving = points[:, 0] - acc, lat - points[:, 1]  # what each front cell has over this one
         beaten = (gain >= 0) & (saving >= 0) & ((gain > 0) | (saving > 0))
         beats = (gain <= 0) & (saving <= 0) & ((gain < 0) | (saving < 0))
-        tie = (gain == 0) & (np.abs(saving) <= tie_ms)  # the same accuracy, apart by timing noise only
+        same = np.zeros(len(points), dtype=bool)  # the same function: apart by the timer only
+        arch = _field(row, "arch")
+        if front_keys is not None and arch is not None:
+            same = np.array([k == key(arch) for k in front_keys], dtype=bool)
+        tie = ((gain == 0) & (np.abs(saving) <= tie_ms)) | same  # the same accuracy, apart by timing noise only
         clear_beaten, clear_beats = beaten & ~tie, beats & ~tie
         near = np.flatnonzero(clear_beaten)
         near = near[np.argmin(saving[near])] if len(near) else None  # the dominating cell nearest in latency
@@ -267,6 +286,10 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
             where = "beyond the front (more accurate than all of it)"
         elif clear_beats.any():
             where = f"dominating {int(clear_beats.sum())} of its {len(points)} cells"
+        elif (same & (beaten | beats)).any():
+            apart = float(np.abs(saving[same & (beaten | beats)]).min())
+            where = (f"tied with a front cell that computes the same function (its none edges aside, the same "
+                     f"cell), timed {apart:.3f} ms apart: the timer's difference, not the cells'")
         elif (tie & (beaten | beats)).any():
             apart = float(np.abs(saving[tie & (beaten | beats)]).min())
             where = (f"tied with a front cell: the same accuracy, {apart:.3f} ms apart, within the timing noise of "

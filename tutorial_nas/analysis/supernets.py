@@ -180,8 +180,10 @@ def collapse_verdict(table: pd.DataFrame, reference_acc=None) -> str:
             ref = np.asarray(reference_acc, dtype=float)
             share = float((ref < table["test_acc"].iloc[-1]).mean())
             if share >= 0.5:
-                return took + (f"; the last cell is better than {share:.0%} of the table's cells -- skip connections "
-                               "took over, the collapse's form without its harm: not a degraded cell")
+                form = ("skip connections took over" if drift or "free_weight" not in table else
+                        "the derived cell's argmax turned to skip connections while the alphas stayed near uniform")
+                return took + (f"; the last cell is better than {share:.0%} of the table's cells -- {form}, the "
+                               "collapse's form without its harm: not a degraded cell")
             took += f"; the last cell is better than only {share:.0%} of the table's cells"
         return took + " -- the skip-connection collapse"
     if rose:

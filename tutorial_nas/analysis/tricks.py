@@ -201,8 +201,10 @@ def verdict(gain_table: pd.DataFrame) -> str:
         text += "The search and the best trick cannot be told apart (their intervals overlap)."
     if big.low * big.high > 0 and min(abs(big.low), abs(big.high)) > max(abs(s.low), abs(s.high)):
         text += (f" The protocol moves the accuracy more than the search does ({largest[7:]}: "
-                 f"{big.gain:+.1f} points): a comparison of cells trained under different protocols compares "
-                 f"the protocols.")
+                 f"{big.gain:+.1f} points"
+                 + (", a loss: it shows how much this recipe's result depends on its protocol, not a trick worth "
+                    "using here" if big.gain < 0 else "") +
+                 "): a comparison of cells trained under different protocols compares the protocols.")
     return text
 
 
