@@ -189,6 +189,13 @@ def test_tau_groups_split_only_where_the_paired_bootstrap_separates_neighbours()
     names = [[name for name, _, _ in group] for group in groups]
     assert names == [["sharp", "sharp twin"], ["noisy"], ["noise"], ["backwards"]]
     assert groups[0][0][2] is None and groups[0][1][2][0] <= 0 <= groups[0][1][2][1]
-    assert all(group[0][2][0] > 0 for group in groups[1:])  # each boundary: the interval above zero
+    assert all(group[0][2] is None for group in groups)  # each group led by its first
+    # a gradient: each step too small to tell apart from the one before, the ends far apart. Against the leader,
+    # the slope splits into groups; a chain of neighbours would keep it whole
+    slope = {f"s{k}": truth + rng.normal(0, 0.3 + 0.25 * k, 100) for k in range(8)}
+    steps = pd.DataFrame([{"shortcut": k, "kendall_tau": kendalltau(v, truth)[0]} for k, v in slope.items()])
+    steps.attrs.update(scores=slope, truth=truth.tolist())
+    split = tau_groups(steps, n_boot=300)
+    assert len(split) >= 2 and split[0][0][0] == "s0"
     with pytest.raises(NASInputError, match="rank_shortcuts"):
         tau_groups(pd.DataFrame({"shortcut": ["x"], "kendall_tau": [0.1]}))

@@ -8,7 +8,7 @@ is compared with the benchmark's test accuracy by Kendall's tau and Spearman's r
     >>> sizes = {**profile.cell.as_dict(), **profile.oneshot.as_dict()}
     >>> df = rank_shortcuts(cells, bench, data, profile_sizes=sizes)
     >>> plot_shortcuts(df)
-    >>> tau_groups(df)  # groups the cells can tell apart: a paired bootstrap between neighbours
+    >>> tau_groups(df)  # groups the cells can tell apart: a paired bootstrap against each group's first
     >>> taus = feature_taus(df, cells, bench)  # what the cells are made of, against the truth and the proxies
     >>> print(explain_sign(df, taus, "grad_norm"))
 """
@@ -149,13 +149,15 @@ def tau_standard_error(n: int) -> float:
 
 
 def tau_groups(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> list:
-    """Read a ``rank_shortcuts`` table in groups that the data can tell apart: the shortcuts in order of their
-    tau, a new group wherever one ranks below the shortcut before it beyond doubt, that is where the paired
-    bootstrap interval (``level``, ``n_boot`` resamples of the cells, the same resample for both shortcuts) of
-    their difference in tau lies above 0. Two neighbours in one group are not shown to differ on these cells.
+    """Read a ``rank_shortcuts`` table in groups that the data can tell apart. The shortcuts in order of their
+    tau; the first leads the first group, and each next one joins the current group unless it ranks below that
+    group's leader beyond doubt: where the paired bootstrap interval (``level``, ``n_boot`` resamples of the
+    cells, the same resample for both shortcuts) of their difference in tau lies above 0, it leads a new group.
+    So a group holds the shortcuts not shown to rank below its first; a shortcut of a later group ranks below
+    the leader of every earlier one.
 
-    Returns a list of groups, each a list of (shortcut, tau, (low, high)): the interval of the difference from
-    the shortcut before it (None for the first)."""
+    Returns a list of groups, each a list of (shortcut, tau, (low, high)): the interval of the difference from the
+    group's leader (None for the leader)."""
     scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
     if not scores or truth is None:
         raise NASInputError("tau_groups needs the table of rank_shortcuts (its attrs keep every score and the truth)")
@@ -164,7 +166,6 @@ def tau_groups(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: 
                             f"{n_boot!r}")
     truth = np.asarray(truth, dtype=float)
     order = df.dropna(subset=["kendall_tau"]).sort_values("kendall_tau", ascending=False, kind="stable")
-    names = order["shortcut"].astype(str).tolist()
     rng = np.random.default_rng(seed)
     resamples = [rng.integers(0, len(truth), len(truth)) for _ in range(n_boot)]
 
@@ -172,20 +173,16 @@ def tau_groups(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: 
         values = np.asarray(scores[name], dtype=float)
         return np.array([kendalltau(values[i], truth[i])[0] for i in resamples])
 
-    groups, previous = [], None
-    for name, tau in zip(names, order["kendall_tau"]):
+    groups, leader = [], None
+    for name, tau in zip(order["shortcut"].astype(str), order["kendall_tau"]):
         taus = boot(name)
-        if previous is None:
-            groups.append([(name, float(tau), None)])
-        else:
-            diff = previous - taus
-            low, high = np.nanquantile(diff, [(1 - level) / 2, (1 + level) / 2])
-            entry = (name, float(tau), (float(low), float(high)))
-            if low > 0:
-                groups.append([entry])
-            else:
-                groups[-1].append(entry)
-        previous = taus
+        if leader is not None:
+            low, high = np.nanquantile(leader - taus, [(1 - level) / 2, (1 + level) / 2])
+            if low <= 0:
+                groups[-1].append((name, float(tau), (float(low), float(high))))
+                continue
+        groups.append([(name, float(tau), None)])
+        leader = taus
     return groups
 
 
