@@ -185,7 +185,12 @@ def test_the_seconds_panel_turns_logarithmic_where_one_shot_regret_dwarfs_the_lo
     lookups = {s: [[6.0, 3.0, 1.0, 0.6], [7.0, 2.0, 1.2, 0.5]] for s in ("random", "bo")}
     far = regret_runs({**lookups, "darts": [[30.0, 45.0, 50.0, 50.0], [20.0, 30.0, 40.0, 60.0]]})
     left, right = C.plot_anytime(far, x="both")
-    assert left.get_yscale() == "symlog" and right.get_yscale() == "linear"  # the look-up panel keeps its scale
+    # the look-up panel: its curves fall from 6.5 to 0.55, more than tenfold, so the final regrets get a log scale
+    assert left.get_yscale() == "symlog" and right.get_yscale() == "symlog"
+    assert C.regret_fall([np.array([6.0, 1.0, 0.6]), np.array([7.0, 0.5])]) == "symlog"
+    assert C.regret_fall([np.array([3.0, 1.0, 0.6]), np.array([2.0, 0.5])]) == "linear"  # a fall of six
+    shallow = regret_runs({s: [[3.0, 2.0, 1.0, 0.6], [2.5, 2.0, 1.2, 0.5]] for s in ("random", "bo")})
+    assert C.plot_anytime(shallow, x="both")[1].get_yscale() == "linear"
     assert "log scale above 0.1" in left.get_ylabel() and left.get_ylim()[0] == 0
     assert C.regret_scale([np.array([6.0, 0.6]), np.array([50.0, 60.0])]) == "symlog"  # the ends: 100x apart
     assert C.regret_scale([np.array([6.0, 0.6]), np.array([50.0, 5.0])]) == "linear"

@@ -293,7 +293,9 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
     logarithmic above, so that regrets of a fraction of a point and of tens of points are both read) or
     "auto": symlog where the strategies' curves end more than ten times apart (``regret_scale``: one-shot
     runs far behind look-up strategies), else linear. With ``"both"`` it applies to the seconds panel; the
-    look-up panel holds look-up strategies only, on a linear axis."""
+    look-up panel holds look-up strategies only, on a symlog axis where their curves fall more than tenfold from
+    the first look-up to their ends (``regret_fall``: on a linear axis the final regrets, the ones compared, would
+    lie in the bottom tenth), else a linear one."""
     import matplotlib.pyplot as plt
 
     if x not in ("seconds", "evaluations", "both"):
@@ -310,7 +312,7 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
                 raise NASInputError(f"x='both' draws two panels: pass two axes, got {len(ax)}")
             fig = ax[0].figure
         _anytime_panel(df, ax[0], grid, level, "seconds", yscale)
-        _anytime_panel(df, ax[1], None, level, "evaluations", "linear")
+        _anytime_panel(df, ax[1], None, level, "evaluations", "fall")
         ax[0].set_title("against the seconds charged, every strategy", fontsize=10)
         ax[1].set_title("against the look-ups made, look-up strategies only", fontsize=10)
         fig.suptitle(title)
@@ -330,6 +332,17 @@ def regret_scale(curves, ratio: float = 10.0) -> str:
     if len(ends) < 2:
         return "linear"
     return "symlog" if max(ends) > ratio * min(ends) else "linear"
+
+
+def regret_fall(curves, ratio: float = 10.0) -> str:
+    """"symlog" where the highest point of the mean regret curves is more than ``ratio`` times the lowest of their
+    ends (the regret of the first look-ups against the final ones), so that on a linear axis the final regrets
+    would be squashed at the bottom, else "linear"."""
+    ends = [float(c[-1]) for c in curves if len(c) and np.isfinite(c[-1]) and c[-1] > 0]
+    tops = [float(np.nanmax(c)) for c in curves if len(c) and np.isfinite(c).any()]
+    if not ends or not tops:
+        return "linear"
+    return "symlog" if max(tops) > ratio * min(ends) else "linear"
 
 
 def _ceiling(df: pd.DataFrame) -> float:
@@ -378,6 +391,8 @@ def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str
     ylabel = "test regret (accuracy points)"
     if yscale == "auto":
         yscale = regret_scale(drawn)
+    elif yscale == "fall":
+        yscale = regret_fall(drawn)
     if yscale == "symlog":
         positive = np.concatenate(drawn)[np.concatenate(drawn) > 0] if drawn else np.array([])
         linthresh = float(10.0 ** np.floor(np.log10(positive.min()))) if len(positive) else 1.0
