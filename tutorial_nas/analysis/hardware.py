@@ -234,14 +234,6 @@ def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
     return front[cols].drop_duplicates("arch").sort_values("latency_ms").reset_index(drop=True)
 
 
-def _field(row, name):
-    """``row[name]`` of a Series, a dict or a named tuple; None where it has no such field."""
-    try:
-        return row[name]
-    except (KeyError, TypeError, IndexError):
-        return getattr(row, name, None)
-
-
 def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
@@ -272,9 +264,10 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
         beaten = (gain >= 0) & (saving >= 0) & ((gain > 0) | (saving > 0))
         beats = (gain <= 0) & (saving <= 0) & ((gain < 0) | (saving < 0))
         same = np.zeros(len(points), dtype=bool)  # the same function: apart by the timer only
-        arch = _field(row, "arch")
+        arch = row.get("arch")
         if front_keys is not None and arch is not None:
-            same = np.array([k == key(arch) for k in front_keys], dtype=bool)
+            mine = key(arch)
+            same = np.array([k == mine for k in front_keys], dtype=bool)
         tie = ((gain == 0) & (np.abs(saving) <= tie_ms)) | same  # the same accuracy, apart by timing noise only
         clear_beaten, clear_beats = beaten & ~tie, beats & ~tie
         near = np.flatnonzero(clear_beaten)
