@@ -127,3 +127,16 @@ def test_a_table_of_seed_means_is_packed_and_reports_its_reliability(tmp_path):
         assert got["test_acc"] == pytest.approx(np.mean([r["test_acc"] for r in mine]), abs=1e-4)
     stats = bench.stats()
     assert stats["seeds_per_cell"] == 2 and stats["reliability"]["k"] == 2 and "resolved_pairs" in stats["spread"]
+
+
+def test_the_one_seed_tau_is_measured_over_pairs_of_seeds_not_projected():
+    """With noise of very different sizes from cell to cell the normal projection misses the one-seed tau."""
+    rng = np.random.default_rng(3)
+    scale = np.where(rng.random(800) < 0.5, 0.1, 3.0)[:, None]  # half the cells nearly exact, half very noisy
+    acc = rng.normal(size=800)[:, None] + rng.normal(size=(800, 6)) * scale
+    from scipy.stats import kendalltau
+
+    pairs = [kendalltau(acc[:, i], acc[:, j])[0] for i in range(6) for j in range(i + 1, 6)]
+    one = reliability(acc, 6, n_boot=2)["tau_one_seed"]
+    assert one == pytest.approx(np.mean(pairs))
+    assert abs(projected_tau(split_tau(acc, 3), 3, 1) - one) > 0.02  # what the projection would have printed

@@ -59,6 +59,8 @@ def reliability(acc: np.ndarray, k: int, n_boot: int = 50, seed: int = 0) -> dic
 
     ``tau`` is the expected Kendall tau between two independent builds, ``se`` its bootstrap standard error,
     ``measured`` whether it was measured directly (at least ``2k`` seeds) or projected from ``g`` seeds.
+    ``tau_one_seed`` is measured, never projected: the mean tau between two single seeds, over the pairs of seeds
+    (the projection assumes normal noise of one size for every cell, and a table's noise is neither).
     """
     acc = np.asarray(acc, dtype=float)
     acc = acc[~np.isnan(acc).any(1)]
@@ -70,7 +72,7 @@ def reliability(acc: np.ndarray, k: int, n_boot: int = 50, seed: int = 0) -> dic
     rng = np.random.default_rng(seed)
     boot = [estimate(acc[rng.integers(0, len(acc), len(acc))]) for _ in range(n_boot)]
     return {"tau": estimate(acc), "se": float(np.std(boot, ddof=1)), "k": k, "g": g, "measured": g == k,
-            "n_cells": int(len(acc)), "seeds": m, "tau_one_seed": projected_tau(split_tau(acc, g), g, 1)}
+            "n_cells": int(len(acc)), "seeds": m, "tau_one_seed": split_tau(acc, 1)}
 
 
 def has_convolution(cell: tuple) -> bool:
