@@ -44,7 +44,7 @@ def test_nsas_row_only_when_its_size_asks_for_it():
     names = {flag: [s.name for s in build_shortcuts(cells, bench, toy(), {**base, "nsas": flag})]
              for flag in (True, False)}
     assert "NSAS weight sharing" in names[True] and "NSAS weight sharing" not in names[False]
-    assert set(names[True]) - set(names[False]) == {"NSAS weight sharing"}
+    assert set(names[True]) - set(names[False]) == {"NSAS weight sharing", "NSAS-random weight sharing"}
     assert "NSAS weight sharing" in [s.name for s in build_shortcuts(cells, bench, toy(), base)]  # the default
 
 
@@ -199,3 +199,46 @@ def test_tau_groups_split_only_where_the_paired_bootstrap_separates_neighbours()
     assert len(split) >= 2 and split[0][0][0] == "s0"
     with pytest.raises(NASInputError, match="rank_shortcuts"):
         tau_groups(pd.DataFrame({"shortcut": ["x"], "kendall_tau": [0.1]}))
+
+
+def test_nsas_comes_with_its_control_a_random_subset_of_the_same_size():
+    """A step of NSAS trains nine paths to SPOS' one: the table keeps a row that trains the same loss with a
+    subset drawn at random at every step, so that a gain can be put down to the diversity or to the passes."""
+    from tutorial_nas.analysis.shortcuts import OneShotShortcut
+
+    bench = load_benchmark()
+    cells = [parse(a) for a in bench.frame()["arch"].iloc[:4]]
+    rows = {s.name: s for s in build_shortcuts(cells, bench, toy(), {"predictor_cells": 20, "proxy_batch": 8})
+            if isinstance(s, OneShotShortcut)}
+    nsas, control = rows["NSAS weight sharing"], rows["NSAS-random weight sharing"]
+    assert control.train.keywords == {"subset": "random"} and control.train.func is nsas.train
+    assert control.options == nsas.options
+
+
+def scored_table(truth, **scores):
+    import pandas as pd
+
+    df = pd.DataFrame({"shortcut": list(scores)})
+    df.attrs.update(scores={k: list(v) for k, v in scores.items()}, truth=list(truth))
+    return df
+
+
+def test_nsas_control_verdict_reads_the_paired_difference():
+    import numpy as np
+
+    from tutorial_nas.analysis.shortcuts import nsas_control_verdict, paired_tau_difference
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=200)
+    good, noisy = truth + 0.3 * rng.normal(size=200), truth + 3 * rng.normal(size=200)
+    same = good + 0.01 * rng.normal(size=200)
+    d, low, high = paired_tau_difference(scored_table(truth, a=good, b=noisy), "a", "b", n_boot=200)
+    assert low > 0 and low < d < high
+    names = ("NSAS weight sharing", "NSAS-random weight sharing", "SPOS weight sharing")
+    diverse = nsas_control_verdict(scored_table(truth, **dict(zip(names, (good, noisy, noisy)))))
+    assert "its diverse subset earns" in diverse
+    passes = nsas_control_verdict(scored_table(truth, **dict(zip(names, (good, same, noisy)))))
+    assert "not show the gain to be the diversity's" in passes
+    worse = nsas_control_verdict(scored_table(truth, **dict(zip(names, (noisy, good, noisy)))))
+    assert "random subset ranks better" in worse
+    assert "not in this table" in nsas_control_verdict(scored_table(truth, a=good))

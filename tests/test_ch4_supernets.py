@@ -177,6 +177,33 @@ def test_forgetting_from_a_trained_supernet_leaves_it_unchanged(tiny):
             assert torch.equal(before[k], v), k
 
 
+def test_forgetting_trains_the_other_paths_under_one_schedule(tiny, monkeypatch):
+    """Benyahia et al. go on training a second model: one optimiser, one schedule over every epoch on the other
+    paths. Restarting the schedule every epoch (as the old code did) jolts every path at each restart, and the
+    jolt then passes for the swing that forgetting is read against."""
+    made, rates = [], []
+    real = torch.optim.SGD
+
+    class Spy(real):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+        def step(self, *args, **kwargs):
+            rates.append(self.param_groups[0]["lr"])
+            return super().step(*args, **kwargs)
+
+    rng, space = np.random.default_rng(1), NB201Space()
+    cells = [to_str(space.sample(rng)) for _ in range(4)]
+    supernet = sa.make_supernet(tiny, C=4, stem_stride=1)
+    monkeypatch.setattr(torch.optim, "SGD", Spy)
+    f = sa.forgetting(tiny, cells[:2], cells[2:], epochs=3, batch_size=64, supernet=supernet, lr=0.05)
+    assert len(made) == 1 and rates[0] == pytest.approx(0.05)
+    assert all(b <= a + 1e-12 for a, b in zip(rates, rates[1:]))  # the rate only falls
+    per_epoch = -(-len(tiny.train_y) // 64)
+    assert len(rates) == 3 * per_epoch and sorted(set(f["epoch"])) == [0, 1, 2, 3]
+
+
 def forgetting_frame(kept, trained):
     rows = []
     for group, accs in (("kept (not trained)", kept), ("others (trained)", trained)):
@@ -239,16 +266,49 @@ def test_per_step_verdict_compares_the_intervals():
                               "share_forgot": 0.4}])
 
     assert "reproduced" in sa.forgetting_per_step_verdict(table((3, 2, 4), (0.5, 0, 1)))
-    assert "cannot tell" in sa.forgetting_per_step_verdict(table((3, 1, 5), (2, 0.5, 3.5)))
+    assert "cannot be told apart" in sa.forgetting_per_step_verdict(table((3, 1, 5), (2, 0.5, 3.5)))
     assert "against Zhang" in sa.forgetting_per_step_verdict(table((0.5, 0, 1), (3, 2, 4)))
     assert "no forgetting that its interval" in sa.forgetting_per_step_verdict(table((0.2, -0.5, 1), (0.1, -1, 1)))
     gain = sa.forgetting_per_step_verdict(table((-0.3, -0.67, -0.04), (-0.3, -0.5, -0.09)))
     assert gain.count("raises the previous path's accuracy") == 2 and "interval can tell from 0" not in gain
 
 
-def test_per_step_table_has_intervals_around_the_mean(tiny):
+def test_per_step_verdict_reads_nsas_against_its_random_control_with_the_steps_paired():
+    """NSAS pays 1 + |M| passes a step and halves the new path's share of the gradient; only its control, the same
+    loss with a random subset, can say whether a gain is the diversity's. The steps are paired: the methods take
+    the same path on the same minibatch, so the difference is read per step."""
+    def table(paired, **rows):
+        t = pd.DataFrame([{"method": m, "mean_forgetting": r[0], "low": r[1], "high": r[2], "share_forgot": 0.5}
+                          for m, r in rows.items()])
+        t.attrs["paired"] = paired
+        return t
+
+    wide = dict(uniform=(0.5, -1, 2), nsas=(0.2, -1.2, 1.6), **{"random-subset": (0.25, -1.1, 1.7)})
+    # overlapping intervals, yet every paired step has NSAS forgetting less than uniform sampling
+    both = sa.forgetting_per_step_verdict(table({"uniform": (-0.3, -0.4, -0.2), "random-subset": (-0.05, -0.2, 0.1)},
+                                                **wide))
+    assert "NSAS forgets less than uniform sampling (per step" in both
+    assert "NSAS and the random subset cannot be told apart" in both and "cannot credit the diversity" in both
+    diverse = sa.forgetting_per_step_verdict(table({"uniform": (-0.3, -0.4, -0.2),
+                                                    "random-subset": (-0.2, -0.3, -0.1)}, **wide))
+    assert "the diversity of the subset is what it owes it to" in diverse
+
+
+def test_per_step_table_pairs_the_steps_of_each_method_with_nsas(tiny):
     supernet = sa.make_supernet(tiny, C=4, stem_stride=1)
     t = sa.forgetting_per_step(tiny, steps=4, batch_size=32, eval_size=64, subset_size=2, supernet=supernet)
+    assert t["method"].tolist() == ["uniform", "random-subset", "nsas"]
+    steps = t.attrs["steps"]
+    by = steps.pivot_table(index=["step", "arch"], columns="method", values="forgetting")
+    for other in ("uniform", "random-subset"):
+        mean, low, high = t.attrs["paired"][other]
+        assert mean == pytest.approx((by["nsas"] - by[other]).mean()) and low <= mean <= high
+
+
+def test_per_step_table_has_intervals_around_the_mean(tiny):
+    supernet = sa.make_supernet(tiny, C=4, stem_stride=1)
+    t = sa.forgetting_per_step(tiny, ("uniform", "nsas"), steps=4, batch_size=32, eval_size=64, subset_size=2,
+                               supernet=supernet)
     assert t["method"].tolist() == ["uniform", "nsas"]
     assert (t["low"] <= t["mean_forgetting"] + 1e-9).all() and (t["mean_forgetting"] <= t["high"] + 1e-9).all()
 

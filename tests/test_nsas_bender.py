@@ -89,7 +89,8 @@ def test_forgetting_is_the_accuracy_a_previous_path_loses_after_one_step(tiny):
     frozen = nsas.step_forgetting(tiny, "nsas", lr=0.0, subset_size=2, **{k: v for k, v in kw.items()})
     assert np.allclose(frozen["forgetting"], 0)  # no step, nothing forgotten
     table = sa.forgetting_per_step(tiny, subset_size=2, **kw)
-    assert table["method"].tolist() == ["uniform", "nsas"] and len(table.attrs["steps"]) == 2 * len(rows)
+    assert table["method"].tolist() == ["uniform", "random-subset", "nsas"]
+    assert len(table.attrs["steps"]) == 3 * len(rows)
     with pytest.raises(NASInputError):
         nsas.step_forgetting(tiny, "fair")
 
@@ -176,3 +177,21 @@ def test_subset_size_zero_is_uniform_training(tiny):
     a, _ = nsas.train_nsas(tiny, epochs=0.1, C=4, batch_size=32, subset_size=0)
     b, _ = nsas.train_nsas(tiny, epochs=0.1, C=4, batch_size=32, subset_size=2)
     assert any(not torch.equal(p, q) for p, q in itertools.islice(zip(a.parameters(), b.parameters()), 50))
+
+
+def test_the_random_control_draws_a_new_subset_of_the_same_size_every_step(tiny):
+    """The control of NSAS' selection: as many constraint paths, drawn uniformly anew at each step, from a stream
+    apart from the sampled paths; the same loss, so the same passes a step."""
+    control = nsas.RandomSubset(size=3, seed=0)
+    first, second = list(control.update(("none",) * 6)), list(control.update(("none",) * 6))
+    assert len(first) == len(second) == 3 and first != second
+    assert nsas.RandomSubset(size=3, seed=0).update(("skip_connect",) * 6) == first  # whatever was sampled
+    assert isinstance(nsas.make_subset("novelty", 3, 0), nsas.ConstraintSubset)
+    with pytest.raises(NASInputError):
+        nsas.make_subset("greedy", 3, 0)
+    with pytest.raises(NASInputError):
+        nsas.RandomSubset(size=0)
+    net, log = nsas.train_nsas(tiny, epochs=0.5, C=4, batch_size=32, subset_size=2, subset="random")
+    assert len(log["subset"]) == 2 and np.isfinite(log["loss"]).all()
+    with pytest.raises(NASInputError):
+        nsas.train_nsas(tiny, epochs=0.5, C=4, subset="greedy")

@@ -188,8 +188,9 @@ def test_the_nsas_row_is_counted_exactly_when_the_profile_runs_it(monkeypatch, n
         paths = 1 + __import__("inspect").signature(train_nsas).parameters["subset_size"].default
         spos = next(w for w in works if "SPOS" in w.what)
         (row,) = rows
-        # one supernet, each step forward and backward through every path; its cells scored once, as SPOS' are
-        assert row.trainings == 1 and row.passes == 3 * paths and row.epochs == spos.epochs
+        # NSAS and its random-subset control, each step forward and backward through every path; their cells
+        # scored once, as SPOS' are
+        assert row.trainings == 2 and row.passes == 3 * paths and row.epochs == spos.epochs
         assert row.eval_images == spos.eval_images and row.train_images == spos.train_images
     this = P.plan("cpu", ("cpu",))[2]["seconds"]["cpu"]
     _with(monkeypatch, "oneshot", nsas=not nsas)

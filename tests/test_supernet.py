@@ -236,3 +236,22 @@ def test_spos_sizes_follow_the_reference_and_bad_settings_are_refused(digits):
             evolutionary_search(matches, 10, **bad)
     with pytest.raises(NASInputError):
         weight_sharing_search("rs-ws", digits, population=10)
+
+
+def test_spos_first_population_is_not_the_first_paths_it_trained(digits, monkeypatch):
+    """SPOS' search draws its first population apart from the supernet's training: from the same seed's stream it
+    would be exactly the first paths trained (once, early, at the highest rate)."""
+    trained = []
+    ask = supernet_module.RandomSearch.ask
+
+    def spy(self):
+        cell = ask(self)
+        trained.append(tuple(cell))
+        return cell
+
+    monkeypatch.setattr(supernet_module.RandomSearch, "ask", spy)
+    small = digits.subset(0.2)
+    h = weight_sharing_search("spos", small, epochs=0.5, C=4, N=1, batch_size=32, n_candidates=10)
+    population = spos_sizes(10)[0]
+    first = [tuple(parse(a)) for a in h["arch"][:population]]
+    assert len(trained) >= population and first != trained[:population]

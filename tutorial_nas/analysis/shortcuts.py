@@ -15,6 +15,8 @@ is compared with the benchmark's test accuracy by Kendall's tau and Spearman's r
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -40,8 +42,9 @@ from ..progress import tqdm
 from ..spaces.cell import NB201Space, to_str
 
 # Sizes used when ``profile_sizes`` leaves them out (the ``ci`` profile's, on the benchmark's recipe).
-# ``nsas``: include NSAS (each step also trains the constraint subset's paths: up to nine passes to SPOS' one;
-# chapter 2's cpu run measured its row at about 4x SPOS').
+# ``nsas``: include NSAS and its control, the same loss with a subset drawn at random at every step (each step also
+# trains the subset's paths: up to nine passes to SPOS' one; chapter 2's cpu run measured NSAS' row at about 4x
+# SPOS').
 DEFAULT_SIZES = dict(C=8, N=1, stem_stride=1, epochs=3, batch_size=128, train_epochs=1, early_epoch=1,
                      predictor_cells=200, proxy_batch=64, controller_steps=50, seed=0, nsas=True)
 
@@ -100,7 +103,7 @@ def build_shortcuts(cells, bench, data, sizes: dict) -> list:
     shortcuts = [WeightSharingShortcut(method, data, s["epochs"], batch_size=s["batch_size"], seed=s["seed"],
                                        controller_steps=s["controller_steps"], **net)
                  for method in ("enas", "spos")]
-    one_shot = [("NSAS weight sharing", train_nsas)] if s["nsas"] else []
+    one_shot = [(NSAS, train_nsas), (NSAS_CONTROL, partial(train_nsas, subset="random"))] if s["nsas"] else []
     shortcuts += [OneShotShortcut(name, train, data, s["batch_size"], epochs=s["epochs"], seed=s["seed"], **net)
                   for name, train in one_shot + [("path dropout (Bender)", train_one_shot)]]
     shortcuts += [BenchEarlyEpoch(bench, min(s["early_epoch"], bench.epochs)),
@@ -146,6 +149,54 @@ def rank_shortcuts(cells, bench, data, profile_sizes: dict | None = None, progre
 def tau_standard_error(n: int) -> float:
     """Standard error of Kendall's tau between ``n`` pairs of uncorrelated values (no ties)."""
     return float(np.sqrt(2 * (2 * n + 5) / (9 * n * (n - 1))))
+
+
+NSAS, NSAS_CONTROL = "NSAS weight sharing", "NSAS-random weight sharing"
+
+
+def paired_tau_difference(df: pd.DataFrame, first: str, second: str, n_boot: int = 1000, level: float = 0.95,
+                          seed: int = 0) -> tuple:
+    """tau(``first``) - tau(``second``) on a ``rank_shortcuts`` table's cells, with the ``level`` interval of a
+    paired bootstrap (the same resample of the cells for both): (difference, low, high)."""
+    scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
+    if not scores or truth is None or first not in scores or second not in scores:
+        raise NASInputError(f"paired_tau_difference needs rank_shortcuts' table with scores of {first!r} and "
+                            f"{second!r}")
+    truth, a, b = (np.asarray(v, dtype=float) for v in (truth, scores[first], scores[second]))
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(truth), len(truth))
+        diffs.append(kendalltau(a[i], truth[i])[0] - kendalltau(b[i], truth[i])[0])
+    low, high = np.nanquantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return float(kendalltau(a, truth)[0] - kendalltau(b, truth)[0]), float(low), float(high)
+
+
+def nsas_control_verdict(df: pd.DataFrame, baseline: str = "SPOS weight sharing") -> str:
+    """NSAS against its control (the same loss and passes, the subset drawn at random) and against uniform
+    sampling (``baseline``), by the paired bootstrap of the difference in tau: is a gain the diversity's or the
+    extra passes'?"""
+    scores = df.attrs.get("scores") or {}
+    if NSAS not in scores or NSAS_CONTROL not in scores:
+        return "NSAS and its control are not in this table"
+    text, gains = [], {}
+    for other, what in ((NSAS_CONTROL, "a subset of as many paths drawn at random (the same loss and passes)"),
+                        (baseline, "uniform sampling of one path a step")):
+        if other not in scores:
+            continue
+        d, low, high = paired_tau_difference(df, NSAS, other)
+        gains[other] = "above" if low > 0 else "below" if high < 0 else "within"
+        text.append(f"NSAS minus {what}: tau {d:+.2f} [{low:+.2f}, {high:+.2f}]")
+    verdict = "; ".join(text) + " (95 % paired bootstrap over the cells): "
+    if gains.get(NSAS_CONTROL) == "above":
+        return verdict + "NSAS ranks better than its random control, so its diverse subset earns part of its tau"
+    if gains.get(NSAS_CONTROL) == "below":
+        return verdict + "the random subset ranks better than NSAS' diverse one"
+    if gains.get(baseline) == "above":
+        return verdict + ("NSAS ranks better than uniform sampling, but its random control is not told apart from "
+                          "it: this run does not show the gain to be the diversity's rather than the extra paths "
+                          "trained a step")
+    return verdict + "NSAS is not shown to rank better than its random control"
 
 
 def tau_groups(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> list:

@@ -332,14 +332,21 @@ def learned_verdict(accuracy: float, num_classes: int = 10, what: str = "mean sh
 
 
 def forgetting(data, kept: list, others: list, warm_epochs: int = 1, epochs: int = 2, C: int = 8, N: int = 1,
-               stem_stride: int = 2, batch_size: int = 128, seed: int = 0,
+               stem_stride: int = 2, batch_size: int = 128, seed: int = 0, lr: float = 0.1,
                supernet: Supernet | None = None) -> pd.DataFrame:
     """Multi-model forgetting: train the supernet on uniform paths for ``warm_epochs`` (or start from a copy
     of the trained ``supernet``, which is left as it is), then for ``epochs`` epochs on ``others`` only; after
     the warm-up and after each later epoch, the shared-weight accuracy of every cell of ``kept`` (which is no
-    longer trained) and, for reference, of the trained ``others``. One row per (epoch, cell)."""
+    longer trained) and, for reference, of the trained ``others``. One row per (epoch, cell).
+
+    The training on ``others`` is one run, as Benyahia et al. go on to train a second model: one optimiser
+    (SGD with Nesterov momentum at ``lr``, the package's supernet recipe) and one cosine schedule over all
+    ``epochs``, the accuracies read between two steps at each epoch's end (a schedule restarted every epoch
+    would jolt every path at each restart, and that jolt would pass for the swing forgetting is read against)."""
     if not kept or not others:
         raise NASInputError("forgetting needs a non-empty list of kept cells and of other cells")
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
+        raise NASInputError(f"epochs must be a whole number >= 1, got {epochs!r}")
     if supernet is None:
         supernet = make_supernet(data, C, N, stem_stride, seed)
         train_supernet(supernet, data, RandomSearch(NB201Space(), seed=seed), epochs=warm_epochs,
@@ -347,17 +354,23 @@ def forgetting(data, kept: list, others: list, warm_epochs: int = 1, epochs: int
     else:
         supernet = copy.deepcopy(supernet)
     rows, strategy = [], _Paths(others, seed)
+    per_epoch = max(1, math.ceil(len(data.train_y) / batch_size))
 
     def record(epoch):
         for group, cells in (("kept (not trained)", kept), ("others (trained)", others)):
             for cell, acc in zip(cells, _scores(supernet, cells, data, batch_size)):
                 rows.append({"epoch": epoch, "group": group, "arch": cell, "ws_acc": acc})
+        supernet.train()
+
+    def loss_of(xb, yb, step, total):
+        if step and step % per_epoch == 0:
+            record(step // per_epoch)  # the end of an epoch, before the next step
+        return F.cross_entropy(supernet(xb, strategy.ask()), yb)
 
     record(0)
-    for epoch in range(1, epochs + 1):
-        train_supernet(supernet, data, strategy, epochs=1, batch_size=batch_size, seed=seed + epoch,
-                       progress=False)
-        record(epoch)
+    opt = torch.optim.SGD(supernet.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    minibatch_training(supernet, data, epochs, batch_size, opt, seed + 1, loss_of)
+    record(epochs)
     return pd.DataFrame(rows)
 
 
@@ -404,12 +417,17 @@ def forgetting_verdict(table: pd.DataFrame, n_boot: int = 2000) -> str:
                    + behind)
 
 
-def forgetting_per_step(data, methods=("uniform", "nsas"), n_boot: int = 2000, **options) -> pd.DataFrame:
+def forgetting_per_step(data, methods=("uniform", "random-subset", "nsas"), n_boot: int = 2000,
+                        **options) -> pd.DataFrame:
     """Zhang et al.'s forgetting (``oneshot.nsas.step_forgetting``) for each of ``methods`` from the same
     warmed-up supernet (or a copy of ``supernet=``, a trained one), paths and minibatches: one row per method
     with the mean forgetting (accuracy points lost by the previous path in one step) and its 95 % bootstrap
     interval over the steps, the share of steps that forgot (``forgetting`` > 0) and the previous paths' mean
-    accuracy before the step; ``attrs["steps"]`` holds every step."""
+    accuracy before the step; ``attrs["steps"]`` holds every step. ``attrs["paired"]`` holds, for NSAS against
+    each other method, the mean per-step difference in forgetting (NSAS minus the other) and its 95 % bootstrap
+    interval, the steps paired (the methods take the same path on the same minibatch at each step, and the
+    previous path is the same), which is what tells two methods apart; ``"random-subset"`` is NSAS' loss and
+    passes with a subset drawn at random, the control that says whether NSAS' gain is its diversity's."""
     steps = pd.concat([step_forgetting(data, method, **options) for method in methods], ignore_index=True)
     out = steps.groupby("method", sort=False).agg(mean_forgetting=("forgetting", "mean"),
                                                   share_forgot=("forgetting", lambda f: float((f > 0).mean())),
@@ -419,31 +437,65 @@ def forgetting_per_step(data, methods=("uniform", "nsas"), n_boot: int = 2000, *
         f = steps.loc[steps["method"] == method, "forgetting"].to_numpy()
         boot = f[rng.integers(0, len(f), (n_boot, len(f)))].mean(axis=1)
         out.loc[i, ["low", "high"]] = np.percentile(boot, [2.5, 97.5])
-    out.attrs["steps"] = steps
+    paired = {}
+    if "nsas" in set(methods):
+        by = steps.pivot_table(index=["step", "arch"], columns="method", values="forgetting")
+        for other in (m for m in methods if m != "nsas"):
+            d = (by["nsas"] - by[other]).dropna().to_numpy()
+            boot = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+            paired[other] = (float(d.mean()), *map(float, np.percentile(boot, [2.5, 97.5])))
+    out.attrs["steps"], out.attrs["paired"] = steps, paired
     return out
 
 
+_METHOD_NAMES = {"uniform": "uniform sampling", "random-subset": "the random subset", "nsas": "NSAS"}
+
+
 def forgetting_per_step_verdict(table: pd.DataFrame) -> str:
-    """Uniform sampling against NSAS on ``forgetting_per_step``'s table, in words, by their intervals."""
+    """``forgetting_per_step``'s table in words: each method's forgetting by its interval, then NSAS against
+    uniform sampling and against the random subset of the same size, by the paired interval of the difference
+    (``attrs["paired"]``; without it, by whether the two methods' own intervals overlap)."""
     rows = table.set_index("method")
     text = "; ".join(f"{m}: {r.mean_forgetting:+.2f} points a step [{r.low:+.2f}, {r.high:+.2f}], "
                      f"{r.share_forgot:.0%} of the steps forgot" for m, r in rows.iterrows())
     if not {"uniform", "nsas"} <= set(rows.index):
         return text
-    u, n = rows.loc["uniform"], rows.loc["nsas"]
-    for name, r in (("Uniform sampling", u), ("NSAS", n)):
+    for method, r in rows.iterrows():
+        name = _METHOD_NAMES.get(method, method)
         if r.low > 0:
-            text += f". {name} forgets (its interval lies above 0)"
+            text += f". {name[0].upper() + name[1:]} forgets (its interval lies above 0)"
         elif r.high < 0:
-            text += (f". Under {name.replace('Uniform', 'uniform')} a step raises the previous path's accuracy (its "
-                     "interval lies below 0): no forgetting")
+            text += (f". Under {name} a step raises the previous path's accuracy (its interval lies below 0): "
+                     "no forgetting")
         else:
-            text += f". {name} shows no forgetting that its interval can tell from 0"
-    if n.high < u.low:
-        return text + "; NSAS forgets less (the intervals do not overlap): Zhang et al.'s finding, reproduced"
-    if n.low > u.high:
-        return text + "; NSAS forgets more here (the intervals do not overlap), against Zhang et al.'s finding"
-    return text + "; the intervals of NSAS and uniform sampling overlap: this run cannot tell them apart"
+            text += f". {name[0].upper() + name[1:]} shows no forgetting that its interval can tell from 0"
+    paired = table.attrs.get("paired") or {}
+    less = {}
+    for other in (m for m in ("uniform", "random-subset") if m in rows.index):
+        name = _METHOD_NAMES[other]
+        if other in paired:
+            mean, low, high = paired[other]
+            how = f"per step, NSAS minus {name}: {mean:+.2f} points [{low:+.2f}, {high:+.2f}], the steps paired"
+        else:
+            n, o = rows.loc["nsas"], rows.loc[other]
+            low, high = n.low - o.high, n.high - o.low  # the intervals overlap exactly when this one holds 0
+            how = "by the two intervals"
+        less[other] = high < 0
+        if high < 0:
+            text += f"; NSAS forgets less than {name} ({how})"
+        elif low > 0:
+            text += f"; NSAS forgets more than {name} ({how})" + (
+                ", against Zhang et al.'s finding" if other == "uniform" else "")
+        else:
+            text += f"; NSAS and {name} cannot be told apart ({how})"
+    if less.get("uniform") and "random-subset" in less:
+        text += (": Zhang et al.'s finding, and the diversity of the subset is what it owes it to (a random subset "
+                 "of the same size forgets more)" if less["random-subset"] else
+                 ": Zhang et al.'s finding, but a random subset of the same size is not shown to do worse, so this "
+                 "run cannot credit the diversity rather than the extra paths trained a step")
+    elif less.get("uniform"):
+        text += ": Zhang et al.'s finding, reproduced"
+    return text
 
 
 def plot_forgetting(table: pd.DataFrame, ax=None):

@@ -363,8 +363,9 @@ def sections(profile: str) -> dict:
                              r["dataset"], o["batch_size"], scored=o["eval_cells"], images=rec_tr),
                 _training("DNA's teacher (a stand-alone cell)", bench_cell, 1, o["epochs"], r["dataset"],
                           o["batch_size"], rec_tr),
-                *([_single_path(f"NSAS supernet ({nsas_paths} paths a step)", bench_cell, 1, o["epochs"], r["dataset"],
-                                o["batch_size"], scored=o["eval_cells"], images=rec_tr, passes=3 * nsas_paths)]
+                *([_single_path(f"NSAS supernet and its random-subset control ({nsas_paths} paths a step each)",
+                                bench_cell, 2, o["epochs"], r["dataset"], o["batch_size"], scored=o["eval_cells"],
+                                images=rec_tr, passes=3 * nsas_paths)]
                   if o.get("nsas") else []),
                 _training(f"{o['eval_cells']} cells at low fidelity", bench_cell, o["eval_cells"], o["train_epochs"],
                           r["dataset"], r["batch_size"], rec_tr),

@@ -13,7 +13,7 @@ learned before (§3.1, Eq. 3-4). The constraints cannot cover all previous paths
 - while M is not full, each step adds the most novel of 10 uniformly random cells;
 - once M is full (|M| = 8 in the reference code), each step finds the member most similar to the new path
   and puts in its place the most novel cell of the last C = 50 sampled paths (or keeps it, if none is more
-  novel): the greedy NSAS-G update;
+  novel): a greedy novelty-search update (not the T-PAMI version's NSAS-G, a variant for few constraints);
 - the step's loss is the relaxed constraint 0.5 L(a_t) + 0.5 mean_{a in M} L(a), on the same minibatch.
 
 Difference from the reference code (miaozhang0525/NSAS_FOR_CVPR, ``RandomNAS_NSAS_demo.py``): it adds the
@@ -21,10 +21,18 @@ subset's loss as a number (``loss.item()``, computed on a deep copy), so no grad
 weights from the constraint and training equals plain uniform sampling with a rescaled loss. Here the
 subset's loss back-propagates, as the paper's Eq. 4 and Algorithm 1 state, and as the same repository's
 NAS-Bench-201 code (``NSAS_Bench201``, the T-PAMI version) does; that code keeps no novelty archive, though: each
-step it trains the new path with a random path and one differing from it on every edge, weighted 0.2, 0.4 and
-0.4. Paths are sampled uniformly (the paper's RandomNAS-NSAS variant); the GDAS variant is not built here. The
-optimiser is the package's supernet recipe (SGD, Nesterov, lr 0.1 cosine to 0, weight decay 5e-4), shared with
-the other supernets of chapter 2's table; the CVPR code trains at lr 0.025 with plain momentum.
+step it trains the new path with a random path and a path that differs from that random path on every edge,
+weighted 0.2, 0.4 and 0.4. Paths are sampled uniformly (the paper's RandomNAS-NSAS variant); the GDAS variant is
+not built here. The optimiser is the package's supernet recipe (SGD, Nesterov, lr 0.1 cosine to 0, weight decay
+5e-4), shared with the other supernets of chapter 2's table; the CVPR code trains at lr 0.025 with plain momentum
+(weight decay 3e-4, batch 32).
+
+The control (``subset="random"``, :class:`RandomSubset`): the same loss with a subset of as many paths drawn
+uniformly anew at every step, as the authors' ablation with random constraints in the same repository
+(``NSAS_Bench201/exps/algos/random_NAS_NSAS_R_0.2_seed0.ipynb``: two ``random_gene`` paths a step in place of
+the random and the diverse one). A step of NSAS costs 1 + |M| forward-backward passes and halves the new path's
+share of the gradient; the control pays the same and differs only in how M is chosen, so a gain of NSAS over it
+is the diversity's, and a gain over uniform sampling alone may be the extra passes'.
 """
 from __future__ import annotations
 
@@ -81,6 +89,27 @@ class ConstraintSubset:
         return self.cells
 
 
+class RandomSubset:
+    """The control for NSAS' selection: ``update(new_cell)`` returns ``size`` paths drawn uniformly anew (from a
+    stream apart from the sampled paths', as :class:`ConstraintSubset`'s), whatever was sampled before."""
+
+    def __init__(self, size: int = 8, seed: int = 0):
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise NASInputError(f"the random subset's size must be a whole number >= 1, got {size!r}")
+        self.size, self.cells = size, []
+        self.rng, self.space = np.random.default_rng([seed, 1]), NB201Space()
+
+    def update(self, new_cell) -> list:
+        self.cells = [self.space.sample(self.rng) for _ in range(self.size)]
+        return self.cells
+
+
+def make_subset(kind: str, size: int, seed: int, k: int = 10, recent: int = 50):
+    """NSAS' constraint subset (``"novelty"``) or its control (``"random"``)."""
+    check_choice("constraint subset", kind, ("novelty", "random"))
+    return ConstraintSubset(size, k, recent, seed=seed) if kind == "novelty" else RandomSubset(size, seed)
+
+
 def nsas_loss(supernet: Supernet, xb, yb, cell, subset: list, weight: float = 0.5):
     """(1 - weight) L(cell) + weight mean_{a in subset} L(a) on one minibatch; plain L(cell) if no subset."""
     loss = F.cross_entropy(supernet(xb, cell), yb)
@@ -104,17 +133,19 @@ def _step(supernet, opt, loss) -> None:
 
 def train_nsas(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128, lr: float = 0.1,
                subset_size: int = 8, k: int = 10, recent: int = 50, weight: float = 0.5, seed: int = 0,
-               stem_stride: int = 1) -> tuple:
+               stem_stride: int = 1, subset: str = "novelty") -> tuple:
     """Train a supernet with NSAS: a uniform path per minibatch, trained together with the constraint subset.
-    ``subset_size=0`` is the uniform baseline (RS-WS / SPOS training). Returns (supernet, log) with ``loss``
-    per epoch, ``subset`` (the final M) and ``seconds``. Each step costs 1 + |M| forward/backward passes."""
+    ``subset_size=0`` is the uniform baseline (RS-WS / SPOS training); ``subset="random"`` the control, a
+    subset drawn at random at every step (:class:`RandomSubset`). Returns (supernet, log) with ``loss`` per
+    epoch, ``subset`` (the final M) and ``seconds``. Each step costs 1 + |M| forward/backward passes."""
     check_positive("epochs", epochs)
     if not 0 <= weight <= 1:
         raise NASInputError(f"weight is the constraint's share of the loss, from 0 to 1 (the paper: 0.5), "
                             f"got {weight!r}")
     torch.manual_seed(seed)
     supernet = Supernet(data.num_classes, data.in_channels, C=C, N=N, stem_stride=stem_stride).to(data.device)
-    subset = ConstraintSubset(subset_size, k, recent, seed=seed) if subset_size else None
+    check_choice("constraint subset", subset, ("novelty", "random"))
+    subset = make_subset(subset, subset_size, seed, k, recent) if subset_size else None
     rng, space = np.random.default_rng(seed), NB201Space()
     opt = _optimiser(supernet, lr)  # the cosine schedule is minibatch_training's
 
@@ -149,19 +180,20 @@ def step_forgetting(data, method: str = "nsas", warm_epochs: float = 1, steps: i
                     C: int = 8, N: int = 1, batch_size: int = 128, lr: float = 0.05, subset_size: int = 8,
                     eval_size: int = 500, seed: int = 0, stem_stride: int = 1, supernet: Supernet | None = None):
     """Zhang et al.'s forgetting: after ``warm_epochs`` of uniform training, ``steps`` steps each on a new
-    uniform path a_t (``method="uniform"``) or on a_t with the constraint subset (``"nsas"``); before and after
-    each step, the accuracy on ``eval_size`` validation images of the ``window`` paths trained in the steps
+    uniform path a_t (``method="uniform"``), on a_t with the constraint subset (``"nsas"``) or with a subset
+    drawn at random at every step (``"random-subset"``, NSAS' loss and passes without its selection); before and
+    after each step, the accuracy on ``eval_size`` validation images of the ``window`` paths trained in the steps
     before. Forgetting = accuracy before - accuracy after (positive: the step made the supernet forget).
 
-    Both methods start from the same warmed-up weights and see the same paths and minibatches; NSAS's subset
-    starts empty and fills during its first ``subset_size`` steps. With ``supernet`` (a trained one) the
-    steps start from a copy of it instead of a warm-up (the sizes C, N, stem_stride are then its own), and it
-    is left as it is. One row per (step, previous path): ``step``, ``arch``, ``before``, ``after``,
-    ``forgetting``, ``method``.
+    The methods start from the same warmed-up weights and see the same paths and minibatches; NSAS's subset
+    starts empty and fills during its first ``subset_size`` steps, the random one is full from the first. With
+    ``supernet`` (a trained one) the steps start from a copy of it instead of a warm-up (the sizes C, N,
+    stem_stride are then its own), and it is left as it is. One row per (step, previous path): ``step``,
+    ``arch``, ``before``, ``after``, ``forgetting``, ``method``.
     """
     import pandas as pd
 
-    check_choice("forgetting method", method, ("uniform", "nsas"))
+    check_choice("forgetting method", method, ("uniform", "random-subset", "nsas"))
     if not isinstance(steps, int) or steps < 2 or not isinstance(window, int) or window < 1:
         raise NASInputError(f"steps must be a whole number >= 2 and window >= 1, got {steps!r}, {window!r}")
     if supernet is None:
@@ -169,7 +201,8 @@ def step_forgetting(data, method: str = "nsas", warm_epochs: float = 1, steps: i
                                  stem_stride=stem_stride)
     else:
         supernet = copy.deepcopy(supernet)
-    subset = ConstraintSubset(subset_size, seed=seed) if method == "nsas" else None
+    subset = None if method == "uniform" else make_subset("novelty" if method == "nsas" else "random", subset_size,
+                                                          seed)
     opt = _optimiser(supernet, lr)  # a constant rate: no schedule over so few steps
     gen, rng, space = torch.Generator().manual_seed(seed + 1), np.random.default_rng(seed + 1), NB201Space()
     xv, yv = data.valid_x[:eval_size], data.valid_y[:eval_size]

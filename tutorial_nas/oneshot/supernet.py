@@ -389,7 +389,9 @@ def weight_sharing_search(method: str = "spos", data=None, epochs: float = 3, C:
         return r.valid_acc
 
     if method == "spos":
-        bred = evolutionary_search(evaluate, n_candidates, population, top_k, mutation_prob, seed)
+        # a stream of its own: from ``seed`` itself, the first population would be the first paths trained
+        bred = evolutionary_search(evaluate, n_candidates, population, top_k, mutation_prob,
+                                   np.random.SeedSequence([seed, 2]))
         origins = [(e["origin"], e["generation"]) for e in bred]
     else:
         for cell in candidates(strategy, n_candidates):
