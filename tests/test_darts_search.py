@@ -82,6 +82,16 @@ def test_skip_limit_keeps_the_strongest_skips_and_derives_the_rest_again():
     assert all(op != "skip_connect" for op, _ in zero.normal + zero.reduce)
 
 
+def test_skip_limit_caps_the_normal_cell_only_as_p_darts_does():
+    """P-DARTS restricts the skip connections of the normal cell (its code: "restrict skipconnect (normal cell
+    only)"); the reduction cell is derived as it stands."""
+    reduce = uniform_alpha()
+    reduce[:, OP["skip_connect"]] = 5.0
+    g = derive_genotype(reduce.clone(), reduce, skip_limit=2)
+    assert [op for op, _ in g.normal].count("skip_connect") == 2
+    assert [op for op, _ in g.reduce].count("skip_connect") == 8
+
+
 def test_nb201_derivation_is_the_argmax_over_all_ops_none_included():
     a = torch.zeros(6, 5)
     a[0, NB201_OPS.index("none")] = 2.0
@@ -276,7 +286,7 @@ def test_darts_space_search_with_gdas_derives_a_genotype_and_stops_early(digits)
                      skip_limit=0, early_stop=lambda row: row["epoch"] >= 2)
     assert len(h) == 2 and h.attrs["stopped_early"] == 2
     g = parse_genotype(h["arch"].iloc[-1])
-    assert all(op != "skip_connect" for op, _ in g.normal + g.reduce)
+    assert all(op != "skip_connect" for op, _ in g.normal)  # P-DARTS' cap: the normal cell's
     assert not math.isnan(h["tau"].iloc[0]) and h["tau"].iloc[0] == pytest.approx(10.0)
 
 

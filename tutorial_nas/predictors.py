@@ -408,10 +408,11 @@ class ZeroCostProxy(Shortcut):
 
     A proxy is undefined for some cells (a cell whose edges are all ``none`` passes no signal: synflow's sum
     is zero, NASWOT's matrix singular, the Jacobians of jacob_cov constant): such a cell scores ``FLOOR``,
-    below every real score, and ``floored`` counts how many did. The reference's correlation notebook leaves
-    such cells out instead (``nan_policy='omit'``); ranked last here, the cells that pass no signal, which the
-    table also puts near the bottom, count for the proxy, so its tau can come out higher than when they are
-    left out.
+    below every real score, and ``floored`` counts how many did. In the reference code (zero-cost-nas) such a
+    cell scores 0 for synflow, grad_norm and snip (its network computes ``none`` as x * 0), which ranks it
+    last as ``FLOOR`` does; only where it returns nan (jacob_cov) does its correlation notebook leave the cell
+    out (``nan_policy='omit'``). There, ranked last here, the cells that pass no signal, which the table also
+    puts near the bottom, count for the proxy, so its tau can come out higher than with them left out.
     """
 
     def __init__(self, proxy: str, data, C: int = 8, N: int = 1, batch_size: int = 64, seed: int = 0,

@@ -118,11 +118,11 @@ PROFILES: dict[str, dict[str, dict]] = {
                       exercise_seeds=3, exercise_epochs=1, exercise_candidates=10, exercise_bench_seeds=10,
                       exercise_bench_budget=300),
         "cell": dict(C=16, N=5, stem_stride=1, dataset="cifar10", image_size=32),
-        # Chapter 2 shows the search's dynamics, not a final cell: DARTS' own reduced proxy (5 cells, C=16, batch
-        # 64) for 8 epochs on half of CIFAR-10's training images, split in two halves of 11,250 for the weights
-        # and the alphas (~29 min on a T4 by the plan for first order, second order at 2.5x its cost, and GDAS);
-        # the two cells are then trained 10 epochs on the same images with 3 seeds each (~8 min). The
-        # NAS-Bench-201 supernet keeps DARTS' 50 epochs
+        # Chapter 2 shows the search's dynamics, not a final cell: a proxy smaller than DARTS' 8-cell search
+        # network (5 cells, C=16, batch 64) for 8 epochs on half of CIFAR-10's training images, split in two
+        # halves of 11,250 for the weights and the alphas (~29 min on a T4 by the plan for first order, second
+        # order at 2.5x its cost, and GDAS); the two cells are then trained 10 epochs on the same images with 3
+        # seeds each (~8 min). The NAS-Bench-201 supernet keeps DARTS' 50 epochs
         # (on the benchmark's 1,000 images: ~1 min).
         "darts": dict(C=16, layers=5, N=5, epochs=8, batch_size=64, dataset="cifar10", image_size=32,
                       train_epochs=10, nb201_epochs=50, data_fraction=0.5, gdas_epochs=10, gdas_nb201_epochs=50),

@@ -625,7 +625,9 @@ def supernet_accuracy(history) -> dict:
 
     DARTS: the supernet itself (every edge the softmax mixture of its ops); GDAS: the path it derives (the
     argmax op of each edge); RS-WS, SPOS, ENAS: the candidates it scored (their mean and best). BN statistics
-    are recalibrated for what is measured in every case (the methods' own evaluation)."""
+    are recalibrated for what is measured in every case, as SPOS and DARTS' supernet evaluation do; RS-WS'
+    reference code scores in eval mode with the running statistics of all paths, and ENAS' with training-mode
+    batch norm on one minibatch (``oneshot/supernet.py`` says where the package departs from them)."""
     if "ws_acc" in history:
         return {"accuracy": float(history["ws_acc"].mean()), "best": float(history["ws_acc"].max()),
                 "measured": f"mean over the {len(history)} cells it scored"}

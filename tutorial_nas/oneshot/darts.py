@@ -322,8 +322,9 @@ def _darts_edges(pairs):
 
 
 def derive_genotype(alpha_normal, alpha_reduce, skip_limit: int | None = None) -> Genotype:
-    """The discrete DARTS genotype of the alphas (logits, 14 x 8 each); ``skip_limit`` caps skip_connect
-    per cell. The pairs of a node are listed strongest first, as in the DARTS code. GDAS on the DARTS cell is
+    """The discrete DARTS genotype of the alphas (logits, 14 x 8 each); ``skip_limit`` caps skip_connect in
+    the normal cell, as P-DARTS does (its code restricts the normal cell only; the reduction cell is derived
+    without a cap). The pairs of a node are listed strongest first, as in the DARTS code. GDAS on the DARTS cell is
     derived by the same rule here; AutoDL's GDAS code keeps a node's two strongest (op, input) pairs instead,
     which may take two operations from one input."""
 
@@ -331,7 +332,8 @@ def derive_genotype(alpha_normal, alpha_reduce, skip_limit: int | None = None) -
         pairs = _derive_cell(W)
         return pairs, _darts_edges(pairs)
 
-    cells = [_limit_skips(_softmax(a), derive, _SKIP, skip_limit) for a in (alpha_normal, alpha_reduce)]
+    cells = [_limit_skips(_softmax(a), derive, _SKIP, limit) for a, limit in ((alpha_normal, skip_limit),
+                                                                                (alpha_reduce, None))]
     return Genotype(cells[0], CONCAT, cells[1], CONCAT)
 
 

@@ -13,9 +13,11 @@ What differs from the paper and its code (ajbrock/SMASH):
 - The encoding is the cell's one-hot (6 edges x 5 ops) instead of SMASH's memory-bank read/write tensor, and
   the HyperNet is a small MLP instead of its 7-layer DenseNet: the MLP maps the encoding to ``rank``
   coefficients for every convolution of every cell, and that convolution's weight is a learned base tensor
-  plus the coefficient-weighted sum of ``rank`` learned tensors (a low-rank linear read-out, so the HyperNet
-  stays small at any width). Every generated weight depends on the *whole* cell, so the same op on the same
-  edge gets different weights in different cells.
+  plus the coefficient-weighted sum of ``rank`` learned tensors (a linear read-out of rank ``rank``: the MLP
+  stays small at any width, but the read-out holds ``rank + 1`` tensors the size of each generated weight, so
+  the HyperNet grows with the width squared, about four times the plain supernet's parameters at C = 8).
+  Every generated weight depends on the *whole* cell, so the same op on the same edge gets different weights
+  in different cells.
 - Every convolution of the cells is generated, 1 x 1 and 3 x 3 alike, so a cell holds no weights of its own.
   SMASH's code generates only the 1 x 1 convolutions of its blocks; their spatial filters are ordinary
   weights, shared by every architecture. Here the whole cell is generated, which makes the SMASH score a
@@ -92,7 +94,9 @@ class HyperNet(nn.Module):
         super().__init__()
         self.shapes, self.rank = dict(shapes), rank
         self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, len(shapes) * rank))
-        # He initialisation of every tensor of the read-out, with the coefficients' scale of about one in mind
+        # every tensor of the read-out at 1/(rank + 1) of He's variance: with coefficients of scale one, a
+        # generated weight would start at He's variance; the untrained MLP gives coefficients of about 0.1, so
+        # each weight starts near its base tensor and the cells' weights start close to one another
         self.bases = nn.ParameterDict({key: nn.Parameter(torch.randn(rank + 1, *shape) * math.sqrt(
             2.0 / (shape[1] * shape[2] * shape[3] * (rank + 1)))) for key, shape in self.shapes.items()})
 

@@ -22,8 +22,9 @@ and its validation accuracy with those shared weights is a cheap (and biased) es
 - RS-WS, random search with weight sharing (Li & Talwalkar 2019): a uniformly random path per training step
   (``strategies.random_search.RandomSearch`` proposes it), then uniformly random candidates scored with the
   shared weights. Their code screens 1,000 random cells on 10 validation minibatches and re-scores the best
-  10 on the whole validation split; here every candidate is scored on the whole split, so that the methods'
-  second stages compare at an equal number of supernet evaluations.
+  10 on the whole validation split, in eval mode with the running statistics of all paths (no
+  recalibration); here every candidate is scored on the whole split with batch norm recalibrated (below), so
+  that the methods' second stages compare at an equal number of supernet evaluations.
 - SPOS, Single Path One-Shot (Guo et al. 2020): uniform single-path training (its first stage; the reference
   code draws paths uniformly within a FLOPs band, which an unconstrained search has no need of), then
   an evolutionary search over the trained supernet (its second stage, §3.3 and Algorithm 1): a population of
@@ -33,10 +34,14 @@ and its validation accuracy with those shared weights is a cheap (and biased) es
 Before a path is scored its batch-norm statistics are recalibrated: the running statistics were averaged over
 many different paths and belong to none of them, so they are reset and re-estimated on a few training batches
 of this path (SPOS §3.3 does this for every candidate; a known pitfall otherwise: BN settings silently change
-supernet rankings). SPOS' code re-estimates on 200 batches of 128 images; here on 4 batches of the same size,
-the same for every candidate, as the course's sizes afford. The supernet's batch norms keep their affine
-parameters and weight decay reaches every parameter; SPOS' choice blocks use affine-free batch norms and
-exempt batch-norm parameters and biases from weight decay.
+supernet rankings). SPOS' code re-estimates on 200 batches of 128 images; here on 4 batches of the search's
+batch size (128 by default; the course's profiles use 64), the same for every candidate, as the course's sizes
+afford. The supernet's batch norms keep their affine parameters and weight decay reaches every parameter;
+every batch norm of SPOS' supernet is affine-free, and its weight decay spares batch-norm parameters and
+biases. The first stage's optimiser is the package's supernet recipe for every method here (SGD at 0.1 with
+Nesterov momentum, weight decay 5e-4, a cosine schedule, gradients clipped at norm 5); SPOS' code trains at
+0.5 with a linear decay, plain momentum, weight decay 4e-5, label smoothing 0.1 and batch 1024, RS-WS' at
+0.025 with a cosine to 0.001, weight decay 3e-4 and batch 64.
 """
 from __future__ import annotations
 
