@@ -397,9 +397,9 @@ def sections(profile: str) -> dict:
                 _single_path("ranking over training", recipe_cell, 1, f["ws_epochs"], r["dataset"], f["ws_batch"],
                              scored=f["ws_cells"], images=rec_tr,
                              score_epochs=len(f.get("ws_checkpoints", range(f["ws_epochs"])))),
-                _single_path("per-step forgetting, uniform and NSAS (9 paths a step)", recipe_cell, 1,
-                             10 * f.get("forget_steps", 0) * f["ws_batch"] / rec_tr, r["dataset"], f["ws_batch"],
-                             scored=2 * k, images=rec_tr, score_epochs=2),
+                _single_path("per-step forgetting: uniform, NSAS and its random control (1 + 9 + 9 paths a step)",
+                             recipe_cell, 1, 19 * f.get("forget_steps", 0) * f["ws_batch"] / rec_tr, r["dataset"],
+                             f["ws_batch"], scored=3 * k, images=rec_tr, score_epochs=2),
                 _single_path("forgetting", recipe_cell, 1, 1 + f["forget_epochs"], r["dataset"], f["ws_batch"],
                              scored=2 * k, images=rec_tr, score_epochs=1 + f["forget_epochs"])],
             "hardware-aware search": [
