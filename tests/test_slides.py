@@ -97,6 +97,62 @@ def test_a_slide_without_body_is_refused(tmp_path):
         slides.read_deck(tmp_path / "part1_x.md")
 
 
+def test_decks_no_longer_say_what_their_runs_contradict():
+    """Sentences the runs refuted, and a method listed twice; the wording that replaced them is computed
+    (tests/test_figures.py) or cited."""
+    text = {p.stem: p.read_text() for p in DECKS}
+    gone = {"part1_early_nas": ["exponential in depth", "Nothing on a slide is typed", "every curve starts near chance",
+                                "no candidate inherits anything", "full_training[many]", "CPU-hours", "CPU-days",
+                                "penalise parameters", "Genetic CNN on the chain space"],
+            "part2_remedies": ["made the search small enough to **transfer**", "Chapter 2 runs it longer",
+                               "the opposite failure of long", "barely left uniform"],
+            "part3_comparison": ["cannot tell the strategies apart", "compare[significant]", "hard to beat",
+                                 "{{ compare[budget_s] }}", "many simulated hours", "sampling without repeats",
+                                 "**small** next to the seed-to-seed spread", "fall far below"],
+            "part4_future": ["bounds every method's ranking", "more reliably than their training noise",
+                             "the derived cell degenerates", "early stopping, DARTS+, P-DARTS",
+                             "FLOPs only partly predict it", "[DARTS-V1][note]", "Add a seed to the benchmark"]}
+    for deck, phrases in gone.items():
+        for phrase in phrases:
+            assert phrase not in text[deck], (deck, phrase)
+
+
+@pytest.fixture(scope="module")
+def ci_numbers(tmp_path_factory):
+    """Every figure of the ci profile, computed once, and its numbers.json."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tutorial_nas.course.figures import write_figures
+
+    out = tmp_path_factory.mktemp("figures")
+    written = write_figures(out, "ci")
+    return json.loads(written["numbers"].read_text())
+
+
+@needs_dot
+def test_every_placeholder_of_every_deck_is_filled_by_a_ci_build(ci_numbers):
+    for path in DECKS:
+        for k, slide in enumerate(slides.read_deck(path).slides, start=1):
+            for part in (slide.body, slide.notes):
+                filled = slides.fill(part, ci_numbers, f"{path.name}, slide {k}")
+                assert "{{" not in filled and "nan" not in filled.lower().split(), (path.name, k)
+
+
+@needs_dot
+def test_the_computed_sentences_of_a_ci_build_follow_its_numbers(ci_numbers):
+    ft, darts, comp = ci_numbers["full_training"], ci_numbers["darts_run"], ci_numbers["compare"]
+    assert ("near chance" in ft["climb"]) == (ft["first_epoch_acc"] < 1.5 * ft["chance"])
+    assert ("barely left uniform" in darts["moved"]) == (darts["max_move_pp"] < 1)
+    assert darts["arch_lr"] == 3e-4 and darts["dataset"] == ci_numbers["bench"]["dataset"]
+    assert ft["zoph_candidates"] == 12_800 and ft["device"] == "CPU"
+    assert comp["gap_size"] == ("smaller than" if abs(comp["gap"]) < comp["entry_noise"] else "larger than")
+    listed = [s for key in ("better", "worse", "not_different") for s in comp[key].split(", ") if s != "none"]
+    assert sorted(listed) == sorted(s for s in comp["strategies"].split(", ") if s != "random")
+    bench = ci_numbers["bench"]
+    assert bench["tau_one_seed"] < bench["tau_table"] and bench["seeds_per_cell"] > 1
+
+
 # -- the figures command ----------------------------------------------------------------------------------------
 @needs_dot
 def test_figures_command_writes_named_files_and_numbers(tmp_path, capsys, monkeypatch):

@@ -7,7 +7,9 @@
 candidates, epochs and seeds), and writes one file per figure: SVG for the graphviz drawings, PNG for the
 matplotlib plots. Next to them, ``numbers.json`` holds every number the slides quote, computed in the same run,
 plus the published results of ``literature.csv`` with their sources (``lit``), so a slide either shows a
-number this run measured or cites one from the table.
+number this run measured or cites one from the table. Where a slide interprets a number (near chance, better
+than random search, smaller than one table entry's noise), the words are computed here from the number by the
+small functions below (``climb_words``, ``compare_verdicts``, ``gap_size``...) and stored beside it.
 
 In the ``ci`` profile the whole set takes well under a minute on two CPU cores; ``cpu`` is the size to
 teach from (minutes).
@@ -57,6 +59,133 @@ def _markdown_table(rows: list, columns: list) -> str:
     return "\n".join([head, rule, *body])
 
 
+# -- sentences that interpret a number: computed here from the number, so the words follow the run ------------
+def climb_words(first_acc: float, chance: float) -> str:
+    """Where the candidates' learning curves start, read against chance: "near chance" only below 1.5x it."""
+    ratio = first_acc / chance
+    if ratio < 1.5:
+        return (f"every curve starts near chance ({first_acc:.0f} % after the first epoch, chance {chance:.0f} %), "
+                "and each candidate pays the whole climb")
+    return (f"the curves start at {first_acc:.0f} % after the first epoch on average, {ratio:.1f}x chance "
+            f"({chance:.0f} %), and each candidate pays the climb from there again")
+
+
+def build_vs_chapter(built: int, chapter: int, dataset: str, epochs: int) -> str:
+    """What this build trains against what chapter 1 trains at the same profile (the same space and recipe)."""
+    than = ("fewer than" if built < chapter else "as many as" if built == chapter else "more than")
+    return (f"this build trains {built} candidates by random search, {than} the {chapter} proposals chapter 1 "
+            f"makes with each of its strategies at this profile, on the same space and recipe ({dataset}, "
+            f"{epochs} epochs)")
+
+
+def unit_words(device: str) -> str:
+    """What the days of this machine are next to the papers' GPU-days."""
+    if device == "GPU":
+        return ("a GPU-day here is not a GPU-day of the papers: other GPUs and far smaller networks; the two sides "
+                "give orders of magnitude, not a conversion")
+    return f"a {device}-day is not a GPU-day: the two sides give orders of magnitude, not a conversion"
+
+
+def alpha_move_words(max_move_pp: float, n_ops: int) -> str:
+    """How far DARTS' softmaxed alphas left uniform (1/n_ops), in percentage points: below one point the
+    derived argmax rests on differences that small."""
+    uniform = 100.0 / n_ops
+    if max_move_pp < 1.0:
+        return (f"the alphas barely left uniform ({uniform:.0f} % each): at most {max_move_pp:.2f} points, so the "
+                "derived argmax rests on differences that small")
+    return (f"the alphas moved up to {max_move_pp:.1f} points from uniform ({uniform:.0f} % each); the derived "
+            "argmax follows those moves")
+
+
+def ranking_bound_words(tau: float, tau_one_seed: float, tau_table: float, what: str) -> str:
+    """A ranking's Kendall tau against the table, read against the two agreements the table's seeds give: one
+    training against another (``tau_one_seed``) and the table against an independent rebuild (``tau_table``, the
+    bound for a ranking judged against this table, whose entries average several seeds)."""
+    if tau > tau_table:
+        return (f"{what} ({tau:.2f}) agrees with the table more than the table would with a rebuild of it "
+                f"({tau_table:.2f}): part of that agreement is the table's own noise")
+    if tau > tau_one_seed:
+        return (f"{what} ({tau:.2f}) agrees with the table better than one training of the cells agrees with "
+                f"another ({tau_one_seed:.2f}), and less than the table's reliability ({tau_table:.2f})")
+    return (f"{what} ({tau:.2f}) agrees with the table no better than one training of the cells with another "
+            f"({tau_one_seed:.2f}); the table's reliability is {tau_table:.2f}")
+
+
+def rho_words(rho: float) -> str:
+    """How well FLOPs order the measured latencies (Spearman rho)."""
+    if rho >= 0.9:
+        return f"FLOPs order the latencies almost as measured (Spearman rho {rho:.2f})"
+    if rho >= 0.5:
+        return f"FLOPs only partly predict the order of the latencies (Spearman rho {rho:.2f})"
+    return f"FLOPs predict the order of the latencies poorly (Spearman rho {rho:.2f})"
+
+
+def compare_verdicts(table, baseline: str = "random") -> dict:
+    """``final_table``'s tests against ``baseline`` in three lists: better and worse where the two-sided test is
+    significant after Holm's correction (``p_holm_vs_<baseline>``), every other strategy not shown to differ."""
+    alpha = table.attrs.get("alpha", 0.05)
+    p_holm, direction = table[f"p_holm_vs_{baseline}"], table[f"vs_{baseline}"]
+    tested = [s for s in table.index if s != baseline and p_holm.loc[s] == p_holm.loc[s]]
+    out = {}
+    for key in ("better", "worse"):
+        names = [s for s in tested if direction.loc[s] == key and p_holm.loc[s] < alpha]
+        out[key] = ", ".join(names) or "none"
+    shown = {s for key in ("better", "worse") for s in out[key].split(", ")}
+    out["not_different"] = ", ".join(s for s in tested if s not in shown) or "none"
+    out["tests"] = len(tested)
+    return out
+
+
+def gap_size(gap: float, entry_noise: float) -> str:
+    """A gap between two strategies against the noise of one table entry: "smaller than" or "larger than"."""
+    return "smaller than" if abs(gap) < entry_noise else "larger than"
+
+
+def gap_words(best: str, gap: float, std_low: float, std_high: float, entry_noise: float) -> str:
+    """The best strategy's gap over random search set against the spread over search seeds and against the noise
+    of one table entry (the median seed-to-seed std of a cell over the square root of the seeds an entry averages)."""
+    size = gap_size(gap, entry_noise)
+    return (f"{best} ends {gap:+.2f} points from random search; the final accuracy varies by {std_low:.2f} to "
+            f"{std_high:.2f} points (std) over search seeds, and one table entry is noisy by about "
+            f"{entry_noise:.2f}: the gap is {size} one entry's noise")
+
+
+def random_words(verdicts: dict, strategies: int) -> str:
+    """Whether random search was beaten in this run, from ``compare_verdicts``."""
+    better = [s for s in verdicts["better"].split(", ") if s != "none"]
+    if not better:
+        return "no strategy ends significantly above random search in this run"
+    return f"{len(better)} of {strategies} other strategies end significantly above random search ({', '.join(better)})"
+
+
+def family_counts(cifar, moved) -> str:
+    """The CIFAR-10 table's results per family (the course's grouping) and the rows grouped otherwise than in the
+    survey (``literature.regrouped``)."""
+    counts = cifar["family"].value_counts()
+    text = ("Results per family, in the course's grouping: "
+            + ", ".join(f"{fam} {n}" for fam, n in counts.items()) + ".")
+    if len(moved):
+        text += (" Grouped otherwise than in the survey: "
+                 + "; ".join(f"{r.method} ({r.survey_family} there, {r.family_here} here)" for r in moved.itertuples())
+                 + ".")
+    return text
+
+
+def nb201_baseline(nb) -> str:
+    """NAS-Bench-201's Table 5 on CIFAR-10 read for the hand-designed ResNet cell and the weight-sharing searches:
+    where the ResNet cell stands against every search's mean, and the best weight-sharing mean."""
+    rows = nb.set_index("method")
+    resnet = float(rows.loc["ResNet", "c10_test"])
+    searches = nb[~nb["family"].isin(["Human", ""]) & nb["search_s"].notna()].set_index("method")["c10_test"]
+    above = searches[searches >= resnet]
+    ws = searches[nb.set_index("method").loc[searches.index, "search_s"] > 100]  # supernets: hours of search
+    best_ws = ws.idxmax()
+    where = ("above every search's mean" if above.empty else
+             f"below {', '.join(above.index)}")
+    return (f"On CIFAR-10 the hand-designed ResNet cell ({resnet:.2f} %) is {where}; the best weight-sharing "
+            f"search, {best_ws}, reaches {ws.max():.2f} %, the worst, {ws.idxmin()}, {ws.min():.2f} %.")
+
+
 def literature_numbers() -> dict:
     """The published results, keyed ``lit[table][method][column]``, with each row's ``source``."""
     from ..analysis import literature as L
@@ -76,6 +205,8 @@ def literature_numbers() -> dict:
                      "nas_vs_human": str(L.best_nas_vs_best_human(cifar)),
                      "nas_vs_human_5m": str(L.best_nas_vs_best_human(cifar, max_params=5))}
     nb = L.load_nb201_table()
+    out["claims"]["families"] = family_counts(cifar, L.regrouped(cifar))
+    out["claims"]["nb201_baseline"] = nb201_baseline(nb)
     out["nb201_md"] = _markdown_table(nb.to_dict("records"), [
         ("family", "family", ""), ("method", "method", ""), ("search_s", "search (s)", ",.6g"),
         ("c10_test", "CIFAR-10 test %", ".2f"), ("c10_test_std", "±", ".2f"),
@@ -120,8 +251,10 @@ class _Run:
         from ..spaces import make_space
 
         f = self.profile.figures
+        start = time.perf_counter()
         df = compare(make_space("nb201"), list(f.compare_strategies), f.compare_seeds,
                      profile_budget(self.profile, self.bench), bench=self.bench, progress=False)
+        self.compare_seconds = time.perf_counter() - start  # wall time of every run together
         return df, final_table(df)
 
 
@@ -147,7 +280,7 @@ def _chain_architecture(run):
 def _full_training(run):
     import matplotlib.pyplot as plt
 
-    from ..analysis.costs import CIFAR10, at_cifar10_scale
+    from ..analysis.costs import CIFAR10, PAPER_CANDIDATES, PAPER_EPOCHS, at_cifar10_scale, device_name
     from .viz import line_style
 
     space, evaluator, history = run.chain
@@ -164,15 +297,25 @@ def _full_training(run):
            title=f"Every candidate trained from scratch: {c.dataset}, {c.epochs} epochs")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    mean_s, cifar_epochs, many = float(history["cost_s"].mean()), 50, 1000
+    mean_s, cifar_epochs = float(history["cost_s"].mean()), 50
     cifar_s = at_cifar10_scale(mean_s, data, c.epochs, cifar_epochs)
+    first = [list(x)[0] for x in history["curve"]]
+    first_acc = float(np.mean(first))
+    dev = device_name(data.device)
+    # the papers' own counts of networks and epochs (analysis.costs), as chapter 1's cost table scales them
+    papers = {key: (PAPER_CANDIDATES[method], PAPER_EPOCHS[method],
+                    PAPER_CANDIDATES[method] * cifar_s * PAPER_EPOCHS[method] / cifar_epochs / 86400)
+              for key, method in (("zoph", "NAS-RL, Zoph & Le"), ("metaqnn", "MetaQNN"))}
     run.numbers["full_training"] = {
         "candidates": len(history), "dataset": c.dataset, "epochs": c.epochs, "mean_s": mean_s,
-        "train_images": len(data.train_y), "chance": chance,
-        "first_epoch_acc": float(np.mean([list(x)[0] for x in history["curve"]])),
+        "train_images": len(data.train_y), "chance": chance, "first_epoch_acc": first_acc,
+        "first_epoch_min": float(min(first)), "first_epoch_max": float(max(first)),
+        "climb": climb_words(first_acc, chance), "chapter_candidates": c.budget,
+        "build_vs_chapter": build_vs_chapter(len(history), c.budget, c.dataset, c.epochs),
         "best_valid_acc": float(history["valid_acc"].max()), "cifar10_images": CIFAR10["train_images"],
-        "cifar10_epochs": cifar_epochs, "cifar10_hours": cifar_s / 3600, "many": many,
-        "cifar10_days_many": many * cifar_s / 86400}
+        "cifar10_epochs": cifar_epochs, "cifar10_hours": cifar_s / 3600, "device": dev, "unit": unit_words(dev),
+        **{f"{key}_{name}": value for key, values in papers.items()
+           for name, value in zip(("candidates", "epochs", "days"), values)}}
     return fig
 
 
@@ -242,15 +385,20 @@ def _darts_alphas(run):
     from matplotlib.patches import Rectangle
 
     from ..analysis.compare import baseline_rank
-    from ..data import load_dataset
+    from ..bench import Recipe
+    from ..bench.build import recipe_data
+    from ..oneshot.architect import DartsConfig, scaled_arch_lr, search_steps
     from ..oneshot.darts import darts_search
     from ..spaces.cell import parse
 
     d, c = run.profile.darts, run.profile.cell
-    data = load_dataset(d.dataset, image_size=d.image_size, device=run.profile.device).subset(d.data_fraction)
+    # the images every cell of the table was trained on, as chapter 2 searches them: the derived cell is ranked in
+    # that table. DARTS' own architecture rate (3e-4), unscaled: chapter 2 scales it to the steps
+    data = recipe_data(Recipe(**run.bench.recipe)).to(run.profile.device)
+    epochs, config = run.profile.figures.darts_epochs, DartsConfig()
     start = time.perf_counter()
-    history = darts_search("nb201", data, method="darts", epochs=run.profile.figures.darts_epochs, C=c.C, N=c.N,
-                           batch_size=d.batch_size, seed=0, progress=False, bench=run.bench)
+    history = darts_search("nb201", data, method="darts", epochs=epochs, C=c.C, N=c.N,
+                           batch_size=d.batch_size, seed=0, progress=False, bench=run.bench, config=config)
     seconds = time.perf_counter() - start
     last = history.iloc[-1]
     ops, edges = history.attrs["ops"], history.attrs["edges"]
@@ -272,7 +420,10 @@ def _darts_alphas(run):
     fig.colorbar(im, ax=ax, fraction=0.04).set_label("percentage points from uniform", fontsize=8)
     fig.tight_layout()
     rank = baseline_rank(run.bench, last["arch"])
-    run.numbers["darts_run"] = {"epochs": len(history), "dataset": d.dataset, "seconds": seconds,
+    steps = search_steps(data, epochs, d.batch_size)
+    run.numbers["darts_run"] = {"epochs": len(history), "dataset": data.name, "train_images": len(data.train_y),
+                                "seconds": seconds, "arch_lr": config.a_lr, "steps": steps,
+                                "scaled_lr": scaled_arch_lr(steps), "moved": alpha_move_words(span, len(ops)),
                                 "arch": last["arch"], "n_skip": int(last["n_skip"]), "max_move_pp": span,
                                 "test_acc": float(last["test_acc"]), "rank": rank["rank"],
                                 "cells": rank["cells"], "percentile": rank["percentile"]}
@@ -305,8 +456,11 @@ def _low_fidelity(run):
     fig.tight_layout()
     halving = successive_halving([parse(a) for a in arches], bench_evaluate_fn(bench), 1, epochs, eta=3)
     picked = baseline_rank(bench, to_str(halving.best))
+    rel = bench.stats()["reliability"]
     run.numbers["low_fidelity"] = {
         "cells": len(arches), "epochs": epochs, "tau_epoch1": taus[1], "tau_final": taus[epochs],
+        "bound": ranking_bound_words(taus[1], rel["tau_one_seed"], rel["tau"],
+                                     "the validation accuracy after one epoch"),
         "halving_epochs": float(halving.log["budget"].sum()), "full_epochs": len(arches) * epochs,
         "halving_share": float(halving.log["budget"].sum()) / (len(arches) * epochs),
         "halving_rank": picked["rank"], "halving_test_acc": picked["test_acc"]}
@@ -345,12 +499,17 @@ def _bench_distribution(run):
         "n_cells": stats["n_cells"], "n_unique": stats["n_unique"], "n_trained": stats["n_trained"],
         "best_test_acc": stats["best_test_acc"], "best_arch": stats["best_arch"],
         "median_test_acc": float(frame["test_acc"].median()),
+        "best_minus_median": float(stats["best_test_acc"] - frame["test_acc"].median()),
         "q99_test_acc": float(frame["test_acc"].quantile(0.99)),
         "mean_train_s": float(frame["train_seconds"].mean()),
         "total_train_h": float(frame["train_seconds"].sum() / 3600),
         "epochs": stats["epochs"], "dataset": r.get("dataset"), "image_size": r.get("image_size"),
         "train_images": r.get("train_images"), "C": r.get("C"), "N": r.get("N"),
         "seed_tau": agreement.get("tau_valid_acc"), "seed_cells": agreement.get("n_cells"),
+        # the two agreements the seeds give: one training against another, and the table (means of
+        # seeds_per_cell seeds) against an independent rebuild -- the bound for a ranking judged against this table
+        "tau_one_seed": stats["reliability"]["tau_one_seed"], "tau_table": stats["reliability"]["tau"],
+        "seeds_per_cell": stats["seeds_per_cell"],
         "resnet_test_acc": resnet["test_acc"], "resnet_rank": resnet["rank"], "resnet_percentile": resnet["percentile"],
         "resnet_gap": resnet["gap_to_best"]}
     return fig
@@ -363,18 +522,39 @@ def _compare_numbers(run):
     from ..analysis.compare import profile_budget
 
     f, budget_s = run.profile.figures, profile_budget(run.profile, run.bench).seconds
-    rows = [{"strategy": s, **r, "p": r["p_vs_random"]} for s, r in table.to_dict("index").items()]
+    k = run.bench.stats()["seeds_per_cell"]
+    seed_std = float(run.bench.seeds().filter(like="test_acc_seed").std(axis=1).median())
+    entry_noise = seed_std / k ** 0.5  # one table entry: a mean of k seeds
+    verdicts = compare_verdicts(table)
+    best = table.index[0]
+    others = [s for s in table.index if s != "random"]
+    top = table.loc[others, "mean_test_acc"].idxmax() if others else best  # the best strategy but random
+    gap = float(table.loc[top, "mean_test_acc"] - table.loc["random", "mean_test_acc"]) if "random" in table.index \
+        else float("nan")
+    rows = [{"strategy": s, **r, "p": r["p_vs_random"], "p_holm": r["p_holm_vs_random"]}
+            for s, r in table.to_dict("index").items()]
     md = _markdown_table(rows, [("strategy", "strategy", ""), ("seeds", "seeds", "d"),
                                 ("mean_test_acc", "mean test %", ".2f"), ("std_test_acc", "std", ".2f"),
-                                ("mean_regret", "regret", ".2f"), ("p", "p vs random", ".2g")])
-    best, alpha = table.index[0], 0.05
+                                ("mean_regret", "regret", ".2f"), ("p", "p vs random", ".2g"),
+                                ("p_holm", "Holm", ".2g"), ("vs_random", "vs random", "")])
+    alpha = table.attrs.get("alpha", 0.05)
+    runs = len(f.compare_strategies) * f.compare_seeds
     run.numbers["compare"] = {
         "strategies": ", ".join(f.compare_strategies), "seeds": f.compare_seeds, "budget_s": budget_s,
+        "wall_s_per_run": getattr(run, "compare_seconds", float("nan")) / runs,
         "trainings": budget_s / run.bench.mean_over_space("train_seconds"),
         "evaluations_mean": float(df.groupby(["strategy", "seed"]).size().mean()),
         "best_strategy": best, "best_mean": float(table.loc[best, "mean_test_acc"]),
         "random_mean": float(table.loc["random", "mean_test_acc"]) if "random" in table.index else None,
-        "alpha": alpha, "significant": ", ".join(table.index[table["p_vs_random"] < alpha]) or "none",
+        "alpha": alpha, "better": verdicts["better"], "worse": verdicts["worse"],
+        "not_different": verdicts["not_different"], "tests": verdicts["tests"],
+        "top": top, "gap": gap, "std_low": float(table["std_test_acc"].min()),
+        "std_high": float(table["std_test_acc"].max()), "seed_std": seed_std, "entry_noise": entry_noise,
+        "seeds_per_cell": k,
+        "gap_size": gap_size(gap, entry_noise),
+        "gap_words": gap_words(top, gap, float(table["std_test_acc"].min()), float(table["std_test_acc"].max()),
+                               entry_noise),
+        "random_words": random_words(verdicts, len(others)),
         "ceiling": float(df.attrs["best_test_acc"]), "table_md": md}
 
 
@@ -413,7 +593,8 @@ def _latency_front(run):
     from ..profiles import describe_device
 
     f, frame = run.profile.future, run.frame
-    rng = np.random.default_rng(0)  # chapter 4's sample of cells
+    # a sample of the table's cells; chapter 4 draws other samples from its generator first, so its cells differ
+    rng = np.random.default_rng(0)
     cells = [frame.arch.iloc[k] for k in rng.choice(len(frame), f.latency_cells, replace=False)]
     lat = cell_latencies(cells, run.bench, run.profile.device, repeats=f.latency_repeats)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -427,7 +608,7 @@ def _latency_front(run):
     run.numbers["latency"] = {
         "cells": len(lat), "repeats": f.latency_repeats, "device": describe_device(run.profile.device),
         "min_ms": float(lat["latency_ms"].min()), "max_ms": float(lat["latency_ms"].max()),
-        "rho_flops": rho,
+        "rho_flops": rho, "rho_words": rho_words(rho),
         "rho_params": float(spearmanr(lat["params"], lat["latency_ms"])[0])}
     return fig
 
