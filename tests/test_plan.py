@@ -241,3 +241,23 @@ def test_dpp_counts_match_a_run_of_dpp_net():
     assert len(frame) <= lookups
     row = P.sections("cpu")[4]["hardware-aware search"][-1]
     assert row.lookups == P._dpp_counts(PROFILES["cpu"]["future"]["dpp_keep"])[1] * (1 + P.DPP_RANDOM_SEEDS)
+
+
+def test_calibrate_keeps_the_fastest_of_interleaved_rounds(monkeypatch):
+    """A burst of other work during one timing (here the first of the dense probe, 20 times slower) must not set the
+    machine's numbers: each probe keeps its fastest round."""
+    monkeypatch.delitem(P._CALIBRATION, "cpu")
+    achieved, achieved_dw, kernel_s = 5e10, 4e9, 1e-4
+    calls = []
+
+    def fake(model, shape, batch, device, steps):
+        flops, dw = count_flops(model, shape), P._grouped_flops(model, shape)
+        leaves = sum(1 for m in model.modules() if not list(m.children()))
+        calls.append(model)
+        slow = 20 if len(calls) == 1 else 1
+        return slow * (3 * batch * ((flops - dw) / achieved + dw / achieved_dw) + 3 * leaves * kernel_s)
+
+    monkeypatch.setattr(P, "_step_seconds", fake)
+    numbers = P.calibrate("cpu")
+    assert numbers["achieved"] == pytest.approx(achieved, rel=0.05)
+    assert numbers["kernel_s"] == pytest.approx(kernel_s, rel=0.05)

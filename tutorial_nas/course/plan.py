@@ -470,7 +470,7 @@ def _probe(width: int, size: int, channels: int = 1) -> tuple:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)), (channels, size, size)
 
 
-def calibrate(device: str = "cpu", steps: int = 3) -> dict:
+def calibrate(device: str = "cpu", steps: int = 3, rounds: int = 2) -> dict:
     """Achieved FLOP/s, seconds a kernel and the depthwise convolutions' FLOP/s on ``device`` ("cpu" or "cuda"),
     measured once a process from the fastest of a few training steps of three networks: a dense convnet the size
     of the chapters' (4 conv layers of 48 filters at 14x14, batch 64; on CUDA 128 filters at 32x32, batch 256),
@@ -479,19 +479,23 @@ def calibrate(device: str = "cpu", steps: int = 3) -> dict:
     memory-bound work of each at maps of that size: measured on 8x8 maps, the overhead came out at half of what
     the chapters pay); and the DARTS-space supernet at the chapters' size (C=8, 3 cells, 14x14), half of whose
     FLOPs are depthwise. The first two timings give the first two numbers (two equations, two unknowns), the
-    third what its depthwise FLOPs cost beyond them."""
+    third what its depthwise FLOPs cost beyond them. The probes are timed in ``rounds`` interleaved rounds and
+    each keeps its fastest: a burst of other work on the machine slows one round, not every one."""
     if device in _CALIBRATION:
         return _CALIBRATION[device]
     from ..train import count_flops
 
     width, size, batch = (48, 14, 64) if device == "cpu" else (128, 32, 256)
-    model, shape = _probe(width, size)
-    t_dense, f_dense = _step_seconds(model, shape, batch, device, steps), 3 * batch * count_flops(model, shape)
-    k_dense = 3 * sum(1 for m in model.modules() if not list(m.children()))
+    dense, dense_shape = _probe(width, size)
+    f_dense = 3 * batch * count_flops(dense, dense_shape)
+    k_dense = 3 * sum(1 for m in dense.modules() if not list(m.children()))
     tiny = dict(dataset="mnist5k", image_size=14, C=8, N=1)
     flops, leaves, _, _ = network_cost(*_net("nb201-supernet", **tiny))
     model, shape = network("nb201-supernet", tiny)
-    t_tiny = _step_seconds(model, shape, 64, device, steps)
+    t_dense = t_tiny = math.inf
+    for _ in range(max(1, rounds)):  # interleaved: a burst of other load slows one round of each probe
+        t_dense = min(t_dense, _step_seconds(dense, dense_shape, batch, device, steps))
+        t_tiny = min(t_tiny, _step_seconds(model, shape, 64, device, steps))
     # t = f / achieved + k * kernel_s for both networks: two equations, two unknowns (1 / achieved, kernel_s)
     f_tiny, k_tiny = 3 * 64 * flops, 3 * leaves
     det = f_dense * k_tiny - f_tiny * k_dense
@@ -501,7 +505,7 @@ def calibrate(device: str = "cpu", steps: int = 3) -> dict:
         kernel_s = t_tiny / k_tiny
         inv = max(t_dense - kernel_s * k_dense, 0.1 * t_dense) / f_dense
     achieved = 1 / inv
-    achieved_dw = _depthwise_rate(device, steps, achieved, kernel_s)
+    achieved_dw = max(_depthwise_rate(device, steps, achieved, kernel_s) for _ in range(max(1, rounds)))
     _CALIBRATION[device] = dict(achieved=achieved, achieved_dw=achieved_dw, kernel_s=kernel_s,
                                 threads=torch.get_num_threads(), cores=os.cpu_count() or 1)
     return _CALIBRATION[device]
