@@ -252,13 +252,15 @@ def _replay(path, payload: dict, space, strategy) -> tuple[list, list, list, int
 
 
 def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, resume: bool = False,
-           progress: bool = True, executor=None, seed: int = 0, callback=None, **strategy_options) -> pd.DataFrame:
+           progress: bool = True, executor=None, seed: int = 0, callback=None, label: str | None = None,
+           **strategy_options) -> pd.DataFrame:
     """Run ``strategy`` on ``space`` until ``budget`` is spent; return the History (a DataFrame).
 
     ``strategy`` is a Strategy object or a name from ``tutorial_nas.strategies.STRATEGIES`` (built with
     ``seed`` and ``strategy_options``). ``callback(rows)`` is called after every evaluation with the rows so
     far (a live plot uses it). ``executor``: ``None``/``"local"`` (this process, one at a time), ``"ray"`` (a
-    local Ray instance) or an executor object such as ``RayExecutor(address="auto")``.
+    local Ray instance) or an executor object such as ``RayExecutor(address="auto")``. ``label``: the progress
+    bar's text, by default ``"<strategy name> search"`` (two runs of one strategy can then be told apart).
     """
     from .parallel import make_executor
     from .strategies import make_strategy
@@ -294,7 +296,8 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
     spent = rows[-1]["spent_s"] if rows else 0.0
     executor.start(evaluator)
     bar = tqdm(total=budget.total, initial=len(rows) if budget.evaluations else spent, disable=not progress,
-               desc=f"{strategy.name} search", unit="eval" if budget.evaluations else "s")
+               desc=f"{strategy.name} search" if label is None else str(label),
+               unit="eval" if budget.evaluations else "s")
     start = time.perf_counter()
     window = max(1, min(int(getattr(strategy, "parallel", 1)), executor.workers, _MAX_IN_FLIGHT))
     pending: dict = {}  # ticket -> arch, being evaluated

@@ -41,7 +41,10 @@ def trace_reinforce_step(seed: int = 0, bench=None, warmup: int = 1) -> dict:
 
     ``warmup`` architectures are told first: the baseline starts as the first reward (as in ``Reinforce``),
     so that the traced step has a baseline to beat. Returns the sampled cell, its accuracy and reward, the
-    baseline and the advantage, its log-probability, and its probability before and after the update."""
+    baseline and the advantage, its log-probability, and its probability before and after the update.
+
+    ``reward_acc`` is the accuracy the reward cubes, as ``zoph_le_reward`` reads it: the best validation
+    accuracy of the last 5 entries of the cell's curve (``curve``), not its final ``valid_acc``."""
     space = NB201Space()
     evaluator = BenchmarkLookup(space, bench)
     strategy = Reinforce(space, seed=seed)
@@ -54,7 +57,10 @@ def trace_reinforce_step(seed: int = 0, bench=None, warmup: int = 1) -> dict:
     result = evaluator.evaluate(arch)
     strategy.tell(arch, result)
     reward = zoph_le_reward(result)
-    return {"arch": to_str(arch), "valid_acc": result.valid_acc, "reward": reward, "baseline": baseline,
+    last = [float(v) for v in list(result.curve)[-5:] if math.isfinite(v)]  # what zoph_le_reward cubes
+    reward_acc = max(last) if last else float(result.valid_acc)
+    return {"arch": to_str(arch), "valid_acc": result.valid_acc, "curve": list(result.curve),
+            "reward_acc": reward_acc, "reward": reward, "baseline": baseline,
             "advantage": reward - baseline, "log_prob": log_prob, "prob_before": math.exp(log_prob),
             "prob_after": strategy.prob(arch), "baseline_after": strategy.baseline}
 
@@ -108,15 +114,20 @@ def trace_q_backup(seed: int = 0, reward: float = 0.8, warmup: int = 5) -> pd.Da
     gamma = 1), from the last transition back to the first, as ``QLearning.update`` makes them.
 
     ``warmup`` episodes (random rewards) are learned first, replay included, so that the table holds more than
-    its initial 0.5. One row per transition: the state, the action (the next layer, or terminate), Q before,
-    the reward (only at the end), max_a' Q(s', a'), Q after."""
+    its initial 0.5. Each warm-up episode is learned as ``QLearning.learn`` does (remembered, then ``replay`` = 10
+    episodes drawn from memory backed up; a search's MetaQNN replays 100). The traced episode is then backed up
+    once, directly (``QLearning.update``), without joining the memory or a replay, so that its rows are that one
+    episode's backups. One row per transition: the state, the action (the next layer, or terminate), Q before,
+    the reward (only at the end), max_a' Q(s', a'), Q after. ``attrs`` holds ``warmup`` and ``replay``."""
     space = ChainSpace(max_layers=3, filters=(16, 32), kernels=(3, 5), pools=("none", "max_pool_2x2"))
     strategy = MetaQNN(space, seed=seed, replay=10)
     agent, rng = strategy.agent, strategy.rng
     for _ in range(warmup):  # exploring episodes (epsilon = 1), as at the start of Baker et al.'s schedule
         agent.learn(agent.rollout(strategy.start, 1.0, rng), float(rng.random()), rng)
     states = agent.rollout(strategy.start, 1.0, rng)
-    return _backups(agent, states, reward, step_reward=0.0)  # one backup per transition, last first
+    frame = _backups(agent, states, reward, step_reward=0.0)  # one backup per transition, last first
+    frame.attrs.update(warmup=warmup, replay=agent.replay)
+    return frame
 
 
 def _backups(agent, states: list, reward: float, step_reward: float) -> pd.DataFrame:
