@@ -255,7 +255,21 @@ def test_forgetting_verdict_names_no_gain_the_trained_paths_did_not_make():
     verdict = sa.forgetting_verdict(pd.DataFrame(rows))
     assert "+0.1 points" in verdict and "-2.5 points" in verdict
     assert "trained ones gained" not in verdict and "not clearly forgetting" in verdict
-    assert "fell behind" in verdict and "2.6 points" in verdict
+    assert "fell behind" in verdict and "(+0.10) exceeds theirs (-2.50) by 2.60 points" in verdict
+
+
+def test_a_held_verdict_says_which_reason_holds():
+    """A loss whose interval reaches 0 is not called a gain, and a gain within the swing is not called an
+    interval that reaches 0: the verdict prints the reason that applies."""
+    loss = []
+    for k, d in enumerate([-2.0, 1.0, -1.5, 0.5, -1.0, 0.2, -0.8, 0.3]):
+        loss += [{"epoch": 0, "group": "kept (not trained)", "arch": f"c{k}", "ws_acc": 60.0},
+                 {"epoch": 1, "group": "kept (not trained)", "arch": f"c{k}", "ws_acc": 60.0 + d}]
+    loss += [{"epoch": e, "group": "others (trained)", "arch": "o", "ws_acc": 60.0 + 3 * e} for e in (0, 1)]
+    held = sa.forgetting_verdict(pd.DataFrame(loss))
+    assert "held their accuracy (their interval" in held and "reaches 0" in held and "a gain" not in held
+    gain = sa.forgetting_verdict(forgetting_frame([50, 50.5], [50, 60]))
+    assert "held their accuracy (a gain of 0.50 points, within that swing)" in gain
 
 
 def test_per_step_verdict_compares_the_intervals():
@@ -292,6 +306,9 @@ def test_per_step_verdict_reads_nsas_against_its_random_control_with_the_steps_p
     diverse = sa.forgetting_per_step_verdict(table({"uniform": (-0.3, -0.4, -0.2),
                                                     "random-subset": (-0.2, -0.3, -0.1)}, **wide))
     assert "the diversity of the subset is what it owes it to" in diverse
+    none = sa.forgetting_per_step_verdict(table({"uniform": (-0.1, -0.4, 0.2), "random-subset": (0.0, -0.2, 0.2)},
+                                                **wide))
+    assert "NSAS forgets less than uniform sampling, is not shown by this run" in none
 
 
 def test_per_step_table_pairs_the_steps_of_each_method_with_nsas(tiny):
