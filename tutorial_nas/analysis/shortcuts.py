@@ -43,8 +43,8 @@ from ..spaces.cell import NB201Space, to_str
 
 # Sizes used when ``profile_sizes`` leaves them out (the ``ci`` profile's, on the benchmark's recipe).
 # ``nsas``: include NSAS and its control, the same loss with a subset drawn at random at every step (each step also
-# trains the subset's paths: up to nine passes to SPOS' one; chapter 2's cpu run measured NSAS' row at 84 s
-# against SPOS' 15 s, scoring the 100 cells included).
+# trains the subset's paths: up to nine passes to SPOS' one; two of chapter 2's cpu runs measured NSAS' row at 66
+# and 84 s against SPOS' 13 and 15 s, scoring the 100 cells included).
 DEFAULT_SIZES = dict(C=8, N=1, stem_stride=1, epochs=3, batch_size=128, train_epochs=1, early_epoch=1,
                      predictor_cells=200, proxy_batch=64, controller_steps=50, seed=0, nsas=True)
 

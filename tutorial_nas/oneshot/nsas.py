@@ -30,9 +30,10 @@ not built here. The optimiser is the package's supernet recipe (SGD, Nesterov, l
 The control (``subset="random"``, :class:`RandomSubset`): the same loss with a subset of as many paths drawn
 uniformly anew at every step, modelled on the authors' ablation with random constraints in the same repository
 (``NSAS_Bench201/exps/algos/random_NAS_NSAS_R_0.2_seed0.ipynb``, which trains two ``random_gene`` paths a step,
-weighted as its NSAS, in place of the random and the diverse one). A step of NSAS costs 1 + |M| forward-backward passes and halves the new path's
-share of the gradient; the control pays the same and differs only in how M is chosen, so a gain of NSAS over it
-is the diversity's, and a gain over uniform sampling alone may be the extra passes'.
+weighted as its NSAS, in place of the random and the diverse one). A step of NSAS costs 1 + |M|
+forward-backward passes and halves the new path's share of the gradient; the control pays the same and differs
+only in how M is chosen, so a gain of NSAS over it is the diversity's, and a gain over uniform sampling alone may
+be the extra passes'.
 """
 from __future__ import annotations
 
