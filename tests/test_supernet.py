@@ -149,16 +149,20 @@ def brief(method, data, seed, n_candidates, **options):
 
 def test_spos_evolution_beats_random_sampling_at_equal_supernet_evaluations(digits, stand_in):
     """With 80 supernet evaluations each, SPOS's evolution finds cells that score at least as well as RS-WS's
-    uniform candidates in every seed, and by a whole edge more on average."""
+    uniform candidates in nearly every seed (a seed may lose: both are random), by a whole edge more on average,
+    and the rank-sum test over the seeds says so."""
+    from scipy.stats import mannwhitneyu
+
     best = {"spos": [], "rs-ws": []}
-    for seed in range(8):
+    for seed in range(16):
         for method in best:
             history = brief(method, digits, seed, 80)
             assert len(history) == 80 and history["step"].tolist() == list(range(80))  # one row per evaluation
             best[method].append(history["best_valid_acc"].iloc[-1])
     spos, rsws = np.array(best["spos"]), np.array(best["rs-ws"])
-    assert (spos >= rsws).all()
+    assert (spos >= rsws).sum() >= 14
     assert spos.mean() >= rsws.mean() + 10
+    assert mannwhitneyu(spos, rsws, alternative="greater").pvalue < 0.01
 
 
 def test_rs_ws_is_uniform_random_sampling(digits, stand_in):
