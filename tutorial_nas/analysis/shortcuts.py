@@ -154,22 +154,36 @@ def tau_standard_error(n: int) -> float:
 NSAS, NSAS_CONTROL = "NSAS weight sharing", "NSAS-random weight sharing"
 
 
+def _bootstrap_taus(df: pd.DataFrame, names, n_boot: int, seed: int) -> dict:
+    """name -> the Kendall tau of its scores with the truth on each of ``n_boot`` resamples of a
+    ``rank_shortcuts`` table's cells, the same resamples for every name (what makes a bootstrap paired)."""
+    scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
+    if not scores or truth is None or any(name not in scores for name in names):
+        raise NASInputError(f"a paired bootstrap needs rank_shortcuts' table (its attrs keep every score and the "
+                            f"truth) with scores of {', '.join(map(repr, names))}")
+    truth = np.asarray(truth, dtype=float)
+    rng = np.random.default_rng(seed)
+    resamples = [rng.integers(0, len(truth), len(truth)) for _ in range(n_boot)]
+    out = {}
+    for name in names:
+        values = np.asarray(scores[name], dtype=float)
+        out[name] = np.array([kendalltau(values[i], truth[i])[0] for i in resamples])
+    return out
+
+
+def _interval(diffs, level: float = 0.95) -> tuple:
+    low, high = np.nanquantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def paired_tau_difference(df: pd.DataFrame, first: str, second: str, n_boot: int = 1000, level: float = 0.95,
                           seed: int = 0) -> tuple:
     """tau(``first``) - tau(``second``) on a ``rank_shortcuts`` table's cells, with the ``level`` interval of a
     paired bootstrap (the same resample of the cells for both): (difference, low, high)."""
-    scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
-    if not scores or truth is None or first not in scores or second not in scores:
-        raise NASInputError(f"paired_tau_difference needs rank_shortcuts' table with scores of {first!r} and "
-                            f"{second!r}")
-    truth, a, b = (np.asarray(v, dtype=float) for v in (truth, scores[first], scores[second]))
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(truth), len(truth))
-        diffs.append(kendalltau(a[i], truth[i])[0] - kendalltau(b[i], truth[i])[0])
-    low, high = np.nanquantile(diffs, [(1 - level) / 2, (1 + level) / 2])
-    return float(kendalltau(a, truth)[0] - kendalltau(b, truth)[0]), float(low), float(high)
+    boot = _bootstrap_taus(df, (first, second), n_boot, seed)
+    scores, truth = df.attrs["scores"], np.asarray(df.attrs["truth"], dtype=float)
+    d = kendalltau(np.asarray(scores[first], float), truth)[0] - kendalltau(np.asarray(scores[second], float), truth)[0]
+    return (float(d), *_interval(boot[first] - boot[second], level))
 
 
 def nsas_control_verdict(df: pd.DataFrame, baseline: str = "SPOS weight sharing") -> str:
@@ -203,8 +217,9 @@ def best_rankers(df: pd.DataFrame, names: list, n_boot: int = 1000) -> list:
     """Of ``names`` (rows of a ``rank_shortcuts`` table), the best by tau and every other the paired bootstrap
     does not tell apart from it (the interval of their difference reaches 0)."""
     taus = df.set_index("shortcut").loc[list(names), "kendall_tau"].sort_values(ascending=False, kind="stable")
-    best = str(taus.index[0])
-    return [best] + [str(n) for n in taus.index[1:] if paired_tau_difference(df, best, n, n_boot=n_boot)[1] <= 0]
+    order = [str(n) for n in taus.index]
+    boot = _bootstrap_taus(df, order, n_boot, seed=0)
+    return order[:1] + [n for n in order[1:] if _interval(boot[order[0]] - boot[n])[0] <= 0]
 
 
 def tau_groups(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> list:
@@ -217,28 +232,21 @@ def tau_groups(df: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, seed: 
 
     Returns a list of groups, each a list of (shortcut, tau, (low, high)): the interval of the difference from the
     group's leader (None for the leader)."""
-    scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
-    if not scores or truth is None:
+    if not df.attrs.get("scores") or df.attrs.get("truth") is None:
         raise NASInputError("tau_groups needs the table of rank_shortcuts (its attrs keep every score and the truth)")
     if not 0 < level < 1 or not isinstance(n_boot, (int, np.integer)) or n_boot < 10:
         raise NASInputError(f"level must be in (0, 1) and n_boot a whole number of at least 10, got {level!r}, "
                             f"{n_boot!r}")
-    truth = np.asarray(truth, dtype=float)
     order = df.dropna(subset=["kendall_tau"]).sort_values("kendall_tau", ascending=False, kind="stable")
-    rng = np.random.default_rng(seed)
-    resamples = [rng.integers(0, len(truth), len(truth)) for _ in range(n_boot)]
-
-    def boot(name):
-        values = np.asarray(scores[name], dtype=float)
-        return np.array([kendalltau(values[i], truth[i])[0] for i in resamples])
-
+    names = order["shortcut"].astype(str).tolist()
+    boot = _bootstrap_taus(df, names, n_boot, seed)
     groups, leader = [], None
-    for name, tau in zip(order["shortcut"].astype(str), order["kendall_tau"]):
-        taus = boot(name)
+    for name, tau in zip(names, order["kendall_tau"]):
+        taus = boot[name]
         if leader is not None:
-            low, high = np.nanquantile(leader - taus, [(1 - level) / 2, (1 + level) / 2])
+            low, high = _interval(leader - taus, level)
             if low <= 0:
-                groups[-1].append((name, float(tau), (float(low), float(high))))
+                groups[-1].append((name, float(tau), (low, high)))
                 continue
         groups.append([(name, float(tau), None)])
         leader = taus
