@@ -58,13 +58,14 @@ def test_controller_on_nb201_learns_the_one_rewarded_cell():
     # 1 in 15,625 would take thousands of proposals to meet; here it is told alongside its own proposals
     space = NB201Space()
     target = space.parse(NB201_TARGET)
-    controller = Reinforce(space, seed=0)
-    before = controller.prob(target)
-    for _ in range(60):
-        arch = controller.ask()
-        controller.tell(arch, Result(valid_acc=100.0 if arch == target else 0.0))
-        controller.tell(target, Result(valid_acc=100.0))
-    assert before < 1e-3 and controller.prob(target) > 0.8
+    for seed in (0, 1, 2):  # the climb is noisy step to step (one seed dips from 0.89 to 0.71 on its way up)
+        controller = Reinforce(space, seed=seed)
+        before = controller.prob(target)
+        for _ in range(100):
+            arch = controller.ask()
+            controller.tell(arch, Result(valid_acc=100.0 if arch == target else 0.0))
+            controller.tell(target, Result(valid_acc=100.0))
+        assert before < 1e-3 and controller.prob(target) > 0.8, seed
 
 
 def test_controller_probabilities_match_its_sampling():
@@ -324,3 +325,19 @@ def test_reinforce_search_end_to_end_on_digits():
     assert len(history) == 3 and history.attrs["strategy"] == "reinforce"
     assert history["valid_acc"].between(0, 100).all() and (history["cost_s"] >= 0).all()
     assert all(space.parse(text) for text in history["arch"])
+
+
+@pytest.mark.parametrize("policy,space", [("lstm", ChainSpace(max_layers=3, filters=(4, 8), kernels=(1, 3))),
+                                          ("table", NB201Space())])
+def test_asking_prob_first_does_not_change_a_seeded_search(policy, space):
+    """The policy's heads (rows) are made when their decision first shows up; asking how likely an architecture is
+    before the first proposal must not move the proposals or the starting weights of a seeded search."""
+    plain = Reinforce(space, seed=4, policy=policy)
+    probed = Reinforce(space, seed=4, policy=policy)
+    other = Reinforce(space, seed=9, policy=policy).ask()
+    probed.prob(other)  # creates every head (row) this architecture meets, before any proposal
+    asked = [(plain.ask(), probed.ask()) for _ in range(6)]
+    assert all(space.to_tokens(a) == space.to_tokens(b) for a, b in asked)
+    first = dict(plain.controller.named_parameters())
+    for name, p in probed.controller.named_parameters():
+        assert torch.equal(p, first[name]), name

@@ -61,6 +61,7 @@ with one decision per edge: the LSTM can make an edge's op depend on the ops cho
 from __future__ import annotations
 
 import math
+import zlib
 
 import torch
 import torch.nn as nn
@@ -71,6 +72,16 @@ from .base import Strategy
 REWARDS = ("zoph-le", "accuracy", "percent")
 POLICIES = ("lstm", "table")
 BASELINES = ("ema", "debiased")
+
+
+def init_generator(seed: int, key: str) -> torch.Generator:
+    """The generator that starts the parameters named ``key`` of a policy seeded with ``seed``.
+
+    A policy's heads (the LSTM's) and rows (the table's) are created when their decision first shows up, which
+    may be in a proposal or in a ``prob`` asked before any: each key draws its start from a stream of its own, so
+    a policy's starting weights, and the proposals of a seeded search, do not depend on which came first.
+    """
+    return torch.Generator().manual_seed(zlib.crc32(f"{int(seed)}:{key}".encode()))
 
 
 def zoph_le_reward(result) -> float:
@@ -106,12 +117,13 @@ def decide(logits, out: list, step: int, generator: torch.Generator, tanh_consta
 
 class Controller(nn.Module):
     """An LSTM policy over any space with the token interface. Heads are created when a group first shows up,
-    since a space's groups are only known by walking its decisions."""
+    since a space's groups are only known by walking its decisions; each starts from its own stream
+    (:func:`init_generator`), and ``generator`` draws the proposals only."""
 
     def __init__(self, hidden: int, generator: torch.Generator, init_range: float = 0.1,
-                 tanh_constant: float | None = None):
+                 tanh_constant: float | None = None, seed: int = 0):
         super().__init__()
-        self.hidden, self.gen, self.init_range = hidden, generator, init_range
+        self.hidden, self.gen, self.init_range, self.seed = hidden, generator, init_range, seed
         self.tanh_constant = tanh_constant
         self.start = nn.Parameter(torch.zeros(1, hidden))  # the input of the first step
         self.lstm = nn.LSTMCell(hidden, hidden)
@@ -121,13 +133,14 @@ class Controller(nn.Module):
         self.heads = nn.ModuleDict()  # group -> logits over the group's choices
         self.embeddings = nn.ModuleDict()  # group -> embedding of the token chosen there
         self.new_params = []  # created since the optimizer last looked
-        self.reset(self.parameters())
+        self.reset(self.parameters(), "core")
 
-    def reset(self, params) -> None:
-        """Uniform in [-init_range, init_range], drawn from the controller's own generator."""
+    def reset(self, params, key: str) -> None:
+        """Uniform in [-init_range, init_range], drawn from the stream of ``key`` (:func:`init_generator`)."""
+        gen = init_generator(self.seed, key)
         with torch.no_grad():
             for p in params:
-                p.uniform_(-self.init_range, self.init_range, generator=self.gen)
+                p.uniform_(-self.init_range, self.init_range, generator=gen)
 
     def ensure(self, decision) -> None:
         """Create the head and embedding of ``decision``'s group the first time the group shows up."""
@@ -142,7 +155,7 @@ class Controller(nn.Module):
         if decision.kind == "choice":
             self.heads[group] = nn.Linear(self.hidden, n)
             new += list(self.heads[group].parameters())
-        self.reset(new)
+        self.reset(new, f"group:{group}")
         self.new_params += new
 
     def run(self, space, tokens=None, depth: int | None = None):
@@ -189,13 +202,15 @@ class TablePolicy(nn.Module):
 
     p(arch) = prod_t softmax(theta_t)[a_t]: no decision depends on another, unlike the LSTM's. A row is created
     the first time its decision shows up (6 rows of 5 on the NAS-Bench-201 cell, AutoDL's 6 x 5 table), started
-    at ``init_std`` x a standard normal (AutoDL: 1e-3 x randn) drawn from the policy's generator. The same
+    at ``init_std`` x a standard normal (AutoDL: 1e-3 x randn) drawn from the row's own stream
+    (:func:`init_generator`); ``generator`` draws the proposals only. The same
     ``run`` as :class:`Controller`, so ``Reinforce`` samples, scores and trains either.
     """
 
-    def __init__(self, generator: torch.Generator, init_std: float = 1e-3, tanh_constant: float | None = None):
+    def __init__(self, generator: torch.Generator, init_std: float = 1e-3, tanh_constant: float | None = None,
+                 seed: int = 0):
         super().__init__()
-        self.gen, self.init_std, self.tanh_constant = generator, init_std, tanh_constant
+        self.gen, self.init_std, self.tanh_constant, self.seed = generator, init_std, tanh_constant, seed
         self.logits = nn.ParameterDict()  # "step" -> logits over that decision's choices
         self.new_params = []  # created since the optimizer last looked
 
@@ -203,7 +218,8 @@ class TablePolicy(nn.Module):
         """The row of decision number ``step``, created the first time it shows up."""
         key, n = str(step), len(decision.choices)
         if key not in self.logits:
-            self.logits[key] = nn.Parameter(self.init_std * torch.randn(n, generator=self.gen))
+            start = torch.randn(n, generator=init_generator(self.seed, f"step:{step}"))
+            self.logits[key] = nn.Parameter(self.init_std * start)
             self.new_params.append(self.logits[key])
         elif self.logits[key].numel() != n:
             raise NASInputError(f"decision {step} has {n} choices here but {self.logits[key].numel()} before; "
@@ -289,15 +305,15 @@ class Reinforce(Strategy):
                                     f"whole numbers of at least 1 with a first depth from {min(first.choices)} to "
                                     f"{max(first.choices)} (Zoph & Le: (6, 2, 1600)), got {depth_schedule!r}")
             depth_schedule = (*map(int, depth_schedule), max(first.choices))
-        self.gen = torch.Generator().manual_seed(self.seed)  # same seed, same controller, same proposals
+        self.gen = torch.Generator().manual_seed(self.seed)  # same seed, same proposals (weights: init_generator)
         if tanh_constant is not None and (isinstance(tanh_constant, bool) or not isinstance(tanh_constant, (int, float))
                                           or not 0 < tanh_constant < math.inf):
             raise NASInputError(f"tanh_constant must be a number above 0 or None (ENAS' micro search: 1.1 / 2.5 for "
                                 f"its operations), got {tanh_constant!r}")
         if policy == "lstm":
-            self.controller = Controller(int(hidden), self.gen, tanh_constant=tanh_constant)
+            self.controller = Controller(int(hidden), self.gen, tanh_constant=tanh_constant, seed=self.seed)
         else:
-            self.controller = TablePolicy(self.gen, float(init_std), tanh_constant=tanh_constant)
+            self.controller = TablePolicy(self.gen, float(init_std), tanh_constant=tanh_constant, seed=self.seed)
         self.policy, self.baseline_mode = policy, baseline_mode
         check_positive("aggregate", aggregate)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(0 <= b < 1 for b in betas)) or \
