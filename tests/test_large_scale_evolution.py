@@ -230,3 +230,18 @@ def test_the_command_line_runs_it_and_refuses_the_ambiguous_name(capsys, monkeyp
     code, out, err = run_cli(capsys, "search", "--space", "chain", "--strategy", "evolution", "--budget", "3")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "'large-scale-evolution'" in err and "'regularized'" in err
+
+
+def test_a_childs_fresh_weights_depend_on_the_seed_not_on_what_ran_before(digits):
+    """Fresh layers (and a first network's every weight) are drawn as FullTraining draws them, from the
+    configuration's seed: the same child scores the same whatever used torch's generator before."""
+    space = grown()
+    evaluator = WeightInheritance(training(space, digits))
+    child = Genome(space.parse("conv3x3-4<in | conv3x3-8<0"), 0.1, "initial")
+    results = []
+    for before in (1, 2):
+        torch.manual_seed(before)
+        results.append(evaluator.evaluate(child))
+    a, b = results
+    assert a.valid_acc == b.valid_acc
+    assert all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)

@@ -247,3 +247,52 @@ def test_the_command_line_searches_on_ray(ray_local, capsys):
     assert on_ray["best"]["valid_acc"] == max(h["valid_acc"] for h in on_ray["history"])
     assert main(argv + ["--address", "auto"]) == 2
     assert "go with --executor ray" in capsys.readouterr().err
+
+
+class Oldest(Shuffled):
+    """Results come back oldest first, one per wait (as Ray returns trials that take the same time)."""
+
+    name = "oldest"
+
+    def wait(self):
+        ticket, arch = self.running.pop(0)
+        return [(ticket, self.evaluator.evaluate(arch))]
+
+
+class Bits(Evaluator):
+    name = "bits"
+
+    def evaluate(self, arch):
+        return Result(valid_acc=float(sum(map(sum, arch))), cost_s=0.0)
+
+
+@pytest.mark.parametrize("executor", [Oldest(workers=8), Shuffled(workers=8, seed=3)])
+def test_genetic_cnn_breeds_each_generation_from_all_of_the_last_ones_results(executor):
+    """Algorithm 1 selects from the whole previous generation: with N workers the loop waits for its last result
+    (it bred from the first result told, and counted the others in the next generation)."""
+    from tutorial_nas.spaces.genetic import GeneticSpace
+    from tutorial_nas.strategies.evolution import GeneticCNN
+
+    space = GeneticSpace(nodes=(3, 4))
+    strategy = GeneticCNN(space, seed=0, population=8)
+    bred, asked = [], []
+    breed, ask = strategy.breed, strategy.ask
+
+    def spy_breed():
+        bred.append(sorted(space.to_str(a) for a, _ in strategy.scored))
+        return breed()
+
+    def spy_ask():
+        arch = ask()
+        asked.append((strategy.generation, space.to_str(arch)))
+        return arch
+
+    strategy.breed, strategy.ask = spy_breed, spy_ask
+    search(space, strategy, Bits(), 40, executor=executor, progress=False)
+    assert len(bred) == 4 and executor.most == 8
+    for g, told in enumerate(bred):  # each breeding read exactly the 8 candidates of the generation before
+        assert told == sorted(a for gen, a in asked if gen == g)
+    with pytest.raises(NASInputError, match="tell the others"):
+        fresh = GeneticCNN(space, seed=0, population=2)
+        fresh.tell(fresh.ask(), Result(valid_acc=1.0))
+        fresh.ask(), fresh.ask()

@@ -307,6 +307,8 @@ def search(space, strategy, evaluator: Evaluator, budget, *, checkpoint=None, re
             while len(pending) < window and budget.allows(len(rows) + len(pending), spent):
                 if lost:
                     ticket, arch = lost.pop(0)
+                elif not strategy.ready():  # a generation waits for its last results before breeding the next
+                    break
                 else:
                     ticket, arch = n_asked, strategy.ask()
                     n_asked += 1

@@ -34,6 +34,12 @@ class Strategy(ABC):
     def tell(self, arch, result) -> None:
         """Learn from the ``Result`` of evaluating ``arch``."""
 
+    def ready(self) -> bool:
+        """Whether ``ask`` may be called now. A generational strategy (Genetic CNN) breeds a generation from all
+        the results of the last one, so with candidates still in flight it waits: the search loop asks only
+        when this is True."""
+        return True
+
     def wrap_evaluator(self, evaluator):
         """The evaluator that scores this strategy's candidates (``search`` asks): the one given, unless the
         strategy trains its candidates its own way (large-scale evolution: from the parent's weights)."""

@@ -34,6 +34,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from ..errors import NASInputError, check_choice
 from ..evaluators import Evaluator, FullTraining, Result
@@ -109,6 +110,7 @@ class WeightInheritance(Evaluator):
     def evaluate(self, arch) -> TrainedResult:
         t = self.training
         start = time.perf_counter()
+        torch.manual_seed(t.config.seed)  # fresh weights as FullTraining draws them: the candidate and the seed only
         model = t.build(arch)
         parent = getattr(arch, "parent_weights", None)
         taken = model.inherit(parent, arch.origins) if self.inherit and parent is not None else []
@@ -133,8 +135,8 @@ class LargeScaleEvolution(Strategy):
     once, the better one -- which stays -- is copied and changed by one mutation drawn uniformly among those
     that apply to it. The paper's mutations (Section 3), here:
 
-    - alter-learning-rate: ``alter_learning_rate`` (the rate times a factor in [1/2, 2], log-uniform; the
-      paper draws the new value around the old one, the range is this package's choice);
+    - alter-learning-rate: ``alter_learning_rate`` (the rate times a factor in [1/2, 2], log-uniform: the
+      example code of the paper's supplementary material, ``2 ** uniform(-1, 1)``);
     - identity ("keep training") and reset-weights: ``identity`` and ``reset_weights``;
     - insert-convolution, remove-convolution: ``add_layer``, ``remove_layer`` (the chain space inserts a 3x3
       convolution, stride 1 or 2, as wide as its input, where the space allows it);
@@ -250,11 +252,13 @@ class RegularizedEvolution(Strategy):
 class GeneticCNN(Strategy):
     """Generations of ``population`` individuals: roulette selection, stage crossover, bit-flip mutation.
 
-    The paper's settings are N = 20, p_C = 0.2, p_M = 0.8 (q_C = 0.2 and q_M = 0.05 are the space's
-    ``swap_prob`` and ``flip_prob``). On a ``GeneticSpace`` a mutation is the paper's independent bit flips
-    (``flip_bits``), which may flip none; a child can then be its parent again, which the search loop looks up
-    instead of training it again. A whole generation can be evaluated at once (``parallel`` = N); if asked for
-    more before every result is in, the next generation is bred from the results told so far.
+    The paper's settings are N = 20, p_C = 0.2, p_M = 0.8 (q_C = 0.2 and q_M = 0.05, its CIFAR-10 settings, are
+    the space's ``swap_prob`` and ``flip_prob``; on MNIST it used q_C = 0.3 and q_M = 0.1). On a
+    ``GeneticSpace`` a mutation is the paper's independent bit flips (``flip_bits``), which may flip none; a
+    child can then be its parent again, which the search loop looks up instead of training it again. A whole
+    generation can be evaluated at once (``parallel`` = N), and the next is bred from all N of its results, as
+    the paper's Algorithm 1 does: until the last is told, ``ready`` is False (the search loop waits) and
+    ``ask`` refuses.
     """
 
     name = "genetic"
@@ -273,8 +277,15 @@ class GeneticCNN(Strategy):
         self.scored: list[tuple] = []  # (arch, fitness) told in the current generation
         self.told = 0
 
+    def ready(self) -> bool:
+        """A candidate of this generation is left to ask, or every result of it has been told."""
+        return bool(self.queue) or len(self.scored) >= self.size
+
     def ask(self):
         if not self.queue:
+            if not self.ready():
+                raise NASInputError(f"Genetic CNN breeds a generation from all {self.size} results of the last: "
+                                    f"{len(self.scored)} told so far; tell the others before asking again")
             self.queue = self.breed()
             self.scored, self.generation = [], self.generation + 1
         return self.queue.pop(0)
