@@ -131,7 +131,8 @@ def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, b
     gen, rng, space = torch.Generator().manual_seed(seed), np.random.default_rng(seed), NB201Space()
     total = max(1, round(epochs * math.ceil(len(data.train_y) / batch_size)))
     # one optimiser over disjoint blocks whose losses are summed: Adam is per parameter and each block's gradients
-    # are clipped on their own, so each block trains exactly as it would alone (the paper trains them in parallel)
+    # are clipped on their own, so each block trains exactly as it would alone (the reference trains the stages
+    # one after another, each with its own optimiser: the same updates, block by block)
     opt = torch.optim.Adam(weight_decay_groups(student), lr=lr)
     blocks = [[p for module in block for p in module.parameters()] for block in stage_blocks(student)]
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
@@ -144,7 +145,9 @@ def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, b
             feats = teacher_features(teacher, xb)
             losses = [block_loss(student, b, feats, space.sample(rng)) for b in range(3)]
             opt.zero_grad(set_to_none=True)
-            sum(losses).backward()
+            live = [v for v in losses if v.requires_grad]  # a path that reaches no output passes no gradient
+            if live:
+                sum(live).backward()
             for params in blocks:  # as the package's supernets: a rare path can blow up
                 nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
@@ -253,7 +256,9 @@ class DNAShortcut(Shortcut):
 
     def _score(self, cells):
         self.student, self.teacher, self.log = train_dna(self.data, **self.options)
-        measured = [block_measures(self.student, self.teacher, c, self.data) for c in cells]
+        # statistics re-estimated on 4 batches of the search's batch size, as the package's other supernets do
+        measured = [block_measures(self.student, self.teacher, c, self.data, batch_size=self.options["batch_size"])
+                    for c in cells]
         self.losses = [m["mse"] for m in measured]
         self.ratings = [m["rating"] for m in measured]
         return [-float(np.sum(r)) for r in self.ratings]
