@@ -203,11 +203,13 @@ def test_metaqnn_schedule_counts_unique_models():
     # with distinct models it walks the schedule, one step per new model
     used.clear()
     big = MetaQNN(small_chain(max_layers=4), seed=0, models=10, replay=0)
-    big.agent.rollout = lambda start, epsilon, rng: used.append(epsilon) or rollout(start, epsilon, rng)
+    big_rollout = big.agent.rollout  # its own agent: the first one's space holds a single network
+    big.agent.rollout = lambda start, epsilon, rng: used.append(epsilon) or big_rollout(start, epsilon, rng)
     seen = []
     for _ in range(10):
         seen.append(len(big.distinct))
         big.tell(big.ask(), Result(valid_acc=60.0))
+    assert len(big.distinct) > 5 and len(set(used)) > 2  # it did propose new models and walk the schedule
     assert used == [epsilon_at(k, BAKER_SCHEDULE, total=10) for k in seen]
 
 

@@ -11,17 +11,18 @@ next edge, and after the sixth edge the block is done.
 As in the paper (Sections 3.3 and 4.1):
 
 - tabular Q-learning with alpha = 0.01 and gamma = 1, with experience replay;
-- reward shaping (Section 3.3): every step before the last earns r_T / T, the block's reward spread over its T
-  steps, so that the early decisions get a signal from the first update on (``shaped=False``: MetaQNN's
-  reward at the end only); r_T is the block's validation accuracy, scaled to 0..1;
+- reward shaping (Section 3.3): a block is T = 7 steps here (one per edge, then the end), and each of the
+  six before the last earns r_T / T while the last earns r_T, so that the early decisions get a signal from
+  the first update on (``shaped=False``: MetaQNN's reward at the end only); r_T is the block's validation
+  accuracy, scaled to 0..1;
 - epsilon-greedy exploration on the schedule of Table 2, in iterations of 64 blocks: 95 iterations at
   epsilon = 1, 7 each at 0.9 to 0.7, 10 each at 0.6 to 0.2, 12 at 0.1 (178 in all), scaled to the
   search's budget as MetaQNN's (``qlearning.epsilon_at``), each epsilon keeping its share.
 
 The paper trains 64 blocks at once on 32 GPUs and learns from a batch; here blocks are proposed and learnt
 from one at a time (``parallel = 1``), the schedule counting blocks instead of iterations. Its variant with
-a reward penalised by FLOPs and density for early-stopped training (Section 3.4) is left out: the benchmark gives
-every block's accuracy after full training.
+a reward penalised by FLOPs and density for early-stopped training (Section 3.4) is left out: the benchmark has
+no density measure, and its accuracies come from its own short recipe, not from an early stop of a longer one.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ BLOCKQNN_SCHEDULE = ((1.0, 95), (0.9, 7), (0.8, 7), (0.7, 7), (0.6, 10), (0.5, 1
 
 
 class ShapedQLearning(QLearning):
-    """MetaQNN's agent with BlockQNN's shaped reward: each of the T steps before the end earns r_T / T."""
+    """MetaQNN's agent with BlockQNN's shaped reward: of a trajectory's T steps (T = len(states) - 1, the
+    move to the end included), each before the last earns r_T / T and the last earns r_T."""
 
     def update(self, states: list, reward: float) -> None:
         steps = len(states) - 1

@@ -21,7 +21,11 @@ over its epochs, as the reference code's ``accuracy_best_val``). Three ideas mak
 - tabular Q-learning, Q(s, a) <- (1 - alpha) Q(s, a) + alpha [r + gamma max_a' Q(s', a')], with
   alpha = 0.01 and gamma = 1, updated from the last state of a trajectory back to the first;
 - experience replay: after every model, ``replay`` trajectories drawn from all those seen so far are
-  replayed, so that each reward is propagated many times.
+  replayed, so that each reward is propagated many times (100, the paper's Sec. 4.3; its reference code's
+  ``replay_number`` is 128).
+
+A network whose training fails (a nan accuracy) is not learnt from here; the reference code stores it with the
+reward of a chance guess, 1 / the number of classes.
 
 ``QLearning`` below is the agent on any finite layer problem (a function giving the next states of a state);
 ``MetaQNN`` is that agent on the chain space, building plain chains (no skips, as in the paper).
