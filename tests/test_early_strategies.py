@@ -341,3 +341,16 @@ def test_asking_prob_first_does_not_change_a_seeded_search(policy, space):
     first = dict(plain.controller.named_parameters())
     for name, p in probed.controller.named_parameters():
         assert torch.equal(p, first[name]), name
+
+
+def test_genetic_space_refuses_bit_strings_of_the_wrong_shape():
+    space = GeneticSpace(nodes=(3, 4))  # stages of 3 and 6 bits
+    good = ((1, 0, 1), (0, 1, 1, 0, 0, 1))
+    assert space.parse(space.to_str(good)) == good and space.from_tokens(space.to_tokens(good)) == good
+    for bad in (((1,), (1,) * 8), ((1, 0, 1),), ((1, 0, 2), (0,) * 6), ((1, 0, 1), (0,) * 6, (1, 1, 1))):
+        with pytest.raises(NASInputError, match="stage"):
+            space.to_model(bad, 10, 1)
+        with pytest.raises(NASInputError, match="stage"):
+            space.to_str(bad)
+    with pytest.raises(NASInputError, match="9 bits"):
+        space.from_tokens([1] * 8)

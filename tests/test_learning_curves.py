@@ -98,6 +98,8 @@ def test_one_model_per_observed_epoch_learns_a_final_accuracy_from_the_curve():
     assert not srm.should_stop(cells[0], curves[0][:2], best=0)
     with pytest.raises(NASInputError, match="one length"):
         srm.predict(cells[:2], [[1.0], [1.0, 2.0]])
+    with pytest.raises(NASInputError, match="one curve per cell"):  # zip would have cut the cells short
+        srm.predict(cells[:2], [c[:1] for c in curves[:5]])
     with pytest.raises(NASInputError, match="trained to the end"):
         SequentialRegression(3).fit(cells[:10], [c[:2] for c in curves[:10]])
     with pytest.raises(NASInputError, match="regression model"):

@@ -111,6 +111,21 @@ def test_hyperband_finds_a_good_cell():
     assert run.best >= 80
 
 
+def test_hyperband_brackets_have_their_s_plus_one_rounds_whatever_the_rounding():
+    # 200 / 3 x 3 is 199.99999999999997 in floating point: bracket 1 ran a third round at the full budget
+    run = hyperband(lambda n, rng: list(range(n)), lambda c, b: float(c), 1, 200, eta=3)
+    for s, bracket in run.log.groupby("bracket"):
+        rounds = bracket.groupby("round")["budget"].first()
+        assert len(rounds) == s + 1 and rounds.iloc[-1] == 200 and rounds.is_monotonic_increasing, s
+        assert rounds.iloc[0] == pytest.approx(200 * 3.0 ** -s)
+
+
+def test_extrapolate_refuses_an_epoch_before_the_first():
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(NASInputError, match="final_epoch"):
+            extrapolate([10.0, 20.0, 30.0], bad)
+
+
 # -- performance predictor -----------------------------------------------------------------------------------
 
 

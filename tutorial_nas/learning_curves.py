@@ -111,6 +111,9 @@ class SequentialRegression:
         return self
 
     def predict(self, cells, curves) -> np.ndarray:
+        cells, curves = list(cells), list(curves)
+        if len(cells) != len(curves):
+            raise NASInputError(f"predict needs one curve per cell, got {len(cells)} cells and {len(curves)} curves")
         taus = {len(c) for c in curves}
         if len(taus) != 1 or not 1 <= (tau := taus.pop()) < self.final_epoch:
             raise NASInputError(f"predict needs partial curves all of one length from 1 to {self.final_epoch - 1}")

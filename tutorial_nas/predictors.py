@@ -114,7 +114,9 @@ def successive_halving(cells, evaluate_fn, min_budget: float, max_budget: float,
         if budget >= max_budget or len(survivors) == 1:
             return Halving(best=survivors[order[0]], log=pd.DataFrame(rows))
         survivors = [survivors[i] for i in order[: max(1, int(len(survivors) / eta))]]
-        budget, rnd = min(max_budget, budget * eta), rnd + 1
+        budget, rnd = budget * eta, rnd + 1
+        if budget >= max_budget * (1 - 1e-9):  # 66.67 x 3 may round to 199.99..., one round short of 200
+            budget = float(max_budget)
 
 
 def hyperband(sample_fn, evaluate_fn, min_budget: float, max_budget: float, eta: float = 3,
@@ -189,6 +191,8 @@ def extrapolate(curve, final_epoch: int, families=tuple(CURVES), fallback: bool 
     y = np.asarray(curve, dtype=np.float64)
     if len(y) == 0:
         raise NASInputError("extrapolate needs at least one observed point")
+    if isinstance(final_epoch, bool) or not isinstance(final_epoch, (int, np.integer)) or final_epoch < 1:
+        raise NASInputError(f"final_epoch is the epoch to predict, a whole number of at least 1, got {final_epoch!r}")
     if len(y) >= final_epoch:
         return float(y[final_epoch - 1])
     if len(y) < 3:

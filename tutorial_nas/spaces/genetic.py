@@ -148,7 +148,20 @@ class GeneticSpace(SearchSpace):
             pos += n
         return tuple(out)
 
+    def check(self, arch) -> tuple:
+        """``arch`` as a tuple of bit tuples, one per stage of the right length, or a NASInputError."""
+        try:
+            arch = tuple(tuple(stage) for stage in arch)
+        except TypeError:
+            arch = None
+        if (arch is None or tuple(len(stage) for stage in arch) != self.bits
+                or not all(b in (0, 1) and not isinstance(b, float) for stage in arch for b in stage)):
+            raise NASInputError(f"a Genetic CNN architecture of this space is {len(self.bits)} stage(s) of "
+                                f"{self.bits} bits (0 or 1), got {arch!r}; the string form is {FORM}")
+        return tuple(tuple(int(b) for b in stage) for stage in arch)
+
     def to_str(self, arch) -> str:
+        arch = self.check(arch)
         stages = []
         for bits, K in zip(arch, self.nodes):
             groups, pos = [], 0
@@ -182,7 +195,7 @@ class GeneticSpace(SearchSpace):
 
     def to_model(self, arch, num_classes: int, in_channels: int, C: int = 8, **_) -> nn.Module:
         """The network with ``C`` channels in the first stage, doubled per stage (8, 16, 32 on MNIST)."""
-        return GeneticNetwork(arch, self.nodes, num_classes, in_channels, C=C)
+        return GeneticNetwork(self.check(arch), self.nodes, num_classes, in_channels, C=C)
 
     # the token interface: one yes/no decision per bit, so a controller can also search this space
     def next_decision(self, tokens):
@@ -191,7 +204,10 @@ class GeneticSpace(SearchSpace):
         return Decision(f"bit {len(tokens)}", (0, 1), "bit")
 
     def from_tokens(self, tokens):
-        return self._split(list(tokens))
+        tokens = list(tokens)
+        if len(tokens) != sum(self.bits):
+            raise NASInputError(f"this space's architectures are {sum(self.bits)} bits, got {len(tokens)} tokens")
+        return self.check(self._split(tokens))
 
     def to_tokens(self, arch):
         return [int(b) for stage in arch for b in stage]
