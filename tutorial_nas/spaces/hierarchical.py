@@ -9,7 +9,13 @@ paper's merge, followed here by a 1x1 convolution (with batch norm and ReLU) bac
 keeps C channels; the 1x1 convolution is this package's. A node with one input passes it on.
 
 The paper uses M=6 level-2 motifs of 4 nodes and one level-3 motif of 5 nodes; the defaults here are scaled
-down to 3 motifs of 4 nodes and a level-3 motif of 4 nodes, so that a network trains in seconds on a CPU.
+down to 3 motifs of 4 nodes and a level-3 motif of 4 nodes, so that a network trains in seconds on a CPU. As in the
+paper (Section 4.1: "Each level-2 motif is followed by a 1x1 convolution with the same number of channels as on the
+motif input to reduce the number of parameters"), every level-2 motif on an edge of the level-3 motif is followed
+by a 1x1 convolution, C to C channels, with its own weights (an edge that is ``none`` holds neither). The paper
+says nothing of batch norm or ReLU around this convolution; the package builds it as its other convolutions,
+convolution then batch norm then ReLU (``conv_bn_relu``, the order of Section 2.3's primitives). So even the
+trivial genotype's network has weights in its cells: one such convolution per edge of its level-3 chain.
 
 A genotype is a ``Hierarchy``: ``motifs`` (one tuple of edge ops per level-2 motif) and ``top`` (the level-3
 motif's edge ops, ``m1``..``mM`` or ``none``). Edges are listed by target node, then source node: for 4 nodes
@@ -32,6 +38,7 @@ grow with every individual evaluated).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
@@ -109,6 +116,12 @@ class Motif(nn.Module):
         return states[-1]
 
 
+def level2_edge(motif: Motif, c: int) -> nn.Sequential:
+    """A level-3 edge: the level-2 ``motif``, then the paper's 1x1 convolution of ``c`` channels (Section 4.1),
+    here convolution, batch norm and ReLU as the primitives. Its parts are ``.motif`` and ``.conv``."""
+    return nn.Sequential(OrderedDict(motif=motif, conv=conv_bn_relu(nn.Conv2d(c, c, 1, bias=False), c)))
+
+
 class HierarchicalNetwork(nn.Module):
     """The small skeleton: stem (3x3 conv), cell, reduction (3x3 separable conv, stride 2, doubling the
     channels, as the paper's reductions), cell, global average pool and a linear head. Both cells are the
@@ -172,7 +185,10 @@ class HierarchicalSpace(SearchSpace):
         """The paper's starting genotype (Section 3.2, initialisation): every motif a chain of identity mappings,
         edge (j - 1, j) the identity into every node j and every other edge ``none``. A level-3 edge holds a
         level-2 motif here (identity is a level-1 op only), so the level-3 chain is of motif m1, itself a chain of
-        identities: the trivial genotype computes the identity, and its network is the skeleton alone."""
+        identities. Its motifs compute the identity, but each level-2 motif on a level-3 edge is followed by the
+        paper's 1x1 convolution (with batch norm and ReLU), so each cell of its network is a chain of
+        ``top_nodes - 1`` such convolutions, ``(top_nodes - 1) * (c * c + 2 * c)`` parameters on ``c`` channels: the
+        network is the skeleton and these convolutions."""
         def chain(nodes, op):
             return tuple(op if i == j - 1 else "none" for i, j in edges(nodes))
 
@@ -262,10 +278,11 @@ class HierarchicalSpace(SearchSpace):
         return np.concatenate([r.ravel() for r in rows])
 
     def cell(self, arch: Hierarchy, c: int) -> nn.Module:
-        """The level-3 motif on ``c`` channels, each edge a level-2 motif with its own weights."""
+        """The level-3 motif on ``c`` channels, each edge (other than ``none``) a level-2 motif followed by the
+        paper's 1x1 convolution of ``c`` channels (``level2_edge``), each with its own weights."""
         def level2(name):
             ops = arch.motifs[self.motif_names.index(name) - 1]
-            return Motif(ops, self.motif_nodes, c, lambda op: primitive(op, c))
+            return level2_edge(Motif(ops, self.motif_nodes, c, lambda op: primitive(op, c)), c)
         return Motif(arch.top, self.top_nodes, c, level2)
 
     def to_model(self, arch, num_classes: int, in_channels: int, C: int = 8, **_) -> nn.Module:
