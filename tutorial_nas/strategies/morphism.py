@@ -236,15 +236,23 @@ def _identity_kernel(channels: int, kernel: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _input_stats(model: MorphNet, after_layer: int, x: torch.Tensor | None, channels: int):
-    """Per-channel mean and variance of block ``after_layer``'s output on ``x`` (0 and 1 without data)."""
+    """Per-channel mean and biased variance of block ``after_layer``'s output on ``x`` (0 and 1 without data).
+
+    The blocks up to ``after_layer`` run in train mode, so their batch norms normalise with the statistics of
+    ``x`` itself, as the child's do when it trains on ``x`` (their running averages lag behind the weights
+    after a short training). The pass runs on a copy of those blocks: the model's running statistics, its
+    ``num_batches_tracked`` and its mode are left as they were.
+    """
     if x is None:
         return torch.zeros(channels), torch.ones(channels)
-    was_training = model.training
-    model.eval()
-    h = x
-    for block in model.blocks[: after_layer + 1]:
-        h = block(h)
-    model.train(was_training)
+    prefix = copy.deepcopy(model.blocks[: after_layer + 1]).train()
+    h = x.to(next(model.parameters()).device)
+    try:
+        for block in prefix:
+            h = block(h)
+    except ValueError as e:  # a batch norm in train mode needs more than one value per channel
+        raise NASInputError(f"x must give the batch norms up to block {after_layer} more than one value per "
+                            f"channel (more images, or larger ones): {e}") from e
     return h.mean(dim=(0, 2, 3)).cpu(), h.var(dim=(0, 2, 3), unbiased=False).cpu()
 
 
@@ -268,10 +276,15 @@ def _insert(model: MorphNet, after_layer: int, layer: Layer, init) -> MorphNet:
 def net2deeper(model: MorphNet, after_layer: int, kernel: int = 3, x: torch.Tensor | None = None) -> MorphNet:
     """A copy of ``model`` with an identity conv-BN-ReLU block inserted after block ``after_layer``.
 
-    In eval mode the batch norm computes ``gamma * (z - mean) / sqrt(var + eps) + beta``; setting
-    ``gamma = sqrt(var + eps)`` and ``beta = mean`` makes it the identity for any running statistics. When a
-    batch ``x`` is given, the running statistics are those of the block's real input, so that in train mode
-    (batch statistics) the new block is close to the identity too and training continues smoothly.
+    In eval mode the batch norm computes ``gamma * (z - mean) / sqrt(var + eps) + beta`` with its running
+    ``mean`` and ``var``; setting ``gamma = sqrt(var + eps)`` and ``beta = mean`` makes it the identity (up to
+    float rounding) whatever they are. In train mode it normalises with the batch's own statistics instead.
+    When a batch ``x`` is given, ``mean`` and ``var`` are the statistics of the new block's input on ``x``
+    with the batch norms before it in train mode too (computed on a copy, so ``model`` is not changed): in
+    train mode the new block is then the identity on ``x`` itself up to float rounding, and on another batch
+    it is off by as much as that batch's statistics differ from those of ``x`` (a few per cent of the output
+    for batches of digits), so training continues smoothly. Without ``x`` (mean 0, variance 1) the block is
+    the identity in eval mode only.
     Unlike widening, the identity (Net2DeeperNet, Chen et al. 2016, section 2.4) has no symmetry to break:
     each new unit reads a different channel, so the units get different gradients from the first step and
     need no noise.
@@ -333,11 +346,15 @@ def random_morphism(model: MorphNet, rng: np.random.Generator, x: torch.Tensor |
 
 
 def _train_record(model, data, epochs, lr, batch_size, seed):
-    """Train briefly with a fresh cosine schedule: one restart of SGDR per child, as in NASH."""
+    """Train briefly with a fresh cosine schedule: one restart of SGDR per child, as in NASH.
+
+    Returns the record and the cost in seconds: the whole ``train`` call less its FLOP count
+    (``record.flops_seconds``), a measurement that no search pays for, as ``FullTraining`` charges.
+    """
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     start = time.perf_counter()
     record = train(model, data, config, progress=False)
-    return record, time.perf_counter() - start
+    return record, time.perf_counter() - start - record.flops_seconds
 
 
 PARENT_FURTHER = "none: the parent, trained further"
@@ -356,9 +373,16 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
     itself trained further for the same epochs (``morphisms`` reads ``PARENT_FURTHER``), so that a step whose
     children are all worse keeps the parent. ``keep_parent=False`` makes all ``children`` by morphisms instead.
     Columns beyond the usual ones: ``parent`` (its row), ``morphisms``, ``inherited_valid_acc`` (the network's
-    accuracy before its own training, equal to its parent's), ``generation``. NASH ends by training the best
-    network of the last step for epoch_final more epochs; the History stops at the climb (the chapter compares
-    each network with its training from scratch at equal epochs, which a final training would not change).
+    accuracy before its own training, equal to its parent's), ``generation``. ``cost_s`` is each network's
+    training and evaluation less its FLOP count, as for the other strategies.
+
+    The answer differs from NASH's: the History's incumbent (``best_valid_acc``, ``search.best``) is the best
+    network by validation accuracy over the start and all steps, while NASH's Algorithm 1 returns the best of
+    the last step, which can be worse than a network of an earlier step (training further can lower a
+    network's validation accuracy, and children can all be worse); ``history.attrs["last_step_best"]`` is that
+    network's row. NASH then trains it for epoch_final more epochs; the History stops at the climb (the chapter
+    compares each network with its training from scratch at equal epochs, which a final training would not
+    change).
     """
     for name, value in (("steps", steps), ("children", children), ("morphs_per_child", morphs_per_child)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -411,7 +435,8 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
         parent_row = best_row
     bar.close()
     return history_frame(rows, {"space": "morphnet", "strategy": "morphism", "seed": seed,
-                                "budget": f"{steps} steps x {children} children", "evaluator": "inherited"})
+                                "budget": f"{steps} steps x {children} children", "evaluator": "inherited",
+                                "last_step_best": int(parent_row)})
 
 
 def train_from_scratch(history, data, epochs: float | None = None, seed: int = 0, lr: float = 0.1,
@@ -420,6 +445,7 @@ def train_from_scratch(history, data, epochs: float | None = None, seed: int = 0
 
     ``epochs`` defaults to what the child itself was trained for during the climb, so the two columns differ
     only in where the weights started: ``inherited_acc`` (the climb) against ``scratch_acc``.
+    ``scratch_seconds`` is charged as the climb's ``cost_s``: the training and evaluation less the FLOP count.
     """
     rows = []
     for _, row in tqdm(history.iterrows(), total=len(history), desc="from scratch", disable=not progress):
