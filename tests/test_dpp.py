@@ -1,6 +1,7 @@
 """DPP-Net (strategies/dpp.py): progressive growth, Pareto selection, and what it finds on the benchmark."""
 
 import functools
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -8,8 +9,11 @@ import pytest
 
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.errors import NASInputError
+from tutorial_nas.ops import NB201_OPS
 from tutorial_nas.spaces import cell as nb201
+from tutorial_nas.spaces.cell import NB201Space
 from tutorial_nas.strategies.dpp import (
+    EMPTY,
     GROW_ORDER,
     dpp_search,
     grow,
@@ -62,10 +66,49 @@ def test_expansion_only_extends_kept_cells(bench):
             assert row["parent"] in kept[step - 2]
             child, parent = nb201.parse(row["arch"]), nb201.parse(row["parent"])
             assert all(child[e] == parent[e] for e in range(6) if e not in grown)
-            assert parent[min(grown)] == "none" or all(parent[e] == "none" for e in grown)
+            assert all(parent[e] == "none" for e in grown)  # the block grown was undecided in the parent
+            assert nb201.unique_str(child, "drop_zero") != nb201.unique_str(parent, "drop_zero")  # and is live
     # nothing outside the kept lineage: undecided edges stay none
     assert all(nb201.parse(a)[e] == "none" for a in frame[frame["step"] == 2]["arch"] for e in GROW_ORDER[2])
     assert frame["arch"].is_unique and len(frame) <= 5 + 2 * keep
+
+
+def test_every_grown_child_computes_a_new_function():
+    # a parent with only the output edge: none on node 1's output edge, or on its input, would copy it
+    # (|avg_pool_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2| computes what the parent computes)
+    parent = NB201Space().parse("|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|")
+    for step in (2, 3):
+        children = grow(parent, step)
+        assert children[0] == parent  # a cell may stop growing
+        grown = children[1:]
+        assert all(c[e] == parent[e] for c in grown for e in range(6) if e not in GROW_ORDER[step - 1])
+        for rule in ("autodl", "drop_zero"):
+            assert all(nb201.unique_str(c, rule) != nb201.unique_str(parent, rule) for c in grown)
+        functions = [nb201.unique_str(c, "drop_zero") for c in grown]
+        assert len(set(functions)) == len(functions)  # one child per function
+        # and every new function the block can add is there
+        every = set()
+        for ops in itertools.product(NB201_OPS, repeat=len(GROW_ORDER[step - 1])):
+            cell = list(parent)
+            for e, op in zip(GROW_ORDER[step - 1], ops):
+                cell[e] = op
+            every.add(nb201.unique_str(tuple(cell), "drop_zero"))
+        assert set(functions) == every - {nb201.unique_str(parent, "drop_zero")}
+    assert nb201.parse("|avg_pool_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|") not in grow(parent, 2)
+    assert nb201.parse("|nor_conv_1x1~0|+|none~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|") in grow(parent, 2)
+    assert grow(EMPTY, 1) == [EMPTY] + [EMPTY[:3] + (op,) + EMPTY[4:] for op in NB201_OPS[1:]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_run_looks_up_each_function_once(bench, seed):
+    # no copy of a parent, no second cell of one function: every look-up reads a row of the table of its own
+    frame = dpp_search(bench, latency_fn=flops_ms(bench), keep=8, seed=seed)
+    cells = [nb201.parse(a) for a in frame["arch"]]
+    for rule in ("autodl", "drop_zero"):
+        assert len({nb201.unique_str(c, rule) for c in cells}) == len(frame)
+    assert len({bench.row(c) for c in cells}) == len(frame)  # as many rows of the table read as look-ups
+    again = dpp_search(bench, latency_fn=flops_ms(bench), keep=8, seed=seed)  # a seed gives the same run
+    assert again.equals(frame) and again.attrs["kept"] == frame.attrs["kept"]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -106,6 +149,8 @@ def test_bad_input(bench):
         dpp_search(bench, latency_fn=flops_ms(bench), steps=4)
     with pytest.raises(NASInputError, match="keep"):
         dpp_search(bench, latency_fn=flops_ms(bench), keep=0)
+    with pytest.raises(NASInputError, match="step"):
+        grow(EMPTY, 4)
 
 
 def fake_run(bench, arches):

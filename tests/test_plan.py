@@ -237,7 +237,8 @@ def test_dpp_counts_match_a_run_of_dpp_net():
     calls = []
     frame = dpp_search(load_benchmark(), latency_fn=lambda arch: calls.append(arch) or 1.0, keep=2, seed=0)
     timed, lookups = P._dpp_counts(2)
-    assert len(set(calls)) <= timed <= len(calls)  # every grown child timed; a cell timed twice is counted once
+    # every candidate timed (a cell timed twice is counted once), and the bound not far above a run's
+    assert len(set(calls)) <= timed <= 1.5 * len(set(calls))
     assert len(frame) <= lookups
     row = P.sections("cpu")[4]["hardware-aware search"][-1]
     assert row.lookups == P._dpp_counts(PROFILES["cpu"]["future"]["dpp_keep"])[1] * (1 + P.DPP_RANDOM_SEEDS)

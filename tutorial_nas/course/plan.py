@@ -272,16 +272,26 @@ def _default(where: str, name: str):
     return inspect.signature(getattr(importlib.import_module(f"tutorial_nas.{module}"), attr)).parameters[name].default
 
 
-def _dpp_counts(keep: int, ops: int = 5) -> tuple:
-    """(children DPP-Net times, benchmark look-ups at most) for ``keep`` cells kept a step: every one-edge cell is
-    evaluated at step 1, then every kept cell's children (``ops`` to the power of the edges grown) are timed and
-    the ``keep`` chosen looked up (``strategies.dpp.dpp_search``)."""
-    from ..strategies.dpp import GROW_ORDER
+def _dpp_counts(keep: int) -> tuple:
+    """(children DPP-Net times, benchmark look-ups) at most, for ``keep`` cells kept a step: every one-edge cell is
+    evaluated at step 1; step 2's candidates, the children of a new function of those five (``dpp.grow``, one a
+    function), are counted exactly; at step 3 each kept cell's 125 children bound its candidates. Each step's
+    candidates are timed and the ``keep`` chosen looked up (``strategies.dpp.dpp_search``)."""
+    from ..strategies.dpp import EMPTY, GROW_ORDER, _function, grow
 
-    kept = timed = ops ** len(GROW_ORDER[0])
-    lookups = kept
-    for edges in GROW_ORDER[1:]:
-        children = kept * ops ** len(edges)
+    first = grow(EMPTY, 1)
+    seen = {_function(c) for c in first}
+    second = 0
+    for parent in first:  # as dpp.score_children: a function evaluated or listed before is no new candidate
+        for child in grow(parent, 2):
+            if child == parent or _function(child) not in seen:
+                seen.add(_function(child))
+                second += 1
+    timed = lookups = len(first)
+    kept = min(keep, second)
+    timed, lookups = timed + second, lookups + kept
+    for edges in GROW_ORDER[2:]:
+        children = kept * 5 ** len(edges)
         timed += children
         kept = min(keep, children)
         lookups += kept

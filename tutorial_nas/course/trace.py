@@ -496,8 +496,9 @@ def trace_maskconnect_step(seed: int = 0, modules: int = 3, C: int = 2, fan_in: 
 def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.DataFrame:
     """DPP-Net's second step (Dong et al., Sec. 3.2-3.3) from the five cells of its first (the four one-edge cells
     and the empty one), with ``dpp_search``'s own step (``score_children``, ``pareto_select``): every kept cell
-    grown by node 1, the surrogate fitted on the evaluated cells, each child's ``score`` (the prediction, or the
-    measured accuracy of a child equal to its parent), its latency (``latency_fn``; by default measured on the
+    grown by node 1 (one child per new function, ``grow``; none that computes a function listed before), the
+    surrogate fitted on the evaluated cells, each child's ``score`` (the prediction, or the measured accuracy of a
+    parent that stops growing), its latency (``latency_fn``; by default measured on the
     CPU, ``measured_latency``) and parameters, its non-dominated layer (1: the front of score up, latency and
     parameters down; 2: the front of what is left; ...; ``pareto_layers``) and whether ``pareto_select`` keeps it
     (``keep`` children: whole layers in order, then the children of highest score from the layer that does not

@@ -17,15 +17,25 @@ The answer is the Pareto front of the *evaluated* cells under (accuracy, latency
 to train the front's networks in full and to name one for each device, which a table look-up has no need of.
 
 Adapted to NAS-Bench-201. PNAS' block adds one node with its inputs; here a block adds one node of the cell
-with its edges, so that it is live at once: step 1 decides the edge input -> output, step 2 node 1 (edges 0->1
-and 1->3), step 3 node 2 (0->2, 1->2, 2->3); see ``GROW_ORDER``. Undecided edges are ``none``, so every grown
-cell is a complete NB201 cell the benchmark answers for (a cell of growing complexity, as PNAS' cells of b
-blocks). The all-``none`` child is the parent itself: it competes with its measured accuracy and costs no new
-evaluation, so every one of the 15,625 cells can be reached. Step 1 evaluates all 5 cells of the first size (the
-4 one-edge cells and the empty one), as PNAS and DPP-Net train every cell of the first size. How K places are
+with its edges: step 1 decides the edge input -> output, step 2 node 1 (edges 0->1 and 1->3), step 3 node 2
+(0->2, 1->2, 2->3); see ``GROW_ORDER``. Undecided edges are ``none``, so every grown cell is a complete NB201 cell
+the benchmark answers for (a cell of growing complexity, as PNAS' cells of b blocks). In PNAS and DPP-Net every
+block added feeds the cell's output, so each step of growth changes the network: ``grow`` lists only the children
+whose new node is live, those that compute a function other than their parent's (another isomorphism class under
+``RULE``; ``none`` on the new node's output edge, or on all its inputs, would copy the parent), and of children
+that compute one function only the first, in the order of ``NB201_OPS``. Besides them a cell may stop growing:
+the parent itself is ``grow``'s first child, competes with its measured accuracy and costs no new evaluation. A
+step also drops a child that computes the function of a cell evaluated before or of a child listed before it
+(parents in the order kept), so a run never looks up two cells of one class (nor reads one row of the table
+twice), and a seed gives the same run. Both rules narrow what three steps reach: a node that feeds the output only
+through a later node (node 1 with 1->3 ``none`` and 1->2 not) is never grown, and a child dropped for computing
+another's function takes its own children with it (node 1 a convolution and 1->3 a skip computes what node 1 a
+skip and 1->3 that convolution computes, until node 2 reads node 1). At most 4,007 of the 5,390 classes of
+``RULE`` can be reached (4,784 by live growth alone). Step 1 evaluates all 5 cells of the first size (the 4
+one-edge cells and the empty one), as PNAS and DPP-Net train every cell of the first size. How K places are
 filled from the fronts is this package's rule (``pareto_select``): whole non-dominated layers are taken in order
 (the front, then the front of what is left, ...); from the layer that does not fit whole, its cells of highest
-score (the predicted accuracy, or the measured one of a child equal to its parent) fill the places left.
+score (the predicted accuracy, or the measured one of a parent that stops growing) fill the places left.
 
 The paper's surrogate is a recurrent regressor over the block sequence; here it is the package's
 ``PerformancePredictor`` (an ensemble of small MLPs) on the path encoding (``encode``; an undecided edge reads
@@ -52,6 +62,14 @@ from ..spaces import cell as nb201
 # the edges (positions in the cell tuple) each step decides: 0->3; node 1 (0->1, 1->3); node 2 (0->2, 1->2, 2->3)
 GROW_ORDER = ((3,), (0, 4), (1, 2, 5))
 EMPTY = ("none",) * len(nb201.EDGES)
+# isomorphism: a node that sums only zero terms is zero (``spaces.cell``), which makes this rule coarser than
+# AutoDL's: cells of one class compute one function and share one row of a table built under either rule
+RULE = "drop_zero"
+
+
+def _function(cell: tuple) -> str:
+    """What ``cell`` computes: its isomorphism class under ``RULE``."""
+    return nb201.unique_str(cell, RULE)
 
 
 def measured_latency(bench, device=None, warmup: int = 3, repeats: int = 10):
@@ -70,14 +88,23 @@ def measured_latency(bench, device=None, warmup: int = 3, repeats: int = 10):
 
 
 def grow(cell: tuple, step: int) -> list:
-    """The children of ``cell`` at ``step`` (1-based): the edges ``GROW_ORDER[step - 1]`` set to every choice of
-    ops (5, 25 or 125 children; the all-``none`` child is the parent itself: a cell may stop growing)."""
-    children = []
+    """The children of ``cell`` at ``step`` (1-based): ``cell`` itself first (a cell may stop growing), then the
+    edges ``GROW_ORDER[step - 1]`` set to each choice of ops whose new node is live, i.e. whose child computes a
+    function other than ``cell``'s (another class of ``unique_str`` under ``RULE``), one child per function: the
+    first in the order of ``NB201_OPS``. At most 5, 25 or 125 children, ``cell`` included."""
+    if not isinstance(step, int) or not 1 <= step <= len(GROW_ORDER):
+        raise NASInputError(f"step is which block of the cell to grow (1: the output edge, 2: node 1, 3: node 2), "
+                            f"got {step!r}")
+    parent = tuple(cell)
+    children, seen = [parent], {_function(parent)}
     for ops in itertools.product(NB201_OPS, repeat=len(GROW_ORDER[step - 1])):
-        child = list(cell)
+        child = list(parent)
         for e, op in zip(GROW_ORDER[step - 1], ops):
             child[e] = op
-        children.append(tuple(child))
+        key = _function(tuple(child))
+        if key not in seen:  # a dead new node (the parent's function) or a function already listed
+            seen.add(key)
+            children.append(tuple(child))
     return children
 
 
@@ -109,12 +136,21 @@ def pareto_select(points, k: int, maximize=(True, False, False)) -> np.ndarray:
 
 def score_children(bench, kept: list, step: int, accuracy: dict, surrogate, latency_fn,
                    encode=nb201.encode_path) -> tuple:
-    """One step's candidates: every cell of ``kept`` grown at ``step``, the surrogate refitted on every cell
-    evaluated so far (``accuracy``: cell -> validation accuracy), and each child's objectives for
-    ``pareto_select``: (its score, latency, parameters), the score being the surrogate's prediction or, for a
-    child equal to its parent (grown with ``none``), its measured accuracy. Returns ``(children, predicted,
-    objectives)``, ``children`` as (child, parent) pairs."""
-    children = [(c, p) for p in kept for c in grow(p, step)]  # distinct parents have distinct children
+    """One step's candidates: every cell of ``kept`` grown at ``step`` (``grow``: the parent itself, then its
+    children of a new function), less a child that computes the function of a cell evaluated so far or of a child
+    listed before it (under ``RULE``; parents in the order of ``kept``), so that no candidate is a second cell
+    of an evaluated or listed class; the surrogate refitted on every cell evaluated so far (``accuracy``: cell ->
+    validation accuracy); and each child's objectives for ``pareto_select``: (its score, latency, parameters), the
+    score being the surrogate's prediction or, for a parent that stops growing, its measured accuracy. Returns
+    ``(children, predicted, objectives)``, ``children`` as (child, parent) pairs."""
+    seen = {_function(c) for c in accuracy}
+    children = []
+    for p in kept:
+        for c in grow(p, step):
+            key = _function(c)
+            if c == p or key not in seen:  # the parent stops growing, or a function neither evaluated nor listed
+                seen.add(key)
+                children.append((c, p))
     known = list(accuracy)
     surrogate.fit(np.stack([encode(c) for c in known]), [accuracy[c] for c in known])
     cells = [c for c, _ in children]
@@ -132,7 +168,8 @@ def dpp_search(bench, latency_fn=None, steps: int = len(GROW_ORDER), keep: int =
     Returns one row per evaluated cell: ``arch``, ``step``, ``parent`` (the kept cell it grew from; None at
     step 1), ``predicted`` (the surrogate's accuracy when it was chosen; nan at step 1), ``accuracy``
     (benchmark validation accuracy), ``test_acc``, ``latency_ms``, ``params`` and ``pareto`` (on the final
-    front of accuracy up, latency and parameters down). ``len(frame)`` is the number of look-ups.
+    front of accuracy up, latency and parameters down). ``len(frame)`` is the number of look-ups; no two of its
+    cells compute one function (``score_children``), so they read as many rows of the table.
     """
     if not isinstance(steps, int) or not 1 <= steps <= len(GROW_ORDER):
         raise NASInputError(f"steps is how many blocks of the cell to grow (the output edge, node 1, node 2): 1 to "
@@ -238,5 +275,5 @@ def random_at_equal_lookups(bench, frame: pd.DataFrame, seeds: int = 20) -> dict
             "verdict": verdict}
 
 
-__all__ = ["GROW_ORDER", "measured_latency", "grow", "pareto_layers", "pareto_select", "score_children",
+__all__ = ["GROW_ORDER", "RULE", "measured_latency", "grow", "pareto_layers", "pareto_select", "score_children",
            "dpp_search", "random_at_equal_lookups"]
