@@ -523,14 +523,19 @@ def trace_dpp_step(bench, keep: int = 4, seed: int = 0, latency_fn=None) -> pd.D
 
 
 def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: int = 0) -> dict:
-    """BANANAS' surrogate (``PerformancePredictor``: an ensemble of MLPs on the path encoding) fitted on
+    """The package's small surrogate (``PerformancePredictor``: an ensemble of MLPs on the path encoding) fitted on
     ``n_train`` random cells of the benchmark, read on ``n_test`` other cells: ``table`` has, per held-out cell,
     each member's prediction, their mean and standard deviation (what ``predict(..., return_std=True)``
     returns), the benchmark's validation accuracy and the mean's absolute error; ``spread`` the members' mean
     standard deviation on the training cells and on the held-out ones; ``max_diff`` the largest difference
-    between the mean of the members and ``predict``."""
+    between the mean of the members and ``predict``; ``bananas`` the same spreads and the mean |error| on the
+    held-out cells of BANANAS' own ensemble as chapter 3's search trains it (``strategies.bayesopt``: 10 layers
+    of 20, mean absolute error, batches of 32, its default epochs), fitted on the same cells."""
+    import inspect
+
     from ..predictors import PerformancePredictor
     from ..spaces.cell import encode_path
+    from ..strategies.bayesopt import BANANAS, MLPEnsemble
 
     frame = bench.frame()
     rows = np.random.default_rng(seed).choice(len(frame), n_train + n_test, replace=False)
@@ -545,5 +550,12 @@ def trace_predictor_ensemble(bench, n_train: int = 50, n_test: int = 6, seed: in
     table["mean"], table["std"], table["benchmark"] = mean.astype(float), std.astype(float), acc[n_train:]
     table["|error|"] = (table["mean"] - table["benchmark"]).abs()
     _, train_std = predictor.predict(X[:n_train], return_std=True)
+    defaults = {k: v.default for k, v in inspect.signature(BANANAS.__init__).parameters.items()}
+    bananas = MLPEnsemble(X.shape[1], defaults["members"], defaults["hidden"], seed, defaults["layers"]).fit(
+        X[:n_train], acc[:n_train], epochs=defaults["epochs"])
+    b_mean, b_std = bananas.predict(X[n_train:])
+    _, b_train_std = bananas.predict(X[:n_train])
     return {"table": table, "spread": {"training cells": float(train_std.mean()), "held-out cells": float(std.mean())},
-            "max_diff": float(np.abs(members.mean(axis=0) - mean).max())}
+            "max_diff": float(np.abs(members.mean(axis=0) - mean).max()),
+            "bananas": {"training cells": float(b_train_std.mean()), "held-out cells": float(b_std.mean()),
+                        "|error|": float(np.abs(b_mean - acc[n_train:]).mean())}}
