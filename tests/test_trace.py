@@ -218,7 +218,7 @@ def test_oneshot_variants_trace_follows_each_rule(seed):
     assert rates[0] == 0 and rates[99] == 0.5 and rates[50] == pytest.approx(0.5 * 50 / 99)
     nodes = t["bender_nodes"]
     assert nodes["candidates k"].tolist() == [4, 8, 12]  # 1, 2, 3 incoming edges x 4 operations
-    np.testing.assert_allclose(nodes["drop probability r^(1/k)"] ** nodes["candidates k"], 0.5)
+    # (the rate r^(1/k) itself: bender.sample_mask's draws are counted in test_nsas_bender)
     assert (nodes["kept"] >= 1).all()
     # DNA: block b reads the teacher's Y_{b-1}; its training loss is the MSE against Y_b, as block_loss computes
     # it, and its rating the mean absolute difference over the spread of Y_b, as block_rating computes it
@@ -291,8 +291,7 @@ def test_maskconnect_step_follows_the_papers_update(seed):
     # the real mask's gradient is <dE/dx_j, h_i>, for the inputs left out too
     np.testing.assert_allclose(t["dE/dm"], t["<dE/dx_j, h_i>"], rtol=1e-4, atol=1e-7)
     assert (t.loc[t["sampled"] == 0, "dE/dm"].abs() > 1e-6).any()
-    # m~ <- clip(m~ - lr * dE/dm, 0, 1)
-    np.testing.assert_allclose(t["real mask after"], (t["real mask"] - 0.05 * t["dE/dm"]).clip(0, 1), atol=1e-6)
+    # (m~ <- clip(m~ - lr * dE/dm, 0, 1) is the trace's own arithmetic; train_maskconnect's: test_maskconnect)
     # ReLU-conv-BN modules ignore the scale of their input: the gradient along the sampled inputs sums to ~0
     for _, rows in t.groupby("module j"):
         assert abs(rows.loc[rows["sampled"] == 1, "dE/dm"].sum()) < 1e-4

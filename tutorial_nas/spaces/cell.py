@@ -10,7 +10,9 @@ Here a cell is the tuple of its 6 op names in that order: (e01, e02, e12, e03, e
 
 Isomorphism. Many cells compute the same function. The canonical rule is AutoDL's
 ``Structure.to_unique_str(consider_zero=True)``: a node is the sorted sum of its incoming terms, where a
-``none`` edge, or any edge out of a node that is already zero, gives the zero term ``#``, a ``skip_connect``
+``none`` edge, or any edge out of a node whose whole expression is the single term ``#``, gives the zero term
+``#`` (a node summing two or more zero terms is written ``#+#`` and does not zero the edges out of it, as AutoDL
+writes it), a ``skip_connect``
 passes its input's expression through, and any other op writes ``(input)@op``. That rule gives 6,466 classes;
 also dropping the zero terms from every sum (rule ``"drop_zero"``) gives 5,390. Each class is represented by
 its member with the smallest index (the base-5 number of its op indices).
@@ -199,7 +201,9 @@ class Cell(nn.Module):
 
 
 class ResidualReduction(nn.Module):
-    """NAS-Bench-201's reduction block: a ResNet basic block with stride 2 that doubles the channels."""
+    """NAS-Bench-201's reduction block: a ResNet basic block with stride 2 that doubles the channels. Its
+    shortcut's average pooling rounds up (``ceil_mode``), where AutoDL's rounds down: the same on even maps, and on
+    an odd one (7 x 7 at 14 pixels' second reduction) it matches the convolutions' output, which AutoDL's would not."""
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()

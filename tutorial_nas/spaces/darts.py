@@ -121,7 +121,9 @@ def cell_size() -> int:
 
 
 class DropPath(nn.Module):
-    """Zero a whole sample's branch with probability ``p`` during training, rescaling the rest (as DARTS)."""
+    """Zero a whole sample's branch with probability ``p`` during training, rescaling the rest (as DARTS). The
+    rate is constant here; DARTS' ``train.py`` raises it linearly over training (``drop_path_prob * epoch /
+    epochs``), which a caller does by setting ``p`` each epoch."""
 
     def __init__(self, p: float):
         super().__init__()
@@ -162,8 +164,10 @@ class DartsCell(nn.Module):
 
 
 class DartsNetwork(nn.Module):
-    """DARTS' evaluation network: a 3C-channel stem, ``layers`` cells with reduction cells at 1/3 and 2/3
-    of the depth (channels doubled there), global average pooling and a linear classifier."""
+    """DARTS' network of a derived genotype (``NetworkCIFAR``): a 3C-channel stem, ``layers`` cells with reduction
+    cells at 1/3 and 2/3 of the depth (channels doubled there), global average pooling and a linear classifier.
+    The defaults (C = 16, 8 cells) are the search proxy's sizes; DARTS evaluates at C = 36 and 20 cells, with an
+    auxiliary head that is not built here."""
 
     def __init__(self, genotype, num_classes: int, in_channels: int = 3, C: int = 16, layers: int = 8,
                  drop_path: float = 0.0, stem_multiplier: int = 3):
