@@ -19,10 +19,10 @@ et al. learn from the curves of networks already trained to the end:
   1,000 draws);
 - early stopping (Section 4): after tau epochs, stop a candidate when the probability that its final accuracy
   stays below the best seen so far is at least ``delta`` (0.99 in the paper), the prediction taken as a
-  Gaussian centred on f_tau's output with a standard deviation sigma_tau that depends on tau but not on the cell,
-  estimated, as the paper does, by leave-one-out cross-validation: the root mean square of the chosen model's
-  leave-one-out errors (for the forest, of its out-of-bag errors, each tree's left-out cells, which spare a
-  refit per cell).
+  Gaussian centred on f_tau's output with a standard deviation sigma_tau that depends on tau but not on the cell.
+  The paper's introduction describes its uncertainty estimates as "obtained from small model ensembles"; here
+  sigma_tau is estimated by cross-validation instead, the root mean square of the chosen model's leave-one-out
+  errors (for the forest, of its out-of-bag errors, each tree's left-out cells, which spare a refit per cell).
 
 ``SRMShortcut`` ranks cells with it beside ``CurveExtrapolation`` (``analysis.shortcuts``);
 ``simulate_early_stopping`` replays a search on the table, stopping candidates early with any rule.
@@ -103,7 +103,7 @@ class SequentialRegression:
                 C = min(C_GRID, key=lambda C: np.mean(
                     (cross_val_predict(_model("svr", C, self.seed), X, y, cv=folds) - y) ** 2))
             self.models[tau] = _model(self.kind, C, self.seed, oob=True).fit(X, y)
-            if self.kind == "svr":  # sigma by leave-one-out, as the paper
+            if self.kind == "svr":  # sigma by leave-one-out (the paper: from small model ensembles)
                 errors = cross_val_predict(_model("svr", C, self.seed), X, y, cv=LeaveOneOut()) - y
             else:  # each cell predicted by the trees that did not see it
                 errors = self.models[tau].oob_prediction_ - y
