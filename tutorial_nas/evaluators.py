@@ -134,6 +134,9 @@ class LowFidelity(FullTraining):
         super().__init__(space, data, replace(config, **changes), **kwargs)
 
 
+TRIALS = ("mean", "held-out", "random")
+
+
 class BenchmarkLookup(Evaluator):
     """Look the cell up in the tabular benchmark; charge the seconds its training took when the table was built.
 
@@ -141,11 +144,20 @@ class BenchmarkLookup(Evaluator):
     curve stops there too, so nothing of the epochs not paid for is seen.
 
     ``trial``: what a look-up answers. ``"mean"`` (the default) is the table's entry, the mean over the cell's
-    seeds, the same number at every look-up. ``"random"`` is what NAS-Bench-201's algorithms were told (AutoDL's
-    scripts query one random training run of the cell): the final validation accuracy of one of the cell's
-    seeds, drawn afresh at every look-up with a generator seeded by ``seed``, so a repeated cell may score
-    differently. The table keeps no per-seed curve, so such a look-up carries none (a strategy that reads the
-    curve reads this accuracy); its test accuracy, which only the report sees, stays the mean.
+    seeds, the same number at every look-up; its test accuracy is the mean over the same trainings, so a search
+    that selects on validation also selects the seed noise the test accuracy shares with it (a seed's deviation
+    from its cell's mean on validation and on test correlate strongly on the shipped table), and a reported test
+    accuracy of its pick is optimistic. The other two keep the two apart, as NAS-Bench-201 does (its searches are
+    told its 12-epoch runs, its reports read the 200-epoch ones): the cell's seeds are split in halves
+    (``Benchmark.split_seeds``), the search reads the first half's validation accuracies and the report the
+    second half's mean test accuracy. ``"held-out"``: the first half's mean validation accuracy, the same at
+    every look-up. ``"random"``, what NAS-Bench-201's algorithms were told (AutoDL's scripts query one random
+    training run of the cell): one seed of the first half, drawn afresh at every look-up with a generator seeded
+    by ``seed``, so a repeated cell may score differently. The table keeps no per-seed curve, and its mean curve
+    holds the report half's noise, so these look-ups carry none (a strategy that reads the curve reads the
+    validation accuracy). A cell with fewer than 2 seeds answers as ``"mean"``. A ``"random"`` look-up changes
+    the evaluator's generator, so it runs in this process only (``parallel.RayExecutor`` refuses it: each Ray
+    task would draw from a fresh copy of the generator, the same seed every time).
     """
 
     name = "benchmark"
@@ -154,23 +166,27 @@ class BenchmarkLookup(Evaluator):
                  seed: int = 0):
         from .bench import load_benchmark
 
-        check_choice("trial", trial, ("mean", "random"))
+        check_choice("trial", trial, TRIALS)
         self.space, self.bench = space, bench if bench is not None else load_benchmark()
         if epoch is not None and not 1 <= epoch <= self.bench.epochs:
             raise NASInputError(f"epoch must be from 1 to {self.bench.epochs}, got {epoch!r}")
-        if trial == "random" and epoch is not None:
-            raise NASInputError("trial='random' draws a seed's final accuracy (the table keeps no per-seed "
+        if trial != "mean" and epoch is not None:
+            raise NASInputError(f"trial={trial!r} reads seeds' final accuracies (the table keeps no per-seed "
                                 "curve); it cannot be read at an earlier epoch: leave epoch=None")
         self.epoch, self.trial, self.rng = epoch, trial, np.random.default_rng(seed)
+        self.local_only = "trial='random' draws from the evaluator's own generator" if trial == "random" else None
 
     def evaluate(self, arch) -> Result:
         r = self.bench.query(self.space.to_str(arch), epoch=self.epoch)
         valid, curve = r["valid_acc"], list(r["valid_curve"])
-        if self.trial == "random":
-            runs = self.bench.seed_accuracies(r["arch"], "valid_acc")
-            if len(runs):  # a cell trained with one seed only has nothing else to draw from
-                valid, curve = float(runs[int(self.rng.integers(len(runs)))]), []
-        return Result(valid_acc=valid, test_acc=r["test_acc"], cost_s=r["train_seconds"],
+        test = r["test_acc"]
+        if self.trial != "mean":
+            search, report = self.bench.split_seeds(r["arch"])
+            if len(search):  # a cell trained with fewer than 2 seeds answers as "mean"
+                valid = float(search[int(self.rng.integers(len(search)))] if self.trial == "random"
+                              else search.mean())
+                test, curve = float(report.mean()), []
+        return Result(valid_acc=valid, test_acc=test, cost_s=r["train_seconds"],
                       params=r["params"], flops=r["flops"], curve=curve)
 
 
@@ -178,22 +194,32 @@ def training_from_profile(space: SearchSpace, profile, dataset: str | None = Non
                           progress: bool = False) -> FullTraining:
     """Full training with the recipe of ``profile`` for ``space`` (its data, epochs, batch size, model sizes).
 
-    Chain and DARTS spaces read their own profile sections; the NAS-Bench-201 cell is trained with the
-    recipe of the shipped benchmark, so a trained cell and a looked-up cell can be compared.
+    Chain and DARTS spaces read their own profile sections; the NAS-Bench-201 cell is trained with the training
+    recipe of the shipped benchmark (``bench.Recipe``: epochs, batch size, rate, weight decay, label smoothing, no
+    augmentation) at the profile's ``cell`` sizes. Where the profile's cell data set and sizes are the recipe's
+    (the ``ci`` and ``cpu`` profiles), the data is the recipe's too, its training split cut to the same
+    ``train_images`` (``bench.build.recipe_data``): a trained cell and a looked-up cell are then trained alike and
+    can be compared. Elsewhere (the ``gpu`` profile's CIFAR-10 at full size) the profile's data is used whole.
     """
     from .data import load_dataset
 
     if space.name == "nb201":
-        from .bench import Recipe
+        from .bench.build import Recipe, recipe_data
 
         r = Recipe()
-        s = {**profile.cell.as_dict(), "epochs": r.epochs, "batch_size": r.batch_size, "lr": r.lr}
-    else:
-        section = {"genetic": "chain"}.get(space.name, space.name)
-        s = getattr(profile, section).as_dict()
-        s.setdefault("epochs", s.get("train_epochs", profile.train.epochs))
-        s.setdefault("batch_size", profile.train.batch_size)
-        s.setdefault("lr", profile.train.lr)
+        cell = profile.cell.as_dict()
+        config = r.train_config(seed=0)
+        sizes = {k: cell[k] for k in ("C", "N", "stem_stride")}
+        name = dataset or cell["dataset"]
+        same = (name, cell["image_size"], tuple(sizes.values())) == (r.dataset, r.image_size, (r.C, r.N, r.stem_stride))
+        data = recipe_data(r).to(profile.device) if same else load_dataset(name, image_size=cell.get("image_size"),
+                                                                             device=profile.device)
+        return FullTraining(space, data, config, progress=progress, **sizes)
+    section = {"genetic": "chain"}.get(space.name, space.name)
+    s = getattr(profile, section).as_dict()
+    s.setdefault("epochs", s.get("train_epochs", profile.train.epochs))
+    s.setdefault("batch_size", profile.train.batch_size)
+    s.setdefault("lr", profile.train.lr)
     data = load_dataset(dataset or s["dataset"], image_size=s.get("image_size"), device=profile.device)
     config = TrainConfig(epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"])
     sizes = {k: s[k] for k in ("C", "N", "stem_stride", "layers") if k in s}

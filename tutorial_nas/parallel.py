@@ -162,6 +162,10 @@ class RayExecutor(Executor):
         self._ref = None
 
     def start(self, evaluator: Evaluator) -> None:
+        reason = getattr(evaluator, "local_only", None)
+        if reason:  # each task gets its own copy of the evaluator: state it changes would start afresh every time
+            raise NASInputError(f"{evaluator.name} cannot run on Ray: {reason}, and each Ray task would start from "
+                                f"a fresh copy of it; use the local executor")
         ray = self.ray
         if not ray.is_initialized():
             try:
