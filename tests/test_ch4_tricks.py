@@ -1,9 +1,13 @@
 """Chapter 4's search gains against training tricks, without a winner's curse: the search picks by validation,
-fresh trainings score the cells on test, and each gain has a bootstrap interval over the cells."""
+fresh trainings score the cells on test, and each gain has a t interval over the cells (paired for a trick,
+Welch's for the search) that keeps its 5 % error at 3 and 5 cells; the verdict compares the two by the interval
+of their difference and corrects for reading several tricks at once."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from tutorial_nas.analysis import tricks
 from tutorial_nas.bench.build import Recipe
@@ -51,28 +55,115 @@ def test_gains_pair_cell_and_seed_and_give_intervals():
     table = pd.DataFrame(
         rows("search 1", 0, 90, cutout=91) + rows("search 1", 1, 92, cutout=93)
         + rows("search 2", 0, 88, cutout=89) + rows("search 2", 1, 88, cutout=89)
+        + rows("search 3", 0, 89, cutout=90) + rows("search 3", 1, 91, cutout=92)
         + rows("random 1", 0, 80, cutout=81) + rows("random 1", 1, 82, cutout=83)
-        + rows("random 2", 0, 70, cutout=71) + rows("random 2", 1, 70, cutout=71))
+        + rows("random 2", 0, 76, cutout=77) + rows("random 2", 1, 76, cutout=77)
+        + rows("random 3", 0, 77, cutout=78) + rows("random 3", 1, 79, cutout=80))
     g = tricks.gains(table).set_index("what")
     assert g.loc["trick: cutout", "gain"] == pytest.approx(1.0)
     assert g.loc["trick: cutout", "low"] == pytest.approx(1.0) and g.loc["trick: cutout", "high"] == pytest.approx(1)
-    assert g.loc["trick: cutout", "n_cells"] == 4 and g.loc["trick: cutout", "n_seeds"] == 2
+    assert g.loc["trick: cutout", "n_cells"] == 6 and g.loc["trick: cutout", "n_seeds"] == 2
     s = g.loc["search: picked vs random cells"]
-    assert s["gain"] == pytest.approx(89.5 - 75.5)  # (91 + 88) / 2 - (81 + 70) / 2
-    assert s["low"] <= s["gain"] <= s["high"] and s["low"] == pytest.approx(88 - 81, abs=1e-9)
-    assert s["high"] == pytest.approx(91 - 70)
+    picked, rand = [91, 88, 90], [81, 76, 78]  # each cell its mean over the two seeds
+    assert s["gain"] == pytest.approx(np.mean(picked) - np.mean(rand))
+    welch = stats.ttest_ind(picked, rand, equal_var=False)
+    ci = welch.confidence_interval(0.95)
+    assert (s["low"], s["high"]) == pytest.approx((ci.low, ci.high))
+    assert s["p"] == pytest.approx(welch.pvalue) and s["df"] == pytest.approx(welch.df)
+    # the trick's gain is the same +1 on every cell, so its gain minus the search's has the search's own spread
+    c = g.loc["trick: cutout"]
+    assert c["minus_search"] == pytest.approx(1.0 - s["gain"])
+    assert (c["minus_search_low"], c["minus_search_high"]) == pytest.approx((1.0 - s["high"], 1.0 - s["low"]))
     text = tricks.verdict(g.reset_index())
     assert "better than random" in text and "search gains more than any trick" in text
 
 
-def test_verdict_when_a_trick_beats_the_search():
-    g = pd.DataFrame([{"what": "trick: longer", "gain": 5.0, "low": 4.0, "high": 6.0},
-                      {"what": "trick: augment", "gain": -20.0, "low": -25.0, "high": -15.0},
-                      {"what": "search: picked vs random cells", "gain": 1.0, "low": -0.5, "high": 2.5}])
+def test_a_trick_gain_is_a_paired_t_interval_over_the_cells():
+    diffs = {"search 1": 1.0, "search 2": 3.0, "random 1": -0.5, "random 2": 2.0, "random 3": 0.5}
+    table = pd.DataFrame([r for i, (role, d) in enumerate(diffs.items())
+                          for r in rows(role, 0, 80.0 + i, longer=80.0 + i + d)])
+    g = tricks.gains(table).set_index("what").loc["trick: longer"]
+    t = stats.ttest_1samp(list(diffs.values()), 0.0)
+    ci = t.confidence_interval(0.95)
+    assert (g["low"], g["high"], g["p"], g["df"]) == pytest.approx((ci.low, ci.high, t.pvalue, 4))
+
+
+def test_intervals_keep_their_error_rate_at_three_and_five_cells():
+    """Under the null (searched and random cells alike, a trick that does nothing), 3 searched and 5 random
+    cells, one seed each: a 95 % interval may exclude 0 in about 5 % of the tables. A percentile bootstrap over so
+    few cells excludes it in about 17 % (the search) and 10 % (the trick)."""
+    rng = np.random.default_rng(0)
+    search_excludes, trick_excludes, n = 0, 0, 300
+    for _ in range(n):
+        base = rng.normal(90.0, 1.0, 8)
+        trick = base + rng.normal(0.0, 1.0, 8)
+        roles = [f"search {i + 1}" for i in range(3)] + [f"random {i + 1}" for i in range(5)]
+        table = pd.DataFrame([r for role, b, t in zip(roles, base, trick) for r in rows(role, 0, b, cutout=t)])
+        g = tricks.gains(table).set_index("what")
+        s, c = g.loc["search: picked vs random cells"], g.loc["trick: cutout"]
+        search_excludes += s["low"] > 0 or s["high"] < 0
+        trick_excludes += c["low"] > 0 or c["high"] < 0
+    assert search_excludes / n <= 0.08
+    assert trick_excludes / n <= 0.08
+
+
+def test_a_group_of_one_cell_has_no_interval_and_the_verdict_says_so():
+    table = pd.DataFrame(rows("search 1", 0, 90, longer=92) + rows("random 1", 0, 85, longer=86)
+                         + rows("random 2", 0, 84, longer=85))
+    g = tricks.gains(table).set_index("what")
+    s = g.loc["search: picked vs random cells"]
+    assert s["gain"] == pytest.approx(90 - 84.5)
+    assert np.isnan(s["low"]) and np.isnan(s["high"]) and np.isnan(s["p"])
+    assert not np.isnan(g.loc["trick: longer", "low"])  # three cells' differences: an interval
+    assert np.isnan(g.loc["trick: longer", "minus_search_low"])
+    text = tricks.verdict(g.reset_index())
+    assert "has no interval" in text and "better than random" not in text and "not distinguishable" not in text
+    assert "nothing can be said about which gains more" in text
+
+
+def test_the_verdict_reads_the_difference_not_the_overlap():
+    """The trick lifts the weaker random cells more, so its gain and the search's vary together over the cells:
+    their 95 % intervals overlap, while the interval of their difference (paired within each cell) lies below 0."""
+    search_base, random_base = [90.0, 90.5, 89.5], [88.0, 82.0, 76.0, 90.0, 84.0]
+    table = pd.DataFrame(
+        [r for i, b in enumerate(search_base) for r in rows(f"search {i + 1}", 0, b, longer=b + 1.0)]
+        + [r for i, b in enumerate(random_base) for r in rows(f"random {i + 1}", 0, b, longer=b + 1.6 * (84 - b) + 2)])
+    g = tricks.gains(table).set_index("what")
+    s, t = g.loc["search: picked vs random cells"], g.loc["trick: longer"]
+    assert t["low"] < s["high"] and s["low"] < t["high"]  # the two intervals overlap
+    text = tricks.verdict(g.reset_index())
+    assert "cannot be told apart" not in text
+    assert "search gains more than any trick" in text
+    assert t["minus_search_high"] < 0  # the difference's own interval excludes 0
+
+
+def test_the_tricks_that_help_are_read_with_holms_correction():
+    """Three tricks whose 95 % intervals each lie just above 0 (p about 0.03 each): after Holm's correction over
+    the three, none is shown to help; a clear one is."""
+    assert tricks.holm([0.01, 0.04, 0.03, np.nan]) == pytest.approx([0.03, 0.06, 0.06, np.nan], nan_ok=True)
+    g = pd.DataFrame([{"what": f"trick: t{i}", "gain": 2.0, "low": 0.2, "high": 3.8} for i in range(3)]
+                     + [{"what": "search: picked vs random cells", "gain": 1.0, "low": -0.5, "high": 2.5}])
+    effects = tricks.trick_effects(g)
+    assert (effects["p"] < 0.05).all() and (effects["effect"] == "unclear").all()
     text = tricks.verdict(g)
-    assert "not distinguishable from random" in text and "best trick gains more" in text
-    assert "(augment)" in text and "protocol moves the accuracy more" in text
-    assert "needs both sides" in tricks.verdict(g.iloc[:2])
+    assert "Holm's correction over the 3 tricks" in text and "help here, by their t tests" in text
+    assert "help here, by their t tests with Holm's correction over the 3 tricks (5 % familywise error): none" in text
+    clear = pd.concat([g, pd.DataFrame([{"what": "trick: longer", "gain": 5.0, "low": 4.0, "high": 6.0}])])
+    assert "(5 % familywise error): longer;" in tricks.verdict(clear)
+
+
+def test_the_best_trick_is_judged_with_a_bonferroni_interval():
+    """The largest of five tricks' gains, with an unadjusted difference just above 0: picked after the fact, it
+    is not declared better than the search (a 99 % interval, Bonferroni over the five)."""
+    g = pd.DataFrame([{"what": f"trick: t{i}", "gain": 0.0, "low": -1.0, "high": 1.0} for i in range(4)]
+                     + [{"what": "trick: lucky", "gain": 2.6, "low": 1.6, "high": 3.6},
+                        {"what": "search: picked vs random cells", "gain": 1.0, "low": 0.2, "high": 1.8}])
+    # the difference 1.6 with se about 0.66 under the independent reading: 95 % excludes 0, 99 % does not
+    text = tricks.verdict(g)
+    assert "99.0 % interval, Bonferroni over the 5 tricks" in text
+    assert "The best trick gains more than the search" not in text and "is not settled" in text
+    alone = g.iloc[4:]  # the same trick alone: no choice after the fact, a 95 % interval suffices
+    assert "The best trick gains more than the search" in tricks.verdict(alone)
 
 
 def test_a_longer_schedule_applies_to_every_training():

@@ -12,7 +12,8 @@ Two ways to search with it:
   ``LatencyAware`` wraps ``BenchmarkLookup`` and hands this reward to any strategy of the package as its
   ``valid_acc`` (the accuracy and latency stay in the row's ``accuracy`` and ``latency_ms``).
 - Multi-objective search: no weight is chosen; the answer is the whole Pareto front of (accuracy, latency).
-  ``pareto_search`` is a small evolution whose parents are drawn from the current front.
+  ``pareto_search`` is a small evolution whose parents are drawn from the current front (each cell once), in the
+  spirit of LEMONADE (Elsken et al., ICLR 2019) without its density weighting and morphisms.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data import IMAGE_SIZE
 from ..errors import NASInputError, check_choice
 from ..evaluators import BenchmarkLookup, Evaluator, Result
 from ..search import history_frame
@@ -61,17 +63,43 @@ def measure_latency(model: torch.nn.Module, input_shape: tuple, device=None, war
     return 1000.0 * statistics.median(times)
 
 
-def cell_model(arch, recipe: dict, num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
-    """The network of NAS-Bench-201 cell ``arch`` at the size of a benchmark's ``recipe`` (``bench.recipe``)."""
+# Channels and classes of the images of each data set of ``tutorial_nas.data`` (what its loaders return: grey
+# digits, MNIST and Fashion-MNIST, colour CIFAR-10; ten classes each), so that a benchmark's network can be built at
+# its recipe's size without loading the data.
+DATA_SHAPE = {"digits": (1, 10), "mnist5k": (1, 10), "fashion-mnist": (1, 10), "cifar10": (3, 10)}
+
+
+def _recipe_data(recipe: dict) -> tuple:
+    """(channels, classes, image size) of the images ``recipe`` trains on: its ``dataset``, at its ``image_size``
+    (the data set's own size where that is None, as ``bench.build.recipe_data`` loads it)."""
+    if "dataset" not in recipe:
+        raise NASInputError(f"the recipe names no dataset (one of {', '.join(DATA_SHAPE)}); got keys {sorted(recipe)}")
+    check_choice("data set", recipe["dataset"], tuple(DATA_SHAPE))
+    channels, classes = DATA_SHAPE[recipe["dataset"]]
+    return channels, classes, recipe.get("image_size") or IMAGE_SIZE[recipe["dataset"]]
+
+
+def input_shape(recipe: dict) -> tuple:
+    """(channels, height, width) of one image of a benchmark's ``recipe`` (``bench.recipe``): the shape its cells'
+    latency is measured at (CIFAR-10's three channels, MNIST's one)."""
+    channels, _, size = _recipe_data(recipe)
+    return (channels, size, size)
+
+
+def cell_model(arch, recipe: dict, num_classes: int | None = None, in_channels: int | None = None) -> torch.nn.Module:
+    """The network of NAS-Bench-201 cell ``arch`` at the size of a benchmark's ``recipe`` (``bench.recipe``), as
+    the benchmark trained it: the input channels and classes of the recipe's data set unless given."""
     cell = nb201.parse(arch) if isinstance(arch, str) else tuple(arch)
-    return nb201.NB201Network(cell, num_classes, in_channels, C=recipe["C"], N=recipe["N"],
+    channels, classes, _ = _recipe_data(recipe)
+    return nb201.NB201Network(cell, classes if num_classes is None else num_classes,
+                              channels if in_channels is None else in_channels, C=recipe["C"], N=recipe["N"],
                               stem_stride=recipe["stem_stride"])
 
 
 def cell_latencies(arches, bench, device=None, warmup: int = 5, repeats: int = 20) -> pd.DataFrame:
-    """Latency on ``device`` of each cell of ``arches`` at the benchmark's size, beside its parameters, FLOPs
-    and accuracies from the table. One row per cell."""
-    shape = (1, bench.recipe["image_size"], bench.recipe["image_size"])
+    """Latency on ``device`` of each cell of ``arches`` at the benchmark's size (its recipe's images, channels and
+    classes), beside its parameters, FLOPs and accuracies from the table. One row per cell."""
+    shape = input_shape(bench.recipe)
     device = torch.device(device or "cpu")
     rows = []
     for arch in arches:
@@ -136,11 +164,11 @@ class LatencyAware(Evaluator):
         self.latencies: dict = {}
 
     def measure(self, arch) -> float:
-        """One timing of ``arch`` at the benchmark's size with this evaluator's settings (not cached)."""
-        shape = (1, self.bench.recipe["image_size"], self.bench.recipe["image_size"])
+        """One timing of ``arch`` at the benchmark's size (its recipe's images, channels and classes) with this
+        evaluator's settings (not cached)."""
         torch.manual_seed(0)
-        return measure_latency(cell_model(self.space.to_str(arch), self.bench.recipe), shape, self.device,
-                               self.warmup, self.repeats)
+        return measure_latency(cell_model(self.space.to_str(arch), self.bench.recipe), input_shape(self.bench.recipe),
+                               self.device, self.warmup, self.repeats)
 
     def latency(self, arch) -> float:
         """The cached timing of ``arch`` (``measure`` the first time it is asked for)."""
@@ -159,24 +187,50 @@ class LatencyAware(Evaluator):
                       curve=r.curve, info={"accuracy": r.valid_acc, "latency_ms": lat})
 
 
-def pareto_search(space, evaluator: LatencyAware, budget: int, seed: int = 0, initial: int = 10) -> pd.DataFrame:
-    """Multi-objective evolution over (accuracy up, latency down): ``initial`` random cells, then each child
-    is a mutation of a parent drawn uniformly from the current Pareto front. Returns a History of every
-    evaluated cell with ``accuracy``, ``latency_ms`` and ``on_front`` (on the final front)."""
+def pareto_search(space, evaluator: LatencyAware, budget: int, seed: int = 0, initial: int = 10,
+                  tries: int = 100) -> pd.DataFrame:
+    """Multi-objective evolution over (accuracy up, latency down): ``initial`` random cells, then each child is a
+    mutation of a parent drawn uniformly from the distinct cells of the current Pareto front of everything
+    evaluated so far. Returns a History of every evaluated cell with ``accuracy``, ``latency_ms`` and ``on_front``
+    (on the final front).
+
+    LEMONADE (Elsken, Metzen & Hutter, ICLR 2019, Alg. 1) keeps the Pareto front itself as its population, a set
+    of networks, and draws parents from it with a probability inversely proportional to the density of the cheap
+    objective around each (so sparse regions of the front get more children); its children are network morphisms,
+    new networks by construction. This search is the simplest form of the idea: parents drawn uniformly, one entry
+    per cell however often it appears in the history (a cell's rows are equal, so counting them would weigh it by
+    its re-evaluations), and plain mutations. A table answers a cell again with the same numbers, so a child (or
+    an initial cell) already evaluated is drawn again, up to ``tries`` times, with another parent and mutation;
+    where all of those were evaluated (the front's neighbourhood is used up), a random cell not yet evaluated is
+    taken, and only where ``tries`` random cells were all evaluated too is a cell evaluated twice."""
     if not isinstance(budget, int) or budget < 1:
         raise NASInputError(f"budget is a number of evaluations >= 1, got {budget!r}")
+    if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
+        raise NASInputError(f"tries is how often to draw a cell not yet evaluated, a whole number >= 1, got {tries!r}")
     rng = np.random.default_rng(seed)
-    rows, archs, spent, start = [], [], 0.0, time.perf_counter()
+    rows, spent, start = [], 0.0, time.perf_counter()
+    archs, points = {}, {}  # one entry per distinct cell (by its string): the cell, its (accuracy, latency)
+
+    def fresh(draw):  # a cell not evaluated yet, if one of ``tries`` draws is; else the last draw
+        for _ in range(tries):
+            arch = draw()
+            if space.to_str(arch) not in archs:
+                break
+        return arch
+
     for step in range(budget):
         if step < initial or not rows:
-            arch = space.sample(rng)
+            arch = fresh(lambda: space.sample(rng))
         else:
-            points = [(r["accuracy"], r["latency_ms"]) for r in rows]
-            front = pareto_front(points)
-            arch = space.mutate(archs[int(rng.choice(front))], rng)
+            keys = list(points)
+            front = [keys[i] for i in pareto_front(list(points.values()))]  # each cell once, however often evaluated
+            arch = fresh(lambda front=front: space.mutate(archs[front[int(rng.integers(len(front)))]], rng))
+            if space.to_str(arch) in archs:  # the front's neighbourhood is evaluated: a random new cell instead
+                arch = fresh(lambda: space.sample(rng))
         r = evaluator.evaluate(arch)
         spent += r.cost_s
-        archs.append(arch)
+        archs.setdefault(space.to_str(arch), arch)
+        points.setdefault(space.to_str(arch), (r.info["accuracy"], r.info["latency_ms"]))
         rows.append({"step": step, "arch": space.to_str(arch), "valid_acc": r.info["accuracy"],
                      "test_acc": r.test_acc, "cost_s": r.cost_s, "spent_s": spent,
                      "wall_s": time.perf_counter() - start, "params": r.params, "flops": r.flops,
@@ -247,8 +301,13 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
     slower, by no more than it is a tie, not a domination, since timing the two again could reverse the order.
     With ``tie_ms = 0`` every difference counts. Where both sides carry an ``arch`` of the NAS-Bench-201 cell, two
     cells that compute the same function (the same ``spaces.cell.unique_str(cell, "drop_zero")``: a ``none`` edge
-    adds nothing, so leaving it out changes nothing) are a tie whatever their timings: the time between them can
-    only be the timer's."""
+    adds nothing, so leaving it out changes nothing) share a row of the table, so their accuracies count as equal;
+    their latencies need not be, since ``spaces.cell.Cell`` builds and runs every edge that is not ``none``, a dead
+    one (whose output never reaches the cell's output) or a skip routed through another node included. So the
+    timing decides between them as between any two cells of the same accuracy: a tie within ``tie_ms``, else the
+    faster dominates. The identity cell ``|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|`` dominates
+    ``|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|``, the identity too, whose
+    three 3x3 convolutions never reach node 3 but cost three times the parameters and about twice the latency."""
     if not tie_ms >= 0:
         raise NASInputError(f"tie_ms is a timing noise in ms, >= 0; got {tie_ms!r}")
     points = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
@@ -261,28 +320,32 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
     for name, row in others.items():
         acc, lat = float(row["accuracy"]), float(row["latency_ms"])
         gain, saving = points[:, 0] - acc, lat - points[:, 1]  # what each front cell has over this one
-        beaten = (gain >= 0) & (saving >= 0) & ((gain > 0) | (saving > 0))
-        beats = (gain <= 0) & (saving <= 0) & ((gain < 0) | (saving < 0))
-        same = np.zeros(len(points), dtype=bool)  # the same function: apart by the timer only
+        same = np.zeros(len(points), dtype=bool)  # the same function: the same accuracy, not the same latency
         arch = row.get("arch")
         if front_keys is not None and arch is not None:
             mine = key(arch)
             same = np.array([k == mine for k in front_keys], dtype=bool)
-        tie = ((gain == 0) & (np.abs(saving) <= tie_ms)) | same  # the same accuracy, apart by timing noise only
+        gain = np.where(same, 0.0, gain)  # one function, one row of the table: the accuracy is the same
+        beaten = (gain >= 0) & (saving >= 0) & ((gain > 0) | (saving > 0))
+        beats = (gain <= 0) & (saving <= 0) & ((gain < 0) | (saving < 0))
+        tie = (gain == 0) & (np.abs(saving) <= tie_ms)  # the same accuracy, apart by timing noise only
         clear_beaten, clear_beats = beaten & ~tie, beats & ~tie
         near = np.flatnonzero(clear_beaten)
         near = near[np.argmin(saving[near])] if len(near) else None  # the dominating cell nearest in latency
         if near is not None:
             where = (f"dominated (the dominating front cell nearest in latency is {gain[near]:+.2f} points and "
-                     f"{saving[near]:.3f} ms faster)")
-        elif acc > points[:, 0].max():
+                     f"{saving[near]:.3f} ms faster" + ("; it computes the same function: the gap is the time of edges "
+                                                        "this cell runs that its function does not need, or noise "
+                                                        "beyond tie_ms)" if same[near] else ")"))
+        elif (gain < 0).all():
             where = "beyond the front (more accurate than all of it)"
         elif clear_beats.any():
             where = f"dominating {int(clear_beats.sum())} of its {len(points)} cells"
-        elif (same & (beaten | beats)).any():
-            apart = float(np.abs(saving[same & (beaten | beats)]).min())
-            where = (f"tied with a front cell that computes the same function (its none edges aside, the same "
-                     f"cell), timed {apart:.3f} ms apart: the timer's difference, not the cells'")
+        elif (same & tie & (beaten | beats)).any():
+            apart = float(np.abs(saving[same & tie & (beaten | beats)]).min())
+            where = (f"tied with a front cell that computes the same function (the same row of the table), timed "
+                     f"{apart:.3f} ms apart, within the timing noise of {tie_ms:.3f} ms (timed again, the order "
+                     f"could reverse)")
         elif (tie & (beaten | beats)).any():
             apart = float(np.abs(saving[tie & (beaten | beats)]).min())
             where = (f"tied with a front cell: the same accuracy, {apart:.3f} ms apart, within the timing noise of "
@@ -298,12 +361,16 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
 
 def latency_spread(evaluator: LatencyAware, arch, times: int = 5) -> float:
     """Timing noise: ``arch`` timed ``times`` more times with ``evaluator``'s settings (the same seed, warm-up
-    and repeats), and the range (ms) of those times and the cached one. Leaves the cache as it was."""
+    and repeats), and the range (ms) of those times and the cached one (a cell not in the cache is timed once more
+    in its place). Leaves the cache as it was: a cell not in it is not added."""
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
         raise NASInputError(f"times is how often to time the cell again, a whole number >= 1, got {times!r}")
-    times_ms = [evaluator.latency(arch)] + [evaluator.measure(arch) for _ in range(times)]
+    cached = evaluator.latencies.get(evaluator.space.to_str(arch))
+    times_ms = [evaluator.measure(arch) if cached is None else cached]
+    times_ms += [evaluator.measure(arch) for _ in range(times)]
     return float(max(times_ms) - min(times_ms))
 
 
-__all__ = ["measure_latency", "cell_model", "cell_latencies", "pareto_front", "mnas_reward", "LatencyAware",
-           "pareto_search", "plot_front", "summarize_front", "front_reach", "latency_spread"]
+__all__ = ["measure_latency", "DATA_SHAPE", "input_shape", "cell_model", "cell_latencies", "pareto_front",
+           "mnas_reward", "LatencyAware", "pareto_search", "plot_front", "summarize_front", "front_reach",
+           "latency_spread"]

@@ -53,7 +53,7 @@ import pandas as pd
 import torch
 from scipy.stats import hypergeom
 
-from ..analysis.hardware import cell_model, measure_latency, pareto_front
+from ..analysis.hardware import cell_model, input_shape, measure_latency, pareto_front
 from ..errors import NASInputError
 from ..ops import NB201_OPS
 from ..predictors import PerformancePredictor
@@ -76,7 +76,7 @@ def measured_latency(bench, device=None, warmup: int = 3, repeats: int = 10):
     """A latency function: the median forward time (ms) of a cell's network at the benchmark's size on
     ``device``, measured once per cell and cached (DPP-Net's device-aware objective)."""
     cache: dict = {}
-    shape = (1, bench.recipe["image_size"], bench.recipe["image_size"])
+    shape = input_shape(bench.recipe)
 
     def latency(arch: str) -> float:
         if arch not in cache:
