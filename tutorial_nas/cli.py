@@ -231,13 +231,14 @@ def cmd_bench(args) -> None:
         if not args.out:
             raise NASInputError("bench build needs --out DIR (where the results are written)")
         extra = {} if args.seeds_per_cell is None else {"seeds_per_cell": args.seeds_per_cell}
-        path = bench.build(args.out, data=args.data or "mnist5k", resume=args.resume, workers=args.workers,
+        path = bench.build(args.out, data=args.data, resume=args.resume, workers=args.workers,
                            limit=args.limit, progress=not args.json, **extra)
         _emit({"results": str(path)}, args.json, f"results in {path}; pack with `tutorial-nas bench pack {args.out}`")
     elif args.action == "pack":
         if not args.target:
             raise NASInputError("bench pack needs the build directory")
-        path = bench.pack(args.target, name=args.name, out_dir=args.out or bench.DATA_DIR)
+        path = bench.pack(args.target, name=args.name, out_dir=args.out or bench.DATA_DIR,
+                          drop_short=args.drop_short)
         _emit({"table": str(path)}, args.json, f"packed into {path}")
     elif args.action == "query":
         if not args.target:
@@ -359,6 +360,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--resume", action="store_true")
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--limit", type=int)
+    b.add_argument("--drop-short", action="store_true",
+                   help="pack: leave out the cells a partial build has not trained with every seed")
     b.add_argument("--seeds-per-cell", type=int, help="build: seeds every cell is trained with (the table holds "
                                                       "their mean; more seeds, a more reliable ranking)")
     b.add_argument("--epoch", type=int)

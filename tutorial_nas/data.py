@@ -146,6 +146,15 @@ def _torchvision(name: str):
     return np.concatenate([xtr, xte]), np.concatenate([ytr, yte]), len(ytr)
 
 
+# The files torchvision reads a downloaded set from (under ``cache_dir() / name``): a folder alone is not a cache,
+# torchvision makes it before it downloads anything.
+CACHE_FILES = {
+    "fashion-mnist": tuple(f"FashionMNIST/raw/{f}-ubyte" for f in ("train-images-idx3", "train-labels-idx1",
+                                                                     "t10k-images-idx3", "t10k-labels-idx1")),
+    "cifar10": tuple(f"cifar-10-batches-py/{f}" for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch",
+                                                          "batches.meta")),
+}
+
 LOADERS = {"digits": _digits, "mnist5k": _mnist5k,
            "fashion-mnist": lambda: _torchvision("fashion-mnist"), "cifar10": lambda: _torchvision("cifar10")}
 
@@ -195,14 +204,23 @@ def load_dataset(name: str = "digits", image_size: int | None = None, device=Non
 
 
 def available() -> dict:
-    """Which data sets work offline and which need a download (and whether it is cached already)."""
+    """Which data sets work offline and which need a download (and whether it is cached already: all of its
+    files are there, ``is_cached``)."""
     out = {}
     for name in DATASETS:
         if name in OFFLINE:
             out[name] = "offline"
         else:
-            out[name] = "cached" if (cache_dir() / name).exists() else "download"
+            out[name] = "cached" if is_cached(name) else "download"
     return out
+
+
+def is_cached(name: str) -> bool:
+    """Whether every file torchvision reads ``name`` from is in the cache (a failed download leaves a folder that
+    is not a cache, maybe with part of the files)."""
+    check_choice("downloaded data set", name, DOWNLOAD)
+    root = cache_dir() / name
+    return all((root / f).is_file() for f in CACHE_FILES[name])
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, generator: torch.Generator | None = None) -> torch.Tensor:

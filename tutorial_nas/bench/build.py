@@ -7,7 +7,7 @@ alone, faster on a CPU; ``benchmarks/build_speed.py`` measures by how much). Job
 one thread each (on two cores two such processes train 1.7x as many cells per second as one process of two
 threads). Every finished (cell, seed) is appended as one JSON line to ``results.jsonl`` and flushed to disk,
 so an interrupted build loses at most the jobs in flight: ``resume=True`` skips what is there (a half-written
-last line is dropped).
+last line is dropped) and goes on with the recipe the build was started with (``recipe.json``).
 
 A row's ``seconds`` is its share of its job's wall time (the job's time divided by its seeds): what the
 table charges a simulated search for one training of the cell. A long build's times can be disturbed by the
@@ -143,8 +143,9 @@ def train_cell(job: tuple) -> list:
 def read_results(path: Path, trim: bool = False) -> list:
     """The finished rows of a build (or any file of one JSON object a line); a truncated last line (a kill
     mid-write) is ignored, and with ``trim`` cut from the file, so that appending goes on after the last whole
-    line."""
-    rows = []
+    line. Trimming writes the whole lines to a temporary file beside it that then replaces the file in one
+    step, and only when there is something to cut: a kill during the trim leaves the old file as it was."""
+    rows, lines, cut = [], [], False
     path = Path(path)
     if path.exists():
         with open(path) as f:
@@ -152,10 +153,22 @@ def read_results(path: Path, trim: bool = False) -> list:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
+                    cut = True
                     break
-        if trim:
-            with open(path, "w") as f:
-                f.writelines(json.dumps(r) + "\n" for r in rows)
+                lines.append(line)
+        if lines and not lines[-1].endswith("\n"):  # a whole object whose newline was not written yet
+            lines[-1] += "\n"
+            cut = True
+        if trim and cut:
+            tmp = path.with_name(path.name + ".trim")
+            try:
+                with open(tmp, "w") as f:
+                    f.writelines(lines)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
     return rows
 
 
@@ -179,27 +192,41 @@ def run_jobs(recipe: Recipe, todo: list, workers: int, sink) -> None:
                 sink(rows)
 
 
-def build(out, data: str = "mnist5k", resume: bool = False, workers: int = 2, limit: int | None = None,
+def build(out, data: str | None = None, resume: bool = False, workers: int = 2, limit: int | None = None,
           progress: bool = True, **recipe_overrides) -> Path:
     """Train the jobs of the recipe into ``out/results.jsonl``; return that path.
 
-    ``limit`` stops after that many trainings (cell, seed) in total (a partial build, resumable later).
+    A new build's recipe is ``Recipe`` on data set ``data`` (default "mnist5k") with ``recipe_overrides``
+    (``epochs=5``, ``seeds_per_cell=2``, ...), written to ``out/recipe.json``. ``resume=True`` goes on with the
+    recipe in ``recipe.json``: ``data`` and overrides may be left out or repeat it, and one that differs from it
+    is refused (rows of two recipes in one table would not be comparable). ``limit`` stops after that many
+    trainings (cell, seed) in total (a partial build, resumable later).
     """
-    check_choice("data set", data, DATASETS)
+    if data is not None:
+        check_choice("data set", data, DATASETS)
+    unknown = sorted(set(recipe_overrides) - set(Recipe.__dataclass_fields__) - {"dataset"})
+    if unknown or "dataset" in recipe_overrides:
+        wrong = unknown or ["dataset"]
+        raise NASInputError(f"unknown recipe field {', '.join(wrong)}; the data set is chosen with data=..., the "
+                            f"other fields are: {', '.join(f for f in Recipe.__dataclass_fields__ if f != 'dataset')}")
     out = Path(out)
-    recipe = Recipe(dataset=data, **recipe_overrides)
-    if not isinstance(recipe.seeds_per_cell, int) or not 1 <= recipe.seeds_per_cell <= 64:
-        raise NASInputError(f"seeds_per_cell must be a whole number from 1 to 64, got {recipe.seeds_per_cell!r}")
+    recipe = Recipe(dataset=data or "mnist5k", **recipe_overrides)
     recipe_file, results = out / "recipe.json", out / "results.jsonl"
     if out.exists() and results.exists() and not resume:
         raise NASInputError(f"{out} already holds a build; pass resume=True (--resume) to continue it, "
                             "or choose another directory")
+    if resume and recipe_file.exists():  # a resumed build keeps its own recipe; asking for another is an error
+        recipe = Recipe(**json.loads(recipe_file.read_text())["recipe"])
+        asked = {"dataset": data, **recipe_overrides} if data is not None else recipe_overrides
+        differ = {k: v for k, v in asked.items() if v != getattr(recipe, k)}
+        if differ:
+            shown = ", ".join(f"{k} {getattr(recipe, k)!r} there, {v!r} asked" for k, v in differ.items())
+            raise NASInputError(f"{out} holds a build with another recipe ({shown}); resume it without those "
+                                "arguments (it goes on with its own recipe.json), or build into another directory")
+    if not isinstance(recipe.seeds_per_cell, int) or not 1 <= recipe.seeds_per_cell <= 64:
+        raise NASInputError(f"seeds_per_cell must be a whole number from 1 to 64, got {recipe.seeds_per_cell!r}")
     out.mkdir(parents=True, exist_ok=True)
-    if recipe_file.exists():
-        saved = Recipe(**json.loads(recipe_file.read_text())["recipe"])
-        if resume and saved != recipe:
-            recipe = saved  # a resumed build keeps its own recipe
-    else:
+    if not recipe_file.exists() or not resume:  # a new build (a recipe.json without results is not one yet)
         recipe_file.write_text(json.dumps({"recipe": asdict(recipe), "machine": machine(),
                                            "started": date.today().isoformat()}, indent=1))
     done = {(r["index"], r["seed"]) for r in read_results(results, trim=True)}

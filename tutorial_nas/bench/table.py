@@ -56,8 +56,14 @@ def seed_agreement(rows: list) -> dict:
     return out
 
 
-def pack(build_dir, name: str = DEFAULT, out_dir=DATA_DIR) -> Path:
-    """Turn ``build_dir/results.jsonl`` into the shipped ``name.npz`` + ``name.json``."""
+def pack(build_dir, name: str = DEFAULT, out_dir=DATA_DIR, drop_short: bool = False) -> Path:
+    """Turn ``build_dir/results.jsonl`` into the shipped ``name.npz`` + ``name.json``.
+
+    A cell's entry is the mean of its first ``seeds_per_cell`` seeds, the same number for every cell. A cell
+    with fewer (the last cell of a build stopped by ``limit``) is refused, since its mean would not be comparable;
+    ``drop_short=True`` leaves such cells out of the table instead, as if untrained (the json's ``n_dropped_short``
+    counts them).
+    """
     build_dir, out_dir = Path(build_dir), Path(out_dir)
     meta = json.loads((build_dir / "recipe.json").read_text())
     rows = read_results(build_dir / "results.jsonl")
@@ -65,8 +71,21 @@ def pack(build_dir, name: str = DEFAULT, out_dir=DATA_DIR) -> Path:
     by_cell = defaultdict(dict)
     for r in rows:
         by_cell[r["index"]][r["seed"]] = r
+    short = {c for c, v in by_cell.items() if not all(s in v for s in range(per_cell))}
+    if short and not drop_short:
+        missing = sum(per_cell - sum(s in by_cell[c] for s in range(per_cell)) for c in short)
+        n = sum(len(v) for v in by_cell.values()) + missing
+        raise NASInputError(
+            f"{len(short)} cell(s) of {build_dir} have fewer than the recipe's {per_cell} seeds (seeds_per_cell), "
+            f"{missing} training(s) short; resume the build to finish them (its jobs go in a fixed order, so the "
+            f"limit must be at least {n}: `tutorial-nas bench build --data {meta['recipe']['dataset']} --out "
+            f"{build_dir} --resume --limit {n}` when they were the last ones started), or pack(..., "
+            "drop_short=True) to leave them out of the table")
+    rows = [r for r in rows if r["index"] not in short]
+    for c in short:
+        del by_cell[c]
     # a cell's entry is the mean of its first k seeds (the seeds every cell is trained with)
-    mine = {c: [v[s] for s in range(per_cell) if s in v] for c, v in by_cell.items() if 0 in v}
+    mine = {c: [v[s] for s in range(per_cell)] for c, v in by_cell.items()}
     if not mine:
         raise NASInputError(f"{build_dir} holds no finished cell yet")
     cells = np.array(sorted(mine), dtype=np.int32)
@@ -104,6 +123,6 @@ def pack(build_dir, name: str = DEFAULT, out_dir=DATA_DIR) -> Path:
     info = {"name": name, "recipe": meta["recipe"], "machine": meta["machine"], "started": meta["started"],
             "packed": date.today().isoformat(), "n_trained": len(cells),
             "n_unique": int(len(set(rep.tolist()))), "complete": bool(len(cells) == len(set(rep.tolist()))),
-            "seed_agreement": seed_agreement(rows), "sha256": _sha256(blob)}
+            "n_dropped_short": len(short), "seed_agreement": seed_agreement(rows), "sha256": _sha256(blob)}
     (out_dir / f"{name}.json").write_text(json.dumps(info, indent=1))
     return out_dir / f"{name}.npz"
