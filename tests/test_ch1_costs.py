@@ -41,7 +41,9 @@ def test_device_names():
 def test_linear_extrapolation():
     data = fake_data(n=100, size=8, channels=1)
     seconds = at_cifar10_scale(2.0, data, epochs=5, cifar_epochs=50)
-    assert seconds == pytest.approx(2.0 * (CIFAR10["train_images"] / 100) * 10 * (3 * 32 * 32 / 64))
+    assert seconds == pytest.approx(2.0 * (CIFAR10["train_images"] / 100) * 10 * (32 * 32 / 64))
+    # the same network on colour images of the same size: only its first convolution reads more channels
+    assert at_cifar10_scale(2.0, fake_data(n=100, size=8, channels=3), epochs=5) == pytest.approx(seconds)
 
 
 def test_no_column_mixes_this_machine_with_the_papers():

@@ -179,3 +179,13 @@ def test_a_failed_cifar10_download_names_the_offline_choices(monkeypatch, cifar_
     # the gpu profile's candidate training meets the same message, not a traceback from deep inside torchvision
     with pytest.raises(NASInputError, match="Offline data sets that always work"):
         training_from_profile(NB201Space(), get_profile("gpu", device="cpu"))
+
+
+def test_a_trained_cell_of_the_cpu_profile_is_trained_as_the_benchmark_trained_it():
+    """The cpu profile's cell sizes and data are the recipe's: the trained cell must see the recipe's 1,000
+    training images without augmentation, with its weight decay, as the looked-up cells were trained."""
+    from tutorial_nas.bench.build import Recipe
+
+    r = Recipe()
+    evaluator = training_from_profile(NB201Space(), get_profile("cpu", device="cpu"))
+    assert len(evaluator.data.train_y) == r.train_images and evaluator.config == r.train_config(seed=0)

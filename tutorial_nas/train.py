@@ -27,7 +27,9 @@ AMP_DTYPES = {"cuda": torch.float16}
 
 @dataclass
 class TrainConfig:
-    """The recipe. ``epochs`` may be fractional (0.5 = half an epoch); ``data_fraction`` uses less data."""
+    """The recipe. ``epochs`` may be fractional (0.5 = half an epoch); ``data_fraction`` uses less data.
+    ``weight_decay`` applies to the weights of convolutions and linear layers, not to biases or batch-norm scales
+    and shifts (parameters of one dimension); DARTS' and NAS-Bench-201's training scripts decay every parameter."""
 
     epochs: float = 3
     batch_size: int = 128
@@ -81,7 +83,9 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_flops(model: nn.Module, input_shape: tuple) -> int:
-    """Floating-point operations of one forward pass of one image, counted by torch's FlopCounterMode."""
+    """Floating-point operations of one forward pass of one image, counted by torch's FlopCounterMode: the
+    convolutions and matrix products only, 2 per multiply-add (batch norm, pooling, activations and additions
+    count nothing). NAS-Bench-201 and DARTS report multiply-adds, half this count for the same network."""
     from torch.utils.flop_counter import FlopCounterMode
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))

@@ -19,7 +19,7 @@ from ..data import Dataset
 from .literature import load_cifar10
 
 EARLY_METHODS = ("NAS-RL, Zoph & Le", "MetaQNN", "Large-scale Evolution", "GeNet")
-CIFAR10 = dict(train_images=50_000, pixels=3 * 32 * 32)
+CIFAR10 = dict(train_images=50_000, area=32 * 32)
 # Networks each paper trained in its CIFAR-10 search, where the paper states the count: Zoph & Le (ICLR 2017,
 # Sec. 4.1) "after the controller trains 12,800 architectures"; Baker et al. (ICLR 2017, Table 2) 2,700 models
 # over the epsilon schedule. Real et al. and Xie & Yuille report populations and generations, not a total here.
@@ -56,11 +56,13 @@ def per_candidate(histories: dict) -> pd.DataFrame:
 
 
 def at_cifar10_scale(seconds: float, data: Dataset, epochs: float, cifar_epochs: float = 50) -> float:
-    """Seconds one candidate would take on CIFAR-10 (50,000 images of 3x32x32) for ``cifar_epochs``,
-    scaled linearly from ``seconds`` measured on ``data`` for ``epochs``."""
+    """Seconds one candidate would take on CIFAR-10 (50,000 images of 32x32) for ``cifar_epochs``, scaled
+    linearly from ``seconds`` measured on ``data`` for ``epochs``: by the images, the epochs and the images' area.
+    The same network's convolutions cost in proportion to the area of their feature maps; CIFAR-10's three colour
+    channels change only what its first convolution reads, so they are not scaled."""
     images = len(data.train_y)
-    pixels = data.in_channels * data.image_size ** 2
-    return seconds * (CIFAR10["train_images"] / images) * (cifar_epochs / epochs) * (CIFAR10["pixels"] / pixels)
+    area = data.image_size ** 2
+    return seconds * (CIFAR10["train_images"] / images) * (cifar_epochs / epochs) * (CIFAR10["area"] / area)
 
 
 def cost_table(histories: dict, data: Dataset, epochs: float, cifar_epochs: float = 50) -> pd.DataFrame:
