@@ -368,3 +368,19 @@ def test_plot_remedies_says_when_the_cap_changed_nothing_and_counts_are_whole():
     table.loc[2, "capped_n_skip"] = 0
     assert "changed nothing" not in sa.plot_remedies(table)[0].get_title()
     plt.close("all")
+
+
+def test_falling_behind_is_said_only_where_the_gap_interval_clears_zero():
+    """The trained paths' lead over the kept ones gets an interval over the cells of both groups: a lead of more
+    than a point carried by one trained cell of three is 'may have fallen behind', not 'fell behind'; and the swing
+    printed is the one measured, the floor of a point named as such."""
+    rows = []
+    for k in range(6):
+        rows += [{"epoch": e, "group": "kept (not trained)", "arch": f"k{k}", "ws_acc": a + (k % 2) * 0.2}
+                 for e, a in enumerate([70.0, 70.1, 70.0, 70.1])]
+    for name, path in (("o1", [70.0, 70.2, 70.4, 75.0]), ("o2", [70.0, 70.1, 70.2, 70.0]),
+                       ("o3", [70.0, 70.3, 70.1, 69.5])):
+        rows += [{"epoch": e, "group": "others (trained)", "arch": name, "ws_acc": a} for e, a in enumerate(path)]
+    verdict = sa.forgetting_verdict(pd.DataFrame(rows))
+    assert "may have fallen behind" in verdict and "fell behind" not in verdict
+    assert "moved by up to 0.2 points" in verdict and "a swing of 1.0 points, a point at least" in verdict

@@ -255,8 +255,8 @@ class PerformancePredictor:
     encoding, smaller than BANANAS' own: 2 hidden layers of 32 trained full-batch on the squared error (weight
     decay 1e-4, 300 steps), where BANANAS (``strategies.bayesopt``, naszilla's ``MetaNeuralnet``) trains 10 of 20 on
     the mean absolute error in batches of 32. Trained full-batch, its members differ only by their starting
-    weights, so they agree closely on the cells they were fitted on; BANANAS' members, each seeing the data in
-    its own order, keep a wider spread there.
+    weights, and they agree closely on the cells they were fitted on; BANANAS' members (deeper, another loss,
+    mini-batches in orders of their own) keep a wider spread there.
 
     ``fit(X, y)`` then ``predict(X)`` (the ensemble mean) or ``predict(X, return_std=True)`` (mean, spread).
     """

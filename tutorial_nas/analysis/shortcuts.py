@@ -207,9 +207,9 @@ def nsas_control_verdict(df: pd.DataFrame, baseline: str = "SPOS weight sharing"
     if gains.get(NSAS_CONTROL) == "below":
         return verdict + "the random subset ranks better than NSAS' diverse one"
     if gains.get(baseline) == "above":
-        return verdict + ("NSAS ranks better than uniform sampling but no better than its random control: this run "
-                          "gives the diversity no measurable share of the gain, which the extra paths trained a "
-                          "step account for as well")
+        return verdict + ("NSAS ranks better than uniform sampling but no better than its random control, which "
+                          "has the same loss and passes a step with a random subset: this run gives the diversity "
+                          "no measurable share of the gain")
     return verdict + "NSAS is not shown to rank better than its random control"
 
 

@@ -282,8 +282,8 @@ def net2deeper(model: MorphNet, after_layer: int, kernel: int = 3, x: torch.Tens
     When a batch ``x`` is given, ``mean`` and ``var`` are the statistics of the new block's input on ``x``
     with the batch norms before it in train mode too (computed on a copy, so ``model`` is not changed): in
     train mode the new block is then the identity on ``x`` itself up to float rounding, and on another batch
-    it is off by as much as that batch's statistics differ from those of ``x`` (a few per cent of the output
-    for batches of digits), so training continues smoothly. Without ``x`` (mean 0, variance 1) the block is
+    it is off by as much as that batch's statistics differ from those of ``x`` (chapter 2 prints how much on a
+    validation batch), so training continues smoothly. Without ``x`` (mean 0, variance 1) the block is
     the identity in eval mode only.
     Unlike widening, the identity (Net2DeeperNet, Chen et al. 2016, section 2.4) has no symmetry to break:
     each new unit reads a different channel, so the units get different gradients from the first step and

@@ -435,8 +435,9 @@ class NB201Reinforce(Reinforce):
     What the search around it does differently from AutoDL's script: the script's look-up
     (``R_EA.train_and_eval``) answers one random training run of NAS-Bench-201's 12-epoch schedule and charges
     that run's time, and the chosen cell is reported at 200 epochs; with the package's table a look-up answers
-    what ``BenchmarkLookup`` is asked for (the mean over seeds, or one seed's run with ``trial="random"``) from the
-    table's one recipe. The script keeps the cell of the highest reward in its trace, the look-up that overdraws
+    what ``BenchmarkLookup`` is asked for (the mean over seeds, the mean over the search half of them with
+    ``trial="held-out"``, as chapter 3's comparison asks, or one seed's run with ``trial="random"``) from the table's
+    one recipe. The script keeps the cell of the highest reward in its trace, the look-up that overdraws
     the budget included, and charges the policy step's own wall time too; ``search`` stops before a look-up it
     cannot pay for and charges only the look-ups.
     """
