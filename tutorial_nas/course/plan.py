@@ -42,7 +42,7 @@ DATA = {"digits": ((1077, 360, 360), 1), "mnist5k": ((3000, 1000, 1000), 1),
         "fashion-mnist": ((54000, 6000, 10000), 1), "cifar10": ((45000, 5000, 10000), 3)}
 RECIPE = dict(dataset="mnist5k", image_size=14, C=8, N=1, stem_stride=2, train_images=1000, epochs=3,
               batch_size=64)  # the shipped benchmark's recipe (bench.build.Recipe), whatever the profile
-LOOKUP_S = 0.0017  # a benchmark-driven evaluation, BO's fits included: chapter 3's 39,341 took 66 s on 2 cores
+LOOKUP_S = 0.0031  # a benchmark-driven evaluation, BO's fits included: chapter 3's 61,339 took 188 s on 2 cores
 EVAL_BATCH = 1024  # TrainConfig.eval_batch_size
 # Chapter 1's chain and genetic networks train slower on the CPU than the calibration's dense convnet and supernet
 # predict, probably because their functional operations (ReLU, pooling, the padding and concatenation of skip
