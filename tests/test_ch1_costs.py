@@ -89,3 +89,12 @@ def test_the_reading_is_made_of_the_table_s_numbers():
     assert "MetaQNN trained for as long" in lines[2] and "of 20 epochs" in lines[2]
     assert "survey's Table 1" in lines[1] and "implied" in lines[1] and "reports" not in lines[1]
     assert "different units" in lines[-1]
+
+
+def test_each_end_of_the_searches_range_names_its_own_search():
+    data = fake_data()  # the cheapest search has more candidates than the dearest: a range of counts would mislead
+    table = cost_table({"reinforce": history([9.0]), "random": history([1.0, 1.0, 1.0])}, data, epochs=5)
+    line = paper_scale(table, data.device)[0]
+    lo = 3 * at_cifar10_scale(1.0, data, 5) / 86400
+    hi = at_cifar10_scale(9.0, data, 5) / 86400
+    assert f"from {lo:.2f} CPU-days (random, 3 candidates) to {hi:.2f} (reinforce, 1 candidate)" in line

@@ -89,7 +89,8 @@ def test_skip_connections_taking_over_is_the_skip_collapse_even_where_the_total_
     assert sa.skips_rose(table) and not sa.counts_rose(table)
     verdict = sa.collapse_verdict(table)
     assert verdict.endswith("the skip-connection collapse") and sa.collapsed(verdict)
-    assert "from 2.0 in the first 3 epoch(s) to 4.1" in verdict
+    assert "from 2.0 in the first 3 epochs (the first tenth of the search) to 4.1 over the last 10 epochs" in verdict
+    assert "4.9 on average over the first 10 epochs (the first third of the search)" in verdict  # each window named
     flat = sa.collapse_verdict(table.assign(free_weight=[0.64] * 30))
     assert "did not rise)" in flat and flat.endswith("the skip-connection collapse")
     # Dong & Yang's collapse is a degraded cell: a takeover whose last cell beats most of the table is named apart

@@ -150,6 +150,12 @@ def test_compare_connectivity_reads_the_difference_against_its_noise():
     # three seeds a side: 2 standard errors would call this a difference, Welch's t quantile (about 2.8) does not
     wide = compare_connectivity(runs([85, 86, 88], [82, 83, 85]))[1]  # 3.0 points, 2.4 standard errors
     assert "no difference" in wide and "Welch" in wide
+    # the printed spread is named for what it is, and the interval is the one the verdict reads
+    se = (2 / 3) ** 0.5  # each side has sd 1 over 3 seeds: the difference's standard error
+    even = compare_connectivity(runs([91, 92, 93], [89, 90, 91]))[1]
+    assert "+-" not in even and f"standard error {se:.1f}" in even
+    low, high = (float(x) for x in even.split("95 % interval [")[1].split("]")[0].split(", "))
+    assert low < 0 < high and "holds 0" in even and high - 2 == pytest.approx(2 - low, abs=0.1)
 
 
 def test_learned_vs_random_trains_both_with_the_same_epochs(monkeypatch):

@@ -99,11 +99,15 @@ def paper_scale(table: pd.DataFrame, device, reference: str = "random (this chap
     ours = table[table["source"] == "measured on this machine"]
     row = ours[ours["search"] == reference].iloc[0] if (ours["search"] == reference).any() else ours.iloc[0]
     hours = float(row[col["candidate_h"]])
-    lo, hi = ours[col["search_days"]].min(), ours[col["search_days"]].max()
+    lo, hi = ours.loc[ours[col["search_days"]].idxmin()], ours.loc[ours[col["search_days"]].idxmax()]
+
+    def search(r) -> str:
+        n = int(r["candidates"])
+        return f"{r['search'].replace(' (this chapter)', '').strip()}, {n} candidate{'s' if n != 1 else ''}"
+
     lines = [f"A candidate of {row['search']} at CIFAR-10 scale ({cifar_epochs:g} epochs): {hours:.2f} {dev}-hours on "
-             f"this machine; this "
-             f"chapter's searches of {int(ours['candidates'].min())} to {int(ours['candidates'].max())} candidates: "
-             f"{lo:.2f} to {hi:.2f} {dev}-days."]
+             f"this machine; this chapter's searches cost from {lo[col['search_days']]:.2f} {dev}-days "
+             f"({search(lo)}) to {hi[col['search_days']]:.2f} ({search(hi)})."]
     for method, n in PAPER_CANDIDATES.items():
         paper = table[table["search"] == method].iloc[0]
         epochs = PAPER_EPOCHS[method]

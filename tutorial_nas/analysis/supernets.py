@@ -141,8 +141,8 @@ def collapse_verdict(table: pd.DataFrame, reference_acc=None) -> str:
     early, late = table["param_free"].iloc[:third].mean(), table["param_free"].iloc[-third:].mean()
     skips_early, skips_late = table["n_skip"].iloc[:third].mean(), table["n_skip"].iloc[-third:].mean()
     span = (f"parameter-free edges of the derived cell (of 6): {early:.1f} on average over the first "
-            f"{third} epoch(s), {late:.1f} over the last {third} (skip connections: {skips_early:.1f} -> "
-            f"{skips_late:.1f}")
+            f"{_epochs(third)} (the first third of the search), {late:.1f} over the last {_epochs(third)} (skip "
+            f"connections: {skips_early:.1f} -> {skips_late:.1f}")
     if "free_weight" in table:
         w = table["free_weight"]
         span += (f"; the alphas' softmax weight on them, mean over edges: {w.iloc[:third].mean():.2f} -> "
@@ -172,8 +172,8 @@ def collapse_verdict(table: pd.DataFrame, reference_acc=None) -> str:
     if skips_rose(table):
         start = max(1, n // 10)
         first, last = table["n_skip"].iloc[:start].mean(), table["n_skip"].iloc[-third:].mean()
-        took = (span + f": skip connections rose from {first:.1f} in the first {start} epoch(s) to {last:.1f} over "
-                f"the last {third}, half the cell or more"
+        took = (span + f": skip connections rose from {first:.1f} in the first {_epochs(start)} (the first tenth "
+                f"of the search) to {last:.1f} over the last {_epochs(third)}, half the cell or more"
                 + ("" if drift or "free_weight" not in table else
                    " (read from the derived cells: the alphas' weight on parameter-free operations did not rise)"))
         if reference_acc is not None and "test_acc" in table:
@@ -192,6 +192,10 @@ def collapse_verdict(table: pd.DataFrame, reference_acc=None) -> str:
         return span + (": the counts did not rise, but the alphas' weight on parameter-free operations did, a drift "
                        "the derived cell does not show yet -- no collapse in this run")
     return span + ": they did not rise -- no collapse in this run"
+
+
+def _epochs(n: int) -> str:
+    return "epoch" if n == 1 else f"{n} epochs"
 
 
 def counts_rose(table: pd.DataFrame) -> bool:

@@ -245,10 +245,10 @@ def compare_connectivity(runs: pd.DataFrame) -> tuple:
     n_l, n_r = table.loc["learned", "runs"], table.loc["random", "runs"]
     df = se ** 4 / (se_l ** 4 / (n_l - 1) + se_r ** 4 / (n_r - 1))  # Welch-Satterthwaite
     q = float(student.ppf(0.975, df))
+    reading = (f"learned minus random: {diff:+.1f} points (standard error {se:.1f}; 95 % interval "
+               f"[{diff - q * se:+.1f}, {diff + q * se:+.1f}], Welch, {df:.1f} degrees of freedom)")
     if abs(diff) <= q * se:
-        verdict = (f"learned minus random: {diff:+.1f} +- {se:.1f} points, within {q:.1f} standard errors (Welch, "
-                   f"{df:.1f} degrees of freedom, 5 %): no difference shown at this size")
+        verdict = f"{reading}: the interval holds 0, no difference shown at this size"
     else:
-        verdict = (f"learned minus random: {diff:+.1f} +- {se:.1f} points: learned connectivity is "
-                   f"{'better' if diff > 0 else 'worse'} than random (beyond {q:.1f} standard errors, Welch, 5 %)")
+        verdict = f"{reading}: learned connectivity is {'better' if diff > 0 else 'worse'} than random"
     return table, verdict
