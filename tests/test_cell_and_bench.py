@@ -320,3 +320,20 @@ def test_ray_refuses_a_look_up_whose_draws_live_in_the_evaluator():
     executor = RayExecutor.__new__(RayExecutor)  # start refuses before it touches Ray
     with pytest.raises(NASInputError, match="fresh copy"):
         RayExecutor.start(executor, BenchmarkLookup(space, load_benchmark(), trial="random"))
+
+
+def test_a_seed_missing_one_accuracy_is_left_out_of_both_halves(bench, monkeypatch):
+    """The halves are taken over the seeds where both accuracies are known: a seed whose validation accuracy is
+    missing must not shift the test half onto another training (nor the two arrays out of step)."""
+    i = int(np.flatnonzero(np.asarray(bench._a["multi_cells"]) == bench._a["cells"][bench.row(EXAMPLE)])[0])
+    valid = np.array(bench._a["seeds_valid_acc"], dtype=float)
+    test = np.array(bench._a["seeds_test_acc"], dtype=float)
+    known = np.flatnonzero(np.isfinite(valid[i]) & np.isfinite(test[i]))
+    assert len(known) >= 4
+    valid[i, known[0]] = np.nan  # the first seed lost its validation accuracy, kept its test accuracy
+    monkeypatch.setitem(bench._a, "seeds_valid_acc", valid)
+    monkeypatch.setitem(bench._a, "seeds_test_acc", test)
+    search, report = bench.split_seeds(EXAMPLE)
+    rest = known[1:]
+    assert search.tolist() == valid[i, rest[:len(rest) // 2]].tolist()
+    assert report.tolist() == test[i, rest[len(rest) // 2:]].tolist()

@@ -28,6 +28,18 @@ from .table import DATA_DIR, DEFAULT, _sha256, pack
 _LOADED: dict = {}
 
 
+def _halves(valid, test) -> tuple:
+    """One cell's seeds split for held-out look-ups: the first half's validation accuracies and the second half's
+    test accuracies, over the seeds where both are known (a seed with either missing is left out, so the two halves
+    never share a training); two empty arrays where fewer than 2 seeds are known."""
+    valid, test = np.asarray(valid, dtype=float), np.asarray(test, dtype=float)
+    ok = np.flatnonzero(np.isfinite(valid) & np.isfinite(test))
+    if len(ok) < 2:
+        return np.array([], dtype=float), np.array([], dtype=float)
+    half = len(ok) // 2
+    return valid[ok[:half]], test[ok[half:]]
+
+
 class Benchmark:
     """One packed table in memory: a row per canonical cell and an index from every arch string to its row.
 
@@ -125,16 +137,21 @@ class Benchmark:
         cols.update({f"test_acc_seed{s}": a["seeds_test_acc"][:, s] for s in range(a["seeds_test_acc"].shape[1])})
         return pd.DataFrame({"arch": [nb201.to_str(nb201.from_index(int(c))) for c in a["multi_cells"]], **cols})
 
+    def _seed_row(self, arch) -> int | None:
+        """The index of ``arch``'s row in the multi-seed arrays, or None for a cell trained with one seed."""
+        cell = int(self._a["cells"][self.row(arch)])
+        where = np.flatnonzero(np.asarray(self._a["multi_cells"]) == cell)
+        return int(where[0]) if len(where) else None
+
     def seed_accuracies(self, arch, metric: str = "test_acc") -> np.ndarray:
         """The final ``metric`` ("test_acc" or "valid_acc") of ``arch`` under each seed it was trained with, for
         a cell of the multi-seed subset (``seeds``); an empty array for a cell trained with one seed only. Cells
         that compute one function share a row, so ``arch`` reads its row's seeds."""
         check_choice("metric", metric, ("test_acc", "valid_acc"))
-        cell = int(self._a["cells"][self.row(arch)])
-        where = np.flatnonzero(np.asarray(self._a["multi_cells"]) == cell)
-        if not len(where):
+        i = self._seed_row(arch)
+        if i is None:
             return np.array([], dtype=float)
-        values = np.asarray(self._a[f"seeds_{metric}"][where[0]], dtype=float)
+        values = np.asarray(self._a[f"seeds_{metric}"][i], dtype=float)
         return values[np.isfinite(values)]  # a table of cells with fewer seeds than columns pads them with nan
 
     def split_seeds(self, arch) -> tuple:
@@ -142,23 +159,18 @@ class Benchmark:
         and the second half's final test accuracies (seeds with a missing value left out), so that the noise a
         search selects on and the noise it reports come from different trainings, as NAS-Bench-201 selects on
         its 12-epoch runs and reports its 200-epoch ones. Two empty arrays for a cell with fewer than 2 seeds."""
-        valid, test = self.seed_accuracies(arch, "valid_acc"), self.seed_accuracies(arch, "test_acc")
-        ok = np.flatnonzero(np.isfinite(valid) & np.isfinite(test))
-        if len(ok) < 2:
+        i = self._seed_row(arch)
+        if i is None:
             return np.array([], dtype=float), np.array([], dtype=float)
-        half = len(ok) // 2
-        return valid[ok[:half]], test[ok[half:]]
+        return _halves(self._a["seeds_valid_acc"][i], self._a["seeds_test_acc"][i])
 
     def best_report_test_acc(self) -> float:
         """The best test accuracy over the table's rows as ``split_seeds`` reports it (the second half's mean):
         the optimum a regret of held-out look-ups is measured from."""
-        a, best = self._a, -np.inf
-        for i in range(len(a["multi_cells"])):
-            valid, test = np.asarray(a["seeds_valid_acc"][i], float), np.asarray(a["seeds_test_acc"][i], float)
-            ok = np.flatnonzero(np.isfinite(valid) & np.isfinite(test))
-            if len(ok) >= 2:
-                best = max(best, float(test[ok[len(ok) // 2:]].mean()))
-        return best if np.isfinite(best) else self.best_test_acc
+        a = self._a
+        means = [test.mean() for i in range(len(a["multi_cells"]))
+                 for _, test in [_halves(a["seeds_valid_acc"][i], a["seeds_test_acc"][i])] if len(test)]
+        return float(max(means)) if means else self.best_test_acc
 
     def stats(self) -> dict:
         """What the table is and how far its ranking can be trusted (``reliability.py``).

@@ -277,16 +277,10 @@ def _dpp_counts(keep: int) -> tuple:
     evaluated at step 1; step 2's candidates, the children of a new function of those five (``dpp.grow``, one a
     function), are counted exactly; at step 3 each kept cell's 125 children bound its candidates. Each step's
     candidates are timed and the ``keep`` chosen looked up (``strategies.dpp.dpp_search``)."""
-    from ..strategies.dpp import EMPTY, GROW_ORDER, _function, grow
+    from ..strategies.dpp import EMPTY, GROW_ORDER, candidates, grow
 
     first = grow(EMPTY, 1)
-    seen = {_function(c) for c in first}
-    second = 0
-    for parent in first:  # as dpp.score_children: a function evaluated or listed before is no new candidate
-        for child in grow(parent, 2):
-            if child == parent or _function(child) not in seen:
-                seen.add(_function(child))
-                second += 1
+    second = len(candidates(first, 2, evaluated=first))  # every step-1 cell kept and evaluated
     timed = lookups = len(first)
     kept = min(keep, second)
     timed, lookups = timed + second, lookups + kept

@@ -134,16 +134,11 @@ def pareto_select(points, k: int, maximize=(True, False, False)) -> np.ndarray:
     return np.asarray(sorted(chosen), dtype=int)
 
 
-def score_children(bench, kept: list, step: int, accuracy: dict, surrogate, latency_fn,
-                   encode=nb201.encode_path) -> tuple:
-    """One step's candidates: every cell of ``kept`` grown at ``step`` (``grow``: the parent itself, then its
-    children of a new function), less a child that computes the function of a cell evaluated so far or of a child
-    listed before it (under ``RULE``; parents in the order of ``kept``), so that no candidate is a second cell
-    of an evaluated or listed class; the surrogate refitted on every cell evaluated so far (``accuracy``: cell ->
-    validation accuracy); and each child's objectives for ``pareto_select``: (its score, latency, parameters), the
-    score being the surrogate's prediction or, for a parent that stops growing, its measured accuracy. Returns
-    ``(children, predicted, objectives)``, ``children`` as (child, parent) pairs."""
-    seen = {_function(c) for c in accuracy}
+def candidates(kept: list, step: int, evaluated) -> list:
+    """One step's candidates as (child, parent) pairs: every cell of ``kept`` grown at ``step`` (``grow``: the
+    parent itself, then its children of a new function), less a child that computes the function of a cell of
+    ``evaluated`` or of a child listed before it (under ``RULE``; parents in the order of ``kept``)."""
+    seen = {_function(c) for c in evaluated}
     children = []
     for p in kept:
         for c in grow(p, step):
@@ -151,6 +146,17 @@ def score_children(bench, kept: list, step: int, accuracy: dict, surrogate, late
             if c == p or key not in seen:  # the parent stops growing, or a function neither evaluated nor listed
                 seen.add(key)
                 children.append((c, p))
+    return children
+
+
+def score_children(bench, kept: list, step: int, accuracy: dict, surrogate, latency_fn,
+                   encode=nb201.encode_path) -> tuple:
+    """One step's candidates (``candidates``, against every cell evaluated so far), so that no candidate is a
+    second cell of an evaluated or listed class; the surrogate refitted on every cell evaluated so far
+    (``accuracy``: cell -> validation accuracy); and each child's objectives for ``pareto_select``: (its score,
+    latency, parameters), the score being the surrogate's prediction or, for a parent that stops growing, its
+    measured accuracy. Returns ``(children, predicted, objectives)``, ``children`` as (child, parent) pairs."""
+    children = candidates(kept, step, accuracy)
     known = list(accuracy)
     surrogate.fit(np.stack([encode(c) for c in known]), [accuracy[c] for c in known])
     cells = [c for c, _ in children]
