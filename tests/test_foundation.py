@@ -157,7 +157,10 @@ def test_flops_of_a_convolution_are_counted_exactly():
     assert count_flops(conv, (1, 8, 8)) == 2 * 4 * 9 * 64
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(epochs=-1), dict(data_fraction=0), dict(batch_size=0)])
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(epochs=-1), dict(data_fraction=0), dict(batch_size=0),
+                                 dict(batch_size=True), dict(epochs=True), dict(lr=True), dict(batch_size=64.0),
+                                 dict(momentum=1.0), dict(weight_decay=-1e-4), dict(label_smoothing=1.0),
+                                 dict(grad_clip=0), dict(eval_batch_size=0), dict(seed=0.5), dict(lr="0.1")])
 def test_budget_of_zero_or_less_is_a_clear_error(bad):
     with pytest.raises(NASInputError):
         train(small_cnn(), load_dataset("digits"), progress=False, **bad)

@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -47,15 +48,32 @@ class TrainConfig:
     eval_batch_size: int = 1024
 
     def check(self) -> "TrainConfig":
-        if not isinstance(self.epochs, (int, float)) or not 0 < self.epochs < math.inf:
+        def number(name, integer=False):  # True and False are ints to Python, never a size or a rate here
+            value = getattr(self, name)
+            kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise NASInputError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+            return value
+
+        if not 0 < number("epochs") < math.inf:
             raise NASInputError(f"epochs must be a finite number above zero, got {self.epochs!r}; a budget of "
                                 "zero or less trains nothing")
-        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise NASInputError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not 0 < self.data_fraction <= 1:
+        for name in ("batch_size", "eval_batch_size"):
+            if number(name, integer=True) <= 0:
+                raise NASInputError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0 < number("data_fraction") <= 1:
             raise NASInputError(f"data_fraction must be in (0, 1], got {self.data_fraction!r}")
-        if not 0 < self.lr < math.inf:
+        if not 0 < number("lr") < math.inf:
             raise NASInputError(f"lr must be above zero, got {self.lr!r}")
+        if not 0 <= number("momentum") < 1:
+            raise NASInputError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if not 0 <= number("weight_decay") < math.inf:
+            raise NASInputError(f"weight_decay must be zero or above, got {self.weight_decay!r}")
+        if not 0 <= number("label_smoothing") < 1:
+            raise NASInputError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.grad_clip is not None and not 0 < number("grad_clip") < math.inf:
+            raise NASInputError(f"grad_clip must be above zero, or None for no clipping, got {self.grad_clip!r}")
+        number("seed", integer=True)
         return self
 
 
