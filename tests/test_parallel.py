@@ -204,9 +204,27 @@ def test_on_ray_a_candidate_seen_before_is_answered_from_the_cache(ray_local, tm
     log = tmp_path / "evaluated.txt"
     h = search(one, "random", Remembers(log), 8, seed=0, executor=RayExecutor(), progress=False)
     trained = len(log.read_text().splitlines())
-    assert trained == 2  # the two first ones were in flight together; every later one came from the cache
-    assert sorted(h["cost_s"]) == [0.0] * 6 + [1.0, 1.0]  # charged once per network trained
-    assert h["cached"].eq(True).sum() == 6 and len(h) == 8
+    # trained once, as in one process: a repeat proposed while the first was in flight waits for its result
+    assert trained == 1
+    assert sorted(h["cost_s"]) == [0.0] * 7 + [1.0]  # charged once per network trained
+    assert h["cached"].eq(True).sum() == 7 and len(h) == 8
+
+
+class Forgets(Remembers):
+    """Keeps nothing (a cache turned off): a repeat held while the first was in flight must still be trained."""
+
+    def remember(self, arch, result):
+        return None
+
+
+def test_on_ray_a_repeat_is_trained_again_where_the_evaluator_keeps_nothing(ray_local, tmp_path):
+    from tutorial_nas.parallel import RayExecutor
+    from tutorial_nas.spaces.chain import ChainSpace
+
+    one = ChainSpace(max_layers=1, filters=(8,), kernels=(3,), pools=("none",))
+    log = tmp_path / "evaluated.txt"
+    h = search(one, "random", Forgets(log), 6, seed=0, executor=RayExecutor(), progress=False)
+    assert len(log.read_text().splitlines()) == 6 and len(h) == 6 and (h["cost_s"] == 1.0).all()
 
 
 def test_random_search_on_ray_evaluates_the_same_set_as_in_process(ray_local):

@@ -19,7 +19,9 @@ each result before the next proposal, so they run one trial at a time wherever t
 Results are told to the strategy in the order they finish, as an asynchronous search does (Real et al. ran
 regularized evolution this way), and the History records them in that order. With several workers that
 order depends on timing, so evolution or BANANAS may take another path than in one process; random search
-proposes the same candidates either way, so the same seed evaluates the same set of architectures.
+proposes the same candidates either way, so the same seed evaluates the same set of architectures. A candidate
+proposed again while its first evaluation is still in flight waits for that result (from the evaluator's cache,
+charged nothing) instead of being trained twice, as in one process where the first is done before the repeat.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ class RayExecutor(Executor):
         self.gpus_per_trial, self.cpus_per_trial, self.max_workers = gpus_per_trial, cpus_per_trial, workers
         self.max_retries = max_retries
         self.running: dict = {}  # ObjectRef -> (ticket, arch)
+        self.held: dict = {}  # key of an architecture in flight -> [(ticket, arch), ...] proposed again meanwhile
         self.workers = 1
         self._ref = None
 
@@ -185,12 +188,35 @@ class RayExecutor(Executor):
         self.evaluator = evaluator
         self._ref = ray.put(evaluator)  # shipped to the object store once, not once per task
 
+    def _key(self, arch) -> str:
+        space = getattr(self.evaluator, "space", None)
+        return space.key(arch) if space is not None else repr(arch)
+
     def submit(self, ticket: int, arch) -> None:
         hit = self.evaluator.cached(arch)
         if hit is not None:  # seen before (an evaluator with a cache): no task, no cost
             self.running[self.ray.put(hit)] = (ticket, arch)
             return
+        key = self._key(arch)
+        has_cache = type(self.evaluator).cached is not Evaluator.cached
+        if has_cache and key in self.held:  # in flight already: wait for that result, as one process would
+            self.held[key].append((ticket, arch))
+            return
+        if has_cache:
+            self.held[key] = []
         self.running[self.task.remote(self._ref, arch)] = (ticket, arch)
+
+    def _release(self, arch) -> list:
+        """The repeats of ``arch`` held while it was in flight: answered from the cache now that it is known, or
+        submitted as tasks of their own where the evaluator did not keep the result (a cache turned off)."""
+        done = []
+        for ticket, again in self.held.pop(self._key(arch), []):
+            hit = self.evaluator.cached(again)
+            if hit is not None:
+                done.append((ticket, hit))
+            else:
+                self.submit(ticket, again)
+        return done
 
     def wait(self) -> list:
         ray = self.ray
@@ -213,12 +239,15 @@ class RayExecutor(Executor):
                 raise
             self.evaluator.remember(arch, result)  # the worker's cache is gone with it; keep it here
             done.append((ticket, result))
+            if not result.info.get("cached"):  # a task of its own, not a cache hit: its repeats wait on it
+                done += self._release(arch)
         return sorted(done, key=lambda d: d[0])
 
     def cancel(self) -> None:
         for ref in self.running:
             self.ray.cancel(ref)
         self.running.clear()
+        self.held.clear()
 
     def close(self) -> None:
         self.cancel()
