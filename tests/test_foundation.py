@@ -166,6 +166,30 @@ def test_budget_of_zero_or_less_is_a_clear_error(bad):
         train(small_cnn(), load_dataset("digits"), progress=False, **bad)
 
 
+def test_a_candidate_s_cost_leaves_out_its_test_evaluation(monkeypatch):
+    """A search selects on validation accuracy and never reads the test split: the seconds spent evaluating it
+    are not charged (made to take 1 s here, against a training of a fraction of a second)."""
+    import time
+
+    import tutorial_nas.train as training
+    from tutorial_nas.evaluators import FullTraining
+    from tutorial_nas.spaces.chain import ChainSpace
+
+    data = load_dataset("digits")
+    real = training.evaluate
+
+    def slow_on_test(model, x, y, *args, **kwargs):
+        if x is data.test_x:
+            time.sleep(1.0)
+        return real(model, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", slow_on_test)
+    space = ChainSpace(max_layers=1, filters=(8,), kernels=(3,), pools=("none",))
+    result = FullTraining(space, data, TrainConfig(epochs=0.2, batch_size=64)).evaluate(space.sample(
+        np.random.default_rng(0)))
+    assert 0 < result.cost_s < 0.9 and math.isfinite(result.test_acc)
+
+
 def test_early_stop_and_fractional_epochs():
     d = load_dataset("digits")
     rec = train(small_cnn(), d, epochs=5, progress=False, on_epoch=lambda e, r: e >= 2)

@@ -68,7 +68,9 @@ class Evaluator(ABC):
 
 
 class FullTraining(Evaluator):
-    """Train every candidate from scratch with one recipe; the cost is the wall time of that training.
+    """Train every candidate from scratch with one recipe; the cost is the wall time of that training (building the
+    network, training it and reading its validation accuracy each epoch; not the test evaluation, which a search
+    never reads to choose, nor the FLOP count).
 
     A candidate seen before is not trained again (its result is reused and charged nothing), since a
     search that proposes the same network twice has learned nothing new by paying twice. Every training
@@ -115,7 +117,7 @@ class FullTraining(Evaluator):
         model = self.build(arch).to(self.data.device)
         record = train(model, self.data, self.config, progress=self.progress)
         result = Result(valid_acc=record.final_valid_acc, test_acc=record.test_acc,
-                        cost_s=time.perf_counter() - start - record.flops_seconds,
+                        cost_s=time.perf_counter() - start - record.unpaid_seconds,
                         params=record.params, flops=record.flops,
                         curve=list(record.valid_acc))
         self.remember(arch, result)

@@ -120,7 +120,7 @@ class WeightInheritance(Evaluator):
         record = train(model.to(t.data.device), t.data, replace(t.config, lr=lr), progress=t.progress)
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         return TrainedResult(valid_acc=record.final_valid_acc, test_acc=record.test_acc,
-                             cost_s=time.perf_counter() - start - record.flops_seconds,
+                             cost_s=time.perf_counter() - start - record.unpaid_seconds,
                              params=record.params, flops=record.flops,
                              curve=list(record.valid_acc), weights=weights,
                              info={"lr": lr, "mutation": getattr(arch, "mutation", None), "inherited": share})
