@@ -374,7 +374,7 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
     children are all worse keeps the parent. ``keep_parent=False`` makes all ``children`` by morphisms instead.
     Columns beyond the usual ones: ``parent`` (its row), ``morphisms``, ``inherited_valid_acc`` (the network's
     accuracy before its own training, equal to its parent's), ``generation``. ``cost_s`` is each network's
-    training and evaluation less its FLOP count, as for the other strategies.
+    training and validation less its test evaluation and FLOP count, as for the other strategies.
 
     The answer differs from NASH's: the History's incumbent (``best_valid_acc``, ``search.best``) is the best
     network by validation accuracy over the start and all steps, while NASH's Algorithm 1 returns the best of
@@ -445,7 +445,8 @@ def train_from_scratch(history, data, epochs: float | None = None, seed: int = 0
 
     ``epochs`` defaults to what the child itself was trained for during the climb, so the two columns differ
     only in where the weights started: ``inherited_acc`` (the climb) against ``scratch_acc``.
-    ``scratch_seconds`` is charged as the climb's ``cost_s``: the training and evaluation less the FLOP count.
+    ``scratch_seconds`` is charged as the climb's ``cost_s``: the training and validation, not the test evaluation
+    nor the FLOP count.
     """
     rows = []
     for _, row in tqdm(history.iterrows(), total=len(history), desc="from scratch", disable=not progress):
