@@ -58,6 +58,11 @@ def test_two_cells_that_compute_the_same_function_share_their_accuracy_and_tie_o
     beyond_noise = hardware.front_reach(front, winner, tie_ms=0.005).iloc[0]
     assert beyond_noise["where"].startswith("dominated") and "computes the same function" in beyond_noise["where"]
     assert beyond_noise["margin_ms"] == pytest.approx(0.007)
+    assert "near-tie" in beyond_noise["where"]  # 0.007 ms is under twice a noise of 0.005 ms
+    clear = hardware.front_reach(front, winner, tie_ms=0.003).iloc[0]  # 0.007 ms: more than twice 0.003
+    assert clear["where"].startswith("dominated") and "near-tie" not in clear["where"]
+    more_accurate = hardware.front_reach(front, {"w": {"accuracy": 91.0, "latency_ms": 0.364}}, tie_ms=0.01).iloc[0]
+    assert "near-tie" not in more_accurate["where"]  # a gain in accuracy is no question of timing noise
     # a different cell of the same accuracy, as far apart, is dominated, and said to be a different function
     other = {"w": {"arch": "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|",
                    "accuracy": 91.317, "latency_ms": 0.416}}

@@ -209,6 +209,8 @@ def test_the_verdict_reads_the_exact_probability_not_twenty_seeds_shares(bench):
     assert r["random_beats"] <= 0.05 and (r["random"]["best"] < r["dpp_best"]).mean() >= 0.95
     assert 0.90 < r["p_random_short"] < 0.95 and 0.02 < r["p_random_beats"] < 0.04
     assert r["verdict"].startswith("DPP-Net's one run lies within the spread")
+    # the seeds' 95 % share is printed beside the verdict: the verdict says it reads the exact probabilities
+    assert "95% only worse ones" in r["verdict"] and "neither exact probability reaches 95 %" in r["verdict"]
     many = random_at_equal_lookups(bench, run, seeds=3000)  # the exact shares, against many seeds
     assert many["random_beats"] == pytest.approx(r["p_random_beats"], abs=0.01)
     assert (many["random"]["best"] < r["dpp_best"]).mean() == pytest.approx(r["p_random_short"], abs=0.015)

@@ -136,8 +136,11 @@ def shape_claim(table: pd.DataFrame, top: float = 0.1, verbose: bool = True, n_b
     counts = {c: sum(v == c for v in checks.values()) for c in ("holds", "fails", "not established")}
     out.attrs["checks"] = checks
     out.attrs["counts"] = counts
-    out.attrs["verdict"] = (f"{counts['holds']} of {len(checks)} predictions of the claim hold, {counts['fails']} "
-                            f"fail (the opposite holds), {counts['not established']} are not established "
+    out.attrs["verdict"] = (f"{counts['holds']} of {len(checks)} predictions of the claim "
+                            f"{'holds' if counts['holds'] == 1 else 'hold'}, {counts['fails']} "
+                            f"{'fails' if counts['fails'] == 1 else 'fail'} (the opposite holds), "
+                            f"{counts['not established']} {'is' if counts['not established'] == 1 else 'are'} not "
+                            "established "
                             f"({level:.0%} of {n_boot} bootstrap resamples of the {len(t)} cells; epoch {epochs[0]} "
                             f"against epoch {epochs[-1]})")
     if verbose:

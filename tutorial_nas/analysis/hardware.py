@@ -337,6 +337,9 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
                      f"{saving[near]:.3f} ms faster" + ("; it computes the same function: the gap is the time of edges "
                                                         "this cell runs that its function does not need, or noise "
                                                         "beyond tie_ms)" if same[near] else ")"))
+            if gain[near] == 0 and 0 < tie_ms and saving[near] <= 2 * tie_ms:  # noise from a handful of timings
+                where += (f"; a near-tie: the gap is under twice the timing noise of {tie_ms:.3f} ms, itself measured "
+                          "from a handful of timings")
         elif (gain < 0).all():
             where = "beyond the front (more accurate than all of it)"
         elif clear_beats.any():

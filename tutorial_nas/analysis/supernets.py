@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import kendalltau
 
+from ..text import count
 from ..errors import NASInputError
 from ..evaluators import Result
 from ..oneshot.darts import derive_nb201
@@ -403,7 +404,7 @@ def forgetting_verdict(table: pd.DataFrame, n_boot: int = 2000) -> str:
     # the swing from the epochs before the last (with two epochs there is none to read: a point)
     moved = float(trained.iloc[:-1].diff().abs().max()) if len(trained) > 2 else float("nan")
     swing = max(1.0, moved) if moved == moved else 1.0
-    text = (f"after {int(kept.index[-1])} epoch(s) on the other paths only, the kept paths went from "
+    text = (f"after {count(int(kept.index[-1]), 'epoch')} on the other paths only, the kept paths went from "
             f"{kept.iloc[0]:.1f} % to {kept.iloc[-1]:.1f} % ({d_kept:+.1f} points, 95 % interval over the "
             f"{len(change)} kept cells [{low:+.1f}, {high:+.1f}]; in between their mean ranged over "
             f"{kept.min():.1f}-{kept.max():.1f} %), the trained ones {d_trained:+.1f} points ("

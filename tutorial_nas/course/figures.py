@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .._json import json_safe
+from ..text import count
 from ..errors import NASInputError
 
 # name -> (tutorial part, what it shows). The order is the order of the slides.
@@ -415,7 +416,7 @@ def _darts_alphas(run):
         ax.text(k, r, text, ha="center", va="center", fontsize=8, color="white" if abs(v) > 0.7 * span else "black")
     for r, op in enumerate(parse(last["arch"])):
         ax.add_patch(Rectangle((ops.index(op) - 0.5, r - 0.5), 1, 1, fill=False, lw=2.5, color="black"))
-    ax.set_title(f"DARTS after {len(history)} epoch(s): softmax(alpha) - 1/{len(ops)}, "
+    ax.set_title(f"DARTS after {count(len(history), 'epoch')}: softmax(alpha) - 1/{len(ops)}, "
                  f"percentage points (box: derived op)", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.04).set_label("percentage points from uniform", fontsize=8)
     fig.tight_layout()

@@ -274,7 +274,8 @@ def random_at_equal_lookups(bench, frame: pd.DataFrame, seeds: int = 20) -> dict
     else:
         verdict = (f"DPP-Net's one run lies within the spread of random search's single runs at {lookups} look-ups: "
                    f"one reads a better cell with probability {p_beats:.1%} and only worse ones with "
-                   f"{p_short:.1%} ({exact}; {scale}); neither reaches 95 %, so one run cannot tell them apart")
+                   f"{p_short:.1%} ({exact}; {scale}); neither exact probability reaches 95 % (the seeds' shares "
+                   f"estimate them from {seeds} draws), so one run cannot tell them apart")
     return {"lookups": lookups, "table_best": table_best, "dpp_best": dpp_best, "dpp_regret": dpp_regret,
             "dpp_percentile": float((valid < dpp_best).mean()), "random": runs, "random_mean_regret": mean,
             "random_se": se, "random_beats": beats, "p_random_beats": p_beats, "p_random_short": p_short,
