@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import kendalltau
 
-from ..text import count
 from ..errors import NASInputError
 from ..evaluators import Result
 from ..oneshot.darts import derive_nb201
@@ -39,6 +38,7 @@ from ..oneshot.supernet import Supernet, minibatch_training, train_supernet
 from ..ops import NB201_OPS
 from ..spaces.cell import NB201Space, parse, to_str
 from ..strategies.random_search import RandomSearch
+from ..text import count
 
 
 def _bench_acc(bench, arch: str) -> float:

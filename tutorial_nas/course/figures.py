@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .._json import json_safe
-from ..text import count
 from ..errors import NASInputError
+from ..text import count
 
 # name -> (tutorial part, what it shows). The order is the order of the slides.
 FIGURES = {
