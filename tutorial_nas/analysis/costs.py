@@ -16,6 +16,7 @@ import math
 import pandas as pd
 
 from ..data import Dataset
+from ..text import count
 from .literature import load_cifar10
 
 EARLY_METHODS = ("NAS-RL, Zoph & Le", "MetaQNN", "Large-scale Evolution", "GeNet")
@@ -102,8 +103,7 @@ def paper_scale(table: pd.DataFrame, device, reference: str = "random (this chap
     lo, hi = ours.loc[ours[col["search_days"]].idxmin()], ours.loc[ours[col["search_days"]].idxmax()]
 
     def search(r) -> str:
-        n = int(r["candidates"])
-        return f"{r['search'].replace(' (this chapter)', '').strip()}, {n} candidate{'s' if n != 1 else ''}"
+        return f"{r['search'].replace(' (this chapter)', '').strip()}, {count(int(r['candidates']), 'candidate')}"
 
     lines = [f"A candidate of {row['search']} at CIFAR-10 scale ({cifar_epochs:g} epochs): {hours:.2f} {dev}-hours on "
              f"this machine; this chapter's searches cost from {lo[col['search_days']]:.2f} {dev}-days "
