@@ -105,7 +105,7 @@ def test_each_test_against_random_search_has_a_direction():
     text = C.verdicts(table)
     better, worse, same = (line for line in text.splitlines()[1:])
     assert "good" in better and "bad" in worse and "same" in same and "bad" not in better
-    assert "5 % level, Holm-corrected for the 3 test(s)" in text.splitlines()[0]
+    assert "5 % level, Holm-corrected for the 3 tests" in text.splitlines()[0]
     strict = C.final_table(df, alpha=1e-30)  # nothing passes a level that strict
     assert set(strict["vs_random"]) == {"", "not different"}
     with pytest.raises(NASInputError, match="random"):

@@ -242,7 +242,7 @@ def test_the_verdicts_say_which_differences_holms_correction_leaves():
     # the verdict column and the verdict lines read the corrected p: regularized is no difference shown
     assert table.loc["regularized", "vs_random"] == "not different" and table.loc["bo", "vs_random"] == "better"
     text = C.verdicts(table)
-    assert "Holm-corrected for the 4 test(s)" in text.splitlines()[0]
+    assert "Holm-corrected for the 4 tests" in text.splitlines()[0]
     same_line = next(line for line in text.splitlines() if line.strip().startswith("not different"))
     assert "regularized" in same_line
     assert "below 5 % before the correction only: regularized" in text

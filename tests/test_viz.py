@@ -121,6 +121,6 @@ def test_histories_keep_coinciding_lines_apart_and_scale_to_the_best_so_far():
     assert lines[0].get_linewidth() > lines[1].get_linewidth()  # the first, under the second, stays visible
     low = ax.get_ylim()[0]
     assert 20.0 < low < 89.0  # the outlier does not squash the lines
-    assert any("2 candidate(s) below" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("2 candidates below" in t.get_text() for t in ax.get_legend().get_texts())
     close = _history([90.0, 90.0], [90.0, 88.0])
     assert plot_histories({"a": close}).axes[0].get_ylim()[0] == pytest.approx(87.0)  # everything shown

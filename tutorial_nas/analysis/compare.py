@@ -43,6 +43,7 @@ from ..errors import NASInputError
 from ..evaluators import BenchmarkLookup
 from ..progress import tqdm
 from ..search import Budget, search
+from ..text import count
 
 # The four families that search through the benchmark (RS, EA, RL, SMBO); GO methods join via add_oneshot.
 STRATEGIES = ("random", "regularized", "reinforce", "bo")
@@ -494,7 +495,7 @@ def verdicts(table: pd.DataFrame, baseline: str = "random") -> str:
         parts.append(f"  {key:13s} {listed}")
     tested = table[f"p_vs_{baseline}"].notna()
     head = (f"Against {baseline} ({table.loc[baseline, 'mean_test_acc']:.2f} %), two-sided rank-sum tests at the "
-            f"{100 * alpha:g} % level, Holm-corrected for the {int(tested.sum())} test(s):")
+            f"{100 * alpha:g} % level, Holm-corrected for the {count(int(tested.sum()), 'test')}:")
     lost = table.index[tested & (table[f"p_vs_{baseline}"] < alpha) & (table[column] == "not different")].tolist()
     if lost:
         parts.append(f"  below {100 * alpha:g} % before the correction only: {', '.join(lost)}")

@@ -10,6 +10,7 @@ import graphviz
 import numpy as np
 
 from ..errors import NASInputError, check_choice
+from ..text import count
 
 _INPUT, _NODE, _OUTPUT = "darkseagreen2", "lightblue", "palegoldenrod"  # the colours of the DARTS plots
 
@@ -209,7 +210,7 @@ def plot_histories(histories: dict, x: str = "step", ax=None, title: str | None 
             from matplotlib.lines import Line2D
 
             handles.append(Line2D([], [], color="gray", marker="v", markerfacecolor="none", linestyle="none"))
-            labels.append(f"{below} candidate(s) below {low:.0f} %")
+            labels.append(f"{count(below, 'candidate')} below {low:.0f} %")
         # beside the axes, never over the points
         ax.legend(handles, labels, title="best so far", fontsize=8, title_fontsize=8, loc="upper left",
                   bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
