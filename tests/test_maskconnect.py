@@ -137,25 +137,35 @@ def test_learned_connectivity_is_at_least_as_good_as_random_on_the_toy_task():
 
 
 def test_compare_connectivity_reads_the_difference_against_its_noise():
-    def runs(learned, random):
+    def runs(learned, random, random_seeds=None):
         return pd.DataFrame([{"connectivity": "learned", "seed": s, "valid_acc": a} for s, a in enumerate(learned)]
-                            + [{"connectivity": "random", "seed": s, "valid_acc": a} for s, a in enumerate(random)])
+                            + [{"connectivity": "random", "seed": s, "valid_acc": a}
+                               for s, a in zip(random_seeds or range(len(random)), random)])
 
-    table, verdict = compare_connectivity(runs([90, 91, 92], [80, 81, 82]))
+    table, verdict = compare_connectivity(runs([90, 91, 92], [80, 82, 81]))
     assert table.loc["learned", "mean"] == 91 and table.loc["random", "se"] == pytest.approx(1 / 3 ** 0.5)
     assert "learned connectivity is better" in verdict
-    assert "worse" in compare_connectivity(runs([80, 81, 82], [90, 91, 92]))[1]
+    assert "worse" in compare_connectivity(runs([80, 82, 81], [90, 91, 92]))[1]
     assert "no difference" in compare_connectivity(runs([80, 90, 85], [86, 84, 88]))[1]
     assert "no verdict" in compare_connectivity(runs([90], [80]))[1]
-    # three seeds a side: 2 standard errors would call this a difference, Welch's t quantile (about 2.8) does not
-    wide = compare_connectivity(runs([85, 86, 88], [82, 83, 85]))[1]  # 3.0 points, 2.4 standard errors
-    assert "no difference" in wide and "Welch" in wide
+    # three seeds: 2 standard errors would call this a difference, the t quantile of 2 degrees of freedom (4.3) not
+    wide = compare_connectivity(runs([85, 86, 88], [84, 83, 83]))[1]  # differences 1, 3, 5: 2.6 standard errors
+    assert "no difference" in wide and "paired over 3 seeds, 2 degrees of freedom" in wide
     # the printed spread is named for what it is, and the interval is the one the verdict reads
-    se = (2 / 3) ** 0.5  # each side has sd 1 over 3 seeds: the difference's standard error
-    even = compare_connectivity(runs([91, 92, 93], [89, 90, 91]))[1]
+    se = 1 / 3 ** 0.5  # differences 2, 1, 3: sd 1 over 3 seeds
+    even = compare_connectivity(runs([91, 92, 93], [89, 91, 90]))[1]
     assert "+-" not in even and f"standard error {se:.1f}" in even
     low, high = (float(x) for x in even.split("95 % interval [")[1].split("]")[0].split(", "))
     assert low < 0 < high and "holds 0" in even and high - 2 == pytest.approx(2 - low, abs=0.1)
+    assert "1 degree of freedom" in compare_connectivity(runs([91, 92], [89, 91]))[1]
+    # one seed's two networks share their initial weights and batches: the seed's share of the accuracy drops out
+    # of the paired difference. Unpaired, these two sides (sd 5 each) cannot be told apart; paired, the learned
+    # side is ahead by 1.5 to 2 points in every seed
+    paired = compare_connectivity(runs([85, 90, 95], [83, 88.5, 93.5]))[1]
+    assert "learned connectivity is better" in paired and "paired" in paired
+    unpaired = compare_connectivity(runs([85, 90, 95], [83, 88.5, 93.5], random_seeds=[3, 4, 5]))[1]
+    assert "no difference" in unpaired and "Welch" in unpaired
+    assert "the same in every seed" in compare_connectivity(runs([85, 90], [83, 88]))[1]
 
 
 def test_learned_vs_random_trains_both_with_the_same_epochs(monkeypatch):

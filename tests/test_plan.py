@@ -149,6 +149,9 @@ def test_plan_line_names_the_chapter_and_the_devices():
     assert line.startswith("Chapter 2 at the cpu profile: ~") and "here (2-core CPU)" in line
     assert "on a T4" in line and "on an A100" in line and "\n" not in line
     assert "here (T4)" in P.plan_line("gpu", "t4", chapter=1)
+    # beside the model's estimate, the chapter's measured time, where it belongs to the present sizes
+    assert f"took {P._duration(P.measured_cpu(2))} on the README's idle 2-core machine)" in line
+    assert "took" not in P.plan_line("ci", "cpu", chapter=2) and "took" not in P.plan_line("cpu", "t4", chapter=2)
     with pytest.raises(P.NASInputError):
         P.plan_line("cpu", "tpu", chapter=1)
 

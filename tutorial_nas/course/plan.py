@@ -633,7 +633,9 @@ def plan_line(profile, device: str | None = None, *, chapter: int) -> str:
     """One line for a chapter's setup cell: the chapter's estimated wall time here and on the GPUs of ``DEVICES``.
 
     ``profile`` is a ``Profile`` (what ``setup`` returns) or a profile's name; ``device`` (``"cpu"``, ``"t4"``,
-    ``"a100"``, ``"h100"``) is the machine the notebook runs on, by default the profile's device."""
+    ``"a100"``, ``"h100"``) is the machine the notebook runs on, by default the profile's device. The estimate
+    is the model's; on a CPU in the ``cpu`` profile the line also gives the chapter's measured time on the
+    README's idle 2-core machine (``MEASURED_CPU``), where that time belongs to the chapter's present sizes."""
     check_choice("chapter", chapter, (1, 2, 3, 4))
     name = profile if isinstance(profile, str) else profile.name
     if device is None:
@@ -642,7 +644,9 @@ def plan_line(profile, device: str | None = None, *, chapter: int) -> str:
     check_choice("device", device, DEVICES)
     seconds = plan(name, tuple(DEVICES), (chapter,))[chapter]["seconds"]
     here = _cpu_label() if device == "cpu" else DEVICES[device]["label"].split(" ", 1)[1]
-    parts = [f"~{_duration(seconds[device])} here ({here})"]
+    measured = measured_cpu(chapter) if device == "cpu" and name == "cpu" else None
+    parts = [f"~{_duration(seconds[device])} here ({here}" + (
+        f"; the whole notebook took {_duration(measured)} on the README's idle 2-core machine)" if measured else ")")]
     parts += [f"~{_duration(seconds[d])} on {DEVICES[d]['label']}" for d in DEVICES if d not in ("cpu", device)]
     return f"Chapter {chapter} at the {name} profile: " + ", ".join(parts) + " (tutorial-nas plan)"
 

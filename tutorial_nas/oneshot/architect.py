@@ -135,9 +135,11 @@ class Architect:
 
 
 # DARTS' search on CIFAR-10: 50 epochs of 25,000 images per half at batch 64, ~391 steps an epoch. GDAS keeps
-# DARTS' architecture learning rate but searches 240 epochs (Dong & Yang, CVPR 2019, as the package reads the
-# paper; AutoDL's configs run 250, on the NASNet space at batch 256): one sampled operation per edge makes an
-# epoch cheap. Counted here at DARTS' 391 steps an epoch.
+# DARTS' architecture learning rate but searches 240 epochs (Dong & Yang, CVPR 2019): one sampled operation per
+# edge makes an epoch cheap. Its steps are those of AutoDL's NAS-Bench-201 configuration
+# (``configs/nas-benchmark/algos/GDAS.config``: 240 epochs at batch 64, 391 steps an epoch); its configuration for
+# the DARTS space (``configs/search-opts/GDAS-NASNet-CIFAR.config``: 250 epochs at batch 256, ~98 steps an epoch)
+# takes about a quarter as many, so on the DARTS cell this count gives GDAS' alphas about four times its travel.
 DARTS_ARCH_LR, DARTS_SEARCH_STEPS, GDAS_SEARCH_STEPS = 3e-4, 50 * 391, 240 * 391
 
 

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from ..data import Dataset, batches
 from ..errors import NASInputError
 from ..progress import tqdm
+from ..text import count
 from ..train import evaluate
 
 _FLOOR = 1e-6  # the smallest sampling probability, so that K distinct inputs exist after clipping
@@ -229,24 +230,43 @@ def learned_vs_random(data: Dataset, epochs: float = 1.0, seeds=(0, 1, 2), modul
 
 def compare_connectivity(runs: pd.DataFrame) -> tuple:
     """``(table, verdict)`` of a ``learned_vs_random`` frame: the mean validation accuracy and its standard
-    error per connectivity, and Welch's t-test of learned minus random at the 5 % level (with a few seeds a
-    side the t quantile, not 2, is the width of a 95 % interval: 4.3 for two degrees of freedom)."""
+    error per connectivity, and a t-test of learned minus random at the 5 % level. The two networks of one seed
+    start from the same initial weights and see the same batches (``learned_vs_random``), so where both sides hold
+    the same seeds the test is paired: a t-test of the per-seed differences, with n - 1 degrees of freedom (the
+    seed's share of the accuracy, common to both sides, drops out of the difference). Where the seeds differ it is
+    Welch's t-test of the two means. With a few seeds the t quantile, not 2, is the width of a 95 % interval:
+    4.3 for two degrees of freedom."""
     from scipy.stats import t as student
 
     table = runs.groupby("connectivity", sort=False)["valid_acc"].agg(
         mean="mean", se=lambda v: v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan, runs="count")
     diff = table.loc["learned", "mean"] - table.loc["random", "mean"]
-    se_l, se_r = table.loc["learned", "se"], table.loc["random", "se"]
-    se = math.sqrt(se_l ** 2 + se_r ** 2)
+    learned, random = (runs[runs["connectivity"] == side].set_index("seed")["valid_acc"]
+                       for side in ("learned", "random"))
+    paired = learned.index.is_unique and random.index.is_unique and set(learned.index) == set(random.index)
+    if paired:
+        d = learned - random.reindex(learned.index)
+        n = len(d)
+        se = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+        df, test = n - 1, f"paired over {count(n, 'seed')}"
+    else:
+        se_l, se_r = table.loc["learned", "se"], table.loc["random", "se"]
+        se = math.sqrt(se_l ** 2 + se_r ** 2)
+        n_l, n_r = table.loc["learned", "runs"], table.loc["random", "runs"]
+        if math.isfinite(se) and se > 0:
+            df = se ** 4 / (se_l ** 4 / (n_l - 1) + se_r ** 4 / (n_r - 1))  # Welch-Satterthwaite
+        test = "Welch"
     if not math.isfinite(se):
         return table, f"learned minus random: {diff:+.1f} points, one run each: no standard error, no verdict"
     if se == 0:
-        return table, f"learned minus random: {diff:+.1f} points with no spread over the seeds: no test"
-    n_l, n_r = table.loc["learned", "runs"], table.loc["random", "runs"]
-    df = se ** 4 / (se_l ** 4 / (n_l - 1) + se_r ** 4 / (n_r - 1))  # Welch-Satterthwaite
+        return table, (f"learned minus random: {diff:+.1f} points, the same in every seed: no spread to test it "
+                       "against" if paired else f"learned minus random: {diff:+.1f} points with no spread over the "
+                       "seeds: no test")
     q = float(student.ppf(0.975, df))
     reading = (f"learned minus random: {diff:+.1f} points (standard error {se:.1f}; 95 % interval "
-               f"[{diff - q * se:+.1f}, {diff + q * se:+.1f}], Welch, {df:.1f} degrees of freedom)")
+               f"[{diff - q * se:+.1f}, {diff + q * se:+.1f}], {test}, "
+               + (count(df, "degree of freedom", "degrees of freedom") if paired else f"{df:.1f} degrees of freedom")
+               + ")")
     if abs(diff) <= q * se:
         verdict = f"{reading}: the interval holds 0, no difference shown at this size"
     else:
