@@ -44,6 +44,20 @@ def test_a_cell_of_the_same_accuracy_faster_by_timing_noise_only_is_a_tie_not_a_
         hardware.front_reach(front, winner, tie_ms=-1)
 
 
+def test_dominating_a_front_cell_by_less_than_twice_the_noise_is_a_near_tie_too():
+    # solutions 4's case: the winner beats the front's cell of its accuracy by 0.003 ms against a noise of 0.002 ms
+    front = pd.DataFrame({"accuracy": [90.417, 91.317, 92.1], "latency_ms": [0.348, 0.366, 0.709]})
+    close = hardware.front_reach(front, {"w": {"accuracy": 91.317, "latency_ms": 0.363}}, tie_ms=0.002).iloc[0]
+    assert close["where"].startswith("dominating 1 of its 3 cells") and "near-tie" in close["where"]
+    assert "a gap of at most 0.003 ms" in close["where"]
+    far = hardware.front_reach(front, {"w": {"accuracy": 91.317, "latency_ms": 0.35}}, tie_ms=0.002).iloc[0]
+    assert far["where"].startswith("dominating") and "near-tie" not in far["where"]  # 0.016 ms: beyond the noise
+    better = hardware.front_reach(front, {"w": {"accuracy": 91.5, "latency_ms": 0.365}}, tie_ms=0.002).iloc[0]
+    assert better["where"].startswith("dominating") and "near-tie" not in better["where"]  # more accurate
+    assert "near-tie" not in hardware.front_reach(front, {"w": {"accuracy": 91.317, "latency_ms": 0.363}}).iloc[0][
+        "where"]  # no noise given: every difference counts
+
+
 def test_two_cells_that_compute_the_same_function_share_their_accuracy_and_tie_only_within_the_noise():
     # chapter 4's case: the reward's winner and DPP-Net's front cell both compute 2 x (the cell's input), one row
     # of the table; timed 0.007 ms apart, a tie against a noise of 0.01 ms, but not against one of 0.005 ms
@@ -230,5 +244,9 @@ def test_clip_near_chance_hides_chance_cells_and_marks_them_on_the_edge():
     before = ax2.get_ylim()
     assert hardware.clip_near_chance(ax2, x[1:3], y[1:3], chance=10) == 0 and ax2.get_ylim() == before
     assert hardware.clip_near_chance(ax2, [1.0], [12.0], chance=10) == 0
+    # one cell in two tables drawn on one axis (chapter 4's DPP-Net figure) is one mark: it counts once
+    fig3, ax3 = plt.subplots()
+    assert hardware.clip_near_chance(ax3, [0.373, 0.373, 0.4, 0.5], [10.2, 10.2, 11.0, 90.0], chance=10) == 2
+    plt.close(fig3)
     plt.close(fig)
     plt.close(fig2)

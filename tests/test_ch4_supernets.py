@@ -286,6 +286,8 @@ def test_per_step_verdict_compares_the_intervals():
     assert "no forgetting that its interval" in sa.forgetting_per_step_verdict(table((0.2, -0.5, 1), (0.1, -1, 1)))
     gain = sa.forgetting_per_step_verdict(table((-0.3, -0.67, -0.04), (-0.3, -0.5, -0.09)))
     assert gain.count("raises the previous path's accuracy") == 2 and "interval can tell from 0" not in gain
+    # the steps of one run share its weights: the intervals are said to describe this run only
+    assert "describes this run, not the spread between runs" in gain
 
 
 def test_per_step_verdict_reads_nsas_against_its_random_control_with_the_steps_paired():

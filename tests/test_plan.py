@@ -146,7 +146,7 @@ def test_chapter_2s_networks_are_the_ones_it_trains():
 
 def test_plan_line_names_the_chapter_and_the_devices():
     line = P.plan_line("cpu", "cpu", chapter=2)
-    assert line.startswith("Chapter 2 at the cpu profile: ~") and "here (2-core CPU)" in line
+    assert line.startswith("Chapter 2 at the cpu profile: ~") and "here (2-core CPU" in line
     assert "on a T4" in line and "on an A100" in line and "\n" not in line
     assert "here (T4)" in P.plan_line("gpu", "t4", chapter=1)
     # beside the model's estimate, the chapter's measured time, where it belongs to the present sizes

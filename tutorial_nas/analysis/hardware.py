@@ -265,8 +265,9 @@ def plot_front(frame: pd.DataFrame, x: str = "latency_ms", y: str = "accuracy", 
 def clip_near_chance(ax, x, y, chance: float) -> int:
     """Start the y axis just below the lowest cell above twice ``chance`` accuracy, so that cells near chance (a
     cell whose every path is cut off by ``none``) do not squash the rest, and mark each hidden cell with a red
-    downward triangle on the bottom edge at its ``x``, labelled for the legend. Returns how many were hidden (0,
-    and the axis untouched, when none is or every cell is)."""
+    downward triangle on the bottom edge at its ``x``, labelled for the legend. Returns how many distinct points
+    were hidden (0, and the axis untouched, when none is or every cell is): a cell given twice at the same place,
+    e.g. in two searches' tables drawn on one axis, is one mark and counts once."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     hidden = y <= 2 * chance
     if not hidden.any() or hidden.all():
@@ -276,7 +277,7 @@ def clip_near_chance(ax, x, y, chance: float) -> int:
     ax.set_ylim(bottom, None)
     ax.scatter(x[hidden], np.full(int(hidden.sum()), bottom), marker="v", s=40, color="tab:red", clip_on=False,
                zorder=3, label=f"below the axis: near chance ({chance:.0f} %)")
-    return int(hidden.sum())
+    return len({(float(a), float(b)) for a, b in zip(x[hidden], y[hidden])})
 
 
 def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
@@ -299,7 +300,9 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
 
     ``tie_ms`` is the timing noise (e.g. ``latency_spread``): a cell of the same accuracy that is faster, or
     slower, by no more than it is a tie, not a domination, since timing the two again could reverse the order.
-    With ``tie_ms = 0`` every difference counts. Where both sides carry an ``arch`` of the NAS-Bench-201 cell, two
+    With ``tie_ms = 0`` every difference counts. A domination of the same accuracy by less than twice ``tie_ms``
+    (``tie_ms`` itself comes from a handful of timings), either way round, is called a near-tie. Where both sides
+    carry an ``arch`` of the NAS-Bench-201 cell, two
     cells that compute the same function (the same ``spaces.cell.unique_str(cell, "drop_zero")``: a ``none`` edge
     adds nothing, so leaving it out changes nothing) share a row of the table, so their accuracies count as equal;
     their latencies need not be, since ``spaces.cell.Cell`` builds and runs every edge that is not ``none``, a dead
@@ -344,6 +347,11 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
             where = "beyond the front (more accurate than all of it)"
         elif clear_beats.any():
             where = f"dominating {int(clear_beats.sum())} of its {len(points)} cells"
+            close = clear_beats & (gain == 0) & (np.abs(saving) <= 2 * tie_ms)
+            if 0 < tie_ms and (close == clear_beats).all():  # every cell it beats, it beats by noise alone
+                where += (f", each by the same accuracy and a gap of at most {float(np.abs(saving[close]).max()):.3f} "
+                          f"ms; a near-tie: the gap is under twice the timing noise of {tie_ms:.3f} ms, itself "
+                          "measured from a handful of timings")
         elif (same & tie & (beaten | beats)).any():
             apart = float(np.abs(saving[same & tie & (beaten | beats)]).min())
             where = (f"tied with a front cell that computes the same function (the same row of the table), timed "

@@ -481,6 +481,8 @@ def forgetting_per_step_verdict(table: pd.DataFrame) -> str:
     rows = table.set_index("method")
     text = "; ".join(f"{m}: {r.mean_forgetting:+.2f} points a step [{r.low:+.2f}, {r.high:+.2f}], "
                      f"{r.share_forgot:.0%} of the steps forgot" for m, r in rows.iterrows())
+    text += (" (each interval resamples the steps of this one run, which follow each other on the same weights: "
+             "it describes this run, not the spread between runs)")
     if not {"uniform", "nsas"} <= set(rows.index):
         return text
     for method, r in rows.iterrows():
