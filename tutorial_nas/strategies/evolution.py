@@ -255,7 +255,10 @@ class GeneticCNN(Strategy):
     The paper's settings are N = 20, p_C = 0.2, p_M = 0.8 (q_C = 0.2 and q_M = 0.05, its CIFAR-10 settings, are
     the space's ``swap_prob`` and ``flip_prob``; on MNIST it used q_C = 0.3 and q_M = 0.1). On a
     ``GeneticSpace`` a mutation is the paper's independent bit flips (``flip_bits``), which may flip none; a
-    child can then be its parent again, which the search loop looks up instead of training it again. A whole
+    child can then be its parent again, which the search loop looks up instead of training it again. The paper
+    trains an individual again in every generation it appears in and keeps the mean accuracy of its trainings as
+    its fitness, against the noise of training; the package's trainings start from the recipe's seed, so a second
+    training would reproduce the first exactly, and the lookup gives the same fitness without paying for it. A whole
     generation can be evaluated at once (``parallel`` = N), and the next is bred from all N of its results, as
     the paper's Algorithm 1 does: until the last is told, ``ready`` is False (the search loop waits) and
     ``ask`` refuses.
