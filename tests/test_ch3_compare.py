@@ -118,6 +118,8 @@ def test_the_anytime_band_is_clipped_to_what_a_regret_can_take():
     for band in ax.collections:
         y = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
         assert y.min() >= 0 and y.max() <= 95.0
+    # each curve here is one point (every run has its incumbent at its end only): marked, or it would not show
+    assert all(line.get_marker() == "o" for line in ax.get_lines() if not line.get_label().startswith("_"))
 
 
 def darts_history(valid, wall, seed=0, strategy="darts"):

@@ -121,6 +121,13 @@ def test_the_resnet_cell_as_a_baseline(bench):
     assert 0 <= info["percentile"] <= 100 and info["cells"] == len(frame)
     best = C.baseline_rank(bench, bench.best_arch)
     assert best["rank"] == 1 and best["gap_to_best"] == 0
+    # the entry is a mean over its seeds' trainings: its standard error is what a strategy must beat it by
+    seeds = bench.seed_accuracies(C.RESNET_CELL)
+    if len(seeds) > 1:
+        assert info["seeds"] == len(seeds) and info["test_acc"] == pytest.approx(seeds.mean(), abs=1e-3)
+        assert info["test_se"] == pytest.approx(seeds.std(ddof=1) / len(seeds) ** 0.5)
+    else:
+        assert np.isnan(info["test_se"])
 
 
 def test_bad_input_is_refused(bench):

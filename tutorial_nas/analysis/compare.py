@@ -399,10 +399,16 @@ def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str
             per_run = df[df["strategy"] == strategy].groupby("seed").size()
             label = f"{strategy} ({n} seeds, {per_run.mean():.0f} look-ups a run)"
         drawn.append(mean)
-        ax.plot(budget, mean, color=color, linestyle=style["linestyle"], label=label,
+        # a curve of one or two points (a method whose every seed has an incumbent only near its end, such as
+        # random search with weight sharing, whose supernet trains first) is no visible line: mark its points,
+        # with their intervals as error bars
+        few = len(budget) <= 2
+        ax.plot(budget, mean, color=color, linestyle=style["linestyle"], label=label, marker="o" if few else None,
                 linewidth=1.2 + 1.3 * (len(names) - 1 - i) / max(1, len(names) - 1))
         low, high = np.clip(mean - half, 0, ceiling), np.clip(mean + half, 0, ceiling)  # what a regret can take
         ax.fill_between(budget, low, high, color=color, alpha=0.15, linewidth=0)
+        if few:
+            ax.errorbar(budget, mean, yerr=[mean - low, high - mean], fmt="none", color=color, capsize=3)
     ax.set_xscale("log")
     xlabel = ("budget spent (seconds, log scale)" if x == "seconds" else
               "look-ups made (evaluations, log scale)")
@@ -507,6 +513,8 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
 
     ``rank`` counts the cells with a strictly higher test accuracy, plus one; ``percentile`` is the share of
     cells it beats. A hand-designed cell that already sits in the top few percent is a hard baseline.
+    ``test_se`` is the standard error of its ``test_acc`` as a mean over its ``seeds`` trainings (NaN for a cell
+    of fewer than two seeds): a strategy beats the cell only by more than that noise and its own.
     """
     from ..spaces import cell as nb201
 
@@ -514,7 +522,10 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
     nb201.parse(arch_str)  # a clear error for a malformed string
     row, frame = bench.query(arch_str), bench.frame()
     test, valid = frame["test_acc"].to_numpy(), frame["valid_acc"].to_numpy()
+    per_seed = bench.seed_accuracies(arch_str, "test_acc")
+    se = float(per_seed.std(ddof=1) / np.sqrt(len(per_seed))) if len(per_seed) > 1 else float("nan")
     return {"arch": arch_str, "valid_acc": float(row["valid_acc"]), "test_acc": float(row["test_acc"]),
+            "seeds": max(1, len(per_seed)), "test_se": se,
             "rank": int((test > row["test_acc"]).sum()) + 1,
             "rank_valid": int((valid > row["valid_acc"]).sum()) + 1, "cells": len(frame),
             "percentile": float(100 * (test < row["test_acc"]).mean()),
@@ -523,7 +534,7 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
 
 def plot_final(df: pd.DataFrame, ax=None, zoom: float | None = 3.0):
     """The final test accuracy of every run: a box per strategy with each seed as a dot, and the space's
-    ceiling (the best cell of the benchmark) as a dashed line.
+    ceiling (the highest report-half mean of the benchmark, ``df.attrs["best_test_acc"]``) as a dashed line.
 
     Where some strategies end far below the others (one-shot runs tens of points behind), one axis would squash
     the rest into a sliver: without ``ax``, a second panel then zooms on the strategies whose median lies within
@@ -551,7 +562,7 @@ def plot_final(df: pd.DataFrame, ax=None, zoom: float | None = 3.0):
         for i, v in enumerate(shown, start=1):
             panel.scatter(i + jitter.uniform(-0.15, 0.15, len(v)), v, s=10, alpha=0.6, color="tab:blue", zorder=3)
         if ceiling is not None:
-            panel.axhline(ceiling, color="k", linestyle="--", linewidth=1, label=f"best cell ({ceiling:.2f})")
+            panel.axhline(ceiling, color="k", linestyle="--", linewidth=1, label=f"regrets' ceiling ({ceiling:.2f})")
             panel.legend(fontsize=8, loc="lower left")
         panel.set_ylabel("final test accuracy (%)")
 
