@@ -289,6 +289,12 @@ def summarize_front(history: pd.DataFrame) -> pd.DataFrame:
     return front[cols].drop_duplicates("arch").sort_values("latency_ms").reset_index(drop=True)
 
 
+def _near_tie(tie_ms: float) -> str:
+    """The words for a domination of the same accuracy by less than twice the timing noise ``tie_ms``."""
+    return (f"a near-tie: the gap is under twice the timing noise of {tie_ms:.3f} ms, itself measured from a "
+            "handful of timings")
+
+
 def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
@@ -341,8 +347,7 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
                                                         "this cell runs that its function does not need, or noise "
                                                         "beyond tie_ms)" if same[near] else ")"))
             if gain[near] == 0 and 0 < tie_ms and saving[near] <= 2 * tie_ms:  # noise from a handful of timings
-                where += (f"; a near-tie: the gap is under twice the timing noise of {tie_ms:.3f} ms, itself measured "
-                          "from a handful of timings")
+                where += "; " + _near_tie(tie_ms)
         elif (gain < 0).all():
             where = "beyond the front (more accurate than all of it)"
         elif clear_beats.any():
@@ -350,8 +355,7 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
             close = clear_beats & (gain == 0) & (np.abs(saving) <= 2 * tie_ms)
             if 0 < tie_ms and (close == clear_beats).all():  # every cell it beats, it beats by noise alone
                 where += (f", each by the same accuracy and a gap of at most {float(np.abs(saving[close]).max()):.3f} "
-                          f"ms; a near-tie: the gap is under twice the timing noise of {tie_ms:.3f} ms, itself "
-                          "measured from a handful of timings")
+                          "ms; " + _near_tie(tie_ms))
         elif (same & tie & (beaten | beats)).any():
             apart = float(np.abs(saving[same & tie & (beaten | beats)]).min())
             where = (f"tied with a front cell that computes the same function (the same row of the table), timed "
