@@ -337,3 +337,37 @@ def test_a_seed_missing_one_accuracy_is_left_out_of_both_halves(bench, monkeypat
     rest = known[1:]
     assert search.tolist() == valid[i, rest[:len(rest) // 2]].tolist()
     assert report.tolist() == test[i, rest[len(rest) // 2:]].tolist()
+
+
+def test_compare_pairs_two_cells_by_the_seed_they_share(bench, monkeypatch):
+    """Seed s of every cell sees the same minibatches, so two cells' entries are compared over the per-seed
+    differences: a gap of half a point that every seed shows is beyond the noise however much the seeds move both
+    cells together, which an unpaired reading of the same trainings cannot tell."""
+    from scipy.stats import ttest_ind
+
+    from tutorial_nas.bench import difference_words
+
+    a, b = bench.frame().arch.iloc[10], bench.frame().arch.iloc[20]
+    ia, ib = bench._seed_row(a), bench._seed_row(b)
+    assert bench.row(a) != bench.row(b)
+    test = np.array(bench._a["seeds_test_acc"], dtype=float)
+    k = test.shape[1]
+    effect = np.linspace(-3, 3, k)  # the seed moves both cells alike
+    test[ib] = 80.0 + effect
+    test[ia] = 80.5 + effect + np.array([0.1, -0.1] * (k // 2) + [0.0] * (k % 2))
+    monkeypatch.setitem(bench._a, "seeds_test_acc", test)
+    c = bench.compare(a, b)
+    assert c["seeds"] == k and c["diff"] == pytest.approx(0.5)
+    assert c["low"] > 0 and c["p"] < 0.01
+    assert ttest_ind(test[ia], test[ib]).pvalue > 0.5  # unpaired, the seed effect drowns the gap
+    assert "beyond their seed noise at 5 %" in difference_words(c) and "paired t-test" in difference_words(c)
+    # the real table: the entries' difference is the mean of the per-seed differences
+    real = load_benchmark()
+    x, y = real.frame().arch.iloc[100], real.frame().arch.iloc[200]
+    c = real.compare(x, y, "valid_acc")
+    assert c["diff"] == pytest.approx(real.query(x)["valid_acc"] - real.query(y)["valid_acc"], abs=1e-4)
+    assert c["low"] < c["diff"] < c["high"]
+    # two strings of one function share a row: no noise between them
+    assert real.compare(EXAMPLE, EXAMPLE)["same"] and real.compare(EXAMPLE, EXAMPLE)["p"] is None
+    with pytest.raises(NASInputError, match="metric"):
+        real.compare(x, y, "accuracy")

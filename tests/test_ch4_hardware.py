@@ -250,3 +250,31 @@ def test_clip_near_chance_hides_chance_cells_and_marks_them_on_the_edge():
     plt.close(fig3)
     plt.close(fig)
     plt.close(fig2)
+
+
+def test_a_domination_by_gaps_within_their_noise_is_not_established():
+    """Chapter 4's case: the accuracy-only winner (91.72 %, 0.752 ms) under a front cell 0.38 points more accurate
+    and 0.063 ms faster, where a re-timing moved the winner by 0.092 ms and the two cells' six seeds put the
+    accuracy gap at p = 0.39: measured, a domination; established, neither gap."""
+    from tutorial_nas.bench import load_benchmark
+
+    bench = load_benchmark()
+    winner = "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    front_cell = "|skip_connect~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|nor_conv_3x3~2|"
+    weak = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # the identity: 90.4 %
+    acc = {a: bench.query(a)["valid_acc"] for a in (winner, front_cell, weak)}
+    front = pd.DataFrame({"arch": [front_cell], "accuracy": [acc[front_cell]], "latency_ms": [0.689]})
+    row = {"arch": winner, "accuracy": acc[winner], "latency_ms": 0.752}
+    plain = hardware.front_reach(front, {"w": row}, tie_ms=0.092).iloc[0]
+    assert plain["where"].startswith("dominated") and not plain["established"]  # the latency gap alone
+    assert "latency gap is within the timing noise of 0.092 ms" in plain["where"]
+    both = hardware.front_reach(front, {"w": row}, tie_ms=0.092, bench=bench).iloc[0]
+    assert "accuracy gap is not beyond the two cells' seed noise" in both["where"]
+    assert "over the 6 seeds they share" in both["where"] and "not one this run establishes" in both["where"]
+    # 1.7 points and 0.063 ms faster beyond a noise of 0.01 ms: both gaps beyond their noise
+    clear = hardware.front_reach(front, {"w": {"arch": weak, "accuracy": acc[weak], "latency_ms": 0.752}},
+                                 tie_ms=0.01, bench=bench).iloc[0]
+    assert bench.compare(front_cell, weak, "valid_acc")["p"] < 0.05
+    assert clear["where"].startswith("dominated") and clear["established"] == 1.0
+    assert "establishes" not in clear["where"]
+    assert pd.isna(hardware.front_reach(front, {"w": {"accuracy": 99.0, "latency_ms": 0.1}}).iloc[0]["established"])

@@ -387,3 +387,27 @@ def test_falling_behind_is_said_only_where_the_gap_interval_clears_zero():
     verdict = sa.forgetting_verdict(pd.DataFrame(rows))
     assert "may have fallen behind" in verdict and "fell behind" not in verdict
     assert "moved by up to 0.2 points" in verdict and "a swing of 1.0 points, a point at least" in verdict
+
+
+def _two_groups(kept_changes, trained_changes):
+    rows = []
+    for group, changes in (("kept (not trained)", kept_changes), ("others (trained)", trained_changes)):
+        for k, d in enumerate(changes):
+            rows += [{"epoch": 0, "group": group, "arch": f"{group[0]}{k}", "ws_acc": 70.0},
+                     {"epoch": 1, "group": group, "arch": f"{group[0]}{k}", "ws_acc": 70.0 + d}]
+    return pd.DataFrame(rows)
+
+
+def test_forgetting_intervals_are_t_intervals_not_narrow_percentile_bootstraps():
+    """Over 8 cells a percentile bootstrap of the mean is about a fifth narrower than the t interval: a gap of
+    1.2 points whose bootstrap interval clears 0 while Welch's reaches it is 'may have fallen behind', and a
+    loss whose bootstrap interval lies below 0 while the t interval reaches it is held, not lost."""
+    kept = [1.9, -0.9, 1.2, -0.2, 1.5, -0.6, 1.0, 0.8]
+    trained = [2.8, -0.4, 3.5, 0.7, 3.2, 0.0, 2.4, 2.1]
+    verdict = sa.forgetting_verdict(_two_groups(kept, trained))
+    assert "exceeds theirs (+0.59) by 1.20 points, Welch's 95 % interval [-0.19, +2.59]" in verdict
+    assert "may have fallen behind" in verdict
+    lost = [-1.5, 0.5, -1.0, 0.0, -1.2, 0.3, -0.9, -0.7]
+    held = sa.forgetting_verdict(_two_groups(lost, [0.0] * 8))
+    assert "95 % interval over the 8 kept cells [-1.2, +0.1]" in held
+    assert "held their accuracy (their interval [-1.2, +0.1] reaches 0)" in held

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..bench import difference_words
 from ..data import IMAGE_SIZE
 from ..errors import NASInputError, check_choice
 from ..evaluators import BenchmarkLookup, Evaluator, Result
@@ -295,7 +296,8 @@ def _near_tie(tie_ms: float) -> str:
             "handful of timings")
 
 
-def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.DataFrame:
+def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=None,
+                metric: str = "valid_acc") -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
     ``summarize_front``): ``dominated`` by a front cell, ``beyond`` it (more accurate than every front cell),
@@ -316,7 +318,14 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
     timing decides between them as between any two cells of the same accuracy: a tie within ``tie_ms``, else the
     faster dominates. The identity cell ``|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|`` dominates
     ``|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|``, the identity too, whose
-    three 3x3 convolutions never reach node 3 but cost three times the parameters and about twice the latency."""
+    three 3x3 convolutions never reach node 3 but cost three times the parameters and about twice the latency.
+
+    A domination is measured twice over, in accuracy and in latency, and either gap can be noise. Given ``bench``
+    (the ``bench.Benchmark`` the accuracies are ``metric`` of), a dominating cell's accuracy gap is read against
+    the two cells' own seeds (``Benchmark.compare``, paired by seed); its latency gap, beyond a tie, against
+    ``tie_ms``. Where either is not beyond its noise, ``where`` says so and ``established`` is False: a
+    domination as measured, not one the run establishes (``established`` is True where both gaps are beyond
+    their noise, or a gap is nil, and NaN for a cell that is not dominated)."""
     if not tie_ms >= 0:
         raise NASInputError(f"tie_ms is a timing noise in ms, >= 0; got {tie_ms!r}")
     points = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
@@ -341,6 +350,7 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
         clear_beaten, clear_beats = beaten & ~tie, beats & ~tie
         near = np.flatnonzero(clear_beaten)
         near = near[np.argmin(saving[near])] if len(near) else None  # the dominating cell nearest in latency
+        established = float("nan")
         if near is not None:
             where = (f"dominated (the dominating front cell nearest in latency is {gain[near]:+.2f} points and "
                      f"{saving[near]:.3f} ms faster" + ("; it computes the same function: the gap is the time of edges "
@@ -348,6 +358,21 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
                                                         "beyond tie_ms)" if same[near] else ")"))
             if gain[near] == 0 and 0 < tie_ms and saving[near] <= 2 * tie_ms:  # noise from a handful of timings
                 where += "; " + _near_tie(tie_ms)
+            unsure = []
+            if gain[near] > 0 and bench is not None and arch is not None and "arch" in front:
+                c = bench.compare(front["arch"].iloc[near], arch, metric)
+                if c["p"] is None:
+                    unsure.append("its accuracy gap cannot be read against seed noise (" + difference_words(c) + ")")
+                elif c["p"] >= 0.05:
+                    unsure.append(f"its accuracy gap is not beyond the two cells' seed noise (95 % interval "
+                                  f"[{c['low']:+.2f}, {c['high']:+.2f}] over the {c['seeds']} seeds they share, paired "
+                                  f"t-test p = {c['p']:.2f})")
+            if gain[near] > 0 and saving[near] > 0 and saving[near] <= tie_ms:
+                unsure.append(f"its latency gap is within the timing noise of {tie_ms:.3f} ms")
+            established = not unsure
+            if unsure:
+                where += ("; " + " and ".join(unsure) + ": a domination as measured, not one this run establishes "
+                          "(trained and timed again, the two cells could be a trade-off of each other)")
         elif (gain < 0).all():
             where = "beyond the front (more accurate than all of it)"
         elif clear_beats.any():
@@ -368,7 +393,7 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0) -> pd.Da
         else:
             where = "on the front"
         rows.append({"cell": name, "accuracy": acc, "latency_ms": lat, "front_best_accuracy": points[:, 0].max(),
-                     "dominates": int(clear_beats.sum()), "where": where,
+                     "dominates": int(clear_beats.sum()), "where": where, "established": established,
                      "margin_points": float(gain[near]) if near is not None else float("nan"),
                      "margin_ms": float(saving[near]) if near is not None else float("nan")})
     return pd.DataFrame(rows)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 from ..errors import NASInputError, check_choice
 from ..spaces import cell as nb201
@@ -164,6 +165,39 @@ class Benchmark:
             return np.array([], dtype=float), np.array([], dtype=float)
         return _halves(self._a["seeds_valid_acc"][i], self._a["seeds_test_acc"][i])
 
+    def compare(self, a, b, metric: str = "test_acc") -> dict:
+        """``a``'s entry minus ``b``'s, read against the two cells' own seeds, paired by seed.
+
+        Every cell of the table is trained with the same seeds, and a seed fixes the order of the minibatches
+        (``Recipe.train_config``), so seed s of one cell and seed s of another share it: over the table's cells
+        above 88 % the six seeds' mean deviations differ by up to 1.4 points, 50 times their standard error. The
+        difference of two entries is therefore the mean of the per-seed differences, and its noise is theirs
+        (a paired t-test, seeds - 1 degrees of freedom), not the pooled spread of single trainings
+        (``stats()["spread"]["noise_band"]``, which also holds that shared seed effect and the large spread of
+        poor cells). Returns ``diff`` (points), ``seeds`` (the seeds both cells have), ``se``, the 95 % interval
+        ``low``-``high`` and the two-sided ``p``; ``same`` is True for two cells of one function (one row: no
+        noise between them, ``diff`` 0). With fewer than 2 shared seeds, or per-seed differences that never
+        vary, ``se``, ``low``, ``high`` and ``p`` are None."""
+        check_choice("metric", metric, ("test_acc", "valid_acc"))
+        same = self.row(a) == self.row(b)
+        diff = float(self.query(a)[metric] - self.query(b)[metric])
+        out = {"diff": 0.0 if same else diff, "seeds": 0, "se": None, "low": None, "high": None, "p": None,
+               "same": same, "metric": metric}
+        i, j = self._seed_row(a), self._seed_row(b)
+        if same or i is None or j is None:
+            return out
+        values = np.asarray(self._a[f"seeds_{metric}"], dtype=float)
+        d = values[i] - values[j]
+        d = d[np.isfinite(d)]
+        out["seeds"] = int(len(d))
+        if len(d) < 2 or np.ptp(d) == 0:
+            return out
+        se = float(np.std(d, ddof=1) / np.sqrt(len(d)))
+        mean, half = float(d.mean()), float(student_t.ppf(0.975, len(d) - 1) * se)
+        out.update(diff=mean, se=se, low=mean - half, high=mean + half,
+                   p=float(2 * student_t.sf(abs(mean) / se, len(d) - 1)))
+        return out
+
     def best_report_test_acc(self) -> float:
         """The best test accuracy over the table's rows as ``split_seeds`` reports it (the second half's mean):
         the optimum a regret of held-out look-ups is measured from."""
@@ -196,6 +230,21 @@ class Benchmark:
                 "seed_kendall_tau": agreement.get("tau_valid_acc"), "seed_agreement": agreement,
                 "recipe": self.recipe, "machine": self.info.get("machine"), "built": self.info["packed"],
                 "epochs": self.epochs}
+
+
+def difference_words(c: dict) -> str:
+    """``Benchmark.compare``'s answer in words: the difference, its 95 % interval over the shared seeds and
+    whether it lies beyond the two cells' seed noise at 5 %."""
+    metric = "validation" if c["metric"] == "valid_acc" else "test"
+    if c["same"]:
+        return "the same function (one row of the table): no difference"
+    if c["p"] is None:
+        why = ("fewer than 2 seeds shared by the two cells" if c["seeds"] < 2 else
+               f"the {c['seeds']} per-seed differences do not vary")
+        return f"{c['diff']:+.2f} points of {metric} accuracy, with no seed noise to read it against ({why})"
+    return (f"{c['diff']:+.2f} points of {metric} accuracy, 95 % interval [{c['low']:+.2f}, {c['high']:+.2f}] over "
+            f"the {c['seeds']} seeds the two cells share (paired t-test, p = {c['p']:.2f}): "
+            + ("beyond their seed noise at 5 %" if c["p"] < 0.05 else "not beyond their seed noise at 5 %"))
 
 
 def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> Benchmark:
@@ -282,4 +331,4 @@ def _consistent(a: dict) -> bool:
         return False
 
 
-__all__ = ["Benchmark", "Recipe", "build", "load_benchmark", "pack"]
+__all__ = ["Benchmark", "Recipe", "build", "difference_words", "load_benchmark", "pack"]
