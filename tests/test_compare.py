@@ -273,3 +273,29 @@ def test_each_strategy_runs_independently_and_reports_other_trainings_than_it_se
         search_half, report_half = bench.split_seeds(row.arch)
         assert row.valid_acc == pytest.approx(search_half.mean()) and row.test_acc == pytest.approx(report_half.mean())
     assert C.strategy_seed("random", 3) != C.strategy_seed("regularized", 3) == C.strategy_seed("regularized", 3)
+
+
+def test_a_few_runs_against_many_get_an_exact_rank_sum_p_value():
+    """Chapter 3's one-shot methods have 3 seeds against random search's 100 look-up runs, whose accuracies tie
+    often, and there scipy's default is the normal approximation: 3 runs below all 100 get about 0.002 from it
+    where the exact p-value is 2 / C(103, 3). The exact count agrees with scipy's exhaustive permutation test
+    where the two can be compared, ties included."""
+    from math import comb
+
+    from scipy.stats import PermutationMethod, mannwhitneyu
+
+    rng = np.random.default_rng(1)
+    many = np.round(rng.normal(89.0, 1.0, 100))  # whole points: many ties
+    few = np.array([40.0, 50.0, 60.0])
+    assert mannwhitneyu(few, many).pvalue > 1e-3  # the approximation
+    assert C.rank_sum_p(few, many) == pytest.approx(2 / comb(103, 3))
+    assert C.rank_sum_p(many, few) == C.rank_sum_p(few, many)
+    for _ in range(3):
+        a, b = np.round(rng.normal(88, 1, 3)), np.round(rng.normal(89, 1, 12))
+        exact = mannwhitneyu(a, b, method=PermutationMethod(n_resamples=np.inf)).pvalue
+        assert C.rank_sum_p(a, b) == pytest.approx(exact)
+    df = regret_runs({"random": [[float(r)] for r in 89.0 - many + 5.0], "darts": [[35.0], [45.0], [55.0]]},
+                     best=95.0)
+    assert C.final_table(df).loc["darts", "p_vs_random"] == pytest.approx(2 / comb(103, 3))
+    big = rng.normal(0, 1, 30), rng.normal(0.3, 1, 40)  # both sides large: the approximation, as before
+    assert C.rank_sum_p(*big) == pytest.approx(mannwhitneyu(*big).pvalue)

@@ -232,9 +232,10 @@ class Benchmark:
                 "epochs": self.epochs}
 
 
-def difference_words(c: dict) -> str:
+def difference_words(c: dict, verdict: bool = True) -> str:
     """``Benchmark.compare``'s answer in words: the difference, its 95 % interval over the shared seeds and
-    whether it lies beyond the two cells' seed noise at 5 %."""
+    (``verdict``) whether it lies beyond the two cells' seed noise at 5 %; without it the words end with the
+    p-value, for a caller that says what the difference means."""
     metric = "validation" if c["metric"] == "valid_acc" else "test"
     if c["same"]:
         return "the same function (one row of the table): no difference"
@@ -242,9 +243,11 @@ def difference_words(c: dict) -> str:
         why = ("fewer than 2 seeds shared by the two cells" if c["seeds"] < 2 else
                f"the {c['seeds']} per-seed differences do not vary")
         return f"{c['diff']:+.2f} points of {metric} accuracy, with no seed noise to read it against ({why})"
-    return (f"{c['diff']:+.2f} points of {metric} accuracy, 95 % interval [{c['low']:+.2f}, {c['high']:+.2f}] over "
-            f"the {c['seeds']} seeds the two cells share (paired t-test, p = {c['p']:.2f}): "
-            + ("beyond their seed noise at 5 %" if c["p"] < 0.05 else "not beyond their seed noise at 5 %"))
+    said = (f"{c['diff']:+.2f} points of {metric} accuracy, 95 % interval [{c['low']:+.2f}, {c['high']:+.2f}] over "
+            f"the {c['seeds']} seeds the two cells share (paired t-test, p = {c['p']:.2f})")
+    if not verdict:
+        return said
+    return said + (": beyond their seed noise at 5 %" if c["p"] < 0.05 else ": not beyond their seed noise at 5 %")
 
 
 def load_benchmark(name: str = DEFAULT, directory=None, verify: bool = True) -> Benchmark:

@@ -85,6 +85,10 @@ def spread(valid: np.ndarray, cells: list, seed_sd: float | None, k: int) -> dic
 
     ``valid`` are the table's final accuracies (one per cell, the mean of ``k`` seeds), ``seed_sd`` the
     standard deviation of one seed's accuracy around its cell's mean (pooled over the multi-seed cells).
+    ``noise_band`` and ``resolved_pairs`` are table-wide summaries from that pooled deviation: the weak cells,
+    which scatter far more from seed to seed, weigh in it, and so does the part of a seed's deviation that every
+    cell trained with that seed shares, which cancels in a difference of two entries. They overstate the noise
+    between two good cells; ``Benchmark.compare`` reads the difference of two given cells seed by seed.
     """
     valid = np.asarray(valid, dtype=float)
     out = {"best": float(valid.max()), "median": float(np.median(valid)),
