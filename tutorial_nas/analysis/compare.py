@@ -464,7 +464,7 @@ def rank_sum_p(a, b) -> float:
     if min(len(a), len(b)) > EXACT_RANK_SUM_MAX:
         return float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
     small = a if len(a) <= len(b) else b
-    n, k = len(a) + len(b), len(small)
+    k = len(small)
     ranks = np.rint(2 * rankdata(np.concatenate([small, b if small is a else a]))).astype(int)  # twice the midranks
     top = int(ranks.sum())
     counts = np.zeros((k + 1, top + 1))  # counts[j, s]: subsets of j of the ranks seen so far with (doubled) sum s

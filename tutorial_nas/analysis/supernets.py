@@ -449,7 +449,8 @@ def forgetting_verdict(table: pd.DataFrame) -> str:
         behind = (f"; the trained paths' change ({d_trained:+.2f}) exceeds theirs ({d_kept:+.2f}) by {gap:.2f} "
                   f"points, Welch's 95 % interval [{g_low:+.2f}, {g_high:+.2f}] over the cells of the two groups: "
                   + ("the kept paths fell behind what was trained last" if g_low > 0 else
-                     "the kept paths may have fallen behind what was trained last (an interval that reaches 0)"))
+                     "whether the kept paths fell behind what was trained last is not established (an interval "
+                     "that reaches 0)"))
     if high < 0:
         if d_kept < -swing:
             return text + "the kept paths lost more accuracy than that swing -- forgetting" + behind
