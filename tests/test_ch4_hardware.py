@@ -278,3 +278,26 @@ def test_a_domination_by_gaps_within_their_noise_is_not_established():
     assert clear["where"].startswith("dominated") and clear["established"] == 1.0
     assert "establishes" not in clear["where"]
     assert pd.isna(hardware.front_reach(front, {"w": {"accuracy": 99.0, "latency_ms": 0.1}}).iloc[0]["established"])
+
+
+def test_a_cell_beyond_either_end_of_the_front_is_read_against_the_noise_too():
+    """Solutions 4's case: a winner faster than every cell of the front and less accurate is not 'on the front' (it
+    lies beyond its fast end), and by less than the timing noise it could be dominated timed again; a winner more
+    accurate than the whole front by less than the two cells' seed noise is beyond it only as measured."""
+    from tutorial_nas.bench import load_benchmark
+
+    front = pd.DataFrame({"accuracy": [91.3, 92.1], "latency_ms": [0.438, 0.927]})
+    fast = hardware.front_reach(front, {"w": {"accuracy": 90.4, "latency_ms": 0.407}}, tie_ms=0.125).iloc[0]
+    assert fast["where"].startswith("beyond the front's fast end (faster than all of it, by 0.031 ms")
+    assert "0.90 points less accurate" in fast["where"] and "could be dominated" in fast["where"]
+    clear = hardware.front_reach(front, {"w": {"accuracy": 90.4, "latency_ms": 0.2}}, tie_ms=0.125).iloc[0]
+    assert clear["where"].startswith("beyond the front's fast end") and "could be dominated" not in clear["where"]
+    bench = load_benchmark()
+    less = "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    more = "|skip_connect~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|nor_conv_3x3~2|"
+    one = pd.DataFrame({"arch": [less], "accuracy": [bench.query(less)["valid_acc"]], "latency_ms": [0.5]})
+    row = {"arch": more, "accuracy": bench.query(more)["valid_acc"], "latency_ms": 0.7}
+    beyond = hardware.front_reach(one, {"w": row}, bench=bench).iloc[0]["where"]
+    assert beyond.startswith("beyond the front (more accurate than all of it)")
+    assert "its lead of 0.38 points over the front's most accurate cell is not beyond" in beyond
+    assert "seed noise" not in hardware.front_reach(one, {"w": row}).iloc[0]["where"]  # no benchmark, no reading

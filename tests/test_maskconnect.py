@@ -1,5 +1,6 @@
 """MaskConnect: K-hot sampled masks, the straight-through gradient, top-K derivation, learning the right input."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -166,6 +167,13 @@ def test_compare_connectivity_reads_the_difference_against_its_noise():
     unpaired = compare_connectivity(runs([85, 90, 95], [83, 88.5, 93.5], random_seeds=[3, 4, 5]))[1]
     assert "no difference" in unpaired and "Welch" in unpaired
     assert "the same in every seed" in compare_connectivity(runs([85, 90], [83, 88]))[1]
+    # the paired standard error is kept for the reader to set beside the sides' own: below it here (the sides move
+    # together), absent where the seeds differ
+    together = compare_connectivity(runs([85, 90, 95], [83, 88.5, 93.5]))[0]
+    assert together.attrs["paired_se"] == pytest.approx(np.std([2, 1.5, 1.5], ddof=1) / np.sqrt(3))
+    assert together.attrs["paired_se"] < np.hypot(*together["se"])
+    assert compare_connectivity(runs([85, 90, 95], [83, 88.5, 93.5], random_seeds=[3, 4, 5]))[0].attrs[
+        "paired_se"] is None
 
 
 def test_learned_vs_random_trains_both_with_the_same_epochs(monkeypatch):

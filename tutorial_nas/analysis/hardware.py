@@ -300,7 +300,8 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                 metric: str = "valid_acc") -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
-    ``summarize_front``): ``dominated`` by a front cell, ``beyond`` it (more accurate than every front cell),
+    ``summarize_front``): ``dominated`` by a front cell, ``beyond`` it (more accurate than every front cell, or,
+    less accurate, faster than every front cell: beyond its fast end),
     ``dominating`` k of its cells (as accurate and faster, or more accurate and as fast: the front is not the
     best it could be), or ``on the front`` (no front cell dominates it and it dominates none). One row per name,
     with the front's best accuracy, how many front cells it dominates and, where it is dominated, the margins of
@@ -325,7 +326,9 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
     the two cells' own seeds (``Benchmark.compare``, paired by seed); its latency gap, beyond a tie, against
     ``tie_ms``. Where either is not beyond its noise, ``where`` says so and ``established`` is False: a
     domination as measured, not one the run establishes (``established`` is True where both gaps are beyond
-    their noise, or a gap is nil, and NaN for a cell that is not dominated)."""
+    their noise, or a gap is nil, and NaN for a cell that is not dominated). A cell beyond the front is read the
+    same way: its lead over the front's most accurate cell against the two cells' seeds, its speed beyond the
+    fast end against ``tie_ms``."""
     if not tie_ms >= 0:
         raise NASInputError(f"tie_ms is a timing noise in ms, >= 0; got {tie_ms!r}")
     points = front[["accuracy", "latency_ms"]].to_numpy(dtype=float)
@@ -375,6 +378,20 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                           "(trained and timed again, the two cells could be a trade-off of each other)")
         elif (gain < 0).all():
             where = "beyond the front (more accurate than all of it)"
+            top = int(np.argmax(points[:, 0]))
+            if bench is not None and arch is not None and "arch" in front:
+                c = bench.compare(arch, front["arch"].iloc[top], metric)
+                if c["p"] is None or c["p"] >= 0.05:
+                    tested = f" (paired t-test p = {c['p']:.2f})" if c["p"] is not None else ""
+                    where += (f"; its lead of {-gain[top]:.2f} points over the front's most accurate cell is not "
+                              f"beyond the two cells' seed noise{tested}")
+        elif (saving < 0).all() and not clear_beats.any():
+            fastest = int(np.argmin(points[:, 1]))
+            where = (f"beyond the front's fast end (faster than all of it, by {-saving[fastest]:.3f} ms than its "
+                     f"fastest cell, and {gain[fastest]:.2f} points less accurate than that cell)")
+            if -saving[fastest] <= tie_ms:
+                where += (f"; that gap is within the timing noise of {tie_ms:.3f} ms: timed again, the cell could be "
+                          "dominated")
         elif clear_beats.any():
             where = f"dominating {int(clear_beats.sum())} of its {len(points)} cells"
             close = clear_beats & (gain == 0) & (np.abs(saving) <= 2 * tie_ms)

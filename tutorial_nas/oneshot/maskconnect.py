@@ -235,7 +235,9 @@ def compare_connectivity(runs: pd.DataFrame) -> tuple:
     the same seeds the test is paired: a t-test of the per-seed differences, with n - 1 degrees of freedom (the
     seed's share of the accuracy, common to both sides, drops out of the difference). Where the seeds differ it is
     Welch's t-test of the two means. With a few seeds the t quantile, not 2, is the width of a 95 % interval:
-    4.3 for two degrees of freedom."""
+    4.3 for two degrees of freedom. ``table.attrs["paired_se"]`` is the paired standard error (None where the
+    test is not paired), to set beside the one the sides' own standard errors give, sqrt(se_l**2 + se_r**2):
+    below it where the two sides of a seed move together, above it where they move apart."""
     from scipy.stats import t as student
 
     table = runs.groupby("connectivity", sort=False)["valid_acc"].agg(
@@ -256,6 +258,7 @@ def compare_connectivity(runs: pd.DataFrame) -> tuple:
         if math.isfinite(se) and se > 0:
             df = se ** 4 / (se_l ** 4 / (n_l - 1) + se_r ** 4 / (n_r - 1))  # Welch-Satterthwaite
         test = "Welch"
+    table.attrs["paired_se"] = se if paired and math.isfinite(se) else None
     if not math.isfinite(se):
         return table, f"learned minus random: {diff:+.1f} points, one run each: no standard error, no verdict"
     if se == 0:
