@@ -301,3 +301,11 @@ def test_a_cell_beyond_either_end_of_the_front_is_read_against_the_noise_too():
     assert beyond.startswith("beyond the front (more accurate than all of it)")
     assert "its lead of 0.38 points over the front's most accurate cell is not beyond" in beyond
     assert "seed noise" not in hardware.front_reach(one, {"w": row}).iloc[0]["where"]  # no benchmark, no reading
+
+
+def test_a_latency_gap_below_the_printed_precision_is_not_called_faster():
+    front = pd.DataFrame({"accuracy": [91.317], "latency_ms": [0.4242]})
+    where = hardware.front_reach(front, {"w": {"accuracy": 90.417, "latency_ms": 0.4244}}).iloc[0]["where"]
+    assert "+0.90 points and as fast to the timer's three decimals of a ms" in where and "0.000 ms faster" not in where
+    where = hardware.front_reach(front, {"w": {"accuracy": 90.417, "latency_ms": 0.43}}).iloc[0]["where"]
+    assert "0.006 ms faster" in where

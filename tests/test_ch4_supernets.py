@@ -412,3 +412,17 @@ def test_forgetting_intervals_are_t_intervals_not_narrow_percentile_bootstraps()
     held = sa.forgetting_verdict(_two_groups(lost, [0.0] * 8))
     assert "95 % interval over the 8 kept cells [-1.2, +0.1]" in held
     assert "held their accuracy (their interval [-1.2, +0.1] reaches 0)" in held
+
+
+def test_the_range_in_between_leaves_out_the_start_and_the_last_epoch():
+    """'From 73.9 % to 74.5 %; in between ... 73.7-74.5 %' read the last epoch's 74.5 as in between: the range is
+    over the epochs strictly between, and a run of one epoch has none to give."""
+    rows = []
+    for k in range(3):
+        rows += [{"epoch": e, "group": "kept (not trained)", "arch": f"c{k}", "ws_acc": a}
+                 for e, a in enumerate([73.9, 73.7, 74.4, 74.4, 74.5])]
+    rows += [{"epoch": e, "group": "others (trained)", "arch": "o", "ws_acc": a}
+             for e, a in enumerate([75.6, 76.2, 77.0, 77.3, 77.4])]
+    verdict = sa.forgetting_verdict(pd.DataFrame(rows))
+    assert "in between their mean ranged over 73.7-74.4 %" in verdict
+    assert "in between" not in sa.forgetting_verdict(forgetting_frame([80, 70], [80, 90]))

@@ -355,8 +355,10 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
         near = near[np.argmin(saving[near])] if len(near) else None  # the dominating cell nearest in latency
         established = float("nan")
         if near is not None:
+            faster = (f"{saving[near]:.3f} ms faster" if round(float(saving[near]), 3) > 0 else
+                      "as fast to the timer's three decimals of a ms")
             where = (f"dominated (the dominating front cell nearest in latency is {gain[near]:+.2f} points and "
-                     f"{saving[near]:.3f} ms faster" + ("; it computes the same function: the gap is the time of edges "
+                     f"{faster}" + ("; it computes the same function: the gap is the time of edges "
                                                         "this cell runs that its function does not need, or noise "
                                                         "beyond tie_ms)" if same[near] else ")"))
             if gain[near] == 0 and 0 < tie_ms and saving[near] <= 2 * tie_ms:  # noise from a handful of timings

@@ -432,10 +432,12 @@ def forgetting_verdict(table: pd.DataFrame) -> str:
     # the swing from the epochs before the last (with two epochs there is none to read: a point)
     moved = float(trained.iloc[:-1].diff().abs().max()) if len(trained) > 2 else float("nan")
     swing = max(1.0, moved) if moved == moved else 1.0
+    between = kept.iloc[1:-1]  # the epochs strictly between the start and the last
     text = (f"after {count(int(kept.index[-1]), 'epoch')} on the other paths only, the kept paths went from "
             f"{kept.iloc[0]:.1f} % to {kept.iloc[-1]:.1f} % ({d_kept:+.1f} points, 95 % interval over the "
-            f"{len(change)} kept cells [{low:+.1f}, {high:+.1f}]; in between their mean ranged over "
-            f"{kept.min():.1f}-{kept.max():.1f} %), the trained ones {d_trained:+.1f} points ("
+            f"{len(change)} kept cells [{low:+.1f}, {high:+.1f}]"
+            + (f"; in between their mean ranged over {between.min():.1f}-{between.max():.1f} %" if len(between) else "")
+            + f"), the trained ones {d_trained:+.1f} points ("
             + (f"before the last epoch the trained paths' mean moved by up to {moved:.1f} points from one epoch to "
                f"the next; " if moved == moved else "")
             + f"a change is read against a swing of {swing:.1f} points, a point at least): ")
