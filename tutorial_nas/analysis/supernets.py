@@ -40,6 +40,7 @@ from ..ops import NB201_OPS
 from ..spaces.cell import NB201Space, parse, to_str
 from ..strategies.random_search import RandomSearch
 from ..text import count
+from .compare import confidence_interval
 
 
 def _bench_acc(bench, arch: str) -> float:
@@ -383,16 +384,6 @@ def forgetting(data, kept: list, others: list, warm_epochs: int = 1, epochs: int
     return pd.DataFrame(rows)
 
 
-def _t_interval(x: np.ndarray) -> tuple:
-    """The 95 % t interval of the mean of ``x``; the mean itself where ``x`` has one value or no spread."""
-    x = np.asarray(x, dtype=float)
-    m = float(x.mean())
-    if len(x) < 2 or np.ptp(x) == 0:
-        return m, m
-    half = float(student_t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return m - half, m + half
-
-
 def _welch_interval(a: np.ndarray, b: np.ndarray) -> tuple:
     """Welch's 95 % interval of mean(a) - mean(b); a side of one value adds no variance (it has none to
     measure), and with no variance on either side the interval is the difference itself."""
@@ -428,7 +419,8 @@ def forgetting_verdict(table: pd.DataFrame) -> str:
     per_cell = table[table["group"] == "kept (not trained)"].pivot_table(index="arch", columns="epoch",
                                                                          values="ws_acc")
     change = (per_cell.iloc[:, -1] - per_cell.iloc[:, 0]).to_numpy()
-    low, high = _t_interval(change)
+    mean_change, half = confidence_interval(change)  # one cell has no interval: its change itself
+    low, high = mean_change - np.nan_to_num(half), mean_change + np.nan_to_num(half)
     # the swing from the epochs before the last (with two epochs there is none to read: a point)
     moved = float(trained.iloc[:-1].diff().abs().max()) if len(trained) > 2 else float("nan")
     swing = max(1.0, moved) if moved == moved else 1.0
