@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,37 @@ from tutorial_nas import NASInputError  # noqa: E402
 from tutorial_nas.profiles import get_profile  # noqa: E402
 
 
+def bare_python(tmp_path) -> dict:
+    """An environment like a bare GPU machine's: a Python with torch, numpy, pandas, scipy, scikit-learn and
+    matplotlib, on which this package is not installed and the notebook-only packages are missing. ``-S`` skips
+    the site directories' ``.pth`` files (the editable install's finder among them); the site packages come back
+    through ``PYTHONPATH``, behind stand-ins that fail to import ipywidgets, graphviz and mlxtend."""
+    stubs = tmp_path / "missing"
+    for name in ("ipywidgets", "graphviz", "mlxtend"):
+        (stubs / name).mkdir(parents=True)
+        (stubs / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    python.chmod(0o755)
+    site = os.pathsep.join(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**env, "PYTHON": str(python), "PYTHONPATH": f"{stubs}{os.pathsep}{site}"}
+
+
+def test_the_bare_environment_lacks_the_package_and_the_notebook_packages(tmp_path):
+    env = bare_python(tmp_path)
+    for name in ("tutorial_nas", "ipywidgets", "graphviz", "mlxtend"):
+        run = subprocess.run([env["PYTHON"], "-c", f"import {name}"], capture_output=True, text=True, env=env,
+                             cwd=tmp_path)
+        assert run.returncode != 0 and "Error" in run.stderr, name
+    assert subprocess.run([env["PYTHON"], "-c", "import torch, numpy, pandas, scipy, sklearn, matplotlib"],
+                          env=env, cwd=tmp_path).returncode == 0
+
+
 def test_the_dry_run_runs_every_stage_and_chapter_on_the_cpu_and_writes_json_and_markdown(tmp_path):
+    """Run as on a bare GPU machine (``bare_python``): the script finds the package in its own checkout."""
     out = tmp_path / "report"
-    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    env = {**bare_python(tmp_path), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run", "--out", str(out)],
                          capture_output=True, text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
