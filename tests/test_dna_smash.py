@@ -3,6 +3,7 @@ is rated by its summed block ratings (the reference code's relative L1 distance)
 hypernetwork generates every cell weight from the cell's encoding, and only it (with the fixed skeleton) learns."""
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from tutorial_nas.analysis.shortcuts import build_shortcuts
 from tutorial_nas.bench import load_benchmark
 from tutorial_nas.data import load_dataset
 from tutorial_nas.errors import NASInputError
+from tutorial_nas.oneshot import dna
 from tutorial_nas.oneshot.dna import (
     RESNET_CELL,
     DNAShortcut,
@@ -88,8 +90,6 @@ def test_each_block_is_clipped_and_decayed_on_its_own(digits, monkeypatch):
     # change another
     # block's steps (a clipping of the norm of all blocks together would), and Adam's weight decay (1e-4, the
     # reference's) applies to the weights, not to biases and batch-norm parameters
-    from tutorial_nas.oneshot import dna
-
     def run(scale0):
         torch.manual_seed(0)
         teacher = NB201Network(RESNET_CELL, 10, 1, C=4, N=1)
@@ -205,3 +205,25 @@ def test_distillation_steps_over_paths_that_reach_no_output(digits, monkeypatch)
     assert len(log["loss"]) == 1
     after = student.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if "running" not in k and "num_batches" not in k)
+
+
+def test_each_block_trains_at_its_own_rate_the_references_by_default(digits):
+    """The reference's train_pipeline.yaml gives its first and last stages Adam at 0.002 and the stages between at
+    0.005; the three blocks take 0.002, 0.005 and 0.002. Adam's first step moves a parameter by its rate, so after one
+    step each block's largest change is its own rate."""
+    assert dna.DNA_LR == (0.002, 0.005, 0.002)
+    assert inspect.signature(distill).parameters["lr"].default == dna.DNA_LR
+    assert inspect.signature(dna.train_dna).parameters["lr"].default == dna.DNA_LR
+    torch.manual_seed(0)
+    teacher = NB201Network(RESNET_CELL, 10, 1, C=4, N=1)
+    student = Supernet(10, 1, C=4, N=1)
+    before = [[p.detach().clone() for m in block for p in m.parameters()] for block in stage_blocks(student)]
+    distill(student, teacher, digits, epochs=1e-6, batch_size=64, lr=(1e-3, 1e-2, 1e-3))  # one step
+    after = [[p.detach() for m in block for p in m.parameters()] for block in stage_blocks(student)]
+    moved = [max(float((a - b).abs().max()) for a, b in zip(x, y)) for x, y in zip(after, before)]
+    assert moved == pytest.approx([1e-3, 1e-2, 1e-3], rel=0.01)
+    rates = [g["lr"] for g in dna.block_groups(student)]
+    assert rates == [0.002, 0.002, 0.005, 0.005, 0.002, 0.002]
+    for bad in ((0.002, 0.005), (0.002, -1, 0.002), "fast", 0):
+        with pytest.raises(NASInputError):
+            dna.block_lrs(bad)

@@ -289,3 +289,30 @@ def test_costs_leave_out_the_flop_count(digits, monkeypatch):
     charged = list(history["cost_s"]) + list(scratch["scratch_seconds"])
     for cost, (seconds, unpaid) in zip(charged, calls):
         assert seconds - unpaid <= cost < seconds - unpaid + 0.25
+
+
+def test_nash_trains_the_answer_further_from_its_own_weights_when_asked(digits, monkeypatch):
+    """Algorithm 1 ends by training the last step's best for epoch_final more epochs; the climb's rows stay as
+    they were, and the final training starts from that network's trained weights, not from scratch."""
+    entered, real = [], morphism._train_record
+
+    def spy(model, data, epochs, *args):
+        entered.append((evaluate(model, data.valid_x, data.valid_y)[1], epochs, str(model)))
+        return real(model, data, epochs, *args)
+
+    sizes = dict(steps=2, children=2, epochs=0.5, seed=0, progress=False, start="c8k3p-c16k3p", batch_size=32)
+    plain = morphism_search(digits, **sizes)
+    assert "final" not in plain.attrs
+    monkeypatch.setattr(morphism, "_train_record", spy)
+    history = morphism_search(digits, **sizes, final_epochs=1.5)
+    final, row = history.attrs["final"], history.attrs["last_step_best"]
+    assert history["valid_acc"].tolist() == plain["valid_acc"].tolist()  # the climb itself is unchanged
+    assert len(entered) == len(history) + 1
+    before, epochs, arch = entered[-1]
+    assert epochs == 1.5 and arch == history.loc[row, "arch"] == final["arch"] and final["row"] == row
+    assert before == pytest.approx(history.loc[row, "valid_acc"], abs=1e-9)  # its own weights, as trained
+    assert 0 <= final["test_acc"] <= 100 and final["cost_s"] > 0 and final["epochs"] == 1.5
+    assert morphism.FINAL_OVER_NEIGH == pytest.approx(20 / 17)
+    for bad in (-1, "long", float("nan")):
+        with pytest.raises(NASInputError, match="final_epochs"):
+            morphism_search(digits, steps=1, children=2, progress=False, final_epochs=bad)

@@ -9,7 +9,8 @@ A single run proves little: on NAS-Bench-201 the spread between seeds of one met
 between methods (Dong & Yang 2020, Table 5). So the comparison is over seeds, and it says how sure it is:
 ``plot_anytime`` draws the mean regret with a 95 % t-interval over seeds against the budget spent, and
 ``final_table`` gives each strategy's mean, spread and confidence interval, with a rank-sum test against
-random search, the baseline every method must beat (Li & Talwalkar 2019; Yang et al. 2020).
+random search, the baseline every method must beat (Li & Talwalkar 2019; Yang et al. 2020 compare with
+random sampling, the average architecture).
 
 The regret of a run at a moment is the best test accuracy of the whole benchmark minus the test accuracy
 of the run's incumbent, the architecture the method would return if stopped then: for the ask/tell

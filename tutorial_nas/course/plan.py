@@ -294,6 +294,8 @@ def _dpp_counts(keep: int) -> tuple:
 
 def sections(profile: str) -> dict:
     """chapter -> section -> [Work] for ``profile``: what each chapter's cells run (see the notebooks)."""
+    from ..strategies.morphism import FINAL_OVER_NEIGH
+
     check_choice("profile", profile, PROFILES)
     p = {k: dict(v) for k, v in PROFILES[profile].items()}
     ch, d, o, cell, cmp, f, data = p["chain"], p["darts"], p["oneshot"], p["cell"], p["compare"], p["future"], p["data"]
@@ -320,6 +322,8 @@ def sections(profile: str) -> dict:
     hier_net = _net("hierarchical", dataset=data["dataset"], image_size=data["image_size"], C=8)
     mask_net = _net("maskconnect", dataset=data["dataset"], image_size=data["image_size"], modules=4, C=8, fan_in=2)
     morph_runs = 1 + o["morph_steps"] * o["morph_children"]
+    morph_net = _net("morph", dataset=data["dataset"], image_size=data["image_size"], steps=o["morph_steps"],
+                     children=o["morph_children"])
     cmp_path = _net("nb201-cell", dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"],
                     C=cell["C"], N=cell["N"], stem_stride=cmp["oneshot_stem_stride"])
     cmp_super = _net("nb201-supernet", dataset=cmp["oneshot_dataset"], image_size=cmp["oneshot_image_size"],
@@ -358,10 +362,10 @@ def sections(profile: str) -> dict:
                 _training("MaskConnect", mask_net, 1, o.get("mask_epochs", 0), data["dataset"],
                           _default("oneshot.maskconnect.train_maskconnect", "batch_size"))],
             "network morphisms": [
-                _training(f"{2 * morph_runs} morph networks (climb + from scratch)", _net(
-                    "morph", dataset=data["dataset"], image_size=data["image_size"], steps=o["morph_steps"],
-                    children=o["morph_children"]), 2 * morph_runs,
-                    o["morph_epochs"], data["dataset"], 64)],
+                _training(f"{2 * morph_runs} morph networks (climb + from scratch)", morph_net, 2 * morph_runs,
+                          o["morph_epochs"], data["dataset"], 64),
+                _training("NASH's final training of its answer", morph_net, 1, FINAL_OVER_NEIGH * o["morph_epochs"],
+                          data["dataset"], 64)],
             "shortcuts to ranking": [
                 _single_path(f"{n_super} supernets (ENAS, SPOS, Bender, DNA, SMASH)", bench_cell, n_super, o["epochs"],
                              r["dataset"], o["batch_size"], scored=o["eval_cells"], images=rec_tr),

@@ -26,10 +26,11 @@ and 2 a residual reduction and N cells each (the classifier head is no block; no
 paper searches each block separately and may put a different architecture in each; here one cell is repeated in
 every stage, so a cell's score is the sum of its three block ratings *with the same cell in each block*, and the
 blocks are trained independently, each on its own random path per step: Adam with the reference's weight decay
-(1e-4 as L2 on the weights, none on biases and batch-norm parameters, as its ``add_weight_decay``) at one rate for
-every block (lr 0.002, the reference's rate for its first and last stages; it gives its middle stages 0.005), a
-cosine decay instead of its step decay, and each block's gradients clipped at norm 5 on their own (as the
-package's supernets clip theirs), so that no block's step depends on another's. The teacher (default:
+(1e-4 as L2 on the weights, none on biases and batch-norm parameters, as its ``add_weight_decay``) at the
+reference's per-stage rates (``train_pipeline.yaml``: 0.002 for its first and last stages, 0.005 for the four
+between them; here ``DNA_LR``: 0.002, 0.005 and 0.002 for the three blocks), a cosine decay instead of its step
+decay, and each block's gradients clipped at norm 5 on their own (as the package's supernets clip theirs), so that
+no block's step depends on another's. The teacher (default:
 NAS-Bench-201's ResNet cell) is trained briefly with ``tutorial_nas.train`` and then frozen in eval mode: its
 targets use its trained batch-norm statistics (the reference's training loop leaves the teacher in train mode, so
 its targets use each batch's statistics, and re-estimates the teacher's statistics on one training batch before
@@ -112,6 +113,9 @@ def freeze(teacher: nn.Module) -> nn.Module:
 
 
 WEIGHT_DECAY = 1e-4  # the reference's train_pipeline.yaml
+# Adam's rate for each block: the reference's per-stage rates (train_pipeline.yaml: 0.002, 0.005, 0.005, 0.005, 0.005,
+# 0.002 over its six stages), its first stage's for block 0, its middle stages' for block 1, its last's for block 2
+DNA_LR = (0.002, 0.005, 0.002)
 
 
 def weight_decay_groups(model: nn.Module, weight_decay: float = WEIGHT_DECAY) -> list:
@@ -122,18 +126,39 @@ def weight_decay_groups(model: nn.Module, weight_decay: float = WEIGHT_DECAY) ->
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+def block_lrs(lr) -> tuple:
+    """One learning rate for each of the three blocks: ``lr`` itself if it is three numbers, else ``lr`` three times."""
+    rates = tuple(lr) if isinstance(lr, (tuple, list, np.ndarray)) else (lr,) * 3
+    if len(rates) != 3 or not all(isinstance(r, (int, float, np.number)) and r > 0 for r in rates):
+        raise NASInputError(f"lr must be a positive number or one for each of the 3 blocks, got {lr!r}")
+    return tuple(float(r) for r in rates)
+
+
+def block_groups(student: Supernet, lr=DNA_LR, weight_decay: float = WEIGHT_DECAY) -> list:
+    """``weight_decay_groups`` block by block, each block at its own rate (``block_lrs``); the head, which no block
+    holds and no loss reaches, is left out."""
+    groups = []
+    for block, rate in zip(stage_blocks(student), block_lrs(lr)):
+        params = [p for module in block for p in module.parameters() if p.requires_grad]
+        groups += [{"params": [p for p in params if p.dim() > 1], "weight_decay": weight_decay, "lr": rate},
+                   {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0, "lr": rate}]
+    return groups
+
+
 def distill(student: Supernet, teacher: NB201Network, data, epochs: float = 3, batch_size: int = 128,
-            lr: float = 0.002, seed: int = 0) -> dict:
+            lr=DNA_LR, seed: int = 0) -> dict:
     """Train every block of ``student`` to mimic the frozen ``teacher`` block by block, one uniformly random
-    path per block and step. Returns a log: ``loss`` (per epoch, the mean of each block's loss), ``seconds``."""
+    path per block and step, each block at its rate of ``lr`` (``block_lrs``). Returns a log: ``loss`` (per epoch,
+    the mean of each block's loss), ``seconds``."""
     check_positive("epochs", epochs)
+    groups = block_groups(student, lr)
     freeze(teacher)
     gen, rng, space = torch.Generator().manual_seed(seed), np.random.default_rng(seed), NB201Space()
     total = max(1, round(epochs * math.ceil(len(data.train_y) / batch_size)))
     # one optimiser over disjoint blocks whose losses are summed: Adam is per parameter and each block's gradients
     # are clipped on their own, so each block trains exactly as it would alone (the reference trains the stages
     # one after another, each with its own optimiser: the same updates, block by block)
-    opt = torch.optim.Adam(weight_decay_groups(student), lr=lr)
+    opt = torch.optim.Adam(groups)
     blocks = [[p for module in block for p in module.parameters()] for block in stage_blocks(student)]
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     log, step, start = {"loss": [], "seconds": 0.0}, 0, time.perf_counter()
@@ -224,9 +249,10 @@ def dna_ratings(student: Supernet, teacher: NB201Network, cell, data, n_batches:
 
 
 def train_dna(data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128, seed: int = 0,
-              stem_stride: int = 1, teacher_cell=RESNET_CELL, teacher_epochs: float = 3, lr: float = 0.002) -> tuple:
+              stem_stride: int = 1, teacher_cell=RESNET_CELL, teacher_epochs: float = 3, lr=DNA_LR) -> tuple:
     """Train a teacher NB201 network with ``teacher_cell`` for ``teacher_epochs``, then a student supernet of
     the same shape by ``distill``: (student, teacher, log); the log also holds the teacher's accuracy."""
+    block_lrs(lr)  # a bad rate fails before the teacher trains
     teacher_cell = parse(teacher_cell) if isinstance(teacher_cell, str) else tuple(teacher_cell)
     if len(teacher_cell) != 6:
         raise NASInputError(f"teacher_cell is a NAS-Bench-201 cell (6 op names or an arch string), got {teacher_cell}")
@@ -249,7 +275,7 @@ class DNAShortcut(Shortcut):
     name = "DNA distillation"
 
     def __init__(self, data, epochs: float = 3, C: int = 8, N: int = 1, batch_size: int = 128, seed: int = 0,
-                 stem_stride: int = 1, teacher_cell=RESNET_CELL, teacher_epochs: float = 3, lr: float = 0.002):
+                 stem_stride: int = 1, teacher_cell=RESNET_CELL, teacher_epochs: float = 3, lr=DNA_LR):
         self.data = data
         self.options = dict(epochs=epochs, C=C, N=N, batch_size=batch_size, seed=seed, stem_stride=stem_stride,
                             teacher_cell=teacher_cell, teacher_epochs=teacher_epochs, lr=lr)

@@ -30,8 +30,9 @@ Conv-MaxPool-Conv-MaxPool-Conv-FC trained for 20 epochs, here ``START_SPEC`` (tw
 a global-average-pool head) trained for ``start_epochs``; they run 8 steps of 8 networks, each child made by 5
 morphisms and trained 17 epochs with SGDR from a learning rate of 0.05 down to 0, then train the final network 20
 epochs more; the defaults here are 3 steps of 4 networks, 2 morphisms a child, 1 epoch from 0.1 down to 0 (a
-larger rate for the shorter run), and no final training. A widening multiplies a layer's channels by 1.5 or 2,
-drawn at random, within ``max_channels``.
+larger rate for the shorter run), and no final training unless ``final_epochs`` asks for it (chapter 2 gives it
+``FINAL_OVER_NEIGH`` times the children's epochs, the paper's 20 against 17). A widening multiplies a layer's
+channels by 1.5 or 2, drawn at random, within ``max_channels``.
 """
 
 from __future__ import annotations
@@ -358,12 +359,14 @@ def _train_record(model, data, epochs, lr, batch_size, seed):
 
 
 PARENT_FURTHER = "none: the parent, trained further"
+# NASH's epoch_final / epoch_neigh (Elsken et al., Section 5.1: 20 epochs for the final network, 17 for each child)
+FINAL_OVER_NEIGH = 20 / 17
 
 
 def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, seed: int = 0,
                     progress: bool = True, start: str = START_SPEC, start_epochs: float | None = None,
                     morphs_per_child: int = 2, lr: float = 0.1, batch_size: int = 64, max_channels: int = 64,
-                    max_layers: int = 8, keep_parent: bool = True):
+                    max_layers: int = 8, keep_parent: bool = True, final_epochs: float = 0):
     """NASH hill climbing from the hand-designed ``start`` network; returns a History (one row per network).
 
     Row 0 is the starting network trained for ``start_epochs`` (default ``epochs``). Each of ``steps`` steps
@@ -380,9 +383,11 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
     network by validation accuracy over the start and all steps, while NASH's Algorithm 1 returns the best of
     the last step, which can be worse than a network of an earlier step (training further can lower a
     network's validation accuracy, and children can all be worse); ``history.attrs["last_step_best"]`` is that
-    network's row. NASH then trains it for epoch_final more epochs; the History stops at the climb (the chapter
-    compares each network with its training from scratch at equal epochs, which a final training would not
-    change).
+    network's row. NASH then trains it for epoch_final more epochs with a fresh cosine schedule (Algorithm 1's
+    last line) and reports that network: with ``final_epochs`` > 0 a copy of it is trained so, and
+    ``history.attrs["final"]`` holds the result (``row``, ``arch``, ``epochs``, ``valid_acc``, ``test_acc``,
+    ``cost_s``). The rows stop at the climb: the chapter compares each of them with its training from scratch at
+    equal epochs, which the final training does not change.
     """
     for name, value in (("steps", steps), ("children", children), ("morphs_per_child", morphs_per_child)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -391,6 +396,8 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
         raise NASInputError(f"with keep_parent, children counts the parent trained further: at least 2 for one "
                             f"morphed child, got {children!r}")
     check_positive("epochs", epochs)
+    if not isinstance(final_epochs, (int, float, np.number)) or not final_epochs >= 0:
+        raise NASInputError(f"final_epochs must be a number of at least 0 (0: no final training), got {final_epochs!r}")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     probe = data.train_x[:256]
@@ -434,9 +441,15 @@ def morphism_search(data, steps: int = 3, children: int = 4, epochs: float = 1, 
             bar.set_postfix(best=f"{max(r['valid_acc'] for r in rows):.1f}")
         parent_row = best_row
     bar.close()
-    return history_frame(rows, {"space": "morphnet", "strategy": "morphism", "seed": seed,
-                                "budget": f"{steps} steps x {children} children", "evaluator": "inherited",
-                                "last_step_best": int(parent_row)})
+    meta = {"space": "morphnet", "strategy": "morphism", "seed": seed, "budget": f"{steps} steps x {children} children",
+            "evaluator": "inherited", "last_step_best": int(parent_row)}
+    if final_epochs > 0:  # Algorithm 1's last line: the answer trained epoch_final more, from its weights
+        answer = copy.deepcopy(models[parent_row])
+        record, seconds = _train_record(answer, data, final_epochs, lr, batch_size, seed + 1000 * (steps + 1))
+        meta["final"] = {"row": int(parent_row), "arch": str(answer), "epochs": float(final_epochs),
+                         "valid_acc": float(record.final_valid_acc), "test_acc": float(record.test_acc),
+                         "cost_s": float(seconds)}
+    return history_frame(rows, meta)
 
 
 def train_from_scratch(history, data, epochs: float | None = None, seed: int = 0, lr: float = 0.1,

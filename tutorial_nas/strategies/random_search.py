@@ -1,4 +1,7 @@
-"""Random search: the baseline every NAS method must beat (Li & Talwalkar 2019; Yang et al. 2020)."""
+"""Random search: the baseline every NAS method must beat (Li & Talwalkar 2019).
+
+Yang et al. (ICLR 2020) set NAS methods against an even plainer baseline, random sampling: the average
+architecture of the space, which no search chose."""
 
 from __future__ import annotations
 
