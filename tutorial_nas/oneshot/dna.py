@@ -139,9 +139,7 @@ def block_groups(student: Supernet, lr=DNA_LR, weight_decay: float = WEIGHT_DECA
     holds and no loss reaches, is left out."""
     groups = []
     for block, rate in zip(stage_blocks(student), block_lrs(lr)):
-        params = [p for module in block for p in module.parameters() if p.requires_grad]
-        groups += [{"params": [p for p in params if p.dim() > 1], "weight_decay": weight_decay, "lr": rate},
-                   {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0, "lr": rate}]
+        groups += [{**group, "lr": rate} for group in weight_decay_groups(nn.ModuleList(block), weight_decay)]
     return groups
 
 
