@@ -103,10 +103,11 @@ def test_better_and_worse_than_random_are_listed_apart_after_holms_correction():
     assert figures.random_words(none, 2) == "no strategy ends significantly above random search in this run"
 
 
-def test_a_gap_is_set_against_one_table_entrys_noise():
+def test_a_gap_is_set_against_one_reported_accuracys_noise():
     assert figures.gap_size(0.36, 0.80) == "smaller than" and figures.gap_size(-1.37, 0.80) == "larger than"
     words = figures.gap_words("reinforce", 0.36, 0.15, 0.55, 0.80)
-    assert words.endswith("the gap is smaller than one entry's noise") and "0.15 to 0.55 points" in words
+    assert words.endswith("the gap is smaller than that noise") and "0.15 to 0.55 points" in words
+    assert "one reported accuracy is noisy by about 0.80" in words
 
 
 def test_nb201_table_5_is_read_for_the_resnet_cell_and_weight_sharing():
