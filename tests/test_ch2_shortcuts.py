@@ -150,7 +150,7 @@ def test_explain_sign_names_the_skip_connections_when_size_does_not_explain_it()
     assert taus.loc["skip connections", "test accuracy"] > 0 > taus.loc["skip connections", "grad_norm"]
     assert taus.loc["parameters", "test accuracy"] > 0 and taus.loc["parameters", "grad_norm"] > 0
     text = explain_sign(table, taus, "grad_norm")
-    assert "not through size" in text and "skip connections" in text, text
+    assert "with size" in text and "and so does size" not in text and "skip connections" in text, text
     assert "ranks with the benchmark" in explain_sign(table, taus, "synflow")
 
 
@@ -164,7 +164,32 @@ def test_explain_sign_blames_size_when_accuracy_falls_with_the_parameters():
     table = proxy_table(cells, truth, {"snip": [float(params[to_str(c)]) for c in cells]})
     taus = feature_taus(table, cells, FakeBench(params), proxies=("snip",))
     text = explain_sign(table, taus, "snip")
-    assert "through size" in text and "not through size" not in text, text
+    assert "and so does size" in text and "not with size" not in text, text
+
+
+def test_explain_sign_names_every_opposed_feature_beyond_chance_and_no_other():
+    """Every feature whose two taus oppose beyond two standard errors is named, the strongest first; one whose
+    taus oppose by less than that (here 0.05 on 8 cells, where the bound is 0.58) is not."""
+    import pandas as pd
+    import pytest
+
+    from tutorial_nas.analysis.shortcuts import explain_sign, tau_standard_error
+
+    cells = skip_cells()
+    skips = [c.count("skip_connect") for c in cells]
+    table = proxy_table(cells, [80 + 2 * s for s in skips], {"grad_norm": [-s + 0.1 * i for i, s in enumerate(skips)]})
+    assert table.set_index("shortcut").loc["grad_norm", "kendall_tau"] < 0
+    assert 2 * tau_standard_error(len(cells)) == pytest.approx(0.577, abs=1e-3)
+
+    def taus(rows):
+        return pd.DataFrame(rows, index=["test accuracy", "grad_norm"]).T
+
+    both = explain_sign(table, taus({"parameters": (0.1, 0.1), "skip connections": (0.9, -0.8),
+                                     "none edges": (-0.7, 0.6), "convolutions": (0.05, -0.05)}), "grad_norm")
+    assert "not clearly with size" in both, both
+    assert both.index("skip connections") < both.index("none edges") and "convolutions" not in both, both
+    small = explain_sign(table, taus({"parameters": (0.1, 0.1), "convolutions": (0.05, -0.05)}), "grad_norm")
+    assert "convolutions" not in small and "beyond chance either" in small, small
 
 
 def test_tau_groups_split_only_where_the_paired_bootstrap_separates_neighbours():

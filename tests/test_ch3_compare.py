@@ -180,3 +180,57 @@ def test_darts_and_gdas_get_an_architecture_learning_rate_scaled_to_their_steps(
     assert seen == [("darts", 4, pytest.approx(3e-4 * architect.DARTS_SEARCH_STEPS / steps)),
                     ("gdas", 4, pytest.approx(3e-4 * architect.GDAS_SEARCH_STEPS / steps))]
     assert seen[1][2] > seen[0][2] > 3e-4  # a short search steps harder than DARTS' own
+
+
+def strategy_table(rows: dict) -> pd.DataFrame:
+    """A final table of the columns ``against_cell`` reads: name -> (seeds, mean, std)."""
+    return pd.DataFrame([{"strategy": s, "seeds": n, "mean_test_acc": m, "std_test_acc": sd}
+                         for s, (n, m, sd) in rows.items()]).set_index("strategy")
+
+
+def test_welch_p_is_scipys_and_a_side_without_spread_adds_no_variance():
+    from scipy.stats import t as student
+    from scipy.stats import ttest_ind_from_stats
+
+    stat, dof, p = C.welch_p(90.0, 0.5, 3, 89.0, 0.3, 6)
+    ref = ttest_ind_from_stats(90.0, 0.5, 3, 89.0, 0.3 * np.sqrt(6), 6, equal_var=False)
+    assert stat == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+    stat, dof, p = C.welch_p(90.0, 0.5, 3, 89.0, float("nan"), 1)  # a cell of one training: the one-sample test
+    assert dof == pytest.approx(2) and stat == pytest.approx(1.0 / (0.5 / np.sqrt(3)))
+    assert p == pytest.approx(2 * student.sf(stat, 2))
+    assert np.isnan(C.welch_p(90.0, float("nan"), 1, 89.0, 0.3, 6)[2])  # one seed: no spread, no test
+    assert np.isnan(C.welch_p(90.0, 0.0, 3, 89.0, float("nan"), 1)[2])  # no variance on either side
+
+
+def test_a_three_seed_gap_of_more_than_two_standard_errors_does_not_beat_the_cell_by_welch_and_holm():
+    """The rule this replaces: better where the gap exceeds 2 standard errors of the difference (a normal z). With
+    3 seeds that gap is a t of 2 degrees of freedom, and with several strategies it is one screen of many."""
+    cell = {"test_acc": 89.0, "test_se": float("nan"), "seeds": 1}
+    table = strategy_table({"three_seeds": (3, 90.0, 0.5)})
+    z = (90.0 - 89.0) / (0.5 / np.sqrt(3))
+    assert z > 2  # the old rule called this better than the cell
+    out = C.against_cell(table, cell)
+    assert out.loc["three_seeds", "p"] > 0.05 and out.loc["three_seeds", "vs_cell"] == "not different"
+    # five strategies of 100 seeds, each about 2.3 standard errors above the cell: each z > 2 and p < 0.05
+    # uncorrected, none after Holm over the five
+    many = strategy_table({f"s{i}": (100, 89.0 + 2.3 * 0.5 / 10, 0.5) for i in range(5)})
+    out = C.against_cell(many, {"test_acc": 89.0, "test_se": float("nan"), "seeds": 1})
+    assert (out["p"] < 0.05).all() and (out["p_holm"] > 0.05).all()
+    assert set(out["vs_cell"]) == {"not different"} and out.attrs["tests"] == 5
+
+
+def test_against_cell_finds_a_clear_difference_in_both_directions_and_skips_a_single_seed():
+    cell = {"test_acc": 89.0, "test_se": 0.1, "seeds": 6}
+    table = strategy_table({"high": (100, 90.0, 0.5), "low": (100, 88.0, 0.5), "same": (100, 89.0, 0.5),
+                            "one": (1, 95.0, float("nan"))})
+    out = C.against_cell(table, cell)
+    assert out["vs_cell"].to_dict() == {"high": "better", "low": "worse", "same": "not different", "one": ""}
+    assert out.attrs["tests"] == 3 and out.loc["high", "diff"] == pytest.approx(1.0)
+
+
+def test_means_closer_than_the_tie_are_printed_in_no_order():
+    means = pd.Series({"blockqnn": 89.64, "bo": 90.055, "random": 89.69, "regularized": 90.049,
+                       "reinforce": 90.29})
+    assert C.ranked(means) == "reinforce > bo = regularized > random > blockqnn"
+    assert C.ranked(means, tie=0.001) == "reinforce > bo > regularized > random > blockqnn"
+    assert C.TIE_POINTS == 0.01

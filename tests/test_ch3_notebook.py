@@ -85,3 +85,36 @@ def test_the_acquisition_exercise_follows_the_bananas_trace_which_prints_the_dra
     assert trace < exercise < reinforce
     assert '"ITS draw": its' in code[trace] and "bo.pool_scores.copy()" in code[trace]
     assert code[trace].index("_new_round()") < code[trace].index("bo.ask()\nassert")
+
+
+def test_the_resnet_verdict_tests_each_strategy_by_welch_and_holm_not_a_normal_cut():
+    [cell] = [c for c in cells(CHAPTER, "code") if "C.baseline_rank(bench)" in c]
+    assert "C.against_cell(table, resnet)" in cell and "z > 2" not in cell and "beyond the noise of both" not in cell
+    assert "Welch" in cell and "Holm" in cell
+
+
+def test_the_published_gain_is_set_against_spreads_not_declared_within_this_table_s_noise():
+    [cell] = [c for c in cells(CHAPTER, "code") if 'overall.numbers["gain_points"]' in c and "gap_against" in c]
+    assert cell.count("L.gap_against_spread(") == 2  # this table's spread, then NAS-Bench-201's on CIFAR-10
+    assert 'nb201_paper.set_index("method")' in cell and "c10_test_std" in cell
+    assert "says nothing about CIFAR-10" in cell and "The published gain is within" not in cell
+
+
+def test_the_chapter_says_what_holm_keeps_and_what_the_cost_line_shows():
+    text = " ".join(" ".join(cells(CHAPTER, "markdown")).split())
+    assert "keeps the chance of any false difference among them at 5 % or less" in text
+    assert "single false difference" not in text and "have the highest median of all" not in text
+    assert "falls in a gap where none of the family's searches lies" in text
+
+
+def test_solution_1_says_it_retests_the_look_up_strategies_only():
+    [code] = [c for c in cells(SOLVED, "code") if "n_few = " in c]
+    assert "The look-up strategies only" in code and "tests + len(cmp.oneshot)" in code
+    [text] = [c for c in cells(SOLVED, "markdown") if c.startswith("**1. ")]
+    assert "The look-up strategies only" in text and "The chapter's comparison" not in text
+
+
+def test_solution_2_prints_ties_and_counts_no_swap_at_a_tied_budget():
+    [code] = [c for c in cells(SOLVED, "code") if "for trainings in (50, 200)" in c]
+    assert "C.ranked(v)" in code and "' > '.join" not in code
+    assert "abs(g) >= C.TIE_POINTS" in code and "if min(zs) < 0 < max(zs):" not in code

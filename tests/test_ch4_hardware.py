@@ -309,3 +309,119 @@ def test_a_latency_gap_below_the_printed_precision_is_not_called_faster():
     assert "+0.90 points and as fast to the timer's three decimals of a ms" in where and "0.000 ms faster" not in where
     where = hardware.front_reach(front, {"w": {"accuracy": 90.417, "latency_ms": 0.43}}).iloc[0]["where"]
     assert "0.006 ms faster" in where
+
+
+# Chapter 4's case: the reward's winner (3 edges run) and a front cell of the same function (4 edges run, one more
+# skip connection), first timed 0.423 and 0.368 ms at different moments of the search
+WINNER = "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|"
+FRONT_CELL = "|skip_connect~0|+|none~0|skip_connect~1|+|skip_connect~0|skip_connect~1|none~2|"
+
+
+def _timer(times):
+    """A LatencyAware whose ``measure`` answers ``times(arch string, call number)``, without timing anything."""
+    from tutorial_nas.bench import load_benchmark
+    from tutorial_nas.spaces.cell import NB201Space, to_str
+
+    class Timer(hardware.LatencyAware):
+        calls = 0
+
+        def measure(self, arch):
+            self.calls += 1
+            return times(to_str(arch), self.calls)
+
+    return Timer(NB201Space(), load_benchmark(), 1.0)
+
+
+def _chapter_front_and_winner():
+    from tutorial_nas.bench import load_benchmark
+
+    acc = load_benchmark().query(WINNER)["valid_acc"]
+    front = pd.DataFrame({"arch": [FRONT_CELL], "accuracy": [acc], "latency_ms": [0.368]})
+    return front, {"MnasNet reward": {"arch": WINNER, "accuracy": acc, "latency_ms": 0.423}}
+
+
+def test_edges_run_counts_every_edge_that_is_not_none():
+    assert (hardware.edges_run(WINNER), hardware.edges_run(FRONT_CELL)) == (3, 4)
+    assert hardware.edges_run("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|") == 4
+
+
+def test_a_drift_between_two_timings_of_the_same_work_is_not_a_domination():
+    """Both cells take the same time; the machine slows by 0.01 ms at every timing. The first timings, taken at
+    different moments, put the front cell 0.055 ms ahead, and a back-to-back spread of the winner (0.007 ms) does
+    not see the drift: re-timed interleaved, the gap is not resolved, so the two tie."""
+    front, winner = _chapter_front_and_winner()
+    ev = _timer(lambda arch, call: 0.36 + 0.01 * call)
+    pair = hardware.paired_latency(ev, WINNER, FRONT_CELL)
+    assert pair["diff_ms"] == pytest.approx(0.0, abs=1e-12) and not pair["resolved"] and pair["rounds"] == 6
+    assert pair["low"] < 0 < pair["high"] and ev.calls == 12 and ev.latencies == {}
+    reach = hardware.front_reach(front, winner, tie_ms=0.007,
+                                 evaluator=_timer(lambda arch, call: 0.36 + 0.01 * call)).iloc[0]
+    assert not reach["where"].startswith("dominated") and pd.isna(reach["margin_ms"])
+    assert reach["where"].startswith("tied with a front cell that computes the same function")
+    assert "re-timed interleaved" in reach["where"] and "not resolved" in reach["where"]
+    with pytest.raises(NASInputError, match="rounds"):
+        hardware.paired_latency(ev, WINNER, FRONT_CELL, rounds=1)
+
+
+def test_the_unneeded_edges_explain_a_gap_only_where_the_slower_cell_runs_more_of_them():
+    front, winner = _chapter_front_and_winner()
+    # the first timings alone: the winner runs fewer edges than the front cell, so its edges cannot be the reason
+    first = hardware.front_reach(front, winner, tie_ms=0.007).iloc[0]["where"]
+    assert first.startswith("dominated") and "no more edges than it does (3 against 4)" in first
+    assert "that its function does not need" not in first.replace("edges its function does not need do not", "")
+    assert "timing drift" in first
+    # a steady gap, re-timed interleaved: resolved, a domination, but still not the time of unneeded edges
+    ev = _timer(lambda arch, call: {WINNER: 0.42, FRONT_CELL: 0.37}[arch])
+    paired = hardware.front_reach(front, winner, tie_ms=0.007, evaluator=ev).iloc[0]
+    assert paired["where"].startswith("dominated") and paired["margin_ms"] == pytest.approx(0.05)
+    assert "re-timed interleaved (6 rounds" in paired["where"] and "resolves it all the same" in paired["where"]
+    assert "near-tie" not in paired["where"] and paired["established"] == 1.0
+    # the other way round (the front cell runs fewer edges than the slower cell): the unneeded edges explain it
+    other = {"w": dict(winner["MnasNet reward"], arch=FRONT_CELL)}
+    front_fewer = front.assign(arch=WINNER)
+    ev = _timer(lambda arch, call: {WINNER: 0.37, FRONT_CELL: 0.42}[arch])
+    more = hardware.front_reach(front_fewer, other, evaluator=ev).iloc[0]["where"]
+    assert more.startswith("dominated") and "with 3 edges where this cell runs 4" in more
+    assert "edges this cell runs that its function does not need" in more
+
+
+def test_a_paired_re_timing_judges_the_latency_of_a_more_accurate_cell_and_of_the_fast_end():
+    from tutorial_nas.bench import load_benchmark
+
+    bench = load_benchmark()
+    identity = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # 90.4 %, one edge
+    acc = {a: bench.query(a)["valid_acc"] for a in (WINNER, identity)}
+    front = pd.DataFrame({"arch": [WINNER], "accuracy": [acc[WINNER]], "latency_ms": [0.30]})
+    row = {"arch": identity, "accuracy": acc[identity], "latency_ms": 0.40}
+    # the same time for both, give or take 0.04 ms from timing to timing: the per-round gaps average to 0
+    noisy = _timer(lambda arch, call: 0.40 + 0.02 * (call % 3))
+    reach = hardware.front_reach(front, {"w": row}, evaluator=noisy).iloc[0]
+    assert reach["where"].startswith("dominated") and not reach["established"]
+    assert "its latency gap is not resolved by re-timing the two interleaved" in reach["where"]
+    # first timed faster than the whole front, but re-timed with its fastest cell the gap is not resolved
+    fast = hardware.front_reach(front, {"w": dict(row, latency_ms=0.2)},
+                                evaluator=_timer(lambda arch, call: {WINNER: 0.40, identity: 0.39}[arch]
+                                                 + 0.03 * (call % 2))).iloc[0]["where"]
+    assert fast.startswith("beyond the front's fast end") and "not resolved by the interleaved re-timing" in fast
+    steady = _timer(lambda arch, call: {WINNER: 0.40, identity: 0.35}[arch])
+    clear = hardware.front_reach(front, {"w": row}, evaluator=steady).iloc[0]["where"]
+    assert clear.startswith("beyond the front's fast end (faster than all of it, by 0.050 ms")
+    assert "re-timed interleaved" in clear and "could be dominated" not in clear
+
+
+def test_dominating_a_less_accurate_cell_by_an_unresolved_latency_gap_is_said_to_be_as_measured():
+    from tutorial_nas.bench import load_benchmark
+
+    bench = load_benchmark()
+    identity = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # 90.4 %, less accurate than WINNER
+    best = "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    front = pd.DataFrame({"arch": [identity, best], "accuracy": [bench.query(a)["valid_acc"] for a in (identity, best)],
+                          "latency_ms": [0.5, 0.9]})
+    row = {"arch": WINNER, "accuracy": bench.query(WINNER)["valid_acc"], "latency_ms": 0.4}
+    base = {WINNER: 0.399, identity: 0.40, best: 0.9}
+    noisy = _timer(lambda arch, call: base[arch] + 0.03 * (call % 2))
+    where = hardware.front_reach(front, {"w": row}, evaluator=noisy).iloc[0]["where"]
+    assert where.startswith("dominating 1 of its 2 cells, 1 of them only as measured")
+    steady = _timer(lambda arch, call: dict(base, **{WINNER: 0.35})[arch])
+    where = hardware.front_reach(front, {"w": row}, evaluator=steady).iloc[0]["where"]
+    assert where == "dominating 1 of its 2 cells, each latency gap resolved by re-timing the two cells interleaved"

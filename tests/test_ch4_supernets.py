@@ -89,7 +89,10 @@ def test_skip_connections_taking_over_is_the_skip_collapse_even_where_the_total_
     assert sa.skips_rose(table) and not sa.counts_rose(table)
     verdict = sa.collapse_verdict(table)
     assert verdict.endswith("the skip-connection collapse") and sa.collapsed(verdict)
-    assert "from 2.0 in the first 3 epochs (the first tenth of the search) to 4.1 over the last 10 epochs" in verdict
+    # the takeover came by epoch 3 and the thirds differ by half an edge: an early takeover, not a drift
+    assert "first held half the cell (3 of 6 edges) or more at epoch 3, within the first 10 epochs" in verdict
+    assert "from 3.6 over the first 10 epochs to 4.1 over the last 10 epochs, a change of +0.5 edges" in verdict
+    assert "an early takeover, not a drift over the search" in verdict and "first tenth" not in verdict
     assert "4.9 on average over the first 10 epochs (the first third of the search)" in verdict  # each window named
     flat = sa.collapse_verdict(table.assign(free_weight=[0.64] * 30))
     assert "did not rise)" in flat and flat.endswith("the skip-connection collapse")
@@ -117,6 +120,51 @@ def test_weight_rose_reads_the_alphas_drift_where_the_counts_stay():
     falling = table.assign(free_weight=weight[::-1])
     assert not sa.weight_rose(falling) and "they did not rise" in sa.collapse_verdict(falling)
     assert not sa.weight_rose(table.drop(columns="free_weight"))
+
+
+def test_the_skip_reading_tells_an_early_takeover_from_a_drift_over_the_search():
+    """Two series with the same start (1 skip connection) and end (4): one takes over in its third epoch and
+    stays level, the other creeps up over the search. Only the second is a rise between the thirds."""
+    early = pd.DataFrame({"epoch": range(1, 31), "n_skip": [1, 1] + [4] * 28, "param_free": [5] * 30})
+    late = pd.DataFrame({"epoch": range(1, 31), "n_skip": [1] * 12 + [2] * 8 + [3] * 4 + [4] * 6,
+                         "param_free": [5] * 30})
+    e, d = sa.skip_course(early), sa.skip_course(late)
+    assert (e["reached"], e["early"], e["held"], e["after"]) == (3, True, 28, 28)
+    assert e["first_third"] == pytest.approx(3.4) and e["last_third"] == 4 and not e["rose"]
+    assert (d["reached"], d["early"], d["rose"]) == (21, False, True) and d["change"] == pytest.approx(2.6)
+    # both are a takeover by skips_rose (the first epochs against the last third); the words tell them apart
+    assert sa.skips_rose(early) and sa.skips_rose(late)
+    assert sa.skip_reading(early).endswith("an early takeover, not a drift over the search")
+    assert sa.skip_reading(late).endswith("a rise over the search") and "after the first 10 epochs" in \
+        sa.skip_reading(late)
+    assert "an early takeover, not a drift" in sa.collapse_verdict(early)
+    assert "a rise over the search" in sa.collapse_verdict(late)
+    # a takeover by epoch 2 that goes on rising by more than an edge, and a peak in the middle of the search
+    rising = early.assign(n_skip=[1, 3, 3, 3, 3, 3, 3, 3, 3, 3] + [4] * 10 + [5] * 10)
+    assert sa.skip_reading(rising).endswith("an early takeover that went on rising over the search")
+    peaked = early.assign(n_skip=[1, 1] + [4] * 12 + [6] * 3 + [4] * 13)
+    assert "they peaked at 6 (first at epoch 15, last at epoch 17), then came down to 4" in sa.skip_reading(peaked)
+    never = sa.skip_reading(early.assign(n_skip=[1] * 30))
+    assert never.startswith("skip connections never held half the cell")
+    with pytest.raises(NASInputError, match="no epochs"):
+        sa.skip_course(early.iloc[:0])
+
+
+def test_tau_interval_bootstraps_the_cells():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=30)
+    scores = truth + rng.normal(size=30)
+    low, high = sa.tau_interval(scores, truth)
+    from scipy.stats import kendalltau
+
+    tau = kendalltau(scores, truth).statistic
+    assert low < tau < high and 0.1 < high - low < 0.6
+    assert sa.tau_interval(truth, truth) == pytest.approx((1.0, 1.0))  # a perfect ranking stays perfect
+    wide = sa.tau_interval(scores[:8], truth[:8])
+    assert wide[1] - wide[0] > high - low  # fewer cells, a wider interval
+    assert sa.tau_interval(scores, truth, seed=0) == (low, high)  # the same draws for the same seed
+    with pytest.raises(NASInputError, match="one value per cell"):
+        sa.tau_interval(scores, truth[:5])
 
 
 def test_collapse_verdict_reads_the_operations_that_reach_the_output():

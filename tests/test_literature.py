@@ -243,3 +243,47 @@ def test_scatter_labels_separate_where_the_points_coincide():
     for (a, box_a), (b, box_b) in itertools.combinations(labels, 2):
         assert not box_a.overlaps(box_b), (a, b)
     plt.close(ax.figure)
+
+
+def test_each_family_s_median_comes_with_its_range_and_a_median_in_a_gap_is_flagged():
+    """SMBO's four searches cost 0.3, 1.7, 200 and 225 GPU-days: its median, 100.85, lies between two searches
+    118 times apart, where none of them is."""
+    cost = L.median_cost_by_family(L.load_cifar10())
+    text = str(cost)
+    assert "SMBO 100.85 (0.3 to 225, 4)" in text and "GO 0.62 (0.1 to 4, 12)" in text
+    assert "RL 53 (0.32 to 22,400, 10)" in text
+    smbo = cost.numbers.loc["SMBO"]
+    assert (smbo["middle_low"], smbo["middle_high"]) == (1.7, 200.0) and smbo["median_in_gap"]
+    assert "SMBO's median, 100.85, is the midpoint of its two middle searches, 1.7 and 200 GPU-days, 118x apart" in text
+    assert "the ratio above rests on that midpoint" in text  # SMBO's is the highest median, the ratio's numerator
+    assert not cost.numbers.loc[["GO", "RS", "EA", "RL"], "median_in_gap"].any()  # RL's middle two: 10 and 96
+    # the keys the slides and the chapter read are kept
+    assert {"median_gpu_days", "min_gpu_days", "max_gpu_days", "n"} <= set(cost.numbers.columns)
+
+
+def test_a_median_between_close_searches_is_not_flagged():
+    import pandas as pd
+
+    df = pd.DataFrame({"family": ["GO"] * 4 + ["EA"] * 2, "gpu_days": [1.0, 2.0, 3.0, 4.0, 10.0, 200.0]})
+    cost = L.median_cost_by_family(df)
+    assert not cost.numbers.loc["GO", "median_in_gap"] and cost.numbers.loc["EA", "median_in_gap"]
+    assert "EA's median, 105" in str(cost) and "GO's median" not in str(cost)
+    assert not L.median_cost_by_family(df, gap_ratio=100).numbers["median_in_gap"].any()
+
+
+def test_a_gap_is_set_against_the_spread_it_is_tested_with_not_called_within_the_noise_of_its_own_results():
+    import pandas as pd
+
+    spread = pd.Series({"noisy": 0.77, "mid": 0.25, "quiet": 0.1})
+    claim = L.gap_against_spread(0.59, spread, "this table's look-up searches (mnist5k)")
+    assert claim.numbers["within"] == ["noisy"] and claim.numbers["between"] == ["mid"]
+    assert claim.numbers["above"] == ["quiet"]
+    text = str(claim)
+    assert text.startswith("This table's look-up searches (mnist5k): the final accuracy varies by 0.10 to 0.77")
+    assert "A gap of 0.59 points would be within that noise even at the lower bound for noisy (1.51)" in text
+    assert "published gain" not in text.lower()
+    # a bound that rounds to the gap is printed with the decimals that tell them apart
+    close = L.gap_against_spread(0.59, pd.Series({"REA": 0.30}), "NAS-Bench-201's searches on CIFAR-10")
+    assert close.numbers["between"] == ["REA"] and "A gap of 0.590 points" in str(close) and "(0.588 to" in str(close)
+    with pytest.raises(NASInputError):
+        L.gap_against_spread(0.59, pd.Series(dtype=float), "nothing")

@@ -517,6 +517,19 @@ def final_table(df: pd.DataFrame, baseline: str = "random", level: float = 0.95,
     return table
 
 
+TIE_POINTS = 0.01  # means of final accuracy closer than this (points) are tied: no order between them
+
+
+def ranked(means: pd.Series, tie: float = TIE_POINTS) -> str:
+    """Strategies in descending order of their means (a Series indexed by name), as "a > b = c > d": "=" joins
+    two neighbours in that order whose means are less than ``tie`` points apart, which the means do not order."""
+    order = means.sort_values(ascending=False, kind="stable")
+    text = str(order.index[0]) if len(order) else ""
+    for (_, before), (name, value) in zip(order.items(), list(order.items())[1:]):
+        text += f" {'=' if before - value < tie else '>'} {name}"
+    return text
+
+
 def verdicts(table: pd.DataFrame, baseline: str = "random") -> str:
     """The final table's tests in words: which strategies are better than ``baseline``, which are worse and
     which are not shown to differ, at the level the table was made with, Holm-corrected for the number of
@@ -548,7 +561,8 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
     ``rank`` counts the cells with a strictly higher test accuracy, plus one; ``percentile`` is the share of
     cells it beats. A hand-designed cell that already sits in the top few percent is a hard baseline.
     ``test_se`` is the standard error of its ``test_acc`` as a mean over its ``seeds`` trainings (NaN for a cell
-    of fewer than two seeds): a strategy beats the cell only by more than that noise and its own.
+    of fewer than two seeds): a strategy beats the cell only by more than that noise and its own
+    (:func:`against_cell`).
     """
     from ..spaces import cell as nb201
 
@@ -564,6 +578,46 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
             "rank_valid": int((valid > row["valid_acc"]).sum()) + 1, "cells": len(frame),
             "percentile": float(100 * (test < row["test_acc"]).mean()),
             "best_test_acc": float(test.max()), "gap_to_best": float(test.max() - row["test_acc"])}
+
+
+def welch_p(mean_a: float, std_a: float, n_a: int, mean_b: float, se_b: float, n_b: int) -> tuple:
+    """(t, degrees of freedom, two-sided p) of Welch's t-test of two means: ``a`` given by its values' mean, std
+    and count, ``b`` by its mean, the standard error of that mean and its count. A side without a spread (``b``'s
+    se NaN: one training; or a std of 0) adds no variance, and the degrees of freedom are the other side's own
+    (the one-sample test); with no variance on either side, or fewer than 2 values on ``a``'s, there is no test
+    (NaN). Where both sides have a spread it is ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``."""
+    from scipy.stats import t as student
+
+    var_a = std_a ** 2 / n_a if n_a > 1 and np.isfinite(std_a) else np.nan
+    var_b = se_b ** 2 if n_b > 1 and np.isfinite(se_b) else 0.0
+    if np.isnan(var_a) or var_a + var_b <= 0:
+        return np.nan, np.nan, np.nan
+    dof = (var_a + var_b) ** 2 / ((var_a ** 2 / (n_a - 1) if var_a else 0.0)
+                                  + (var_b ** 2 / (n_b - 1) if var_b else 0.0))
+    stat = (mean_a - mean_b) / np.sqrt(var_a + var_b)
+    return float(stat), float(dof), float(2 * student.sf(abs(stat), dof))
+
+
+def against_cell(table: pd.DataFrame, cell: dict, alpha: float = 0.05) -> pd.DataFrame:
+    """Does each strategy of a ``final_table`` find better cells on average than one given cell (``cell``: a dict
+    from :func:`baseline_rank`, whose ``test_acc`` is itself a mean over ``seeds`` trainings with standard error
+    ``test_se``)? Per strategy: the difference of the means, Welch's t-test of it (:func:`welch_p`: a strategy of
+    3 seeds against a cell of little noise gets a t with about 2 degrees of freedom, which passes 2 about 9 % of
+    the time where there is no difference, where a normal z passes it 2.3 % of the time), the p-values
+    Holm-corrected over the strategies tested (:func:`holm`), and in ``vs_cell`` "better" or "worse" where the
+    corrected p < ``alpha``, else "not different" ("" untested: a strategy of one seed)."""
+    rows = []
+    for name, row in table.iterrows():
+        stat, dof, p = welch_p(row["mean_test_acc"], row["std_test_acc"], int(row["seeds"]), cell["test_acc"],
+                               cell.get("test_se", np.nan), int(cell.get("seeds", 1)))
+        rows.append({"strategy": name, "diff": row["mean_test_acc"] - cell["test_acc"], "t": stat, "dof": dof,
+                     "p": p})
+    out = pd.DataFrame(rows).set_index("strategy")
+    out["p_holm"] = holm(out["p"])
+    out["vs_cell"] = ["" if np.isnan(p) else ("better" if d > 0 else "worse") if p < alpha else "not different"
+                      for d, p in zip(out["diff"], out["p_holm"])]
+    out.attrs.update(alpha=alpha, tests=int(out["p"].notna().sum()))
+    return out
 
 
 def plot_final(df: pd.DataFrame, ax=None, zoom: float | None = 3.0):

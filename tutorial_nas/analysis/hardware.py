@@ -3,7 +3,10 @@
 Parameters and FLOPs are proxies; what a phone or a server feels is latency on *its* hardware, and the two
 disagree (a parameter-free pooling op is not free in time, a depthwise conv is cheap in FLOPs but slow per
 FLOP). So latency is measured: ``measure_latency`` runs warm-up passes and then times ``repeats`` forward
-passes and reports the median (robust to the odd slow run on a shared machine).
+passes and reports the median (robust to the odd slow run on a shared machine). The speed of a machine drifts
+between the moments two cells are timed, so ``paired_latency`` compares two cells by timing them again together,
+interleaved over several rounds, and ``front_reach`` reads its latency comparisons from that where it is given the
+evaluator.
 
 Two ways to search with it:
 
@@ -24,6 +27,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import t as student_t
 
 from ..bench import difference_words
 from ..data import IMAGE_SIZE
@@ -296,8 +300,69 @@ def _near_tie(tie_ms: float) -> str:
             "handful of timings")
 
 
+def _arch_str(arch) -> str:
+    return nb201.to_str(nb201.parse(arch) if isinstance(arch, str) else tuple(arch))
+
+
+def edges_run(arch) -> int:
+    """How many edges of NAS-Bench-201 cell ``arch`` its network builds and runs: every edge that is not ``none``
+    (``spaces.cell.Cell`` leaves ``none`` out), whether or not its output reaches the cell's output."""
+    return sum(op != "none" for op in nb201.parse(_arch_str(arch)))
+
+
+PAIRED_ROUNDS = 6  # rounds of an interleaved re-timing of two cells (``paired_latency``)
+
+
+def paired_latency(evaluator: LatencyAware, a, b, rounds: int = PAIRED_ROUNDS) -> dict:
+    """Time cells ``a`` and ``b`` again, interleaved: ``rounds`` rounds, each timing both with ``evaluator.measure``
+    (its seed, warm-up and repeats) one right after the other, ``a`` first in the even rounds and ``b`` first in
+    the odd ones. A drift of the machine's speed between the moments the two were first timed, which re-timing one
+    cell back to back (``latency_spread``) cannot see, then falls on both alike, and a steady drift within the
+    rounds cancels between the two orders. Returns ``diff_ms``, the mean over the rounds of ``a``'s time minus
+    ``b``'s (positive where ``b`` is faster), its 95 % t interval over the rounds ``low``, ``high``, ``resolved``
+    (the interval excludes 0), each cell's median time ``a_ms``, ``b_ms``, and ``rounds``. The cache is left
+    alone."""
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 2:
+        raise NASInputError(f"rounds is how often to time the two cells, a whole number >= 2, got {rounds!r}")
+    cells = {"a": nb201.parse(_arch_str(a)), "b": nb201.parse(_arch_str(b))}
+    times = {"a": [], "b": []}
+    for r in range(rounds):
+        for key in ("a", "b") if r % 2 == 0 else ("b", "a"):
+            times[key].append(float(evaluator.measure(cells[key])))
+    d = np.subtract(times["a"], times["b"])
+    mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(rounds))
+    half = float(student_t.ppf(0.975, rounds - 1)) * se
+    return {"diff_ms": mean, "low": mean - half, "high": mean + half,
+            "resolved": bool(mean - half > 0 or mean + half < 0), "a_ms": float(np.median(times["a"])),
+            "b_ms": float(np.median(times["b"])), "rounds": rounds}
+
+
+def _paired_words(p: dict, word: str = "faster", sign: int = 1) -> str:
+    """How a paired re-timing (``paired_latency`` of the cell against a front cell) measured the front cell's gap;
+    ``sign`` -1 turns it round (the cell's own saving)."""
+    low, high = sorted((sign * p["low"], sign * p["high"]))
+    return (f"when the two are re-timed interleaved ({p['rounds']} rounds; 95 % interval of how much {word}: "
+            f"[{low:+.3f}, {high:+.3f}] ms)")
+
+
+def _same_function_words(arch, other, paired: bool) -> str:
+    """Why a cell is slower than a front cell that computes the same function: the edges it runs beyond the front
+    cell's, where it runs more (``edges_run``); otherwise the words say the edges do not explain it."""
+    mine, theirs = edges_run(arch), edges_run(other)
+    if mine > theirs:
+        return (f"it computes the same function with {theirs} edges where this cell runs {mine}: the gap is the "
+                f"time of edges this cell runs that its function does not need"
+                + ("" if paired else ", or noise beyond tie_ms"))
+    return (f"it computes the same function, and this cell runs no more edges than it does ({mine} against {theirs}), "
+            "so edges its function does not need do not explain the gap"
+            + (": the interleaved re-timing resolves it all the same" if paired else
+               ": timing drift between the moments the two cells were timed, or noise beyond tie_ms; "
+               "re-timing the two interleaved (front_reach's evaluator) would judge it"))
+
+
 def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=None,
-                metric: str = "valid_acc") -> pd.DataFrame:
+                metric: str = "valid_acc", evaluator: LatencyAware | None = None,
+                rounds: int | None = None) -> pd.DataFrame:
     """Where each cell of ``others`` (name -> a row with ``accuracy`` and ``latency_ms``, e.g. the winner of a
     search on accuracy alone) stands against ``front`` (cells with the same two columns, e.g.
     ``summarize_front``): ``dominated`` by a front cell, ``beyond`` it (more accurate than every front cell, or,
@@ -320,6 +385,18 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
     faster dominates. The identity cell ``|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|`` dominates
     ``|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|``, the identity too, whose
     three 3x3 convolutions never reach node 3 but cost three times the parameters and about twice the latency.
+    Such a gap is put down to the edges the slower cell runs that its function does not need only where it runs
+    more edges than the faster one (``edges_run``); where it runs as many or fewer, the words say the edges do not
+    explain the gap.
+
+    ``tie_ms`` comes from re-timing one cell back to back (``latency_spread``), which misses a drift of the
+    machine's speed between the moments two cells were first timed. Given ``evaluator`` (the ``LatencyAware``
+    whose ``measure`` timed them), each front cell is re-timed together with the cell, interleaved
+    (``paired_latency``, ``rounds`` rounds), and every latency comparison with it is read from that paired
+    measurement instead of the first timings and ``tie_ms``: the gap is the mean per-round difference, and a gap
+    whose 95 % interval reaches 0 is not resolved (a tie where the accuracy is the same, a latency gap within
+    its noise where it is not). ``margin_ms`` is then that paired gap. A front cell that is the cell itself is not
+    re-timed.
 
     A domination is measured twice over, in accuracy and in latency, and either gap can be noise. Given ``bench``
     (the ``bench.Benchmark`` the accuracies are ``metric`` of), a dominating cell's accuracy gap is read against
@@ -347,9 +424,18 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
             mine = key(arch)
             same = np.array([k == mine for k in front_keys], dtype=bool)
         gain = np.where(same, 0.0, gain)  # one function, one row of the table: the accuracy is the same
+        paired, resolved, pairs = np.zeros(len(points), dtype=bool), np.zeros(len(points), dtype=bool), {}
+        if evaluator is not None and front_keys is not None and arch is not None:
+            mine_str = _arch_str(arch)
+            for k, theirs in enumerate(front["arch"]):
+                if _arch_str(theirs) == mine_str:  # the cell itself: nothing to re-time
+                    continue
+                pairs[k] = paired_latency(evaluator, arch, theirs, rounds or PAIRED_ROUNDS)
+                saving[k], paired[k], resolved[k] = pairs[k]["diff_ms"], True, pairs[k]["resolved"]
         beaten = (gain >= 0) & (saving >= 0) & ((gain > 0) | (saving > 0))
         beats = (gain <= 0) & (saving <= 0) & ((gain < 0) | (saving < 0))
-        tie = (gain == 0) & (np.abs(saving) <= tie_ms)  # the same accuracy, apart by timing noise only
+        within = np.where(paired, ~resolved, np.abs(saving) <= tie_ms)  # apart by timing noise only
+        tie = (gain == 0) & within
         clear_beaten, clear_beats = beaten & ~tie, beats & ~tie
         near = np.flatnonzero(clear_beaten)
         near = near[np.argmin(saving[near])] if len(near) else None  # the dominating cell nearest in latency
@@ -357,12 +443,15 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
         if near is not None:
             faster = (f"{saving[near]:.3f} ms faster" if round(float(saving[near]), 3) > 0 else
                       "as fast to the timer's three decimals of a ms")
+            if paired[near]:
+                faster += " " + _paired_words(pairs[near])
+            why = ")"
+            if same[near]:
+                why = "; " + _same_function_words(arch, front["arch"].iloc[near], paired[near]) + ")"
             where = (f"dominated (the dominating front cell nearest in latency is {gain[near]:+.2f} points and "
-                     f"{faster}" + ("; it computes the same function: the gap is the time of edges "
-                                                        "this cell runs that its function does not need, or noise "
-                                                        "beyond tie_ms)" if same[near] else ")"))
-            if gain[near] == 0 and 0 < tie_ms and saving[near] <= 2 * tie_ms:  # noise from a handful of timings
-                where += "; " + _near_tie(tie_ms)
+                     f"{faster}{why}")
+            if not paired[near] and gain[near] == 0 and 0 < tie_ms and saving[near] <= 2 * tie_ms:
+                where += "; " + _near_tie(tie_ms)  # noise from a handful of timings
             unsure = []
             if gain[near] > 0 and bench is not None and arch is not None and "arch" in front:
                 c = bench.compare(front["arch"].iloc[near], arch, metric)
@@ -372,7 +461,10 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                     unsure.append(f"its accuracy gap is not beyond the two cells' seed noise (95 % interval "
                                   f"[{c['low']:+.2f}, {c['high']:+.2f}] over the {c['seeds']} seeds they share, paired "
                                   f"t-test p = {c['p']:.2f})")
-            if gain[near] > 0 and saving[near] > 0 and saving[near] <= tie_ms:
+            if gain[near] > 0 and paired[near] and not resolved[near]:
+                unsure.append("its latency gap is not resolved by re-timing the two interleaved (its interval "
+                              "reaches 0)")
+            elif gain[near] > 0 and saving[near] > 0 and not paired[near] and saving[near] <= tie_ms:
                 unsure.append(f"its latency gap is within the timing noise of {tie_ms:.3f} ms")
             established = not unsure
             if unsure:
@@ -387,28 +479,42 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                     tested = f" (paired t-test p = {c['p']:.2f})" if c["p"] is not None else ""
                     where += (f"; its lead of {-gain[top]:.2f} points over the front's most accurate cell is not "
                               f"beyond the two cells' seed noise{tested}")
-        elif (saving < 0).all() and not clear_beats.any():
+        elif (saving < 0).all() and not clear_beats.any() and not (tie & paired).any():
             fastest = int(np.argmin(points[:, 1]))
             where = (f"beyond the front's fast end (faster than all of it, by {-saving[fastest]:.3f} ms than its "
-                     f"fastest cell, and {gain[fastest]:.2f} points less accurate than that cell)")
-            if -saving[fastest] <= tie_ms:
+                     f"fastest cell" + (" " + _paired_words(pairs[fastest], "faster", -1) if paired[fastest] else "")
+                     + f", and {gain[fastest]:.2f} points less accurate than that cell)")
+            if paired[fastest] and not resolved[fastest]:
+                where += ("; that gap is not resolved by the interleaved re-timing: timed again, the cell could be "
+                          "dominated")
+            elif not paired[fastest] and -saving[fastest] <= tie_ms:
                 where += (f"; that gap is within the timing noise of {tie_ms:.3f} ms: timed again, the cell could be "
                           "dominated")
         elif clear_beats.any():
             where = f"dominating {int(clear_beats.sum())} of its {len(points)} cells"
-            close = clear_beats & (gain == 0) & (np.abs(saving) <= 2 * tie_ms)
+            close = clear_beats & (gain == 0) & (np.abs(saving) <= 2 * tie_ms) & ~paired
             if 0 < tie_ms and (close == clear_beats).all():  # every cell it beats, it beats by noise alone
                 where += (f", each by the same accuracy and a gap of at most {float(np.abs(saving[close]).max()):.3f} "
                           "ms; " + _near_tie(tie_ms))
-        elif (same & tie & (beaten | beats)).any():
-            apart = float(np.abs(saving[same & tie & (beaten | beats)]).min())
-            where = (f"tied with a front cell that computes the same function (the same row of the table), timed "
-                     f"{apart:.3f} ms apart, within the timing noise of {tie_ms:.3f} ms (timed again, the order "
-                     f"could reverse)")
-        elif (tie & (beaten | beats)).any():
-            apart = float(np.abs(saving[tie & (beaten | beats)]).min())
-            where = (f"tied with a front cell: the same accuracy, {apart:.3f} ms apart, within the timing noise of "
-                     f"{tie_ms:.3f} ms (timed again, the order could reverse)")
+            elif (clear_beats & paired & ~resolved).any():  # more accurate, as fast only as measured
+                n_open = int((clear_beats & paired & ~resolved).sum())
+                where += (f", {n_open} of them only as measured: more accurate than those, but by a latency gap "
+                          "that re-timing the two interleaved does not resolve")
+            elif (clear_beats & paired).any():
+                where += ", each latency gap resolved by re-timing the two cells interleaved"
+        elif (tie & (beaten | beats | paired)).any():  # a paired re-timing that resolves nothing is a tie at 0 too
+            contest = tie & (beaten | beats | paired)
+            which = contest & (same if (same & contest).any() else True)
+            k = int(np.flatnonzero(which)[np.argmin(np.abs(saving[which]))])
+            what = ("a front cell that computes the same function (the same row of the table)," if same[k] else
+                    "a front cell: the same accuracy,")
+            if paired[k]:
+                where = (f"tied with {what} {abs(saving[k]):.3f} ms apart when the two are re-timed interleaved "
+                         f"({pairs[k]['rounds']} rounds, 95 % interval of the gap [{pairs[k]['low']:+.3f}, "
+                         f"{pairs[k]['high']:+.3f}] ms, which reaches 0: the order is not resolved)")
+            else:
+                where = (f"tied with {what} timed {abs(saving[k]):.3f} ms apart, within the timing noise of "
+                         f"{tie_ms:.3f} ms (timed again, the order could reverse)")
         else:
             where = "on the front"
         rows.append({"cell": name, "accuracy": acc, "latency_ms": lat, "front_best_accuracy": points[:, 0].max(),
@@ -432,4 +538,4 @@ def latency_spread(evaluator: LatencyAware, arch, times: int = 5) -> float:
 
 __all__ = ["measure_latency", "DATA_SHAPE", "input_shape", "cell_model", "cell_latencies", "pareto_front",
            "mnas_reward", "LatencyAware", "pareto_search", "plot_front", "summarize_front", "front_reach",
-           "latency_spread"]
+           "latency_spread", "paired_latency", "edges_run"]

@@ -20,7 +20,8 @@ et al. (ICML 2018) ranks randomly sampled architectures with its shared weights 
 follow ``family``.
 
 The claims of the chapter are computed from the table, not typed: ``median_cost_by_family`` and
-``best_nas_vs_best_human`` return their numbers with the one sentence they support.
+``best_nas_vs_best_human`` return their numbers with the one sentence they support, and ``gap_against_spread`` says
+whether a gap of a given size would stand out from a given set of searches' seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -209,25 +210,50 @@ def search_of(method: str) -> str:
     return re.sub(r"\s*\+\s*cutout\s*$", "", str(method), flags=re.IGNORECASE).strip()
 
 
-def median_cost_by_family(df: pd.DataFrame) -> Claim:
+GAP_RATIO = 10.0  # a median between two middle searches more than this many times apart sits in a gap
+
+
+def _middle(costs: pd.Series) -> tuple:
+    """The two middle values of ``costs`` in order: the same value twice for an odd count."""
+    values = np.sort(costs.to_numpy(dtype=float))
+    n = len(values)
+    return float(values[(n - 1) // 2]), float(values[n // 2])
+
+
+def median_cost_by_family(df: pd.DataFrame, gap_ratio: float = GAP_RATIO) -> Claim:
     """The median search cost (GPU-days) of each family over its searches with a known cost (``n``): a search
-    whose network is reported with and without Cutout (``search_of``) is counted once, not once per training."""
+    whose network is reported with and without Cutout (``search_of``) is counted once, not once per training.
+
+    The sentence gives each family's range beside its median. With an even number of searches the median is the
+    midpoint of the two middle ones (``middle_low``, ``middle_high``); where those are more than ``gap_ratio``
+    times apart (``median_in_gap``), no search of the family costs near its median, and the sentence says so."""
     _check_columns(df, ["family", "gpu_days"])
     known = df.dropna(subset=["gpu_days"])
     if "method" in known:
         known = known.assign(search=known["method"].map(search_of)).drop_duplicates(["family", "search"])
-    table = (known.groupby("family")["gpu_days"].agg(median_gpu_days="median", min_gpu_days="min",
-                                                     max_gpu_days="max", n="count")
-             .sort_values("median_gpu_days"))
+    grouped = known.groupby("family")["gpu_days"]
+    table = grouped.agg(median_gpu_days="median", min_gpu_days="min", max_gpu_days="max", n="count")
+    middle = grouped.apply(_middle)
+    table["middle_low"] = [middle[f][0] for f in table.index]
+    table["middle_high"] = [middle[f][1] for f in table.index]
+    table["median_in_gap"] = table["middle_high"] > gap_ratio * table["middle_low"]
+    table = table.sort_values("median_gpu_days")
     if len(table) < 2:
         raise NASInputError("median_cost_by_family needs results of at least two families with a known cost")
     medians = table["median_gpu_days"]
     cheap, dear = medians.index[0], medians.index[-1]
-    listed = ", ".join(f"{fam} {cost:g}" for fam, cost in medians.items())
-    sentence = (f"Median search cost (GPU-days, each search counted once): {listed}; the median "
-                f"{FAMILY_NAMES.get(dear, dear)} "
+    listed = ", ".join(f"{fam} {row.median_gpu_days:g} ({row.min_gpu_days:,g} to {row.max_gpu_days:,g}, "
+                       f"{row.n:d})" for fam, row in table.iterrows())
+    sentence = (f"Median search cost (GPU-days, each search counted once; in brackets the range and the number of "
+                f"searches): {listed}; the median {FAMILY_NAMES.get(dear, dear)} "
                 f"search costs {medians[dear] / medians[cheap]:,.0f}x the median "
                 f"{FAMILY_NAMES.get(cheap, cheap)} one.")
+    for fam, row in table[table["median_in_gap"]].iterrows():
+        sentence += (f" {fam}'s median, {row.median_gpu_days:g}, is the midpoint of its two middle searches, "
+                     f"{row.middle_low:,g} and {row.middle_high:,g} GPU-days, "
+                     f"{row.middle_high / row.middle_low:,.0f}x apart: none of its {row.n:d} searches costs between "
+                     f"the two, half cost {row.middle_low:,g} or less"
+                     + (", and the ratio above rests on that midpoint." if fam in (cheap, dear) else "."))
     return Claim(table, sentence)
 
 
@@ -255,6 +281,47 @@ def best_nas_vs_best_human(df: pd.DataFrame, max_params: float | None = None) ->
     sentence = (f"{size}he best NAS result ({n['method']}, {n['error']:.2f} % at {_m(n['params_m'])}) has "
                 f"{gain:.2f} points lower error than the best hand-designed network ({h['method']}, "
                 f"{h['error']:.2f} % at {_m(h['params_m'])}): {100 * gain / h['error']:.0f} % fewer errors.")
+    return Claim(numbers, sentence)
+
+
+def gap_against_spread(gap: float, spread: pd.Series, where: str, z: float = 1.96) -> Claim:
+    """Would a difference of ``gap`` points between two single results stand out from the seed-to-seed noise of
+    searches whose final accuracy varies by ``spread`` (a std per search method, indexed by its name)? ``where``
+    names whose searches these are: the test is about that spread, not about the results the gap came from.
+
+    A difference of one search run from one other result stands out at the two-sided 5 % level (``z`` = 1.96;
+    the level follows ``z``) only above ``z`` times the std of the difference: from ``z`` x std, if the other
+    result had no noise at all, to ``z`` x sqrt(2) x std, if it were as noisy as a search run. Each method is
+    ``within`` the noise (at or below the lower bound), ``between`` the bounds, or ``above`` both."""
+    from scipy.stats import norm
+
+    spread = pd.Series(spread, dtype=float).dropna()
+    if spread.empty:
+        raise NASInputError("gap_against_spread needs the std of at least one search method")
+    low, high = z * spread, z * np.sqrt(2) * spread
+    groups = {"within": low.index[gap <= low].tolist(),
+              "between": low.index[(gap > low) & (gap <= high)].tolist(),
+              "above": high.index[gap > high].tolist()}
+    numbers = {"gap": float(gap), "std_min": float(spread.min()), "std_max": float(spread.max()),
+               "low_min": float(low.min()), "low_max": float(low.max()),
+               "high_min": float(high.min()), "high_max": float(high.max()), **groups}
+    d = 2  # decimals: enough that a bound printed beside the gap never reads as equal to it
+    while d < 6 and any(round(b, d) == round(gap, d) and b != gap for b in [*low, *high]):
+        d += 1
+
+    def names(key, bounds):  # each method of a group with its bounds
+        listed = [f"{m} ({' to '.join(f'{b[m]:.{d}f}' for b in bounds)})" for m in groups[key]]
+        return ", ".join(listed) or "no method"
+
+    level = 100 * 2 * norm.sf(z)
+    sentence = (f"{where[:1].upper()}{where[1:]}: the final accuracy varies by {spread.min():.2f} to "
+                f"{spread.max():.2f} points (std) from one search seed to the next, so a difference of a single "
+                f"search run from a single other result stands out at the {level:.2g} % level only above {z:g} x std "
+                f"({low.min():.{d}f} to {low.max():.{d}f} points) if the other result has no noise, up to {z:g} x "
+                f"sqrt(2) x std ({high.min():.{d}f} to {high.max():.{d}f}) if it is as noisy as a search run. A gap "
+                f"of {gap:.{d}f} points would be within that noise even at the lower bound for "
+                f"{names('within', [low])}; would stand out only against a nearly noise-free other result for "
+                f"{names('between', [low, high])}; would stand out at either bound for {names('above', [high])}.")
     return Claim(numbers, sentence)
 
 

@@ -318,36 +318,46 @@ def feature_taus(table: pd.DataFrame, cells, bench, proxies=("grad_norm", "snip"
 
 
 def explain_sign(table: pd.DataFrame, taus: pd.DataFrame, proxy: str) -> str:
-    """A sentence, chosen from the signs in ``taus`` (``feature_taus``), on why ``proxy`` ranks as it does: a
-    feature explains a negative tau when accuracy and the proxy move in opposite directions with it."""
+    """A sentence, chosen from ``taus`` (``feature_taus``), on what ``proxy``'s negative tau goes with: a feature
+    goes with it when test accuracy and the proxy move in opposite directions with that feature, each beyond two
+    standard errors of a tau under no correlation on these cells (``tau_standard_error``; a feature's tau nearer
+    zero is not told apart from chance). Size (the parameter count) is read first; then every other feature that
+    qualifies is named, the strongest opposition first. These are correlations over the cells: they say what the
+    proxy's order goes with, not what causes it."""
     tau = float(table.set_index("shortcut").loc[proxy, "kendall_tau"])
     if not tau < 0:
         return f"{proxy} (tau {tau:+.2f}) ranks with the benchmark: no negative sign to explain."
+    bound = 2 * tau_standard_error(len(table.attrs["truth"]))
+
+    def clear(t):
+        return bool(abs(t) > bound)  # False for nan
 
     def moves(t):
-        return "rises" if t > 0 else "falls" if t < 0 else "does not change"
+        return ("rises" if t > 0 else "falls") if clear(t) else "moves no more than chance"
 
     def by(feature):
         return taus.loc[feature, "test accuracy"], taus.loc[feature, proxy]
 
+    def opposed(a, b):
+        return clear(a) and clear(b) and a * b < 0
+
     a, b = by("parameters")
-    head = f"{proxy} ranks against the benchmark (tau {tau:+.2f})"
-    if a * b < 0:
-        return (f"{head} through size: test accuracy {moves(a)} with the number of parameters (tau {a:+.2f}) and "
-                f"{proxy} {moves(b)} with it (tau {b:+.2f}).")
-    if np.isnan(a * b):
-        text = f"{head}, not through size: every cell has the same number of parameters."
-    elif a * b > 0:
-        text = (f"{head}, not through size: test accuracy and {proxy} both {moves(a)[:-1]} with the number of "
-                f"parameters (tau {a:+.2f} and {b:+.2f}).")
-    else:
-        text = (f"{head}, not through size: test accuracy {moves(a)} with the number of parameters (tau {a:+.2f}) "
+    head = (f"{proxy} ranks against the benchmark (tau {tau:+.2f}; a feature's tau counts beyond {bound:.2f}, two "
+            "standard errors of no correlation)")
+    if opposed(a, b):
+        return (f"{head}, and so does size: test accuracy {moves(a)} with the number of parameters (tau {a:+.2f}) "
                 f"and {proxy} {moves(b)} with it (tau {b:+.2f}).")
-    opposed = {f: -np.prod(by(f)) for f in taus.index if f != "parameters"}
-    opposed = {f: v for f, v in opposed.items() if v > 0}
-    if not opposed:
-        return text + " No other feature of the cells moves the two in opposite directions either."
-    best = max(opposed, key=opposed.get)
-    a, b = by(best)
-    return (text + f" Through the {best}: test accuracy {moves(a)} with their number (tau {a:+.2f}), {proxy} "
-            f"{moves(b)} with it (tau {b:+.2f}).")
+    if np.isnan(a * b):
+        text = f"{head}, not with size: every cell has the same number of parameters."
+    else:
+        how = "not with size" if clear(a) and clear(b) else "not clearly with size"
+        text = (f"{head}, {how}: test accuracy {moves(a)} with the number of parameters (tau {a:+.2f}) and "
+                f"{proxy} {moves(b)} with it (tau {b:+.2f}).")
+    others = sorted((f for f in taus.index if f != "parameters" and opposed(*by(f))), key=lambda f: np.prod(by(f)))
+    if not others:
+        return text + " No other feature of the cells moves the two in opposite directions beyond chance either."
+    parts = []
+    for f in others:
+        a, b = by(f)
+        parts.append(f"with the {f}, test accuracy {moves(a)} (tau {a:+.2f}) and {proxy} {moves(b)} (tau {b:+.2f})")
+    return (text + " It goes with " + ("; ".join(parts)) + " (correlations over the cells, not a cause shown).")

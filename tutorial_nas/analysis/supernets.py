@@ -173,10 +173,7 @@ def collapse_verdict(table: pd.DataFrame, reference_acc=None) -> str:
                        "are cut off by none)" + (", and the alphas' weight on such operations rose over the search"
                                                  if drift else "") + " -- a collapse in effect")
     if skips_rose(table):
-        start = max(1, n // 10)
-        first, last = table["n_skip"].iloc[:start].mean(), table["n_skip"].iloc[-third:].mean()
-        took = (span + f": skip connections rose from {first:.1f} in the first {_epochs(start)} (the first tenth "
-                f"of the search) to {last:.1f} over the last {_epochs(third)}, half the cell or more"
+        took = (span + ": " + skip_reading(table)
                 + ("" if drift or "free_weight" not in table else
                    " (read from the derived cells: the alphas' weight on parameter-free operations did not rise)"))
         if reference_acc is not None and "test_acc" in table:
@@ -218,6 +215,59 @@ def skips_rose(table: pd.DataFrame) -> bool:
     start, third = max(1, len(table) // 10), max(1, len(table) // 3)
     late = table["n_skip"].iloc[-third:].mean()
     return late >= table["n_skip"].iloc[:start].mean() + 1 and late >= 3
+
+
+HALF_CELL = 3  # skip connections on half of the 6 edges of a NAS-Bench-201 cell
+
+
+def skip_course(table: pd.DataFrame) -> dict:
+    """The course of ``collapse_table``'s skip connections over the search: the epoch at which they first held half
+    the cell (``reached``; None where they never did) and whether that was within the first third of the epochs
+    (``early``), in how many of the epochs from then on they held it (``held`` of ``after``), their ``peak`` with
+    the first and last epoch at it (``peak_from``, ``peak_to``), their ``last`` count, their means over the first
+    and the last third of the epochs (``first_third``, ``last_third``), the change between the two (``change``)
+    and ``rose``: whether that change is at least one edge, the rise ``skips_rose`` asks for. Epochs are the
+    table's ``epoch`` column where it has one, else counted from 1."""
+    if not len(table):
+        raise NASInputError("the collapse table has no epochs")
+    skips = table["n_skip"].to_numpy(dtype=int)
+    epochs = table["epoch"].to_numpy(dtype=int) if "epoch" in table else np.arange(1, len(skips) + 1)
+    third = max(1, len(skips) // 3)
+    at = np.flatnonzero(skips >= HALF_CELL)
+    peak = int(skips.max())
+    peaks = epochs[skips == peak]
+    first, last = float(skips[:third].mean()), float(skips[-third:].mean())
+    return {"reached": int(epochs[at[0]]) if len(at) else None, "early": bool(len(at) and at[0] < third),
+            "held": int((skips[at[0]:] >= HALF_CELL).sum()) if len(at) else 0,
+            "after": int(len(skips) - at[0]) if len(at) else 0, "peak": peak, "peak_from": int(peaks[0]),
+            "peak_to": int(peaks[-1]), "last": int(skips[-1]), "first_third": first, "last_third": last,
+            "change": last - first, "rose": last - first >= 1, "third": third}
+
+
+def skip_reading(table: pd.DataFrame) -> str:
+    """``skip_course`` in words: when the skip connections reached half the cell, whether they held it, their peak
+    and last count, and their change from the first third of the search to the last against one edge, so that a
+    takeover in the first epochs is not read as a drift over the search, nor the reverse."""
+    c = skip_course(table)
+    third = _epochs(c["third"])
+    means = (f"their mean went from {c['first_third']:.1f} over the first {third} to {c['last_third']:.1f} over "
+             f"the last {third}, a change of {c['change']:+.1f} edges, "
+             + ("one edge or more" if c["rose"] else "less than the one edge that counts as a rise"))
+    peak_at = (f"epoch {c['peak_from']}" if c["peak_from"] == c["peak_to"] else
+               f"first at epoch {c['peak_from']}, last at epoch {c['peak_to']}")
+    if c["reached"] is None:
+        return (f"skip connections never held half the cell ({HALF_CELL} of 6 edges): at most {c['peak']} ({peak_at}), "
+                f"{c['last']} in the last cell; {means}")
+    course = (f"skip connections first held half the cell ({HALF_CELL} of 6 edges) or more at epoch {c['reached']}, "
+              + ("within" if c["early"] else "after") + f" the first {third} of the search, and held it in "
+              f"{c['held']} of the {c['after']} epochs from then on; they peaked at {c['peak']} ({peak_at}), "
+              + (f"then came down to {c['last']} in the last cell" if c["last"] < c["peak"] else
+                 "as many as the last cell holds") + f"; {means}")
+    if c["early"]:
+        return course + (": an early takeover that went on rising over the search" if c["rose"] else
+                         ": an early takeover, not a drift over the search")
+    return course + (": a rise over the search" if c["rose"] else
+                     ": less than one edge of change between the thirds, no drift the counts can tell")
 
 
 def weight_rose(table: pd.DataFrame, by: float = 0.05) -> bool:
@@ -321,6 +371,25 @@ def ranking_over_training(data, bench, cells: list, epochs: int = 3, checkpoints
     out = pd.DataFrame(rows)
     out.attrs["bench_valid_acc"] = truth
     return out
+
+
+def tau_interval(scores, truth, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple:
+    """A percentile bootstrap interval of Kendall's tau between ``scores`` and ``truth``, one value of each per
+    cell: the cells drawn again with replacement ``n_boot`` times (a draw whose tau is undefined, every cell drawn
+    with one value, is left out). It says how much the tau depends on which cells were sampled; the noise of the
+    ground truth itself (a table entry is the mean of a few trainings) is not in it."""
+    x, y = np.asarray(scores, dtype=float), np.asarray(truth, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
+        raise NASInputError(f"scores and truth are one value per cell, at least 3 cells; got shapes {x.shape} and "
+                            f"{y.shape}")
+    if not isinstance(n_boot, int) or n_boot < 1 or not 0 < level < 1:
+        raise NASInputError(f"n_boot is a whole number >= 1 and level a share in (0, 1); got {n_boot!r}, {level!r}")
+    rng = np.random.default_rng(seed)
+    taus = [kendalltau(x[i], y[i]).statistic for i in rng.integers(0, len(x), (n_boot, len(x)))]
+    taus = np.asarray(taus, dtype=float)
+    taus = taus[np.isfinite(taus)]
+    low, high = np.percentile(taus, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(low), float(high)
 
 
 def learned_verdict(accuracy: float, num_classes: int = 10, what: str = "mean shared-weight accuracy") -> str:

@@ -375,6 +375,66 @@ def verdict(gain_table: pd.DataFrame) -> str:
     return text
 
 
+def beyond_noise(values: dict, se: float, alpha: float = ALPHA) -> pd.DataFrame:
+    """Which of several gains (name -> points) lie beyond a noise of known standard error ``se`` (e.g. single
+    trainings' seed-to-seed spread, averaged over the cells), read together: each gain's two-sided z test of no
+    gain, with Holm's correction over the gains tested, so that the chance of calling any of them a help or a cost
+    by noise alone is at most ``alpha``. One row per gain: ``what``, ``gain``, ``z``, ``p``, ``p_holm`` and
+    ``effect`` ("helps", "costs" or "unclear")."""
+    if not se > 0:
+        raise NASInputError(f"se is the standard error of a gain, above 0; got {se!r}")
+    names = list(values)
+    gain = np.array([float(values[w]) for w in names])
+    z = gain / se
+    p = 2 * stats.norm.sf(np.abs(z))
+    adjusted = holm(p)
+    effect = [("helps" if g > 0 else "costs") if a < alpha else "unclear" for g, a in zip(gain, adjusted)]
+    return pd.DataFrame({"what": names, "gain": gain, "z": z, "p": p, "p_holm": adjusted, "effect": effect})
+
+
+def leader(values: dict, se: float, alpha: float = ALPHA) -> dict:
+    """The largest of several gains (name -> points) and whether its lead is beyond the noise. The leader is
+    picked after the fact, the largest of k noisy gains, so its lead is read at ``alpha`` familywise error over
+    all k (k - 1) / 2 pairs of gains (Bonferroni, which holds for whichever gain comes out on top): the lead over
+    the runner-up must exceed ``bound`` = z_{1 - alpha / (k (k - 1))} x ``se``, ``se`` being the standard error of
+    the difference of two gains. Returns ``top``, ``gain`` (its gain), ``runner_up``, ``lead``, ``bound``,
+    ``pairs`` and ``established`` (None with one gain only)."""
+    if not values:
+        raise NASInputError("leader needs at least one gain")
+    ranked = sorted(values.items(), key=lambda kv: -float(kv[1]))
+    top, gain = ranked[0][0], float(ranked[0][1])
+    out = {"top": top, "gain": gain, "runner_up": None, "lead": float("nan"), "bound": float("nan"), "pairs": 0,
+           "established": None}
+    if len(ranked) < 2:
+        return out
+    if not se > 0:
+        raise NASInputError(f"se is the standard error of a difference of two gains, above 0; got {se!r}")
+    pairs = len(ranked) * (len(ranked) - 1) // 2
+    bound = float(stats.norm.ppf(1 - alpha / (2 * pairs))) * se
+    lead = gain - float(ranked[1][1])
+    return out | {"runner_up": ranked[1][0], "lead": lead, "bound": bound, "pairs": pairs,
+                  "established": bool(lead > bound)}
+
+
+def leader_change(first: dict, second: dict, first_name: str, second_name: str) -> str:
+    """Whether the most useful trick changes from one setting to another, in words, from two ``leader`` answers:
+    a change is established only where both leads are beyond their noise and the leaders differ; the measured
+    leaders are named either way."""
+    moved = first["top"] != second["top"]
+    said = (f"the measured top trick moves from {first['top']} ({first['gain']:+.2f}) under {first_name} to "
+            f"{second['top']} ({second['gain']:+.2f}) under {second_name}" if moved else
+            f"the measured top trick is {first['top']} under both ({first['gain']:+.2f} under {first_name}, "
+            f"{second['gain']:+.2f} under {second_name})")
+    shown = [name for lead, name in ((first, first_name), (second, second_name)) if lead["established"]]
+    if len(shown) == 2:
+        return "Does the answer change? " + ("Yes: " if moved else "No: ") + said + ", and both leads are beyond " \
+            "their noise"
+    where = ("under neither" if not shown else f"only under {shown[0]}")
+    return (f"Does the answer change? Not established: {said}, but a lead beyond the noise is shown {where}, so "
+            + ("a change of the most useful trick is not established" if moved else
+               "that it stays the same is not established either"))
+
+
 def plot_gains(gain_table: pd.DataFrame, ax=None, title: str | None = None):
     """Horizontal bars of the gains, tricks in one colour and search in another, with their 95 % t intervals
     (a gain without an interval is drawn without error bars)."""
