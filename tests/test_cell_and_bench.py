@@ -361,7 +361,11 @@ def test_compare_pairs_two_cells_by_the_seed_they_share(bench, monkeypatch):
     assert c["low"] > 0 and c["p"] < 0.01
     assert ttest_ind(test[ia], test[ib]).pvalue > 0.5  # unpaired, the seed effect drowns the gap
     assert "beyond their seed noise at 5 %" in difference_words(c) and "paired t-test" in difference_words(c)
-    assert difference_words(c, verdict=False).endswith(f"(paired t-test, p = {c['p']:.2f})")
+    from tutorial_nas.bench import p_words
+
+    assert difference_words(c, verdict=False).endswith(f"(paired t-test, p = {p_words(c['p'])})")
+    assert "p = 0.00)" not in difference_words(c)  # below 0.01, one significant digit, not a rounded 0.00
+    assert p_words(0.0312) == "0.03" and p_words(0.00312) == "0.003" and p_words(4e-5) == "4e-05"
     # the real table: the entries' difference is the mean of the per-seed differences
     real = load_benchmark()
     x, y = real.frame().arch.iloc[100], real.frame().arch.iloc[200]

@@ -188,6 +188,7 @@ def test_explain_sign_names_every_opposed_feature_beyond_chance_and_no_other():
                                      "none edges": (-0.7, 0.6), "convolutions": (0.05, -0.05)}), "grad_norm")
     assert "not clearly with size" in both, both
     assert both.index("skip connections") < both.index("none edges") and "convolutions" not in both, both
+    assert "with with" not in both and "the skip connections (test accuracy rises with their number" in both, both
     small = explain_sign(table, taus({"parameters": (0.1, 0.1), "convolutions": (0.05, -0.05)}), "grad_norm")
     assert "convolutions" not in small and "beyond chance either" in small, small
 

@@ -243,8 +243,21 @@ def test_dpp_counts_match_a_run_of_dpp_net():
     # every candidate timed (a cell timed twice is counted once), and the bound not far above a run's
     assert len(set(calls)) <= timed <= 1.5 * len(set(calls))
     assert len(frame) <= lookups
-    row = P.sections("cpu")[4]["hardware-aware search"][-1]
+    row = next(w for w in P.sections("cpu")[4]["hardware-aware search"] if w.what.startswith("DPP-Net"))
     assert row.lookups == P._dpp_counts(PROFILES["cpu"]["future"]["dpp_keep"])[1] * (1 + P.DPP_RANDOM_SEEDS)
+
+
+def test_chapter_4_counts_the_paired_re_timings_of_its_fronts():
+    """front_reach re-times each winner against each front cell, interleaved (hardware.paired_latency): the plan
+    counts those batch-1 passes, rounds x 2 cells x (repeats + warm-up) per pair."""
+    import inspect
+
+    from tutorial_nas.analysis.hardware import PAIRED_ROUNDS, LatencyAware
+
+    WARMUP = inspect.signature(LatencyAware).parameters["warmup"].default
+    f = PROFILES["cpu"]["future"]
+    row = next(w for w in P.sections("cpu")[4]["hardware-aware search"] if w.what.startswith("paired re-timings"))
+    assert row.eval_images == (1 + 4 * P.PAIRED_FRONT) * 2 * PAIRED_ROUNDS * (f["latency_repeats"] + WARMUP) > 0
 
 
 def test_calibrate_keeps_the_fastest_of_interleaved_rounds(monkeypatch):

@@ -359,5 +359,7 @@ def explain_sign(table: pd.DataFrame, taus: pd.DataFrame, proxy: str) -> str:
     parts = []
     for f in others:
         a, b = by(f)
-        parts.append(f"with the {f}, test accuracy {moves(a)} (tau {a:+.2f}) and {proxy} {moves(b)} (tau {b:+.2f})")
-    return (text + " It goes with " + ("; ".join(parts)) + " (correlations over the cells, not a cause shown).")
+        parts.append(f"the {f} (test accuracy {moves(a)} with their number, tau {a:+.2f}; {proxy} {moves(b)}, "
+                     f"tau {b:+.2f})")
+    return (text + f" What moves test accuracy and {proxy} in opposite directions beyond chance: " + "; ".join(parts)
+            + " (correlations over the cells, not a cause shown).")

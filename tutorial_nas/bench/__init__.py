@@ -232,6 +232,11 @@ class Benchmark:
                 "epochs": self.epochs}
 
 
+def p_words(p: float) -> str:
+    """A p-value to two decimals, or to one significant digit below 0.01, where two decimals would print 0.00."""
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.1g}"
+
+
 def difference_words(c: dict, verdict: bool = True) -> str:
     """``Benchmark.compare``'s answer in words: the difference, its 95 % interval over the shared seeds and
     (``verdict``) whether it lies beyond the two cells' seed noise at 5 %; without it the words end with the
@@ -244,7 +249,7 @@ def difference_words(c: dict, verdict: bool = True) -> str:
                f"the {c['seeds']} per-seed differences do not vary")
         return f"{c['diff']:+.2f} points of {metric} accuracy, with no seed noise to read it against ({why})"
     said = (f"{c['diff']:+.2f} points of {metric} accuracy, 95 % interval [{c['low']:+.2f}, {c['high']:+.2f}] over "
-            f"the {c['seeds']} seeds the two cells share (paired t-test, p = {c['p']:.2f})")
+            f"the {c['seeds']} seeds the two cells share (paired t-test, p = {p_words(c['p'])})")
     if not verdict:
         return said
     return said + (": beyond their seed noise at 5 %" if c["p"] < 0.05 else ": not beyond their seed noise at 5 %")
@@ -334,4 +339,4 @@ def _consistent(a: dict) -> bool:
         return False
 
 
-__all__ = ["Benchmark", "Recipe", "build", "difference_words", "load_benchmark", "pack"]
+__all__ = ["Benchmark", "Recipe", "build", "difference_words", "load_benchmark", "p_words", "pack"]
