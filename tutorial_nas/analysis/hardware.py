@@ -368,9 +368,10 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
     ``summarize_front``): ``dominated`` by a front cell, ``beyond`` it (more accurate than every front cell, or,
     less accurate, faster than every front cell: beyond its fast end),
     ``dominating`` k of its cells (as accurate and faster, or more accurate and as fast: the front is not the
-    best it could be), or ``on the front`` (no front cell dominates it and it dominates none). One row per name,
-    with the front's best accuracy, how many front cells it dominates and, where it is dominated, the margins of
-    the dominating front cell nearest in latency (``margin_points`` more accurate, ``margin_ms`` faster).
+    best it could be), or, where no front cell dominates it and it dominates none, ``on the front`` if it is one of
+    the front's rows, else a trade-off the front lacks. A cell that is one of the front's rows is said to be so. One
+    row per name, with the front's best accuracy, how many front cells it dominates and, where it is dominated, the
+    margins of the dominating front cell nearest in latency (``margin_points`` more accurate, ``margin_ms`` faster).
 
     ``tie_ms`` is the timing noise (e.g. ``latency_spread``): a cell of the same accuracy that is faster, or
     slower, by no more than it is a tie, not a domination, since timing the two again could reverse the order.
@@ -425,6 +426,10 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
             same = np.array([k == mine for k in front_keys], dtype=bool)
         gain = np.where(same, 0.0, gain)  # one function, one row of the table: the accuracy is the same
         paired, resolved, pairs = np.zeros(len(points), dtype=bool), np.zeros(len(points), dtype=bool), {}
+        itself = (np.array([_arch_str(t) == _arch_str(arch) for t in front["arch"]], dtype=bool)
+                  if arch is not None and "arch" in front else  # without cells, a row of the same two numbers
+                  (points[:, 0] == acc) & (points[:, 1] == lat))
+        member = bool(itself.any())  # the cell is one of the front's own rows
         if evaluator is not None and front_keys is not None and arch is not None:
             mine_str = _arch_str(arch)
             for k, theirs in enumerate(front["arch"]):
@@ -491,7 +496,11 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                 where += (f"; that gap is within the timing noise of {tie_ms:.3f} ms: timed again, the cell could be "
                           "dominated")
         elif clear_beats.any():
-            where = f"dominating {int(clear_beats.sum())} of its {len(points)} cells"
+            n_front = len(points) - int(itself.sum())
+            cells = f"{n_front} cell{'s' if n_front != 1 else ''}"
+            where = (f"a cell of the front itself, dominating {int(clear_beats.sum())} of its other {cells}"
+                     + (" when re-timed interleaved (the first timings left them on the front)" if paired.any() else "")
+                     if member else f"dominating {int(clear_beats.sum())} of the front's {cells}")
             close = clear_beats & (gain == 0) & (np.abs(saving) <= 2 * tie_ms) & ~paired
             if 0 < tie_ms and (close == clear_beats).all():  # every cell it beats, it beats by noise alone
                 where += (f", each by the same accuracy and a gap of at most {float(np.abs(saving[close]).max()):.3f} "
@@ -502,6 +511,14 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                           "that re-timing the two interleaved does not resolve")
             elif (clear_beats & paired).any():
                 where += ", each latency gap resolved by re-timing the two cells interleaved"
+            lead = np.flatnonzero(clear_beats & (gain < 0))  # cells it dominates by being more accurate
+            if len(lead) and bench is not None and arch is not None and "arch" in front:
+                tests = [bench.compare(arch, front["arch"].iloc[k], metric)["p"] for k in lead]
+                open_lead = [p for p in tests if p is None or p >= 0.05]
+                if open_lead:
+                    where += (f"; its accuracy lead over {len(open_lead)} of the {len(lead)} less accurate ones is not "
+                              "beyond the two cells' seed noise (paired by seed): dominations as measured, not "
+                              "established")
         elif (tie & (beaten | beats | paired)).any():  # a paired re-timing that resolves nothing is a tie at 0 too
             contest = tie & (beaten | beats | paired)
             which = contest & (same if (same & contest).any() else True)
@@ -516,7 +533,14 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                 where = (f"tied with {what} timed {abs(saving[k]):.3f} ms apart, within the timing noise of "
                          f"{tie_ms:.3f} ms (timed again, the order could reverse)")
         else:
-            where = "on the front"
+            where = ("on the front (one of its cells)" if member else
+                     "not one of the front's cells, but no front cell dominates it and it dominates none: a trade-off "
+                     "the front lacks")
+            unresolved = paired & ~resolved & (gain > 0)  # faster than these more accurate cells, by noise only
+            if unresolved.any():
+                n = int(unresolved.sum())
+                where += (f"; its latency order against {n} more accurate front cell{'s' if n > 1 else ''} is not "
+                          "resolved by re-timing the two interleaved: timed again, it could be dominated")
         rows.append({"cell": name, "accuracy": acc, "latency_ms": lat, "front_best_accuracy": points[:, 0].max(),
                      "dominates": int(clear_beats.sum()), "where": where, "established": established,
                      "margin_points": float(gain[near]) if near is not None else float("nan"),
