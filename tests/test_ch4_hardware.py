@@ -383,6 +383,9 @@ def test_the_unneeded_edges_explain_a_gap_only_where_the_slower_cell_runs_more_o
     more = hardware.front_reach(front_fewer, other, evaluator=ev).iloc[0]["where"]
     assert more.startswith("dominated") and "with 3 edges where this cell runs 4" in more
     assert "edges this cell runs that its function does not need" in more
+    one = hardware._same_function_words("|none~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|",
+                                        "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", True)
+    assert one.startswith("it computes the same function with 1 edge where this cell runs 2")
 
 
 def test_a_paired_re_timing_judges_the_latency_of_a_more_accurate_cell_and_of_the_fast_end():

@@ -350,7 +350,8 @@ def _same_function_words(arch, other, paired: bool) -> str:
     cell's, where it runs more (``edges_run``); otherwise the words say the edges do not explain it."""
     mine, theirs = edges_run(arch), edges_run(other)
     if mine > theirs:
-        return (f"it computes the same function with {theirs} edges where this cell runs {mine}: the gap is the "
+        return (f"it computes the same function with {theirs} edge{'s' if theirs != 1 else ''} where this cell runs "
+                f"{mine}: the gap is the "
                 f"time of edges this cell runs that its function does not need"
                 + ("" if paired else ", or noise beyond tie_ms"))
     return (f"it computes the same function, and this cell runs no more edges than it does ({mine} against {theirs}), "
