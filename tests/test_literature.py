@@ -259,6 +259,9 @@ def test_each_family_s_median_comes_with_its_range_and_a_median_in_a_gap_is_flag
     assert not cost.numbers.loc[["GO", "RS", "EA", "RL"], "median_in_gap"].any()  # RL's middle two: 10 and 96
     # the keys the slides and the chapter read are kept
     assert {"median_gpu_days", "min_gpu_days", "max_gpu_days", "n"} <= set(cost.numbers.columns)
+    # the two parts of the sentence apart, for a slide's body (the medians) and its notes (the gaps)
+    parts = cost.numbers.attrs
+    assert text == parts["medians"] + " " + parts["gaps"] and parts["gaps"].startswith("SMBO's median")
 
 
 def test_a_median_between_close_searches_is_not_flagged():

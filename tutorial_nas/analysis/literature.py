@@ -248,12 +248,14 @@ def median_cost_by_family(df: pd.DataFrame, gap_ratio: float = GAP_RATIO) -> Cla
                 f"searches): {listed}; the median {FAMILY_NAMES.get(dear, dear)} "
                 f"search costs {medians[dear] / medians[cheap]:,.0f}x the median "
                 f"{FAMILY_NAMES.get(cheap, cheap)} one.")
+    main = sentence
     for fam, row in table[table["median_in_gap"]].iterrows():
         sentence += (f" {fam}'s median, {row.median_gpu_days:g}, is the midpoint of its two middle searches, "
                      f"{row.middle_low:,g} and {row.middle_high:,g} GPU-days, "
                      f"{row.middle_high / row.middle_low:,.0f}x apart: none of its {row.n:d} searches costs between "
                      f"the two, half cost {row.middle_low:,g} or less"
                      + (", and the ratio above rests on that midpoint." if fam in (cheap, dear) else "."))
+    table.attrs.update(medians=main, gaps=sentence[len(main):].strip())  # the two parts, for a short slide
     return Claim(table, sentence)
 
 
