@@ -432,9 +432,8 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
                   (points[:, 0] == acc) & (points[:, 1] == lat))
         member = bool(itself.any())  # the cell is one of the front's own rows
         if evaluator is not None and front_keys is not None and arch is not None:
-            mine_str = _arch_str(arch)
             for k, theirs in enumerate(front["arch"]):
-                if _arch_str(theirs) == mine_str:  # the cell itself: nothing to re-time
+                if itself[k]:  # the cell itself: nothing to re-time
                     continue
                 pairs[k] = paired_latency(evaluator, arch, theirs, rounds or PAIRED_ROUNDS)
                 saving[k], paired[k], resolved[k] = pairs[k]["diff_ms"], True, pairs[k]["resolved"]

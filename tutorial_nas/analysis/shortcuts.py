@@ -154,21 +154,27 @@ def tau_standard_error(n: int) -> float:
 NSAS, NSAS_CONTROL = "NSAS weight sharing", "NSAS-random weight sharing"
 
 
-def _bootstrap_taus(df: pd.DataFrame, names, n_boot: int, seed: int) -> dict:
-    """name -> the Kendall tau of its scores with the truth on each of ``n_boot`` resamples of a
-    ``rank_shortcuts`` table's cells, the same resamples for every name (what makes a bootstrap paired)."""
-    scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
-    if not scores or truth is None or any(name not in scores for name in names):
-        raise NASInputError(f"a paired bootstrap needs rank_shortcuts' table (its attrs keep every score and the "
-                            f"truth) with scores of {', '.join(map(repr, names))}")
+def resampled_taus(named: dict, truth, n_boot: int, seed: int) -> dict:
+    """name -> the Kendall tau of its values (one per cell) with ``truth`` on each of ``n_boot`` resamples of the
+    cells, drawn with replacement from ``seed``, the same resamples for every name (what makes a bootstrap
+    paired); nan where a resample leaves a side constant."""
     truth = np.asarray(truth, dtype=float)
     rng = np.random.default_rng(seed)
     resamples = [rng.integers(0, len(truth), len(truth)) for _ in range(n_boot)]
     out = {}
-    for name in names:
-        values = np.asarray(scores[name], dtype=float)
+    for name, values in named.items():
+        values = np.asarray(values, dtype=float)
         out[name] = np.array([kendalltau(values[i], truth[i])[0] for i in resamples])
     return out
+
+
+def _bootstrap_taus(df: pd.DataFrame, names, n_boot: int, seed: int) -> dict:
+    """``resampled_taus`` of the named scores of a ``rank_shortcuts`` table against its truth."""
+    scores, truth = df.attrs.get("scores"), df.attrs.get("truth")
+    if not scores or truth is None or any(name not in scores for name in names):
+        raise NASInputError(f"a paired bootstrap needs rank_shortcuts' table (its attrs keep every score and the "
+                            f"truth) with scores of {', '.join(map(repr, names))}")
+    return resampled_taus({name: scores[name] for name in names}, truth, n_boot, seed)
 
 
 def _interval(diffs, level: float = 0.95) -> tuple:

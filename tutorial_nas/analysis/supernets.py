@@ -384,12 +384,9 @@ def tau_interval(scores, truth, n_boot: int = 2000, seed: int = 0, level: float 
                             f"{y.shape}")
     if not isinstance(n_boot, int) or n_boot < 1 or not 0 < level < 1:
         raise NASInputError(f"n_boot is a whole number >= 1 and level a share in (0, 1); got {n_boot!r}, {level!r}")
-    rng = np.random.default_rng(seed)
-    taus = [kendalltau(x[i], y[i]).statistic for i in rng.integers(0, len(x), (n_boot, len(x)))]
-    taus = np.asarray(taus, dtype=float)
-    taus = taus[np.isfinite(taus)]
-    low, high = np.percentile(taus, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return float(low), float(high)
+    from .shortcuts import _interval, resampled_taus
+
+    return _interval(resampled_taus({"scores": x}, y, n_boot, seed)["scores"], level)
 
 
 def learned_verdict(accuracy: float, num_classes: int = 10, what: str = "mean shared-weight accuracy") -> str:
