@@ -40,7 +40,7 @@ GENOTYPE = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_co
             "('max_pool_3x3', 1)], reduce_concat=range(2, 6))")
 CHAIN = "conv3x3-16<in | conv5x5-32-max<0 | conv3x3-64<0,1"
 GENETIC = "1-01-001|0-00-111-0000"
-MORPH = "c8k3p-r8k3-c16k5"
+MORPH = "c8k3p-r8k3-c8k5+1&0"
 
 # characters that break parsers: separators of every format, digits of other scripts, line breaks of all kinds
 ODD = st.sampled_from(list("|+~-_,()[]<>'\"=.:;# \t\n\r\x0b\x0c\x1c\x85\u2028\u00a0") + ["٣", "²", "Ⅻ", "é", "∞",

@@ -20,8 +20,10 @@ from tutorial_nas.strategies.morphism import (
     morphism_search,
     net2deeper,
     net2wider,
+    out_channels,
     parse_spec,
     random_morphism,
+    skip_options,
     spec_to_str,
     train_from_scratch,
 )
@@ -30,18 +32,23 @@ from tutorial_nas.train import evaluate, train
 torch.set_num_threads(1)
 
 
-def random_net(seed: int) -> MorphNet:
-    """A random MorphNet whose batch norms look trained (random running statistics and affine terms)."""
+def random_net(seed: int, skips: int = 0) -> MorphNet:
+    """A random MorphNet whose batch norms look trained (random running statistics and affine terms), with up to
+    ``skips`` skip connections whose weights look trained too (lam away from 1, no zero reading weights)."""
     rng = np.random.default_rng(seed)
     layers, c = [], None
-    for _ in range(int(rng.integers(2, 5))):
+    for _ in range(int(rng.integers(2, 5)) + (2 if skips else 0)):
         if c is not None and rng.random() < 0.3:
             layers.append(f"r{c}k3")
             continue
-        c = int(rng.integers(3, 9))
-        layers.append(f"c{c}k{int(rng.choice([1, 3, 5]))}{'p' if rng.random() < 0.4 else ''}")
+        c = int(rng.choice([4, 6])) if skips else int(rng.integers(3, 9))  # few widths: additions can join
+        layers.append(f"c{c}k{int(rng.choice([1, 3, 5]))}{'p' if rng.random() < 0.25 else ''}")
     torch.manual_seed(seed)
     net = MorphNet("-".join(layers), num_classes=10, in_channels=1)
+    for _ in range(skips):
+        options = [(s, t, m) for m, pairs in skip_options(net).items() for s, t in pairs]
+        if options:
+            net = add_skip(net, *options[int(rng.integers(len(options)))])
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -49,6 +56,11 @@ def random_net(seed: int) -> MorphNet:
                 m.running_var.uniform_(0.3, 3)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.5, 0.5)
+        for name, p in net.named_parameters():
+            if name.endswith("lam"):
+                p.uniform_(0.3, 1.5)
+            elif name.endswith("weight") and p.dim() > 1 and (p == 0).any():  # a concatenation's zero columns
+                p.normal_(0, float(p.std()))
     return net.eval()
 
 
@@ -74,28 +86,95 @@ def unchanged(net, state: dict, training: bool) -> bool:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_widen_preserves_function(seed):
-    net, x = random_net(seed), torch.randn(16, 1, 8, 8)
+@pytest.mark.parametrize("skips", [0, 2])
+def test_widen_preserves_function(seed, skips):
+    net, x = random_net(seed, skips), torch.randn(16, 1, 8, 8)
     rng = np.random.default_rng(seed)
+    widened = 0
     for i, block in enumerate(net.blocks):
-        if block.layer.residual:
+        refusal = morphism.widen_refusal(net.spec, i)
+        if refusal:
+            with pytest.raises(NASInputError):
+                net2wider(net, i, block.layer.channels + 1, rng)
             continue
         wide = net2wider(net, i, block.layer.channels + int(rng.integers(1, 6)), rng)
         assert wide.blocks[i].layer.channels > block.layer.channels
         assert same_function(net, wide, x) < 1e-5
+        assert same_in_train_mode(net, wide, x) < 1e-4
+        widened += 1
+    assert widened > 0
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_deepen_and_skip_preserve_function(seed):
-    net, x = random_net(seed), torch.randn(16, 1, 8, 8)
+@pytest.mark.parametrize("skips", [0, 2])
+def test_deepen_preserves_function_and_keeps_the_skips(seed, skips):
+    net, x = random_net(seed, skips), torch.randn(16, 1, 8, 8)
     for i in range(len(net.blocks)):
-        for deeper in (net2deeper(net, i), net2deeper(net, i, kernel=5, x=x), add_skip(net, i)):
+        for deeper in (net2deeper(net, i), net2deeper(net, i, kernel=5, x=x)):
             assert len(deeper.blocks) == len(net.blocks) + 1
             assert same_function(net, deeper, x) < 1e-5
-        # with the batch (and for the skip, whose branch starts at zero) also in train mode, on that batch;
-        # random_net's running statistics are far from the batch's, so statistics from an eval pass fail here
+            joins = [(layer.adds, layer.cats) for layer in deeper.spec[:i + 1] + deeper.spec[i + 2:]]
+            assert sum(len(a) + len(c) for a, c in joins) == sum(len(b.layer.adds) + len(b.layer.cats)
+                                                                 for b in net.blocks)
+        # with the batch also in train mode, on that batch; random_net's running statistics are far from the
+        # batch's, so statistics from an eval pass fail here
         assert same_in_train_mode(net, net2deeper(net, i, kernel=5, x=x), x) < 1e-4
-        assert same_in_train_mode(net, add_skip(net, i), x) < 1e-4
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_skip_joins_two_blocks_already_there_and_preserves_function(seed):
+    """NASH's skip connection links two existing layers: no block is added; an addition adds one parameter
+    (lam, starting at 1), a concatenation the reader's weights on the new channels (starting at 0)."""
+    net, x = random_net(seed, skips=1), torch.randn(16, 1, 8, 8)
+    options = skip_options(net)
+    assert options["add"] or options["concat"]
+    for mode, pairs in options.items():
+        for source, target in pairs:
+            joined = add_skip(net, source, target, mode)
+            assert len(joined.blocks) == len(net.blocks)
+            layer = joined.blocks[target].layer
+            assert source in (layer.adds if mode == "add" else layer.cats)
+            extra = morphism.count_params(joined) - morphism.count_params(net)
+            if mode == "add":
+                assert extra == 1 and joined.blocks[target].lam[-1].item() == 1.0
+            else:
+                reader = joined.blocks[target + 1].conv if target + 1 < len(joined.blocks) else joined.head
+                new = out_channels(joined.spec)[source]
+                assert extra == reader.weight[:, :new].numel()
+                assert reader.weight[:, -new:].abs().sum() == 0
+            assert same_function(net, joined, x) < 1e-5
+            assert same_in_train_mode(net, joined, x) < 1e-4
+
+
+def test_skip_refuses_what_would_change_the_function_or_cannot_join():
+    net = MorphNet("c4k3p-c4k3-c8k3p-c8k3")
+    for source, target, mode, why in ((0, 2, "add", "same channels"), (1, 3, "concat", "pools"),
+                                      (2, 1, "add", "earlier block"), (0, 0, "concat", "earlier block"),
+                                      (0, 1, "both", "mode")):
+        with pytest.raises(NASInputError, match=why):
+            add_skip(net, source, target, mode)
+    joined = add_skip(net, 0, 1, "add")
+    with pytest.raises(NASInputError, match="already"):
+        add_skip(joined, 0, 1, "concat")
+    with pytest.raises(NASInputError, match="keeps its width"):
+        net2wider(joined, 0, 8, np.random.default_rng(0))  # the addition fixes both sides' width
+    read = add_skip(net, 0, 1, "concat")  # block 1's output now 8 channels
+    with pytest.raises(NASInputError, match="joined by a later block"):
+        add_skip(add_skip(net, 1, 2, "concat"), 0, 1, "concat")
+    assert str(read) == "c4k3p-c4k3&0-c8k3p-c8k3"
+    with pytest.raises(NASInputError, match="residual"):
+        add_skip(MorphNet("c4k3-c4k3-r4k3"), 0, 1, "concat")  # the residual block after would lose its width
+
+
+def test_skips_learn():
+    """The addition's lam and the concatenation's zero reading weights both receive gradient: training can turn
+    either skip on."""
+    torch.manual_seed(0)
+    net = add_skip(add_skip(MorphNet("c4k3-c4k3-c6k3"), 0, 1, "add"), 0, 2, "concat")
+    net.train()
+    net(torch.randn(8, 1, 8, 8)).pow(2).sum().backward()
+    assert net.blocks[1].lam.grad.abs().sum() > 0
+    assert net.head.weight.grad[:, -4:].abs().sum() > 0
 
 
 @pytest.fixture(scope="module")
@@ -122,19 +201,17 @@ def test_deepen_with_a_batch_is_the_identity_in_both_modes_after_real_training(t
 
 def test_chains_of_random_morphisms_preserve_function():
     net, x, rng = random_net(7), torch.randn(8, 1, 8, 8), np.random.default_rng(7)
-    child = net
-    for _ in range(8):
-        child, _ = random_morphism(child, rng, x=x, max_channels=32, max_layers=10)
+    child, kinds = net, []
+    for _ in range(12):
+        before = len(child.blocks)
+        child, what = random_morphism(child, rng, x=x, max_channels=32, max_layers=10)
+        kinds.append(what.split()[0])
+        if what.startswith("skip"):  # a skip links two blocks already there: no new block
+            assert len(child.blocks) == before
+    assert {"widen", "deepen", "skip"} <= set(kinds)
     assert len(child.blocks) > len(net.blocks) or str(child) != str(net)
     assert same_function(net, child, x) < 1e-5
     assert same_in_train_mode(net, child, x) < 1e-4
-
-
-def test_new_block_is_not_stuck_at_identity():
-    """The skip branch starts at zero but its batch-norm scale still receives gradient, so it can learn."""
-    net = add_skip(random_net(1).train(), 0)
-    net(torch.randn(8, 1, 8, 8)).pow(2).sum().backward()
-    assert net.blocks[1].bn.weight.grad.abs().sum() > 0
 
 
 def copies_of(wide: MorphNet, layer: int, old_channels: int) -> list:
@@ -184,10 +261,14 @@ def test_widening_adds_capacity(seed, digits):
 
 
 def test_spec_string_round_trip_and_errors():
-    spec = parse_spec("c8k3p-c16k5-r16k3p")
-    assert spec_to_str(spec) == "c8k3p-c16k5-r16k3p"
-    assert str(MorphNet(spec)) == "c8k3p-c16k5-r16k3p"
-    for bad in ("", "c8k4", "r8k3", "c8k3-r16k3", "conv8"):
+    for text in ("c8k3p-c16k5-r16k3p", "c8k3p-c16k3-c16k5+1&0p"):
+        spec = parse_spec(text)
+        assert spec_to_str(spec) == text
+        assert str(MorphNet(spec)) == text
+    assert out_channels(parse_spec("c8k3p-c16k3-c16k5+1&0p")) == [8, 16, 24]
+    assert MorphNet("c8k3p-c16k3-c16k5+1&0p").head.in_features == 24
+    for bad in ("", "c8k4", "r8k3", "c8k3-r16k3", "conv8", "c8k3-c16k3+0", "c8k3-c8k3p-c8k3&0", "c8k3&0",
+                "c8k3-c8k3+1", "c8k3-c8k3+0+0", "c8k3-r8k3&0", "c8k3-c8k3p+0"):
         with pytest.raises(NASInputError):
             parse_spec(bad)
     net = MorphNet("c4k3-r4k3")

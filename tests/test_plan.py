@@ -240,8 +240,11 @@ def test_dpp_counts_match_a_run_of_dpp_net():
     calls = []
     frame = dpp_search(load_benchmark(), latency_fn=lambda arch: calls.append(arch) or 1.0, keep=2, seed=0)
     timed, lookups = P._dpp_counts(2)
-    # every candidate timed (a cell timed twice is counted once), and the bound not far above a run's
-    assert len(set(calls)) <= timed <= 1.5 * len(set(calls))
+    # every candidate timed (a cell timed twice is counted once), and the bound not far above a run's: which cells
+    # a step keeps depends on the surrogate's predictions (so on the numerical libraries), and the bound counts all
+    # 125 children of each cell kept for step 3, where a run skips those whose function it has met (198 timed
+    # against the bound's 315 in one run, 1.6x)
+    assert len(set(calls)) <= timed <= 2 * len(set(calls))
     assert len(frame) <= lookups
     row = next(w for w in P.sections("cpu")[4]["hardware-aware search"] if w.what.startswith("DPP-Net"))
     assert row.lookups == P._dpp_counts(PROFILES["cpu"]["future"]["dpp_keep"])[1] * (1 + P.DPP_RANDOM_SEEDS)

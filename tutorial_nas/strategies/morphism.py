@@ -9,10 +9,10 @@ network starts where the small one stopped instead of from scratch:
 - ``net2deeper``: insert a block that computes the identity: a convolution whose kernel is a centred one
   on the diagonal, a batch norm that undoes its own normalisation, a ReLU that changes nothing because its
   input already passed through a ReLU.
-- ``add_skip``: insert a residual block ``relu(x + bn(conv(x)))`` whose batch-norm scale is zero, so it adds
-  nothing until training makes it useful. NASH's skip morphism is another: it connects two layers already in
-  the network (by addition, which adds no parameters, or by concatenation); this one is a deepening with a skip
-  around the new layer, and it counts against the depth limit.
+- ``add_skip``: NASH's third kind of morphism (Elsken, Metzen & Hutter 2017), a skip connection from one
+  block to a later one that is already there: by addition (their Type IV, ``lam * N(x) + (1 - lam) * h(x)`` with
+  ``lam`` starting at 1) or by concatenation (Type II, the new channels read with zero weights at first). It adds
+  no layer.
 
 Elsken et al. (2017, NASH) climb with these: from a hand-designed network, make a few children by random
 morphisms, train each briefly from its parent's weights beside the parent trained as long again, keep the best,
@@ -20,8 +20,9 @@ repeat. ``morphism_search`` runs it
 and returns a History; ``train_from_scratch`` trains the same children from random weights for comparison.
 
 The networks are ``MorphNet``: a chain of conv-BN-ReLU blocks (optionally max-pooled, optionally residual),
-a global average pool and a linear head, written as a spec string such as ``c8k3p-c16k3p-r16k3`` (``c`` a
-plain block, ``r`` a residual one, channels, ``k`` kernel size, ``p`` a 2x2 max-pool after the block).
+a global average pool and a linear head, written as a spec string such as ``c8k3p-c16k3-c16k5+1&0p`` (``c`` a
+plain block, ``r`` a residual one, channels, ``k`` kernel size, ``+i`` an addition of block i's output, ``&i`` a
+concatenation of it, ``p`` a 2x2 max-pool after the block).
 The climb does not fit the ask/tell loop (a child needs its parent's trained weights), so it has its own
 entry point rather than a name in ``STRATEGIES``.
 
@@ -54,55 +55,105 @@ from ..train import TrainConfig, count_params, evaluate, train
 
 START_SPEC = "c8k3p-c16k3p"  # the hand-designed starting network of the climb
 MORPHISMS = ("widen", "deepen", "skip")
-_LAYER_RE = re.compile(r"^([cr])(\d+)k(\d+)(p?)$")
+SKIP_MODES = ("add", "concat")
+_LAYER_RE = re.compile(r"^([cr])(\d+)k(\d+)((?:[+&]\d+)*)(p?)$")
 
 
 class Layer(NamedTuple):
-    """One block of a MorphNet: ``channels`` out, an odd ``kernel``, a max-pool after it or not, residual."""
+    """One block of a MorphNet: ``channels`` out of its convolution, an odd ``kernel``, a max-pool after it or
+    not, residual or not; ``adds`` and ``cats`` are the earlier blocks whose outputs it joins by addition and by
+    concatenation (NASH's skip connections)."""
 
     channels: int
     kernel: int = 3
     pool: bool = False
     residual: bool = False
+    adds: tuple = ()
+    cats: tuple = ()
 
     def __str__(self):
-        return f"{'r' if self.residual else 'c'}{self.channels}k{self.kernel}{'p' if self.pool else ''}"
+        joins = "".join(f"+{i}" for i in self.adds) + "".join(f"&{i}" for i in self.cats)
+        return f"{'r' if self.residual else 'c'}{self.channels}k{self.kernel}{joins}{'p' if self.pool else ''}"
 
 
 def spec_to_str(spec) -> str:
     return "-".join(str(Layer(*layer)) for layer in spec)
 
 
+FORM = ("blocks like c8k3p joined by '-' (c plain / r residual, channels, k kernel, then +i for an addition of "
+        "block i's output and &i for a concatenation of it, p for a max-pool)")
+
+
 def parse_spec(text: str) -> tuple:
     """The tuple of ``Layer`` written by ``spec_to_str``; a clear error otherwise."""
-    form = "blocks like c8k3p joined by '-' (c plain / r residual, channels, k kernel, p max-pool)"
     if not isinstance(text, str) or not text.strip():
-        raise NASInputError(f"a MorphNet spec must be a non-empty string of {form}, got {text!r}")
+        raise NASInputError(f"a MorphNet spec must be a non-empty string of {FORM}, got {text!r}")
     layers = []
     for part in text.strip().split("-"):
         m = _LAYER_RE.match(part)
         if not m:
-            raise NASInputError(f"block {part!r} of spec {text!r} is not understood; write {form}")
-        layers.append(Layer(int(m.group(2)), int(m.group(3)), m.group(4) == "p", m.group(1) == "r"))
+            raise NASInputError(f"block {part!r} of spec {text!r} is not understood; write {FORM}")
+        joins = re.findall(r"([+&])(\d+)", m.group(4))
+        layers.append(Layer(int(m.group(2)), int(m.group(3)), m.group(5) == "p", m.group(1) == "r",
+                            tuple(int(i) for op, i in joins if op == "+"),
+                            tuple(int(i) for op, i in joins if op == "&")))
     return check_spec(layers)
+
+
+def out_channels(spec) -> list:
+    """The channels of each block's output: its convolution's, plus those of the outputs it concatenates."""
+    outs = []
+    for layer in spec:
+        outs.append(layer.channels + sum(outs[s] for s in layer.cats))
+    return outs
 
 
 def check_spec(spec) -> tuple:
     spec = tuple(Layer(*layer) for layer in spec)
+    spec = tuple(layer._replace(adds=tuple(int(s) for s in layer.adds), cats=tuple(int(s) for s in layer.cats))
+                 for layer in spec)
     if not spec or spec[0].residual:
         raise NASInputError("a MorphNet starts with a plain block (c...): a residual block adds its input")
+    outs = []
     for i, layer in enumerate(spec):
         if layer.channels < 1 or layer.kernel < 1 or layer.kernel % 2 == 0:
             raise NASInputError(f"block {i} ({layer}): channels must be at least 1 and the kernel odd "
                                 "(so that padding keeps the map size)")
-        if layer.residual and layer.channels != spec[i - 1].channels:
-            raise NASInputError(f"residual block {i} ({layer}) must keep the {spec[i - 1].channels} channels "
+        sources = layer.adds + layer.cats
+        if layer.residual and sources:
+            raise NASInputError(f"residual block {i} ({layer}) takes no skip connection: it adds its input already")
+        if layer.residual and layer.channels != outs[i - 1]:
+            raise NASInputError(f"residual block {i} ({layer}) must keep the {outs[i - 1]} channels "
                                 "of the block before it")
+        if len(set(sources)) != len(sources):
+            raise NASInputError(f"block {i} ({layer}) joins one block's output twice")
+        for s in sources:
+            if not 0 <= s < i:
+                raise NASInputError(f"block {i} ({layer}) can only join the output of an earlier block "
+                                    f"(0 to {i - 1}), not {s}")
+            pooled = [k for k in range(s + 1, i) if spec[k].pool]
+            if pooled:
+                raise NASInputError(f"block {i} ({layer}) cannot join block {s}'s output: block {pooled[0]} "
+                                    "pools between them, so their maps differ in size")
+        for s in layer.adds:
+            if outs[s] != layer.channels:
+                raise NASInputError(f"block {i} ({layer}) adds block {s}'s output of {outs[s]} channels to its "
+                                    f"own {layer.channels}: an addition needs the same channels")
+        outs.append(layer.channels + sum(outs[s] for s in layer.cats))
     return spec
 
 
 class Block(nn.Module):
-    """conv -> BN -> ReLU (plain) or relu(x + BN(conv(x))) (residual), then an optional 2x2 max-pool."""
+    """conv -> BN -> (skip additions) -> ReLU -> (concatenations) -> optional 2x2 max-pool; or, residual,
+    relu(x + BN(conv(x))) then the optional max-pool.
+
+    An addition of block s's output is NASH's network morphism Type IV on the convolution and its batch norm N:
+    N(x) is replaced by lam * N(x) + (1 - lam) * out_s, with lam a parameter trained with the weights and
+    starting at 1, where the replacement computes what N did. It enters before the ReLU, so that a block's
+    output stays non-negative whatever lam becomes (and an identity block inserted after it stays exact). A
+    concatenation (Type II) appends block s's output to this block's channels; the block that reads them
+    starts with zero weights on them.
+    """
 
     def __init__(self, c_in: int, layer: Layer):
         super().__init__()
@@ -110,24 +161,42 @@ class Block(nn.Module):
         self.conv = nn.Conv2d(c_in, layer.channels, layer.kernel, padding=layer.kernel // 2, bias=False)
         self.bn = nn.BatchNorm2d(layer.channels)
         self.pool = nn.MaxPool2d(2, ceil_mode=True) if layer.pool else nn.Identity()
+        if layer.adds:
+            self.lam = nn.Parameter(torch.ones(len(layer.adds)))
 
-    def forward(self, x):
+    def forward(self, x, outs=()):
         y = self.bn(self.conv(x))
-        y = torch.relu(x + y) if self.layer.residual else torch.relu(y)
+        if self.layer.residual:
+            y = torch.relu(x + y)
+        else:
+            for k, s in enumerate(self.layer.adds):
+                y = self.lam[k] * y + (1 - self.lam[k]) * outs[s]
+            y = torch.relu(y)
+        if self.layer.cats:
+            y = torch.cat([y] + [outs[s] for s in self.layer.cats], dim=1)
         return self.pool(y)
 
 
+def _run(blocks, x) -> torch.Tensor:
+    outs = []
+    for block in blocks:
+        x = block(x, outs)
+        outs.append(x)
+    return x
+
+
 class MorphNet(nn.Module):
-    """A chain of ``Block`` described by a spec, then global average pooling and a linear classifier."""
+    """A chain of ``Block`` described by a spec (with its skip connections), then global average pooling and a
+    linear classifier."""
 
     def __init__(self, spec, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
         spec = parse_spec(spec) if isinstance(spec, str) else check_spec(spec)
         self.num_classes, self.in_channels = num_classes, in_channels
         blocks, c = [], in_channels
-        for layer in spec:
+        for layer, out in zip(spec, out_channels(spec)):
             blocks.append(Block(c, layer))
-            c = layer.channels
+            c = out
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(c, num_classes)
 
@@ -139,9 +208,7 @@ class MorphNet(nn.Module):
         return spec_to_str(self.spec)
 
     def forward(self, x):
-        for block in self.blocks:
-            x = block(x)
-        return self.head(x.mean(dim=(2, 3)))
+        return self.head(_run(self.blocks, x).mean(dim=(2, 3)))
 
 
 def _check_layer(model: MorphNet, layer: int) -> None:
@@ -163,6 +230,28 @@ def _split(w: torch.Tensor, g: torch.Tensor, counts: torch.Tensor, noise: float,
     return out + eps - group_sum[:, g] / counts.view(shape)
 
 
+def _chain(spec, layer: int) -> range:
+    """Block ``layer`` and the residual blocks after it, which keep its output's width."""
+    i = layer + 1
+    while i < len(spec) and spec[i].residual:
+        i += 1
+    return range(layer, i)
+
+
+def widen_refusal(spec, layer: int) -> str | None:
+    """Why block ``layer`` cannot be widened (None if it can): a residual block's width follows the block before
+    it, and an addition fixes the width of the blocks it joins."""
+    if spec[layer].residual:
+        return f"block {layer} is residual: its width follows the block before it; widen that one"
+    chain = _chain(spec, layer)
+    added = {s for l in spec for s in l.adds}
+    tied = [b for b in chain if b in added or spec[b].adds]
+    if tied:
+        return (f"block {tied[0]} is joined by an addition, which needs the same channels on both sides: "
+                f"it keeps its width")
+    return None
+
+
 @torch.no_grad()
 def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Generator,
               noise: float = 0.5) -> MorphNet:
@@ -171,7 +260,9 @@ def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Genera
     Unit j of the wider layer is a copy of unit g(j): the identity for the old units, a random old unit for
     the new ones (Net2WiderNet, Chen et al. 2016, section 2.3). The residual blocks that follow carry the
     same copies; the first plain block (or the head) after them reads unit g(j) divided by how many copies
-    of it there are.
+    of it there are, and so does the reader of every block that concatenates the widened output (a skip
+    connection by concatenation carries the copies on). A block joined by an addition keeps its width (the
+    addition needs the same channels on both sides).
 
     Exact copies read with equal weights receive equal gradients and stay copies for ever: the wider layer
     would train like the narrow one. Net2Net breaks the symmetry with noise on the replicated weights, which
@@ -185,47 +276,60 @@ def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Genera
     and zero outgoing weights, is exact too but starts the new units from nothing learned.)
     """
     _check_layer(model, layer)
-    old = model.blocks[layer].layer
-    if old.residual:
-        raise NASInputError(f"block {layer} is residual: its width follows the block before it; widen "
-                            "that one")
+    spec = list(model.spec)
+    old = spec[layer]
+    refusal = widen_refusal(spec, layer)
+    if refusal:
+        raise NASInputError(refusal)
     if not isinstance(new_width, (int, np.integer)) or new_width <= old.channels:
         raise NASInputError(f"new_width must be an integer above the current {old.channels}, "
                             f"got {new_width!r}")
     if not isinstance(noise, (int, float, np.number)) or not noise >= 0:
         raise NASInputError(f"noise must be a number of at least 0, got {noise!r}")
     g = np.concatenate([np.arange(old.channels), rng.integers(0, old.channels, new_width - old.channels)])
-    counts = torch.tensor(np.bincount(g, minlength=old.channels)[g], dtype=torch.float32)
-    g = torch.as_tensor(g)
-
-    spec = list(model.spec)
+    outs = out_channels(spec)
+    chain = _chain(spec, layer)
+    # which old output channel each new output channel copies, for every block whose output changed
+    maps = {b: np.concatenate([g, np.arange(old.channels, outs[layer])]) for b in chain}
+    for j in range(chain.stop, len(spec)):
+        if any(s in maps for s in spec[j].cats):
+            offsets = np.cumsum([spec[j].channels] + [outs[s] for s in spec[j].cats])
+            maps[j] = np.concatenate([np.arange(spec[j].channels)] + [
+                maps[s] + start if s in maps else np.arange(start, start + outs[s])
+                for s, start in zip(spec[j].cats, offsets[:-1])])
     spec[layer] = old._replace(channels=int(new_width))
-    i = layer + 1
-    while i < len(spec) and spec[i].residual:  # residual blocks keep their input's width
-        spec[i] = spec[i]._replace(channels=int(new_width))
-        i += 1
+    for b in chain[1:]:  # residual blocks keep their input's width
+        spec[b] = spec[b]._replace(channels=int(new_width) + outs[layer] - old.channels)
     device = next(model.parameters()).device
     wide = MorphNet(spec, model.num_classes, model.in_channels).to(device)
-    changed = {f"blocks.{i}.conv.weight" if i < len(spec) else "head.weight"}
+    readers = [b + 1 for b in maps if b + 1 < len(spec)]  # blocks whose input is a changed output
+    changed = {f"blocks.{b}.conv.weight" for b in readers} | ({"head.weight"} if len(spec) - 1 in maps else set())
     wide.load_state_dict({k: v for k, v in model.state_dict().items() if k not in changed
-                          and not any(k.startswith(f"blocks.{j}.") for j in range(layer, i))}, strict=False)
-    g, counts = g.to(device), counts.to(device)
+                          and not any(k.startswith(f"blocks.{j}.") for j in chain)}, strict=False)
 
-    def copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d):
+    def as_index(m):
+        return torch.as_tensor(m, device=device)
+
+    def counts_of(m, size):
+        return torch.tensor(np.bincount(m, minlength=size)[m], dtype=torch.float32, device=device)
+
+    def copy_bn(dst: nn.BatchNorm2d, src: nn.BatchNorm2d, rows):
         for name in ("weight", "bias", "running_mean", "running_var"):
-            getattr(dst, name).copy_(getattr(src, name)[g])
+            getattr(dst, name).copy_(getattr(src, name)[rows])
         dst.num_batches_tracked.copy_(src.num_batches_tracked)
 
-    for j in range(layer, i):  # the widened block and the residual blocks that carry its copies
+    for j in sorted(set(chain) | set(readers)):
         src, dst = model.blocks[j], wide.blocks[j]
-        w = src.conv.weight[g]  # replicate the output units
-        if j > layer:  # a residual block also reads the copies
-            w = _split(w, g, counts, noise, rng)
+        rows = as_index(g if j == layer else maps[layer]) if j in chain else None
+        w = src.conv.weight if rows is None else src.conv.weight[rows]  # replicate the output units
+        if j - 1 in maps:  # it reads a changed output: split the columns of each copied unit
+            w = _split(w, as_index(maps[j - 1]), counts_of(maps[j - 1], outs[j - 1]), noise, rng)
         dst.conv.weight.copy_(w)
-        copy_bn(dst.bn, src.bn)
-    reader = wide.blocks[i].conv if i < len(spec) else wide.head  # the next plain block, or the head
-    source = model.blocks[i].conv if i < len(spec) else model.head
-    reader.weight.copy_(_split(source.weight, g, counts, noise, rng))
+        if rows is not None:
+            copy_bn(dst.bn, src.bn, rows)
+    if len(spec) - 1 in maps:
+        m = maps[len(spec) - 1]
+        wide.head.weight.copy_(_split(model.head.weight, as_index(m), counts_of(m, outs[-1]), noise, rng))
     return wide
 
 
@@ -247,10 +351,8 @@ def _input_stats(model: MorphNet, after_layer: int, x: torch.Tensor | None, chan
     if x is None:
         return torch.zeros(channels), torch.ones(channels)
     prefix = copy.deepcopy(model.blocks[: after_layer + 1]).train()
-    h = x.to(next(model.parameters()).device)
     try:
-        for block in prefix:
-            h = block(h)
+        h = _run(prefix, x.to(next(model.parameters()).device))
     except ValueError as e:  # a batch norm in train mode needs more than one value per channel
         raise NASInputError(f"x must give the batch norms up to block {after_layer} more than one value per "
                             f"channel (more images, or larger ones): {e}") from e
@@ -260,7 +362,8 @@ def _input_stats(model: MorphNet, after_layer: int, x: torch.Tensor | None, chan
 @torch.no_grad()
 def _insert(model: MorphNet, after_layer: int, layer: Layer, init) -> MorphNet:
     _check_layer(model, after_layer)
-    spec = list(model.spec)
+    spec = [l._replace(adds=tuple(s + (s > after_layer) for s in l.adds),  # the blocks after it move up by one
+                       cats=tuple(s + (s > after_layer) for s in l.cats)) for l in model.spec]
     spec.insert(after_layer + 1, layer)
     deeper = MorphNet(spec, model.num_classes, model.in_channels)
     state = {}
@@ -285,7 +388,8 @@ def net2deeper(model: MorphNet, after_layer: int, kernel: int = 3, x: torch.Tens
     train mode the new block is then the identity on ``x`` itself up to float rounding, and on another batch
     it is off by as much as that batch's statistics differ from those of ``x`` (chapter 2 prints how much on a
     validation batch), so training continues smoothly. Without ``x`` (mean 0, variance 1) the block is
-    the identity in eval mode only.
+    the identity in eval mode only. The skip connections of the blocks after it keep their sources (the new
+    block does not pool, so the maps they join keep their size).
     Unlike widening, the identity (Net2DeeperNet, Chen et al. 2016, section 2.4) has no symmetry to break:
     each new unit reads a different channel, so the units get different gradients from the first step and
     need no noise.
@@ -294,7 +398,7 @@ def net2deeper(model: MorphNet, after_layer: int, kernel: int = 3, x: torch.Tens
     if kernel % 2 == 0:
         raise NASInputError(f"kernel must be odd so that padding keeps the map size, got {kernel!r}")
     _check_layer(model, after_layer)
-    c = model.blocks[after_layer].layer.channels
+    c = out_channels(model.spec)[after_layer]
     mean, var = _input_stats(model, after_layer, x, c)
 
     def init(block: Block):
@@ -307,43 +411,114 @@ def net2deeper(model: MorphNet, after_layer: int, kernel: int = 3, x: torch.Tens
     return _insert(model, after_layer, Layer(c, kernel), init)
 
 
-def add_skip(model: MorphNet, after_layer: int, kernel: int = 3) -> MorphNet:
-    """A copy of ``model`` with a residual block ``relu(x + BN(conv(x)))`` after block ``after_layer``.
+def skip_refusal(spec, source: int, target: int, mode: str) -> str | None:
+    """Why the skip connection ``source`` -> ``target`` by ``mode`` cannot be added (None if it can)."""
+    if mode not in SKIP_MODES:
+        return f"mode must be one of {SKIP_MODES}, got {mode!r}"
+    if not all(isinstance(b, (int, np.integer)) and 0 <= b < len(spec) for b in (source, target)):
+        return f"source and target must be block indices from 0 to {len(spec) - 1}, got {source!r}, {target!r}"
+    layer = spec[target]
+    if source in layer.adds + layer.cats:
+        return f"block {target} joins block {source}'s output already"
+    if mode == "concat" and any(target in l.adds + l.cats for l in spec):
+        return (f"block {target}'s output is joined by a later block, whose input would change with it: "
+                "concatenate into another block")
+    if mode == "concat" and target + 1 < len(spec) and spec[target + 1].residual:
+        return f"block {target + 1} is residual and needs block {target}'s output to keep its channels"
+    joined = layer._replace(adds=layer.adds + ((source,) if mode == "add" else ()),
+                            cats=layer.cats + ((source,) if mode == "concat" else ()))
+    try:
+        check_spec(list(spec[:target]) + [joined] + list(spec[target + 1:]))
+    except NASInputError as e:
+        return str(e)
+    return None
 
-    The batch norm's scale and shift start at zero, so the block adds nothing (and ``relu(x) = x`` since x
-    came out of a ReLU); the scale still receives gradient, so training can switch the branch on.
+
+@torch.no_grad()
+def add_skip(model: MorphNet, source: int, target: int, mode: str = "add") -> MorphNet:
+    """A copy of ``model`` in which block ``target`` also takes block ``source``'s output (NASH's skip connection
+    from one layer to another; Elsken, Metzen & Hutter 2017), computing the same function.
+
+    ``mode="add"`` is their network morphism Type IV: the target's batch-normalised convolution N(x) becomes
+    ``lam * N(x) + (1 - lam) * out_source`` with a new trained ``lam`` that starts at 1, before the ReLU; it
+    needs the same channels on both sides. ``mode="concat"`` is Type II: the source's output is appended to the
+    target's channels, and the block (or the head) that reads them starts with zero weights on the appended
+    ones. Both add no layer; they need the two maps to be of the same size (no max-pool between the source's
+    output and the target's). A residual block (``r`` in a spec) is another way to a skip: a deepening with a
+    skip around the new layer, not a connection between two layers already there; the climb does not make one.
     """
-    _check_layer(model, after_layer)
-    c = model.blocks[after_layer].layer.channels
+    spec = list(model.spec)
+    refusal = skip_refusal(spec, source, target, mode)
+    if refusal:
+        raise NASInputError(f"cannot add a skip connection from block {source} to block {target} by {mode}: "
+                            f"{refusal}")
+    layer = spec[target]
+    spec[target] = layer._replace(adds=layer.adds + ((source,) if mode == "add" else ()),
+                                  cats=layer.cats + ((source,) if mode == "concat" else ()))
+    device = next(model.parameters()).device
+    joined = MorphNet(spec, model.num_classes, model.in_channels).to(device)
+    state = dict(model.state_dict())
+    if mode == "add":
+        old = state.get(f"blocks.{target}.lam", torch.ones(0, device=device))
+        state[f"blocks.{target}.lam"] = torch.cat([old, torch.ones(1, device=device)])
+    else:
+        key = f"blocks.{target + 1}.conv.weight" if target + 1 < len(spec) else "head.weight"
+        w = state[key]
+        extra = out_channels(spec)[target] - w.shape[1]
+        state[key] = torch.cat([w, w.new_zeros((w.shape[0], extra) + tuple(w.shape[2:]))], dim=1)
+    joined.load_state_dict(state)
+    return joined
 
-    def init(block: Block):
-        nn.init.zeros_(block.bn.weight)
-        nn.init.zeros_(block.bn.bias)
 
-    return _insert(model, after_layer, Layer(c, kernel, residual=True), init)
+def skip_options(model: MorphNet, max_channels: int | None = None) -> dict:
+    """The skip connections ``add_skip`` can add to ``model``: {mode: [(source, target), ...]}; a concatenation
+    whose output would exceed ``max_channels`` is left out."""
+    spec, outs = model.spec, out_channels(model.spec)
+    options = {mode: [] for mode in SKIP_MODES}
+    for target in range(1, len(spec)):
+        for source in range(target):
+            for mode in SKIP_MODES:
+                if mode == "concat" and max_channels is not None and outs[target] + outs[source] > max_channels:
+                    continue
+                if skip_refusal(spec, source, target, mode) is None:
+                    options[mode].append((source, target))
+    return options
 
 
 def random_morphism(model: MorphNet, rng: np.random.Generator, x: torch.Tensor | None = None,
                     kinds=MORPHISMS, max_channels: int = 64, max_layers: int = 8) -> tuple:
-    """One random morphism among ``kinds`` that the size limits allow: (new model, description)."""
+    """One random morphism among ``kinds`` that the size limits allow: (new model, description).
+
+    The kind is drawn uniformly among those possible; a widening picks a block and multiplies its channels by 1.5
+    or 2 within ``max_channels``; a deepening inserts an identity block (kernel 3 or 5) after a random block
+    while the network has fewer than ``max_layers`` blocks; a skip picks addition or concatenation (each where
+    some pair of blocks allows it), then a pair of blocks (a concatenation keeps the joined output within
+    ``max_channels``). A skip adds no layer.
+    """
     for kind in kinds:
         check_choice("morphism", kind, MORPHISMS)
-    plain = [i for i, b in enumerate(model.blocks) if not b.layer.residual
-             and b.layer.channels < max_channels]
-    deep_ok = len(model.blocks) < max_layers
-    options = [k for k in kinds if (k == "widen" and plain) or (k != "widen" and deep_ok)]
+    spec = model.spec
+    plain = [i for i, layer in enumerate(spec) if layer.channels < max_channels
+             and widen_refusal(spec, i) is None]
+    skips = {m: pairs for m, pairs in skip_options(model, max_channels).items() if pairs} if "skip" in kinds else {}
+    possible = {"widen": bool(plain), "deepen": len(spec) < max_layers, "skip": bool(skips)}
+    options = [k for k in kinds if possible[k]]
     if not options:
-        return model, "none (size limits reached)"
+        tied = any(layer.channels < max_channels and not layer.residual for layer in spec)
+        return model, "none (size limits reached" + (", other widths fixed by additions)" if tied else ")")
     kind = options[int(rng.integers(len(options)))]
     if kind == "widen":
         i = plain[int(rng.integers(len(plain)))]
-        c = model.blocks[i].layer.channels
+        c = spec[i].channels
         width = min(max_channels, max(c + 1, int(round(c * rng.choice([1.5, 2.0])))))
         return net2wider(model, i, width, rng), f"widen {i} to {width}"
-    i = int(rng.integers(len(model.blocks)))
     if kind == "deepen":
+        i = int(rng.integers(len(spec)))
         return net2deeper(model, i, kernel=int(rng.choice([3, 5])), x=x), f"deepen after {i}"
-    return add_skip(model, i), f"skip after {i}"
+    mode = sorted(skips)[int(rng.integers(len(skips)))]
+    source, target = skips[mode][int(rng.integers(len(skips[mode])))]
+    word = "addition" if mode == "add" else "concatenation"
+    return add_skip(model, source, target, mode), f"skip {source} to {target} by {word}"
 
 
 def _train_record(model, data, epochs, lr, batch_size, seed):
