@@ -33,7 +33,8 @@ morphisms and trained 17 epochs with SGDR from a learning rate of 0.05 down to 0
 epochs more; the defaults here are 3 steps of 4 networks, 2 morphisms a child, 1 epoch from 0.1 down to 0 (a
 larger rate for the shorter run), and no final training unless ``final_epochs`` asks for it (chapter 2 gives it
 ``FINAL_OVER_NEIGH`` times the children's epochs, the paper's 20 against 17). A widening multiplies a layer's
-channels by 1.5 or 2, drawn at random, within ``max_channels``.
+channels by 1.5 or 2, drawn at random, within ``max_channels``; a block joined by an addition keeps its width (the
+addition needs the same channels on both sides; widening both sides together is not implemented).
 """
 
 from __future__ import annotations
