@@ -159,6 +159,9 @@ def test_skip_refuses_what_would_change_the_function_or_cannot_join():
     with pytest.raises(NASInputError, match="keeps its width"):
         net2wider(joined, 0, 8, np.random.default_rng(0))  # the addition fixes both sides' width
     read = add_skip(net, 0, 1, "concat")  # block 1's output now 8 channels
+    through = add_skip(read, 1, 2, "add")  # block 2 adds block 1's output, which holds block 0's
+    with pytest.raises(NASInputError, match="block 1, whose output would widen with it"):
+        net2wider(through, 0, 6, np.random.default_rng(0))
     with pytest.raises(NASInputError, match="joined by a later block"):
         add_skip(add_skip(net, 1, 2, "concat"), 0, 1, "concat")
     assert str(read) == "c4k3p-c4k3&0-c8k3p-c8k3"
@@ -175,6 +178,19 @@ def test_skips_learn():
     net(torch.randn(8, 1, 8, 8)).pow(2).sum().backward()
     assert net.blocks[1].lam.grad.abs().sum() > 0
     assert net.head.weight.grad[:, -4:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_chains_from_many_starts_never_break(seed):
+    """Many starts (with and without skips, several channel limits): every chain of random morphisms applies
+    without error and keeps the function, so no morphism leaves a network its successors cannot handle."""
+    net = random_net(seed, skips=seed % 3) if seed % 2 else MorphNet(START_SPEC).eval()
+    x, rng = torch.randn(8, 1, 8, 8), np.random.default_rng(seed)
+    child = net
+    for _ in range(12):
+        child, _ = random_morphism(child, rng, x=x, max_channels=int(rng.choice([16, 32, 64])), max_layers=8)
+    assert same_function(net, child, x) < 1e-4
+    assert same_in_train_mode(net, child, x) < 1e-3
 
 
 @pytest.fixture(scope="module")

@@ -239,17 +239,27 @@ def _chain(spec, layer: int) -> range:
     return range(layer, i)
 
 
+def _widened(spec, layer: int) -> list:
+    """The blocks whose output widens with block ``layer``: its chain, and every block that concatenates one of
+    them (directly or through another such block)."""
+    changed = list(_chain(spec, layer))
+    for j in range(changed[-1] + 1, len(spec)):
+        if any(s in changed for s in spec[j].cats):
+            changed.append(j)
+    return changed
+
+
 def widen_refusal(spec, layer: int) -> str | None:
     """Why block ``layer`` cannot be widened (None if it can): a residual block's width follows the block before
-    it, and an addition fixes the width of the blocks it joins."""
+    it, and an addition fixes the width of the blocks it joins (also where the widened output reaches it through
+    a concatenation)."""
     if spec[layer].residual:
         return f"block {layer} is residual: its width follows the block before it; widen that one"
-    chain = _chain(spec, layer)
     added = {s for l in spec for s in l.adds}
-    tied = [b for b in chain if b in added or spec[b].adds]
+    tied = [b for b in _chain(spec, layer) if spec[b].adds] + [b for b in _widened(spec, layer) if b in added]
     if tied:
-        return (f"block {tied[0]} is joined by an addition, which needs the same channels on both sides: "
-                f"it keeps its width")
+        return (f"block {layer} cannot widen: block {min(tied)}, whose output would widen with it, is joined by an "
+                "addition, which needs the same channels on both sides; it keeps its width")
     return None
 
 
@@ -292,12 +302,11 @@ def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Genera
     chain = _chain(spec, layer)
     # which old output channel each new output channel copies, for every block whose output changed
     maps = {b: np.concatenate([g, np.arange(old.channels, outs[layer])]) for b in chain}
-    for j in range(chain.stop, len(spec)):
-        if any(s in maps for s in spec[j].cats):
-            offsets = np.cumsum([spec[j].channels] + [outs[s] for s in spec[j].cats])
-            maps[j] = np.concatenate([np.arange(spec[j].channels)] + [
-                maps[s] + start if s in maps else np.arange(start, start + outs[s])
-                for s, start in zip(spec[j].cats, offsets[:-1])])
+    for j in _widened(spec, layer)[len(chain):]:  # in order: a block's sources come before it
+        offsets = np.cumsum([spec[j].channels] + [outs[s] for s in spec[j].cats])
+        maps[j] = np.concatenate([np.arange(spec[j].channels)] + [
+            maps[s] + start if s in maps else np.arange(start, start + outs[s])
+            for s, start in zip(spec[j].cats, offsets[:-1])])
     spec[layer] = old._replace(channels=int(new_width))
     for b in chain[1:]:  # residual blocks keep their input's width
         spec[b] = spec[b]._replace(channels=int(new_width) + outs[layer] - old.channels)
