@@ -275,16 +275,16 @@ def net2wider(model: MorphNet, layer: int, new_width: int, rng: np.random.Genera
     connection by concatenation carries the copies on). A block joined by an addition keeps its width (the
     addition needs the same channels on both sides).
 
-    Exact copies read with equal weights receive equal gradients and stay copies for ever: the wider layer
-    would train like the narrow one. Net2Net breaks the symmetry with noise on the replicated weights, which
-    makes the function only approximately the same; here the noise goes where it cancels exactly: each
-    weight that reads a copied unit is split between its n copies as w / n + e_j, with Gaussian e_j
-    (standard deviation ``noise`` times that of the reading weight) centred so that the e_j of one unit's
-    copies sum to zero. The copies are read differently, so they get different gradients from the first
-    step, while the function is preserved up to float32 rounding (outputs within 1e-5, about 1e-7 in
-    practice). ``noise`` sets how fast the copies separate, not how well the function is kept; ``noise=0``
-    is the plain division, whose copies never separate. (NASH's alternative, new units with random incoming
-    and zero outgoing weights, is exact too but starts the new units from nothing learned.)
+    Exact copies read with equal weights receive equal gradients and stay copies for ever: the wider layer would
+    train like the narrow one. Net2Net breaks the symmetry with noise on the replicated weights, which makes the
+    function only approximately the same; here the noise goes where it cancels exactly: each weight that reads a
+    copied unit is split between its n copies as w / n + e_j, with Gaussian e_j (standard deviation ``noise`` times
+    that of the reader layer's whole weight tensor, far larger than Net2Net's small noise) centred so that the e_j
+    of one unit's copies sum to zero. The copies are read differently, so they get different gradients from the
+    first step, while the function is preserved up to float32 rounding (outputs within 1e-5, about 1e-7 in
+    practice). ``noise`` sets how fast the copies separate, not how well the function is kept; ``noise=0`` is the
+    plain division, whose copies never separate. (NASH's alternative, new units with random incoming and zero
+    outgoing weights, is exact too but starts the new units from nothing learned.)
     """
     _check_layer(model, layer)
     spec = list(model.spec)
@@ -452,10 +452,12 @@ def add_skip(model: MorphNet, source: int, target: int, mode: str = "add") -> Mo
     ``mode="add"`` is their network morphism Type IV: the target's batch-normalised convolution N(x) becomes
     ``lam * N(x) + (1 - lam) * out_source`` with a new trained ``lam`` that starts at 1, before the ReLU; it
     needs the same channels on both sides. ``mode="concat"`` is Type II: the source's output is appended to the
-    target's channels, and the block (or the head) that reads them starts with zero weights on the appended
-    ones. Both add no layer; they need the two maps to be of the same size (no max-pool between the source's
-    output and the target's). A residual block (``r`` in a spec) is another way to a skip: a deepening with a
-    skip around the new layer, not a connection between two layers already there; the climb does not make one.
+    target's output channels, and the block (or the head) that reads them starts with zero weights on the
+    appended ones; in terms of layers, the concatenation feeds the input of the block after ``target``, so a
+    concatenation "from block i to block j" here is one into layer j + 1's input. Both add no layer; they need
+    the two maps to be of the same size (no max-pool between the source's output and the target's). A residual
+    block (``r`` in a spec) is another way to a skip: a deepening with a skip around the new layer, not a
+    connection between two layers already there; the climb does not make one.
     """
     spec = list(model.spec)
     refusal = skip_refusal(spec, source, target, mode)
@@ -499,8 +501,9 @@ def random_morphism(model: MorphNet, rng: np.random.Generator, x: torch.Tensor |
                     kinds=MORPHISMS, max_channels: int = 64, max_layers: int = 8) -> tuple:
     """One random morphism among ``kinds`` that the size limits allow: (new model, description).
 
-    The kind is drawn uniformly among those possible; a widening picks a block and multiplies its channels by 1.5
-    or 2 within ``max_channels``; a deepening inserts an identity block (kernel 3 or 5) after a random block
+    The kind is drawn uniformly among those possible; a widening picks a block and multiplies its convolution's
+    channels by 1.5 or 2 within ``max_channels`` (a bound on the convolution: a block that concatenates other
+    outputs can then output more); a deepening inserts an identity block (kernel 3 or 5) after a random block
     while the network has fewer than ``max_layers`` blocks; a skip picks addition or concatenation (each where
     some pair of blocks allows it), then a pair of blocks (a concatenation keeps the joined output within
     ``max_channels``). A skip adds no layer.
