@@ -421,6 +421,12 @@ def net2deeper(model: MorphNet, after_layer: int, kernel: int = 3, x: torch.Tens
     return _insert(model, after_layer, Layer(c, kernel), init)
 
 
+def _joined(layer: Layer, source: int, mode: str) -> Layer:
+    """``layer`` also joining block ``source``'s output by ``mode``."""
+    return layer._replace(adds=layer.adds + ((source,) if mode == "add" else ()),
+                          cats=layer.cats + ((source,) if mode == "concat" else ()))
+
+
 def skip_refusal(spec, source: int, target: int, mode: str) -> str | None:
     """Why the skip connection ``source`` -> ``target`` by ``mode`` cannot be added (None if it can)."""
     if mode not in SKIP_MODES:
@@ -433,12 +439,8 @@ def skip_refusal(spec, source: int, target: int, mode: str) -> str | None:
     if mode == "concat" and any(target in l.adds + l.cats for l in spec):
         return (f"block {target}'s output is joined by a later block, whose input would change with it: "
                 "concatenate into another block")
-    if mode == "concat" and target + 1 < len(spec) and spec[target + 1].residual:
-        return f"block {target + 1} is residual and needs block {target}'s output to keep its channels"
-    joined = layer._replace(adds=layer.adds + ((source,) if mode == "add" else ()),
-                            cats=layer.cats + ((source,) if mode == "concat" else ()))
-    try:
-        check_spec(list(spec[:target]) + [joined] + list(spec[target + 1:]))
+    try:  # the rest is the spec's own rules (sizes, channels, a residual reader that keeps its width)
+        check_spec(list(spec[:target]) + [_joined(layer, source, mode)] + list(spec[target + 1:]))
     except NASInputError as e:
         return str(e)
     return None
@@ -464,9 +466,7 @@ def add_skip(model: MorphNet, source: int, target: int, mode: str = "add") -> Mo
     if refusal:
         raise NASInputError(f"cannot add a skip connection from block {source} to block {target} by {mode}: "
                             f"{refusal}")
-    layer = spec[target]
-    spec[target] = layer._replace(adds=layer.adds + ((source,) if mode == "add" else ()),
-                                  cats=layer.cats + ((source,) if mode == "concat" else ()))
+    spec[target] = _joined(spec[target], source, mode)
     device = next(model.parameters()).device
     joined = MorphNet(spec, model.num_classes, model.in_channels).to(device)
     state = dict(model.state_dict())
