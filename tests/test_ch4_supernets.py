@@ -360,6 +360,11 @@ def test_per_step_verdict_reads_nsas_against_its_random_control_with_the_steps_p
     none = sa.forgetting_per_step_verdict(table({"uniform": (-0.1, -0.4, 0.2), "random-subset": (0.0, -0.2, 0.2)},
                                                 **wide))
     assert "NSAS forgets less than uniform sampling, is not shown by this run" in none
+    # uniform sampling's own interval reaches 0: there is no forgetting for NSAS to reduce, the finding is untested
+    assert "nor can it be at this size: uniform sampling itself shows no forgetting" in none
+    forgets = sa.forgetting_per_step_verdict(table({"uniform": (-0.1, -0.4, 0.2), "random-subset": (0.0, -0.2, 0.2)},
+                                                   **(wide | {"uniform": (0.5, 0.1, 0.9)})))
+    assert "is not shown by this run" in forgets and "nor can it be" not in forgets
 
 
 def test_per_step_table_pairs_the_steps_of_each_method_with_nsas(tiny):

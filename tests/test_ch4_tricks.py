@@ -229,3 +229,23 @@ def test_a_change_of_the_most_useful_trick_needs_both_leads_beyond_their_noise()
     assert tricks.leader_change(clear, other, "1x", "3x").startswith("Does the answer change? Yes: ")
     assert tricks.leader_change(clear, clear, "1x", "3x").startswith("Does the answer change? No: ")
     assert "shown only under 1x" in tricks.leader_change(clear, long_, "1x", "3x")
+
+
+def test_tied_means_show_each_seed_so_equal_means_read_as_one_result_or_two():
+    def rows(role, trick, accs):
+        return [{"role": role, "group": role.split()[0], "trick": trick, "seed": 100 + k, "test_acc": a}
+                for k, a in enumerate(accs)]
+
+    table = pd.DataFrame(rows("search 1", "baseline", (91.4, 90.2)) + rows("search 2", "baseline", (90.4, 91.2))
+                         + rows("random 1", "baseline", (90.4, 91.2)) + rows("search 1", "longer", (93.0, 92.5))
+                         + rows("search 2", "longer", (92.8, 92.9)) + rows("random 1", "longer", (90.0, 90.0)))
+    text = tricks.tied_means(table)
+    # 90.8 three times under baseline: three pairs; 92.75 and 92.85 both print 92.8 under longer
+    assert text.count("baseline:") == 3 and text.count("longer:") == 1
+    assert "baseline: search 1 (91.4, 90.2) and search 2 (90.4, 91.2), different trainings" in text
+    assert "baseline: search 2 (90.4, 91.2) and random 1 (90.4, 91.2), the same accuracies seed by seed" in text
+    assert "longer: search 1 (93, 92.5) and search 2 (92.8, 92.9), different trainings" in text
+    assert "random 1" not in text.split("longer:")[1]
+    # two decimals part 92.75 from 92.85; the baseline ties are exact
+    assert "longer:" not in tricks.tied_means(table, decimals=2)
+    assert tricks.tied_means(table[table.role != "search 2"].query("trick == 'longer'")) == ""

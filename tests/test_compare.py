@@ -119,6 +119,12 @@ def test_the_resnet_cell_as_a_baseline(bench):
     assert info["arch"] == C.RESNET_CELL
     assert info["rank"] == int((frame["test_acc"] > info["test_acc"]).sum()) + 1
     assert 0 <= info["percentile"] <= 100 and info["cells"] == len(frame)
+    # cells of the same accuracy are counted on neither side of the percentile: every cell is above, tied or below
+    tied = int((frame["test_acc"] == info["test_acc"]).sum()) - 1
+    below = int((frame["test_acc"] < info["test_acc"]).sum())
+    assert info["tied"] == tied and (info["rank"] - 1) + tied + 1 + below == len(frame)
+    assert info["top_percent"] == pytest.approx(100 * (info["rank"] + tied) / len(frame))
+    assert info["top_percent"] == pytest.approx(100 - info["percentile"])
     best = C.baseline_rank(bench, bench.best_arch)
     assert best["rank"] == 1 and best["gap_to_best"] == 0
     # the entry is a mean over its seeds' trainings: its standard error is what a strategy must beat it by

@@ -559,7 +559,10 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
     """Where a given cell (by default NAS-Bench-201's ResNet-like cell) ranks among all cells of ``bench``.
 
     ``rank`` counts the cells with a strictly higher test accuracy, plus one; ``percentile`` is the share of
-    cells it beats. A hand-designed cell that already sits in the top few percent is a hard baseline.
+    cells it beats; ``tied``, the other cells of exactly its test accuracy (a table's means are rounded, so ties
+    happen), counted on neither side of ``percentile``; ``top_percent``, the share of cells at or above it, ties
+    included (``100 - percentile``): ``rank / cells`` would leave the ties out. A hand-designed cell that already
+    sits in the top few percent is a hard baseline.
     ``test_se`` is the standard error of its ``test_acc`` as a mean over its ``seeds`` trainings (NaN for a cell
     of fewer than two seeds): a strategy beats the cell only by more than that noise and its own
     (:func:`against_cell`).
@@ -577,6 +580,8 @@ def baseline_rank(bench, arch=RESNET_CELL) -> dict:
             "rank": int((test > row["test_acc"]).sum()) + 1,
             "rank_valid": int((valid > row["valid_acc"]).sum()) + 1, "cells": len(frame),
             "percentile": float(100 * (test < row["test_acc"]).mean()),
+            "tied": int((test == row["test_acc"]).sum()) - 1,
+            "top_percent": float(100 * (test >= row["test_acc"]).mean()),
             "best_test_acc": float(test.max()), "gap_to_best": float(test.max() - row["test_acc"])}
 
 

@@ -286,7 +286,8 @@ def best_nas_vs_best_human(df: pd.DataFrame, max_params: float | None = None) ->
     return Claim(numbers, sentence)
 
 
-def gap_against_spread(gap: float, spread: pd.Series, where: str, z: float = 1.96) -> Claim:
+def gap_against_spread(gap: float, spread: pd.Series, where: str, z: float = 1.96,
+                       decimals: int | None = None) -> Claim:
     """Would a difference of ``gap`` points between two single results stand out from the seed-to-seed noise of
     searches whose final accuracy varies by ``spread`` (a std per search method, indexed by its name)? ``where``
     names whose searches these are: the test is about that spread, not about the results the gap came from.
@@ -294,16 +295,30 @@ def gap_against_spread(gap: float, spread: pd.Series, where: str, z: float = 1.9
     A difference of one search run from one other result stands out at the two-sided 5 % level (``z`` = 1.96;
     the level follows ``z``) only above ``z`` times the std of the difference: from ``z`` x std, if the other
     result had no noise at all, to ``z`` x sqrt(2) x std, if it were as noisy as a search run. Each method is
-    ``within`` the noise (at or below the lower bound), ``between`` the bounds, or ``above`` both."""
+    ``within`` the noise (at or below the lower bound), ``between`` the bounds, or ``above`` both.
+
+    ``decimals``: where the gap and the stds are published numbers printed to that many decimals (a gap being the
+    difference of two of them), each is known only to half a unit of its last digit; a method whose bound lies
+    within that rounding of the gap (``|gap - bound| <= z x 0.5 u + u``, u = 10^-decimals, with sqrt(2) z for
+    the upper bound) is ``undecided``: the printed digits do not say on which side of the bound the gap falls.
+    NAS-Bench-201's REA (std 0.30, lower bound 0.588) against a gap of 0.59 is such a case."""
     from scipy.stats import norm
 
     spread = pd.Series(spread, dtype=float).dropna()
     if spread.empty:
         raise NASInputError("gap_against_spread needs the std of at least one search method")
+    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 0):
+        raise NASInputError(f"decimals is the number of decimals the gap and stds were printed with; got {decimals!r}")
     low, high = z * spread, z * np.sqrt(2) * spread
-    groups = {"within": low.index[gap <= low].tolist(),
-              "between": low.index[(gap > low) & (gap <= high)].tolist(),
-              "above": high.index[gap > high].tolist()}
+    if decimals is None:
+        undecided = pd.Series(False, index=spread.index)
+    else:
+        u = 10.0 ** -decimals
+        undecided = ((gap - low).abs() <= z * 0.5 * u + u) | ((gap - high).abs() <= z * np.sqrt(2) * 0.5 * u + u)
+    groups = {"within": low.index[(gap <= low) & ~undecided].tolist(),
+              "between": low.index[(gap > low) & (gap <= high) & ~undecided].tolist(),
+              "above": high.index[(gap > high) & ~undecided].tolist(),
+              "undecided": low.index[undecided].tolist()}
     numbers = {"gap": float(gap), "std_min": float(spread.min()), "std_max": float(spread.max()),
                "low_min": float(low.min()), "low_max": float(low.max()),
                "high_min": float(high.min()), "high_max": float(high.max()), **groups}
@@ -324,6 +339,10 @@ def gap_against_spread(gap: float, spread: pd.Series, where: str, z: float = 1.9
                 f"of {gap:.{d}f} points would be within that noise even at the lower bound for "
                 f"{names('within', [low])}; would stand out only against a nearly noise-free other result for "
                 f"{names('between', [low, high])}; would stand out at either bound for {names('above', [high])}.")
+    if groups["undecided"]:
+        sentence += (f" For {names('undecided', [low, high])} the gap lies at a bound within the rounding of the "
+                     f"published numbers (printed to {decimals} decimals, each known to half a unit of its last "
+                     "digit): the printed digits do not say on which side of it the gap falls.")
     return Claim(numbers, sentence)
 
 

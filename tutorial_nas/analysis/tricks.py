@@ -126,6 +126,31 @@ def tricks_table(cells: dict, data, recipe, tricks=("baseline", "all"), seeds=(0
     return pd.DataFrame(rows)
 
 
+def tied_means(table: pd.DataFrame, decimals: int = 1) -> str:
+    """Cells of ``tricks_table``'s table whose mean test accuracy over the seeds prints the same (rounded to
+    ``decimals``) under a setting, each with its accuracies seed by seed, so that equal means read as what they
+    are: one result twice (identical per-seed accuracies) or different trainings that average alike. On a test
+    split of 1,000 images an accuracy is a multiple of 0.1 points and a mean of two seeds one of 0.05, so
+    different cells of similar accuracy often print the same mean. Empty when no two means tie."""
+    means = table.groupby(["trick", "role"], sort=False)["test_acc"].mean().round(decimals)
+    per_seed = table.groupby(["trick", "role"], sort=False)["test_acc"].apply(tuple)
+    parts = []
+    for trick in dict.fromkeys(table["trick"]):
+        roles = list(means[trick].index)
+        for i, a in enumerate(roles):
+            for b in roles[i + 1:]:
+                if means[trick][a] != means[trick][b]:
+                    continue
+                sa, sb = per_seed[trick][a], per_seed[trick][b]
+                seeds = ", ".join(f"{x:g}" for x in sa), ", ".join(f"{x:g}" for x in sb)
+                how = "the same accuracies seed by seed" if sa == sb else "different trainings"
+                parts.append(f"{trick}: {a} ({seeds[0]}) and {b} ({seeds[1]}), {how}")
+    if not parts:
+        return ""
+    return (f"equal means (to {decimals} decimal{'s' if decimals != 1 else ''}), with the test accuracy of each "
+            f"seed in order: " + "; ".join(parts))
+
+
 def search_picks(bench, seeds=(0, 1, 2), budget: int = 100, strategy: str = "regularized") -> pd.DataFrame:
     """The cell ``strategy`` picks on the benchmark with ``budget`` look-ups, for each seed: the evaluated cell
     of the highest *validation* accuracy (what the search sees), beside its table test accuracy (what it does
