@@ -466,3 +466,33 @@ def test_a_front_cell_is_said_to_be_one_and_a_cell_off_the_front_is_not_placed_o
     open_ = hardware.front_reach(slow_and_fast, {"w": faster}, evaluator=noisy).iloc[0]["where"]
     assert "not one of the front's cells" in open_ and "could be dominated" in open_
     assert "its latency order against 1 more accurate front cell is not resolved" in open_
+
+
+def test_a_proxy_is_read_against_how_well_the_timer_ranks_the_cells_twice():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 400
+    true = rng.uniform(0.3, 1.0, n)  # the latency without noise; FLOPs follow it exactly, parameters not at all
+    flops, params = true * 1e6, rng.permutation(n)
+
+    def timed(noise):
+        return pd.DataFrame({"arch": [f"c{k}" for k in range(n)], "latency_ms": true + rng.normal(0, noise, n),
+                             "flops": flops, "params": params})
+
+    quiet = hardware.proxy_reading(timed(0.001), timed(0.001))
+    assert "FLOPs 1.00" in quiet and "a second time: 1.00" in quiet and "FLOPs reach 100% of that" in quiet
+    # a noisy timer: the perfect proxy's correlation with one timing falls, and reaches about sqrt(r), not r
+    first, second = timed(0.2), timed(0.2)
+    noisy = hardware.proxy_reading(first, second)
+    r = first.latency_ms.corr(second.latency_ms, method="spearman")
+    rho = first.latency_ms.corr(first.flops, method="spearman")
+    assert rho < 0.9 and abs(rho - np.sqrt(r)) < 0.05 and rho > r + 0.05
+    assert f"sqrt({r:.2f}) = {np.sqrt(r):.2f}" in noisy and "FLOPs reach" in noisy
+    share = float(noisy.split("FLOPs reach ")[1].split("%")[0])
+    assert 93 <= share <= 107
+    # a timer whose second pass ranks the cells the other way round gives no ceiling to read a proxy against
+    reversed_ = hardware.proxy_reading(first, first.assign(latency_ms=-first.latency_ms))
+    assert "a second time: -1.00" in reversed_ and "no proxy can be read" in reversed_ and "reach" not in reversed_
+    with pytest.raises(NASInputError, match="same cells"):
+        hardware.proxy_reading(first, second.iloc[::-1])

@@ -116,6 +116,29 @@ def cell_latencies(arches, bench, device=None, warmup: int = 5, repeats: int = 2
     return pd.DataFrame(rows)
 
 
+def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
+    """How closely FLOPs and parameters rank cells by latency, read against the timer itself: ``first`` and
+    ``second`` are two ``cell_latencies`` tables of the same cells in the same order (timed one after the other).
+    Spearman's correlation of each proxy with the first timing is set beside the correlation ``r`` of the two
+    timings. A timing is the latency plus the timer's noise, and a noisy measurement correlates with anything at
+    most as well as the noise-free quantity does, about sqrt(r) (classical test theory's attenuation bound, here
+    for ranks): a perfect proxy would reach about sqrt(r), not 1, and each proxy is given as a share of that."""
+    if list(first["arch"]) != list(second["arch"]):
+        raise NASInputError("proxy_reading needs two timings of the same cells, in the same order")
+    if len(first) < 3:
+        raise NASInputError(f"a rank correlation needs at least 3 cells, got {len(first)}")
+    rho = {k: float(first["latency_ms"].corr(first[k], method="spearman")) for k in ("flops", "params")}
+    again = float(first["latency_ms"].corr(second["latency_ms"], method="spearman"))
+    text = (f"Spearman correlation with latency over {len(first)} cells: FLOPs {rho['flops']:.2f}, parameters "
+            f"{rho['params']:.2f}; the same cells timed a second time: {again:.2f} with the first timing")
+    if not again > 0:
+        return text + ": the timer does not rank these cells alike twice, so no proxy can be read against it here"
+    ceiling = float(np.sqrt(again))
+    return text + (f"; a perfect proxy, the latency without the timer's noise, would reach about sqrt({again:.2f}) "
+                   f"= {ceiling:.2f} against one timing: FLOPs reach {rho['flops'] / ceiling:.0%} of that, "
+                   f"parameters {rho['params'] / ceiling:.0%}")
+
+
 def pareto_front(points, maximize=(True, False)) -> np.ndarray:
     """Indices (ascending) of the non-dominated rows of ``points`` (n x k).
 
