@@ -216,6 +216,22 @@ def test_the_leading_trick_is_read_as_a_maximum_picked_after_the_fact():
     assert tricks.leader({"a": 1.0}, 1.0)["established"] is None
 
 
+def test_a_standard_error_estimated_from_a_few_trainings_is_read_with_students_t():
+    """Solutions 4, exercise 1 estimates the longer recipe's seed spread from 2 cells x 3 seeds (4 degrees of
+    freedom): its bounds and tests take t quantiles on those, not the normal ones of a known standard error."""
+    gains = {"a": 3.0, "b": 0.0, "c": -1.0, "d": -3.0}
+    known, estimated = tricks.leader(gains, 1.0), tricks.leader(gains, 1.0, df=4)
+    assert known["established"] is True and estimated["established"] is False
+    assert estimated["bound"] == pytest.approx(stats.t.ppf(1 - 0.05 / 12, 4), rel=1e-9)  # 5.0, not 2.64
+    read = tricks.beyond_noise({"cutout": 2.6}, 1.0, df=4).iloc[0]
+    assert read["p"] == pytest.approx(2 * stats.t.sf(2.6, 4)) and read["effect"] == "unclear"
+    assert tricks.beyond_noise({"cutout": 2.6}, 1.0).effect.iloc[0] == "helps"  # z = 2.6 against a known se
+    # many degrees of freedom: the t test is the z test
+    assert tricks.beyond_noise({"x": 2.0}, 1.0, df=1e6).p.iloc[0] == pytest.approx(2 * stats.norm.sf(2.0), abs=1e-5)
+    with pytest.raises(NASInputError, match="df"):
+        tricks.leader(gains, 1.0, df=0)
+
+
 def test_a_change_of_the_most_useful_trick_needs_both_leads_beyond_their_noise():
     # solutions 4's numbers: longer leads under the 1x recipe, cutout under the 3x one, neither by more than noise
     short = tricks.leader({"augment": -16.8, "cutout": -2.25, "label_smoothing": 0.7, "longer": 2.0}, 1.1)

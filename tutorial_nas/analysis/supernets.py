@@ -611,9 +611,13 @@ def forgetting_per_step_verdict(table: pd.DataFrame) -> str:
         text += ": Zhang et al.'s finding, reproduced"
     else:
         text += ". Zhang et al.'s finding, that NSAS forgets less than uniform sampling, is not shown by this run"
-        if rows.loc["uniform"].low <= 0:  # nothing to reduce: the finding is untested rather than contradicted
-            text += ("; nor can it be at this size: uniform sampling itself shows no forgetting here for NSAS to "
-                     "reduce, and testing the finding needs a run in which it does")
+        uniform = rows.loc["uniform"]
+        if uniform.low <= 0:  # nothing to reduce: the finding is untested rather than contradicted
+            text += ("; uniform sampling itself " + (
+                "shows a net gain here, not forgetting (its interval lies below 0), so there is no forgetting"
+                if uniform.high < 0 else
+                "shows no forgetting its interval can tell from 0, so there is no established forgetting")
+                + " here for NSAS to reduce: this run leaves the finding untested rather than contradicted")
     return text
 
 

@@ -400,30 +400,44 @@ def verdict(gain_table: pd.DataFrame) -> str:
     return text
 
 
-def beyond_noise(values: dict, se: float, alpha: float = ALPHA) -> pd.DataFrame:
-    """Which of several gains (name -> points) lie beyond a noise of known standard error ``se`` (e.g. single
-    trainings' seed-to-seed spread, averaged over the cells), read together: each gain's two-sided z test of no
+def _reference(df: float | None):
+    """The distribution a gain over its standard error is read against: normal where the standard error is known
+    (``df`` None), Student's t on ``df`` degrees of freedom where it is estimated from a few trainings."""
+    if df is None:
+        return stats.norm
+    if not df > 0:
+        raise NASInputError(f"df is the degrees of freedom of the standard error's estimate, above 0; got {df!r}")
+    return stats.t(df)
+
+
+def beyond_noise(values: dict, se: float, alpha: float = ALPHA, df: float | None = None) -> pd.DataFrame:
+    """Which of several gains (name -> points) lie beyond a noise of standard error ``se`` (e.g. single
+    trainings' seed-to-seed spread, averaged over the cells), read together: each gain's two-sided test of no
     gain, with Holm's correction over the gains tested, so that the chance of calling any of them a help or a cost
-    by noise alone is at most ``alpha``. One row per gain: ``what``, ``gain``, ``z``, ``p``, ``p_holm`` and
-    ``effect`` ("helps", "costs" or "unclear")."""
+    by noise alone is at most ``alpha``. The test is a z test where ``se`` is known (``df`` None) and a t test on
+    ``df`` degrees of freedom where ``se`` is estimated (a spread from a handful of trainings is itself noisy, and
+    a z test would read it as exact). One row per gain: ``what``, ``gain``, ``z`` (gain / se), ``p``, ``p_holm``
+    and ``effect`` ("helps", "costs" or "unclear")."""
     if not se > 0:
         raise NASInputError(f"se is the standard error of a gain, above 0; got {se!r}")
+    reference = _reference(df)
     names = list(values)
     gain = np.array([float(values[w]) for w in names])
     z = gain / se
-    p = 2 * stats.norm.sf(np.abs(z))
+    p = 2 * reference.sf(np.abs(z))
     adjusted = holm(p)
     effect = [("helps" if g > 0 else "costs") if a < alpha else "unclear" for g, a in zip(gain, adjusted)]
     return pd.DataFrame({"what": names, "gain": gain, "z": z, "p": p, "p_holm": adjusted, "effect": effect})
 
 
-def leader(values: dict, se: float, alpha: float = ALPHA) -> dict:
+def leader(values: dict, se: float, alpha: float = ALPHA, df: float | None = None) -> dict:
     """The largest of several gains (name -> points) and whether its lead is beyond the noise. The leader is
     picked after the fact, the largest of k noisy gains, so its lead is read at ``alpha`` familywise error over
     all k (k - 1) / 2 pairs of gains (Bonferroni, which holds for whichever gain comes out on top): the lead over
-    the runner-up must exceed ``bound`` = z_{1 - alpha / (k (k - 1))} x ``se``, ``se`` being the standard error of
-    the difference of two gains. Returns ``top``, ``gain`` (its gain), ``runner_up``, ``lead``, ``bound``,
-    ``pairs`` and ``established`` (None with one gain only)."""
+    the runner-up must exceed ``bound`` = q_{1 - alpha / (k (k - 1))} x ``se``, ``se`` being the standard error of
+    the difference of two gains and q the normal quantile where ``se`` is known (``df`` None), Student's t on
+    ``df`` degrees of freedom where it is estimated. Returns ``top``, ``gain`` (its gain), ``runner_up``,
+    ``lead``, ``bound``, ``pairs`` and ``established`` (None with one gain only)."""
     if not values:
         raise NASInputError("leader needs at least one gain")
     ranked = sorted(values.items(), key=lambda kv: -float(kv[1]))
@@ -435,7 +449,7 @@ def leader(values: dict, se: float, alpha: float = ALPHA) -> dict:
     if not se > 0:
         raise NASInputError(f"se is the standard error of a difference of two gains, above 0; got {se!r}")
     pairs = len(ranked) * (len(ranked) - 1) // 2
-    bound = float(stats.norm.ppf(1 - alpha / (2 * pairs))) * se
+    bound = float(_reference(df).ppf(1 - alpha / (2 * pairs))) * se
     lead = gain - float(ranked[1][1])
     return out | {"runner_up": ranked[1][0], "lead": lead, "bound": bound, "pairs": pairs,
                   "established": bool(lead > bound)}
