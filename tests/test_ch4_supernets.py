@@ -336,7 +336,8 @@ def test_per_step_verdict_compares_the_intervals():
     assert gain.count("raises the previous path's accuracy") == 2 and "interval can tell from 0" not in gain
     # the steps of one run share its weights: the intervals are said to describe this run only
     assert "describes this run, not the spread between runs" in gain
-    assert "so there is no forgetting here for NSAS to reduce" in gain and "untested rather than contradicted" in gain
+    assert "so there is no forgetting here for NSAS to reduce" in gain and "neither supports nor contradicts" in gain
+    assert gain.count("no net forgetting") == 2
 
 
 def test_per_step_verdict_reads_nsas_against_its_random_control_with_the_steps_paired():
@@ -362,10 +363,15 @@ def test_per_step_verdict_reads_nsas_against_its_random_control_with_the_steps_p
                                                 **wide))
     assert "NSAS forgets less than uniform sampling, is not shown by this run" in none
     # uniform sampling's own interval reaches 0: there is no forgetting for NSAS to reduce, the finding is untested
-    assert "so there is no established forgetting here for NSAS to reduce" in none and "untested" in none
+    assert "so there is no established forgetting here for NSAS to reduce" in none
+    assert "neither supports nor contradicts the finding" in none
     forgets = sa.forgetting_per_step_verdict(table({"uniform": (-0.1, -0.4, 0.2), "random-subset": (0.0, -0.2, 0.2)},
                                                    **(wide | {"uniform": (0.5, 0.1, 0.9)})))
-    assert "is not shown by this run" in forgets and "untested" not in forgets
+    assert "is not shown by this run" in forgets and "neither supports" not in forgets
+    # NSAS told apart from a uniform sampling that does not forget: the difference is read, not called inconclusive
+    worse = sa.forgetting_per_step_verdict(table({"uniform": (0.3, 0.1, 0.5), "random-subset": (0.0, -0.2, 0.2)},
+                                                 **wide))
+    assert "NSAS forgets more than uniform sampling" in worse and "neither supports" not in worse
 
 
 def test_per_step_table_pairs_the_steps_of_each_method_with_nsas(tiny):

@@ -260,7 +260,7 @@ def test_tied_means_show_each_seed_so_equal_means_read_as_one_result_or_two():
     assert text.count("baseline:") == 3 and text.count("longer:") == 1
     assert "baseline: search 1 (91.4, 90.2) and search 2 (90.4, 91.2), different trainings" in text
     assert "baseline: search 2 (90.4, 91.2) and random 1 (90.4, 91.2), the same accuracies seed by seed" in text
-    assert "longer: search 1 (93, 92.5) and search 2 (92.8, 92.9), different trainings" in text
+    assert "longer: search 1 (93.0, 92.5) and search 2 (92.8, 92.9), different trainings" in text
     assert "random 1" not in text.split("longer:")[1]
     # two decimals part 92.75 from 92.85; the baseline ties are exact
     assert "longer:" not in tricks.tied_means(table, decimals=2)

@@ -77,6 +77,11 @@ def test_flops_predict_latency_in_words_that_follow_rho():
     assert "almost as measured" in figures.rho_words(0.95)
     assert "only partly" in figures.rho_words(0.48 + 0.3)
     assert "poorly" in figures.rho_words(0.48)
+    # read against the timer: timed twice at 0.36, a perfect proxy reaches about 0.6, and 0.55 is most of that
+    noisy = figures.rho_words(0.55, again=0.36)
+    assert "almost as measured" in noisy and "a perfect proxy would reach about 0.60" in noisy
+    assert "only partly" in figures.rho_words(0.55, again=0.81) and "poorly" in figures.rho_words(0.2, again=0.81)
+    assert "cannot be read" in figures.rho_words(0.3, again=-0.1)
 
 
 def _final_table():

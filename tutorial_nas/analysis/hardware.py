@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -134,9 +135,20 @@ def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
     if not again > 0:
         return text + ": the timer does not rank these cells alike twice, so no proxy can be read against it here"
     ceiling = float(np.sqrt(again))
-    return text + (f"; a perfect proxy, the latency without the timer's noise, would reach about sqrt({again:.2f}) "
-                   f"= {ceiling:.2f} against one timing: FLOPs reach {rho['flops'] / ceiling:.0%} of that, "
-                   f"parameters {rho['params'] / ceiling:.0%}")
+    share = {k: v / ceiling for k, v in rho.items()}
+    text += (f"; a perfect proxy, the latency without the timer's noise, would reach about sqrt({again:.2f}) = "
+             f"{ceiling:.2f} against one timing: FLOPs reach {share['flops']:.0%} of that, parameters "
+             f"{share['params']:.0%}")
+    best = max(share.values())
+    if best > 1:
+        return text + (f": above 100 %, the estimated ceiling is too low to be one (r from {len(first)} cells is "
+                       "imprecise, and the two passes need not be equally noisy); the proxies follow one timing more "
+                       "closely than a second timing does, so on this machine the timer is the weak link, and how "
+                       "close they come to the latency itself cannot be read here")
+    if best >= 0.9:
+        return text + ": they rank the cells by latency about as closely as this timer can show"
+    return text + (": less closely than this timer could show, so part of what the timer resolves is not in "
+                   "their count")
 
 
 def pareto_front(points, maximize=(True, False)) -> np.ndarray:
@@ -370,15 +382,27 @@ def _paired_words(p: dict, word: str = "faster", sign: int = 1) -> str:
 
 def _same_function_words(arch, other, paired: bool) -> str:
     """Why a cell is slower than a front cell that computes the same function: the edges it runs beyond the front
-    cell's, where it runs more (``edges_run``); otherwise the words say the edges do not explain it."""
+    cell's, where it runs more (``edges_run``); where it runs as many or fewer but other operations (a convolution
+    whose output is never used where the front cell runs a skip connection), those can still explain it; only with
+    no more edges and none of other operations do the words say the edges do not explain it."""
     mine, theirs = edges_run(arch), edges_run(other)
     if mine > theirs:
         return (f"it computes the same function with {theirs} edge{'s' if theirs != 1 else ''} where this cell runs "
                 f"{mine}: the gap is the "
                 f"time of edges this cell runs that its function does not need"
                 + ("" if paired else ", or noise beyond tie_ms"))
+    ops = [sorted(op for op in nb201.parse(_arch_str(a)) if op != "none") for a in (arch, other)]
+    extra = sorted((Counter(ops[0]) - Counter(ops[1])).elements())
+    if extra:  # as many edges or fewer, but other operations: an unneeded edge can still be the costlier one
+        return (f"it computes the same function, and this cell runs no more edges than it does ({mine} against "
+                f"{theirs}) but other operations ({', '.join(extra)} where the front cell runs "
+                f"{', '.join(sorted((Counter(ops[1]) - Counter(ops[0])).elements())) or 'fewer edges'}), which "
+                "need not cost the same: the edges it runs can still explain the gap"
+                + (": the interleaved re-timing resolves it" if paired else
+                   ", or timing drift between the moments the two cells were timed, or noise beyond tie_ms; "
+                   "re-timing the two interleaved (front_reach's evaluator) would judge it"))
     return (f"it computes the same function, and this cell runs no more edges than it does ({mine} against {theirs}), "
-            "so edges its function does not need do not explain the gap"
+            "none of other operations, so edges its function does not need do not explain the gap"
             + (": the interleaved re-timing resolves it all the same" if paired else
                ": timing drift between the moments the two cells were timed, or noise beyond tie_ms; "
                "re-timing the two interleaved (front_reach's evaluator) would judge it"))

@@ -142,7 +142,7 @@ def tied_means(table: pd.DataFrame, decimals: int = 1) -> str:
                 if means[trick][a] != means[trick][b]:
                     continue
                 sa, sb = per_seed[trick][a], per_seed[trick][b]
-                seeds = ", ".join(f"{x:g}" for x in sa), ", ".join(f"{x:g}" for x in sb)
+                seeds = ", ".join(f"{x:.1f}" for x in sa), ", ".join(f"{x:.1f}" for x in sb)
                 how = "the same accuracies seed by seed" if sa == sb else "different trainings"
                 parts.append(f"{trick}: {a} ({seeds[0]}) and {b} ({seeds[1]}), {how}")
     if not parts:

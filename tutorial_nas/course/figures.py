@@ -112,13 +112,25 @@ def ranking_bound_words(tau: float, tau_one_seed: float, tau_table: float, what:
             f"({tau_one_seed:.2f}); the table's reliability is {tau_table:.2f}")
 
 
-def rho_words(rho: float) -> str:
-    """How well FLOPs order the measured latencies (Spearman rho)."""
-    if rho >= 0.9:
-        return f"FLOPs order the latencies almost as measured (Spearman rho {rho:.2f})"
-    if rho >= 0.5:
-        return f"FLOPs only partly predict the order of the latencies (Spearman rho {rho:.2f})"
-    return f"FLOPs predict the order of the latencies poorly (Spearman rho {rho:.2f})"
+def rho_words(rho: float, again: float | None = None) -> str:
+    """How well FLOPs order the measured latencies (Spearman rho). With ``again``, the Spearman correlation of two
+    timings of the same cells, rho is read against the most a perfect proxy could reach against one noisy timing,
+    about sqrt(again) (``analysis.hardware.proxy_reading``), rather than against 1."""
+    if again is None:
+        ceiling, against = 1.0, ""
+    elif not again > 0:
+        return (f"FLOPs cannot be read against these timings (Spearman rho {rho:.2f}): the same cells timed twice "
+                f"do not rank alike (rho {again:.2f})")
+    else:
+        ceiling = float(np.sqrt(again))
+        against = (f"; timed twice, the cells rank alike at rho {again:.2f}, so a perfect proxy would reach about "
+                   f"{ceiling:.2f}")
+    share = rho / ceiling
+    if share >= 0.9:
+        return f"FLOPs order the latencies almost as measured (Spearman rho {rho:.2f}{against})"
+    if share >= 0.5:
+        return f"FLOPs only partly predict the order of the latencies (Spearman rho {rho:.2f}{against})"
+    return f"FLOPs predict the order of the latencies poorly (Spearman rho {rho:.2f}{against})"
 
 
 def compare_verdicts(table, baseline: str = "random") -> dict:
@@ -606,6 +618,9 @@ def _latency_front(run):
     plot_front(lat.rename(columns={"valid_acc": "accuracy"}), ax=axes[0],
                title="Validation accuracy against latency measured here")
     rho = float(spearmanr(lat["flops"], lat["latency_ms"])[0])
+    # the same cells timed again: how alike the timer ranks them twice bounds what FLOPs can be seen to do
+    again = cell_latencies(cells, run.bench, run.profile.device, repeats=f.latency_repeats)
+    repeat_rho = float(spearmanr(lat["latency_ms"], again["latency_ms"])[0])
     axes[1].scatter(lat["flops"] / 1e6, lat["latency_ms"], s=14)
     axes[1].set(xlabel="FLOPs (millions)", ylabel="latency (ms)",
                 title=f"Latency against FLOPs: Spearman rho {rho:.2f}")
@@ -613,7 +628,7 @@ def _latency_front(run):
     run.numbers["latency"] = {
         "cells": len(lat), "repeats": f.latency_repeats, "device": describe_device(run.profile.device),
         "min_ms": float(lat["latency_ms"].min()), "max_ms": float(lat["latency_ms"].max()),
-        "rho_flops": rho, "rho_words": rho_words(rho),
+        "rho_flops": rho, "rho_repeat": repeat_rho, "rho_words": rho_words(rho, repeat_rho),
         "rho_params": float(spearmanr(lat["params"], lat["latency_ms"])[0])}
     return fig
 
