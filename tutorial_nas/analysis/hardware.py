@@ -117,6 +117,13 @@ def cell_latencies(arches, bench, device=None, warmup: int = 5, repeats: int = 2
     return pd.DataFrame(rows)
 
 
+def proxy_ceiling(again: float) -> float | None:
+    """The most a perfect proxy's rank correlation with one noisy timing can reach, about sqrt(``again``), the
+    Spearman correlation of two timings of the same cells (classical test theory's attenuation bound, here for
+    ranks); None where the two timings do not rank the cells alike at all (``again`` at or below 0)."""
+    return float(np.sqrt(again)) if again > 0 else None
+
+
 def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
     """How closely FLOPs and parameters rank cells by latency, read against the timer itself: ``first`` and
     ``second`` are two ``cell_latencies`` tables of the same cells in the same order (timed one after the other).
@@ -132,9 +139,9 @@ def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
     again = float(first["latency_ms"].corr(second["latency_ms"], method="spearman"))
     text = (f"Spearman correlation with latency over {len(first)} cells: FLOPs {rho['flops']:.2f}, parameters "
             f"{rho['params']:.2f}; the same cells timed a second time: {again:.2f} with the first timing")
-    if not again > 0:
+    ceiling = proxy_ceiling(again)
+    if ceiling is None:
         return text + ": the timer does not rank these cells alike twice, so no proxy can be read against it here"
-    ceiling = float(np.sqrt(again))
     share = {k: v / ceiling for k, v in rho.items()}
     text += (f"; a perfect proxy, the latency without the timer's noise, would reach about sqrt({again:.2f}) = "
              f"{ceiling:.2f} against one timing: FLOPs reach {share['flops']:.0%} of that, parameters "
@@ -391,12 +398,12 @@ def _same_function_words(arch, other, paired: bool) -> str:
                 f"{mine}: the gap is the "
                 f"time of edges this cell runs that its function does not need"
                 + ("" if paired else ", or noise beyond tie_ms"))
-    ops = [sorted(op for op in nb201.parse(_arch_str(a)) if op != "none") for a in (arch, other)]
-    extra = sorted((Counter(ops[0]) - Counter(ops[1])).elements())
+    my_ops, their_ops = (Counter(op for op in nb201.parse(_arch_str(a)) if op != "none") for a in (arch, other))
+    extra, instead = (sorted((x - y).elements()) for x, y in ((my_ops, their_ops), (their_ops, my_ops)))
     if extra:  # as many edges or fewer, but other operations: an unneeded edge can still be the costlier one
         return (f"it computes the same function, and this cell runs no more edges than it does ({mine} against "
                 f"{theirs}) but other operations ({', '.join(extra)} where the front cell runs "
-                f"{', '.join(sorted((Counter(ops[1]) - Counter(ops[0])).elements())) or 'fewer edges'}), which "
+                f"{', '.join(instead) or 'fewer edges'}), which "
                 "need not cost the same: the edges it runs can still explain the gap"
                 + (": the interleaved re-timing resolves it" if paired else
                    ", or timing drift between the moments the two cells were timed, or noise beyond tie_ms; "

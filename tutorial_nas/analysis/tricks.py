@@ -27,6 +27,7 @@ difference, and reading the tricks with Holm's (which help) and Bonferroni's (th
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -136,15 +137,12 @@ def tied_means(table: pd.DataFrame, decimals: int = 1) -> str:
     per_seed = table.groupby(["trick", "role"], sort=False)["test_acc"].apply(tuple)
     parts = []
     for trick in dict.fromkeys(table["trick"]):
-        roles = list(means[trick].index)
-        for i, a in enumerate(roles):
-            for b in roles[i + 1:]:
-                if means[trick][a] != means[trick][b]:
-                    continue
+        for a, b in combinations(means[trick].index, 2):
+            if means[trick][a] == means[trick][b]:
                 sa, sb = per_seed[trick][a], per_seed[trick][b]
-                seeds = ", ".join(f"{x:.1f}" for x in sa), ", ".join(f"{x:.1f}" for x in sb)
                 how = "the same accuracies seed by seed" if sa == sb else "different trainings"
-                parts.append(f"{trick}: {a} ({seeds[0]}) and {b} ({seeds[1]}), {how}")
+                parts.append(f"{trick}: {a} ({', '.join(f'{x:.1f}' for x in sa)}) and {b} "
+                             f"({', '.join(f'{x:.1f}' for x in sb)}), {how}")
     if not parts:
         return ""
     return (f"equal means (to {decimals} decimal{'s' if decimals != 1 else ''}), with the test accuracy of each "

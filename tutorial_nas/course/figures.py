@@ -116,13 +116,14 @@ def rho_words(rho: float, again: float | None = None) -> str:
     """How well FLOPs order the measured latencies (Spearman rho). With ``again``, the Spearman correlation of two
     timings of the same cells, rho is read against the most a perfect proxy could reach against one noisy timing,
     about sqrt(again) (``analysis.hardware.proxy_reading``), rather than against 1."""
-    if again is None:
-        ceiling, against = 1.0, ""
-    elif not again > 0:
-        return (f"FLOPs cannot be read against these timings (Spearman rho {rho:.2f}): the same cells timed twice "
-                f"do not rank alike (rho {again:.2f})")
-    else:
-        ceiling = float(np.sqrt(again))
+    from ..analysis.hardware import proxy_ceiling
+
+    ceiling, against = 1.0, ""
+    if again is not None:
+        ceiling = proxy_ceiling(again)
+        if ceiling is None:
+            return (f"FLOPs cannot be read against these timings (Spearman rho {rho:.2f}): the same cells timed "
+                    f"twice do not rank alike (rho {again:.2f})")
         against = (f"; timed twice, the cells rank alike at rho {again:.2f}, so a perfect proxy would reach about "
                    f"{ceiling:.2f}")
     share = rho / ceiling
