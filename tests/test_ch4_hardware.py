@@ -490,8 +490,9 @@ def test_a_proxy_is_read_against_how_well_the_timer_ranks_the_cells_twice():
     assert rho < 0.9 and abs(rho - np.sqrt(r)) < 0.05 and rho > r + 0.05
     assert f"sqrt({r:.2f}) = {np.sqrt(r):.2f}" in noisy and "FLOPs reach" in noisy
     share = float(noisy.split("FLOPs reach ")[1].split("%")[0])
-    assert 93 <= share <= 107 and "about as closely as this timer can show" in noisy
-    assert "about as closely as this timer can show" in quiet and "above 100 %" not in quiet
+    assert 93 <= share <= 107 and "as closely as this timer can show" in noisy and "not established" in noisy
+    assert "(FLOPs: 95 % interval " in noisy and "bootstrap over the cells" in noisy
+    assert "an interval that holds 100 %" in quiet and "above 100 %" not in quiet
     # a proxy that follows only part of the latency stays below the ceiling, and the line says so
     partial = first.assign(flops=true * 1e6 + rng.normal(0, 0.4, n) * 1e6)
     below = hardware.proxy_reading(partial, second)

@@ -124,13 +124,43 @@ def proxy_ceiling(again: float) -> float | None:
     return float(np.sqrt(again)) if again > 0 else None
 
 
+def _share_interval(first: pd.DataFrame, second: pd.DataFrame, proxy: str, n_boot: int = 2000,
+                    seed: int = 0) -> tuple:
+    """95 % percentile bootstrap interval, over the cells, of ``proxy``'s share of the ceiling: its Spearman
+    correlation with the first timing over sqrt of the two timings' correlation. The cells are resampled jointly
+    (each keeps its two timings and its proxy); resamples whose timings do not correlate positively have no
+    ceiling and are left out."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(first), (n_boot, len(first)))
+
+    def spearman(a, b):  # row by row over the resamples
+        ra, rb = (rankdata(np.asarray(v, dtype=float)[idx], axis=1) for v in (a, b))
+        ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (ra * rb).sum(axis=1) / np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+
+    again = spearman(first["latency_ms"], second["latency_ms"])
+    rho = spearman(first["latency_ms"], first[proxy])
+    keep = again > 0
+    share = rho[keep] / np.sqrt(again[keep])
+    share = share[np.isfinite(share)]
+    if not len(share):
+        return float("nan"), float("nan")
+    low, high = np.percentile(share, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
     """How closely FLOPs and parameters rank cells by latency, read against the timer itself: ``first`` and
     ``second`` are two ``cell_latencies`` tables of the same cells in the same order (timed one after the other).
     Spearman's correlation of each proxy with the first timing is set beside the correlation ``r`` of the two
     timings. A timing is the latency plus the timer's noise, and a noisy measurement correlates with anything at
     most as well as the noise-free quantity does, about sqrt(r) (classical test theory's attenuation bound, here
-    for ranks): a perfect proxy would reach about sqrt(r), not 1, and each proxy is given as a share of that."""
+    for ranks): a perfect proxy would reach about sqrt(r), not 1, and each proxy is given as a share of that. The
+    verdict reads the better proxy's share by its 95 % bootstrap interval over the cells (r from a hundred cells
+    is itself imprecise): below 100 % only where the interval lies below it, above only where it lies above."""
     if list(first["arch"]) != list(second["arch"]):
         raise NASInputError("proxy_reading needs two timings of the same cells, in the same order")
     if len(first) < 3:
@@ -146,16 +176,20 @@ def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
     text += (f"; a perfect proxy, the latency without the timer's noise, would reach about sqrt({again:.2f}) = "
              f"{ceiling:.2f} against one timing: FLOPs reach {share['flops']:.0%} of that, parameters "
              f"{share['params']:.0%}")
-    best = max(share.values())
-    if best > 1:
-        return text + (f": above 100 %, the estimated ceiling is too low to be one (r from {len(first)} cells is "
-                       "imprecise, and the two passes need not be equally noisy); the proxies follow one timing more "
-                       "closely than a second timing does, so on this machine the timer is the weak link, and how "
-                       "close they come to the latency itself cannot be read here")
-    if best >= 0.9:
-        return text + ": they rank the cells by latency about as closely as this timer can show"
-    return text + (": less closely than this timer could show, so part of what the timer resolves is not in "
-                   "their count")
+    best = max(share, key=share.get)
+    low, high = _share_interval(first, second, best)
+    text += (f" ({'FLOPs' if best == 'flops' else 'parameters'}: 95 % interval {low:.0%} to {high:.0%}, "
+             "bootstrap over the cells)")
+    if low > 1:
+        return text + (": above 100 %, the estimated ceiling is too low to be one (the two passes need not be "
+                       "equally noisy); the proxies follow one timing more closely than a second timing does, so on "
+                       "this machine the timer is the weak link, and how close they come to the latency itself "
+                       "cannot be read here")
+    if high < 1:
+        return text + (": less closely than this timer could show, so part of what the timer resolves is not in "
+                       "their count")
+    return text + (": an interval that holds 100 %, so they rank the cells by latency as closely as this timer can "
+                   "show, as far as these cells can tell; whether they fall short of it is not established here")
 
 
 def pareto_front(points, maximize=(True, False)) -> np.ndarray:
