@@ -4,6 +4,7 @@ estimate, the command line. No training here: the CPU's calibration is replaced 
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tutorial_nas import cli
@@ -201,15 +202,60 @@ def test_the_nsas_row_is_counted_exactly_when_the_profile_runs_it(monkeypatch, n
     assert (this > other) == nsas
 
 
+def _searches(ch):
+    return {w.what.split(":")[0]: w for w in P.sections("cpu")[1]["six searches with full training"]}
+
+
 def test_large_scale_evolution_counts_networks_grown_from_none():
     ch = PROFILES["cpu"]["chain"]
     sizes = {k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters")}
-    lse = P.network_cost(*P._net("lse", **sizes, budget=ch["budget"], population=ch["population"]))
+    lse = P.network_cost(*next(w.net for what, w in _searches(ch).items() if "large-scale evolution" in what))
     chain = P.network_cost(*P._net("chain", **sizes))
     assert lse[0] < chain[0] / 10 and lse[1] < chain[1]  # a few small networks, not the space's mean
-    whats = [w.what for w in P.sections("cpu")[1]["six searches with full training"]]
-    assert sum(w.trainings for w in P.sections("cpu")[1]["six searches with full training"]) == 6 * ch["budget"]
-    assert any("large-scale evolution" in w for w in whats)
+    assert sum(w.trainings for w in _searches(ch).values()) == 6 * ch["budget"]
+
+
+def _mean_flops(models, shape):
+    return sum(count_flops(m, shape) for m in models) / len(models)
+
+
+def test_a_space_is_counted_at_the_mean_of_its_networks():
+    """The chain space's cost is the mean over many draws: its FLOPs are skewed (a few deep, wide networks cost
+    most), and one network near the mean of 16 draws stood for it at 0.6 of the mean."""
+    from tutorial_nas.spaces import make_space
+
+    ch = PROFILES["cpu"]["chain"]
+    sizes = {k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters")}
+    space = make_space("chain", max_layers=ch["max_layers"], filters=tuple(ch["filters"]))
+    rng = np.random.default_rng(0)
+    models = [space.to_model(space.sample(rng), 10, 1) for _ in range(P.DRAWS)]
+    shape = (1, ch["image_size"], ch["image_size"])
+    assert P.network_cost(*P._net("chain", **sizes))[0] == pytest.approx(_mean_flops(models, shape))
+
+
+def test_a_search_is_counted_at_its_own_proposals():
+    """Random search's 20 networks are the ones the chapter trains (its proposals ignore what it is told);
+    REINFORCE's are its controller's, replayed with random rewards: not the space's random draws."""
+    from tutorial_nas.evaluators import Result
+    from tutorial_nas.spaces import make_space
+    from tutorial_nas.strategies import make_strategy
+
+    ch = PROFILES["cpu"]["chain"]
+    space = make_space("chain", max_layers=ch["max_layers"], filters=tuple(ch["filters"]))
+    shape = (1, ch["image_size"], ch["image_size"])
+    random_search = make_strategy("random", space, seed=0)
+    proposed = [random_search.ask() for _ in range(ch["budget"])]
+    works = _searches(ch)
+    assert P.network_cost(*works["random search"].net)[0] == pytest.approx(
+        _mean_flops([space.to_model(a, 10, 1) for a in proposed], shape))
+    controller, rng, models = make_strategy("reinforce", space, seed=0), np.random.default_rng(0), []
+    for _ in range(ch["budget"]):
+        arch = controller.ask()
+        models.append(space.to_model(arch, 10, 1))
+        controller.tell(arch, Result(valid_acc=float(rng.uniform(10, 90))))
+    reinforce = P.network_cost(*works["REINFORCE"].net)[0]
+    assert reinforce == pytest.approx(_mean_flops(models, shape))
+    assert reinforce != pytest.approx(P.network_cost(*works["random search"].net)[0], rel=0.2)
 
 
 def test_cpu_slowdown_is_charged_on_the_cpu_only():

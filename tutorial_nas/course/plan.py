@@ -14,8 +14,9 @@ where kernels = the network's leaf modules (x 3 for a training step, x 1 for an 
 are bound by how fast PyTorch can launch operations, not by arithmetic, and the DARTS space's separable and
 dilated convolutions (grouped, one filter a channel) reach a small part of a dense convolution's FLOP/s. On the
 CPU the three numbers are measured here (``calibrate``); the GPUs' come from ``DEVICES``, the one table of them.
-Benchmark look-ups cost only bookkeeping, charged at ``LOOKUP_S`` each. Two corrections measured on the CPU:
-chapter 1's chain and genetic networks train slower than the calibration predicts (``CPU_SLOWDOWN``), and a
+Benchmark look-ups cost only bookkeeping, charged at ``LOOKUP_S`` each. A search's networks are its own
+proposals, replayed (``networks``). Two corrections measured on the CPU: chapter 1's chain networks train slower
+than the calibration predicts (``CPU_SLOWDOWN``), and a
 forward pass at batch 1 (a latency measurement) pays an operation's launch, not the calibrated cost of an
 operation in a training step (``batch1_kernel_s``).
 """
@@ -44,18 +45,20 @@ RECIPE = dict(dataset="mnist5k", image_size=14, C=8, N=1, stem_stride=2, train_i
               batch_size=64)  # the shipped benchmark's recipe (bench.build.Recipe), whatever the profile
 LOOKUP_S = 0.0031  # a benchmark-driven evaluation, BO's fits included: chapter 3's 61,339 took 188 s on 2 cores
 EVAL_BATCH = 1024  # TrainConfig.eval_batch_size
-# Chapter 1's chain and genetic networks train slower on the CPU than the calibration's dense convnet and supernet
-# predict, probably because their functional operations (ReLU, pooling, the padding and concatenation of skip
-# inputs, the mean) are no leaf modules and their thin convolutions (1 input channel, 1x1 and 5x5 kernels) reach a
-# small part of the dense probe's FLOP/s. Measured in chapter 1's cpu run on the idle machine (every candidate's
-# seconds recorded), against the model at the idle 2-core calibration (1.5e11 FLOP/s, 75 us an operation): random
-# search's 20 candidates 44.6 s where the model gives 28 s for the same networks (1.6x), the single training 2.4 s
-# against 1.5 s (1.6x), large-scale evolution's 40 small networks 9.8 s against 5.3 s (1.9x), the Genetic CNN's 13
-# distinct networks 55 s against 42 s for 13 of the mean genetic network (1.3x). An earlier run, on a slower day
-# of this virtual machine, measured 2.6-3.0x and 2.0x: the factors drift with the machine, like every time here.
-# On the CPU only: the GPUs' rows keep the assumptions of DEVICES. A search is counted at its whole budget, where a
-# repeated candidate is looked up.
-CPU_SLOWDOWN = {"chain": 1.6, "lse": 1.9, "genetic": 1.3}
+# Chapter 1's chain networks train slower on the CPU than the calibration's dense convnet and supernet predict:
+# their functional operations (ReLU, pooling, the padding and concatenation of skip inputs, the mean) are no leaf
+# modules, and their thin layers (1 input channel, 1x1 kernels, wide maps without pooling) are memory-bound, a
+# small part of the dense probe's FLOP/s (a 1x1 convolution to 64 channels on the 14x14 image, 26 kFLOPs, took 8 ms
+# a step). Measured in chapter 1's stored cpu run against the model at the idle 2-core calibration (1.5e11 FLOP/s,
+# 75 us an operation): random search's 20 networks, which the plan replays exactly (its proposals do not depend on
+# what it is told), took 48 s where the model gives 28 s (1.7x); large-scale evolution's 2 x 20, replayed with
+# random fitness, 6.6 s against 4.0 s (1.7x). Genetic CNN's networks train as the model says (its 11 distinct
+# networks took 35 s, 3.1 s each by the model): bit strings of 3x3 convolutions at constant width. On the CPU
+# only: the GPUs' rows keep the assumptions of DEVICES. A search is counted at its whole budget, where a repeated
+# candidate is looked up, and at its own proposals replayed with random fitness (``_replay``): REINFORCE's
+# controller, told its real rewards, moved on to larger networks than its replay (137 s in the stored run where
+# the model gives 78 s).
+CPU_SLOWDOWN = {"chain": 1.7, "lse": 1.7}
 
 # The devices, in one table. peak: datasheet fp32 / fp16-tensor FLOP/s; memory_gb: the card's. achieved: FLOP/s
 # the course's small convnets reach, an ASSUMPTION of 10 % of the fp32 peak for every GPU (AMP's tensor cores
@@ -106,10 +109,15 @@ class Work:
 
 @functools.lru_cache(maxsize=None)
 def _measure(kind: str, sizes: tuple) -> tuple:
-    """``network_cost``'s four numbers and ``depthwise_flops``, from one build of the network."""
+    """``network_cost``'s four numbers and ``depthwise_flops``: of the network, or their means over the networks a
+    search of ``kind`` trains (``networks``)."""
+    models, shape = networks(kind, dict(sizes))
+    return tuple(float(np.mean(v)) if len(models) > 1 else v[0] for v in zip(*(_one(m, shape) for m in models)))
+
+
+def _one(model: nn.Module, shape: tuple) -> tuple:
     from ..train import count_flops, count_params
 
-    model, shape = network(kind, dict(sizes))
     leaves = [m for m in model.modules() if not list(m.children())]
     acts = []
     hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o.numel() if torch.is_tensor(o) else 0))
@@ -121,7 +129,8 @@ def _measure(kind: str, sizes: tuple) -> tuple:
 
 
 def network_cost(kind: str, sizes: tuple) -> tuple:
-    """(FLOPs of one image forward, leaf modules, parameters, activation values of one image) of a network."""
+    """(FLOPs of one image forward, leaf modules, parameters, activation values of one image) of a network; for a
+    kind a search trains (``networks``), their means over its networks."""
     return _measure(kind, sizes)[:4]
 
 
@@ -157,44 +166,77 @@ def _mean_flops_network(models: list, shape: tuple):
     return models[int(np.abs(flops - flops.mean()).argmin())]
 
 
+# How many random networks stand for a space's candidates: one network near the mean FLOPs of 16 draws once stood
+# for them, and under-counted the chain space's mean by 1.6x (its FLOPs are skewed: a few deep, wide networks cost
+# most; 300 draws at the cpu sizes: mean 7.3e6, median 1.8e6 FLOPs).
+DRAWS = 64
+# the chapters' searches whose candidates the plan replays (``_replay``): strategy -> the space it searches there
+REPLAYED = {"random": "chain", "reinforce": "chain", "qlearning": "chain", "large-scale-evolution": "lse",
+            "genetic": "genetic"}
+
+
 def network(kind: str, s: dict) -> tuple:
-    """The network the chapters build for ``kind`` at sizes ``s``, and its input shape (C, H, W)."""
+    """The network the chapters build for ``kind`` at sizes ``s``, and its input shape (C, H, W); where a kind
+    stands for many networks (``networks``), the one whose FLOPs are nearest their mean."""
+    models, shape = networks(kind, s)
+    return (models[0] if len(models) == 1 else _mean_flops_network(models, shape)), shape
+
+
+def _space(kind: str, s: dict):
+    from ..spaces import make_space
+
+    if kind == "genetic":
+        return make_space("genetic", nodes=tuple(s["genetic_nodes"]))
+    return make_space("chain", max_layers=s["max_layers"], filters=tuple(s["filters"]),
+                      min_layers=0 if kind == "lse" else 1)  # large-scale evolution starts without convolutions
+
+
+def _replay(s: dict, classes: int, channels: int) -> list:
+    """The networks a search of ``s["strategy"]`` (seed 0, ``s["budget"]`` candidates, ``s["population"]`` where
+    it has one) proposes, replayed with random fitness: a strategy that learns (REINFORCE's controller, Q-learning)
+    or breeds proposes networks of its own sizes, not the space's random draws (REINFORCE's controller, seed 0,
+    proposes twice random search's FLOPs at the cpu sizes). With real fitness a strategy may move further: in
+    chapter 1's stored cpu run REINFORCE's 20 networks took 2.9x random search's time."""
+    from ..evaluators import Result
+    from ..strategies import make_strategy
+
+    space, rng = _space(REPLAYED[s["strategy"]], s), np.random.default_rng(0)
+    options = {"population": s["population"]} if s["strategy"] in ("large-scale-evolution", "genetic") else {}
+    strategy = make_strategy(s["strategy"], space, seed=0, **options)
+    models = []
+    for _ in range(s["budget"]):
+        arch = strategy.ask()
+        models.append(space.to_model(arch, classes, channels))
+        strategy.tell(arch, Result(valid_acc=float(rng.uniform(10, 90))))
+    return models
+
+
+def networks(kind: str, s: dict) -> tuple:
+    """The networks the chapters build for ``kind`` at sizes ``s`` (one, or the many that stand for a search's
+    candidates), and their input shape (C, H, W)."""
     from ..spaces import make_space
 
     classes, channels = 10, DATA[s["dataset"]][1]
     shape, rng = (channels, s["image_size"], s["image_size"]), np.random.default_rng(0)
-    if kind in ("chain", "genetic"):  # the mean search candidate: of 16 random networks, the one nearest their
-        # mean FLOPs (a search trains networks of every size)
-        space = (make_space("chain", max_layers=s["max_layers"], filters=tuple(s["filters"])) if kind == "chain"
-                 else make_space("genetic", nodes=tuple(s["genetic_nodes"])))
-        models = [space.to_model(space.sample(rng), classes, channels) for _ in range(16)]
-        return _mean_flops_network(models, shape), shape
-    if kind == "lse":  # large-scale evolution's candidates: from the network without convolutions, one mutation a
-        from ..evaluators import Result  # child; the strategy replayed with random fitness, its mean-FLOPs network
-        from ..strategies import make_strategy
-
-        space = make_space("chain", max_layers=s["max_layers"], filters=tuple(s["filters"]), min_layers=0)
-        lse = make_strategy("large-scale-evolution", space, seed=0, population=s["population"])
-        models = []
-        for _ in range(s["budget"]):
-            arch = lse.ask()
-            models.append(space.to_model(arch, classes, channels))
-            lse.tell(arch, Result(valid_acc=float(rng.uniform(10, 90))))
-        return _mean_flops_network(models, shape), shape
+    if kind in ("chain", "genetic"):  # DRAWS random networks of the space
+        space = _space(kind, s)
+        return [space.to_model(space.sample(rng), classes, channels) for _ in range(DRAWS)], shape
+    if kind == "search":  # a search's own candidates
+        return _replay(s, classes, channels), shape
     if kind == "darts-cell":
         space = make_space("darts")
-        return space.to_model(space.sample(rng), classes, channels, C=s["C"], layers=s["layers"]), shape
+        return [space.to_model(space.sample(rng), classes, channels, C=s["C"], layers=s["layers"])], shape
     if kind in ("nb201-cell", "single-path"):  # a stand-alone cell: what one path of a supernet runs
         space = make_space("nb201")
-        return space.to_model(space.sample(rng), classes, channels, C=s["C"], N=s["N"],
-                              stem_stride=s.get("stem_stride", 1)), shape
+        return [space.to_model(space.sample(rng), classes, channels, C=s["C"], N=s["N"],
+                               stem_stride=s.get("stem_stride", 1))], shape
     if kind in ("darts-supernet", "nb201-supernet"):
         from ..oneshot.darts import build_supernet
 
         model = build_supernet(kind.split("-")[0], classes, channels, C=s["C"], layers=s.get("layers", 8),
                                N=s.get("N", 1))
-        return model, shape
-    if kind == "morph":  # a NASH climb replayed with random fitness: its mean-FLOPs network (the children grow)
+        return [model], shape
+    if kind == "morph":  # a NASH climb replayed with random fitness: its networks (the children grow)
         from ..strategies.morphism import START_SPEC, MorphNet, random_morphism
 
         parent, models = MorphNet(START_SPEC, classes, channels), []
@@ -212,17 +254,16 @@ def network(kind: str, s: dict) -> tuple:
                 children.append(child)
             models += children
             parent = children[int(rng.integers(len(children)))]
-        return _mean_flops_network(models, shape), shape
-    if kind == "hierarchical":  # of 8 genotypes drawn as the paper initialises, the one nearest their mean FLOPs
+        return models, shape
+    if kind == "hierarchical":  # 8 genotypes drawn as the paper initialises
         from ..spaces.hierarchical import HierarchicalSpace
 
         space = HierarchicalSpace()
-        models = [space.to_model(space.sample(rng), classes, channels, C=s["C"]) for _ in range(8)]
-        return _mean_flops_network(models, shape), shape
+        return [space.to_model(space.sample(rng), classes, channels, C=s["C"]) for _ in range(8)], shape
     if kind == "maskconnect":
         from ..oneshot.maskconnect import MaskConnectNet
 
-        return MaskConnectNet(classes, channels, s["modules"], s["C"], s["fan_in"]), shape
+        return [MaskConnectNet(classes, channels, s["modules"], s["C"], s["fan_in"])], shape
     raise NASInputError(f"unknown network kind {kind!r}")
 
 
@@ -300,10 +341,10 @@ def sections(profile: str) -> dict:
     p = {k: dict(v) for k, v in PROFILES[profile].items()}
     ch, d, o, cell, cmp, f, data = p["chain"], p["darts"], p["oneshot"], p["cell"], p["compare"], p["future"], p["data"]
     chain_net = _net("chain", **{k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters")})
-    genetic_net = _net("genetic", dataset=ch["dataset"], image_size=ch["image_size"],
-                       genetic_nodes=ch["genetic_nodes"])
-    lse_net = _net("lse", **{k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters", "budget",
-                                                  "population")})
+    chain_sizes = {k: ch[k] for k in ("dataset", "image_size", "max_layers", "filters", "budget")}
+
+    def searched(strategy, **more):  # a chapter-1 search's own candidates (seed 0), replayed
+        return _net("search", strategy=strategy, **chain_sizes, **more)
     r = RECIPE
     recipe_cell = _net("nb201-cell", dataset=r["dataset"], image_size=r["image_size"], C=r["C"], N=r["N"],
                        stem_stride=r["stem_stride"])
@@ -335,12 +376,16 @@ def sections(profile: str) -> dict:
         1: {"one trained network": [_training("1 chain network", chain_net, 1, ch["epochs"], ch["dataset"],
                                               ch["batch_size"])],
             "six searches with full training": [
-                _training(f"3 chain searches x {ch['budget']} networks (random, REINFORCE, Q-learning)", chain_net,
-                          3 * ch["budget"], ch["epochs"], ch["dataset"], ch["batch_size"]),
+                *[_training(f"{label}: {ch['budget']} networks", searched(strategy), ch["budget"], ch["epochs"],
+                            ch["dataset"], ch["batch_size"])
+                  for label, strategy in (("random search", "random"), ("REINFORCE", "reinforce"),
+                                          ("Q-learning", "qlearning"))],
                 _training(f"large-scale evolution with and without inheritance: 2 x {ch['budget']} networks grown "
-                          "from none", lse_net, 2 * ch["budget"], ch["epochs"], ch["dataset"], ch["batch_size"]),
-                _training(f"Genetic CNN: {ch['budget']} networks", genetic_net, ch["budget"], ch["epochs"],
-                          ch["dataset"], ch["batch_size"])]},
+                          "from none", searched("large-scale-evolution", population=ch["population"]),
+                          2 * ch["budget"], ch["epochs"], ch["dataset"], ch["batch_size"]),
+                _training(f"Genetic CNN: {ch['budget']} networks", searched(
+                    "genetic", population=ch["population"], genetic_nodes=ch["genetic_nodes"]), ch["budget"],
+                    ch["epochs"], ch["dataset"], ch["batch_size"])]},
         2: {"DARTS, second-order DARTS and GDAS on the DARTS space": [
                 _darts("DARTS first order", darts_super, 1, d["epochs"], d["dataset"], d["batch_size"],
                        d["data_fraction"]),
@@ -594,6 +639,12 @@ def device_numbers(device: str) -> dict:
     return {**DEVICES[device], **(calibrate("cpu") if device == "cpu" else {})}
 
 
+def _family(net: tuple) -> str:
+    """The kind of networks ``net`` builds: a replayed search's are its space's ("chain", "lse", "genetic")."""
+    kind, sizes = net
+    return REPLAYED[dict(sizes)["strategy"]] if kind == "search" else kind
+
+
 def work_cost(w: Work, device: str) -> dict:
     """FLOPs, images and seconds of one Work on ``device``."""
     dev = device_numbers(device)
@@ -605,7 +656,7 @@ def work_cost(w: Work, device: str) -> dict:
     eval_batches = math.ceil(w.trainings * w.eval_images / (EVAL_BATCH if w.batch_size > 1 else 1))
     kernel_s = dev.get("batch1_kernel_s", dev["kernel_s"]) if w.batch_size == 1 else dev["kernel_s"]
     seconds = _arithmetic_s(flops, dw, dev) + (steps * w.passes + eval_batches) * leaves * kernel_s
-    seconds *= CPU_SLOWDOWN.get(w.net[0], 1.0) if device == "cpu" else 1.0
+    seconds *= CPU_SLOWDOWN.get(_family(w.net), 1.0) if device == "cpu" else 1.0
     return dict(what=w.what, trainings=w.trainings, epochs=w.epochs, train_images=int(images), flops=float(flops),
                 flops_per_image=flops_img, lookups=w.lookups, seconds=seconds + w.lookups * LOOKUP_S)
 
