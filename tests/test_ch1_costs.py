@@ -42,7 +42,7 @@ def test_linear_extrapolation():
     data = fake_data(n=100, size=8, channels=1)
     seconds = at_cifar10_scale(2.0, data, epochs=5, cifar_epochs=50)
     assert seconds == pytest.approx(2.0 * (CIFAR10["train_images"] / 100) * 10 * (32 * 32 / 64))
-    # the same network on colour images of the same size: only its first convolution reads more channels
+    # the same network on colour images of the same size: only the layers reading the image read more channels
     assert at_cifar10_scale(2.0, fake_data(n=100, size=8, channels=3), epochs=5) == pytest.approx(seconds)
 
 
@@ -60,21 +60,22 @@ def test_no_column_mixes_this_machine_with_the_papers():
         assert table.loc[ours, col[key]].isna().all()
     assert table.loc[~ours, col["paper_days"]].notna().all()
     random = table.iloc[0]
-    assert random["search"] == "random (this chapter)" and random["candidates"] == 2  # a cost of 0 is no training
+    assert random["search"] == "random (this chapter)" and random[col["trained"]] == 2  # a cost of 0 is no training
     assert random[col["measured_s"]] == pytest.approx(4.0)
     assert random[col["candidate_h"]] == pytest.approx(at_cifar10_scale(2.0, data, 5) / 3600)
     assert random[col["search_days"]] == pytest.approx(2 * at_cifar10_scale(2.0, data, 5) / 86400)
     assert table.iloc[1]["search"] == "indented (this chapter)"
     zoph = table[table["search"] == "NAS-RL, Zoph & Le"].iloc[0]
-    assert zoph["candidates"] == PAPER_CANDIDATES["NAS-RL, Zoph & Le"] == 12_800
+    assert zoph[col["trained"]] == PAPER_CANDIDATES["NAS-RL, Zoph & Le"] == 12_800
+    assert zoph[col["params"]] == 37_400_000  # the survey's final network
     assert zoph[col["paper_days"]] == 22_400 and zoph[col["paper_candidate_h"]] == pytest.approx(22_400 * 24 / 12_800)
     evolution = table[table["search"] == "Large-scale Evolution"].iloc[0]
-    assert pd.isna(evolution["candidates"]) and math.isnan(evolution[col["paper_candidate_h"]])
+    assert pd.isna(evolution[col["trained"]]) and math.isnan(evolution[col["paper_candidate_h"]])
 
 
 def test_a_gpu_run_is_labelled_gpu_and_still_kept_apart():
     col = columns(torch.device("cuda"))
-    assert all("GPU" in name for name in col.values())
+    assert all("GPU" in name for key, name in col.items() if key not in ("trained", "params"))
     assert len(set(col.values())) == len(col)  # the run's GPU-days and the papers' are two columns
 
 
@@ -84,11 +85,22 @@ def test_the_reading_is_made_of_the_table_s_numbers():
     lines = paper_scale(table, data.device)
     hours = at_cifar10_scale(1.0, data, 5) / 3600  # the random row is the reference, not the first
     assert f"{hours:.2f} CPU-hours" in lines[0]
-    assert f"{12_800 * hours / 24:,.0f} CPU-days" in lines[1] and "22,400 GPU-days" in lines[1]
-    assert f"{2_700 * hours * 20 / 50 / 24:,.0f} CPU-days" in lines[2] and "100 GPU-days" in lines[2]  # 20 epochs
-    assert "MetaQNN trained for as long" in lines[2] and "of 20 epochs" in lines[2]
-    assert "survey's Table 1" in lines[1] and "implied" in lines[1] and "reports" not in lines[1]
+    dear = at_cifar10_scale(9.0, data, 5) / 3600  # which strategy's candidate is scaled, and the range it sits in
+    assert f"from {hours:.2f} (random) to {dear:.2f} CPU-hours (reinforce)" in lines[1] and "scale random's" in lines[1]
+    assert f"{12_800 * hours / 24:,.0f} CPU-days" in lines[2] and "22,400 GPU-days" in lines[2]
+    assert f"{2_700 * hours * 20 / 50 / 24:,.0f} CPU-days" in lines[3] and "100 GPU-days" in lines[3]  # 20 epochs
+    assert "MetaQNN trained for as long" in lines[3] and "of 20 epochs" in lines[3]
+    assert "survey's Table 1" in lines[2] and "implied" in lines[2] and "reports" not in lines[2]
+    assert "final network holds 37.4M parameters" in lines[2]
     assert "different units" in lines[-1]
+
+
+def test_the_reading_sets_the_networks_sizes_side_by_side():
+    data = fake_data()
+    random = history([1.0, 1.0]).assign(params=[1_000, 3_000])
+    table = cost_table({"random": random}, data, epochs=5)
+    assert table.iloc[0][columns(data.device)["params"]] == 2_000
+    assert "random's networks here hold 2,000 on average" in paper_scale(table, data.device)[2]
 
 
 def test_each_end_of_the_searches_range_names_its_own_search():
@@ -97,4 +109,4 @@ def test_each_end_of_the_searches_range_names_its_own_search():
     line = paper_scale(table, data.device)[0]
     lo = 3 * at_cifar10_scale(1.0, data, 5) / 86400
     hi = at_cifar10_scale(9.0, data, 5) / 86400
-    assert f"from {lo:.2f} CPU-days (random, 3 candidates) to {hi:.2f} (reinforce, 1 candidate)" in line
+    assert f"from {lo:.2f} CPU-days (random, 3 networks trained) to {hi:.2f} (reinforce, 1 network trained)" in line

@@ -347,8 +347,8 @@ def _early_costs(run):
     days = table[col["search_days"]].where(ours, table[col["paper_days"]])  # one bar a search, coloured by unit
     fig, ax = plt.subplots(figsize=(7, 3.6))
     colours = ["tab:blue" if o else "tab:red" for o in ours]
-    labels = [s.replace(" (this chapter)", f"\n({int(n)} candidates, this run)") if o else s
-              for s, n, o in zip(table["search"], table["candidates"], ours)]
+    labels = [s.replace(" (this chapter)", f"\n({int(n)} networks trained, this run)") if o else s
+              for s, n, o in zip(table["search"], table[col["trained"]], ours)]
     ax.barh(labels, days, color=colours)
     ax.set_xscale("log")
     ax.set_xlim(right=float(days.max()) * 10)  # room for the labels
