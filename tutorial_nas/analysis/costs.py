@@ -40,7 +40,7 @@ def columns(device) -> dict:
     """The cost table's column names, the device in each: key -> name."""
     dev = device_name(device)
     return {"trained": "networks trained",
-            "params": "parameters (this chapter: mean of the networks trained; papers: the final network)",
+            "params": "parameters (here: mean of those trained; papers: final network)",
             "measured_s": f"measured here ({dev}-seconds)",
             "candidate_h": f"a candidate at CIFAR-10 scale ({dev}-hours, extrapolated)",
             "search_days": f"the search at CIFAR-10 scale ({dev}-days, extrapolated)",
