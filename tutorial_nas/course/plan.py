@@ -483,22 +483,15 @@ def work_fingerprint(chapter: int, profile: str = "cpu") -> str:
 # Whole-notebook wall times in the cpu profile on the idle 2-core machine of the README: chapter -> (seconds,
 # work_fingerprint(chapter) when it was measured). A chapter re-executed after its sizes changed gets its new time
 # and fingerprint here; None marks a time measured before the chapter's present sizes (to be measured again).
-# Chapter 2 came out at half its measured time while the model charged depthwise FLOPs at the dense rate: its
-# DARTS-space supernet measured 1.8x the model's step time then, at 28x28 7.5x (the depthwise convolutions'
-# backward pass runs at a few GFLOP/s here), and its hierarchical and morphism networks were stood in for by a
-# NAS-Bench-201 cell and the climb's first network. The depthwise rate is now calibrated (DW_PROBE) and those
-# networks are the chapters' own.
-# All four were measured again in one run of the four, one at a time on the idle machine, after the seeded draws
-# and some sizes changed: chapter 1 grew from 204 s mostly because its REINFORCE run now proposes larger networks
-# (a new draw of the same method), chapter 3 from 280 s with BANANAS' ensemble trained 150 epochs (naszilla's).
-# Chapters 1, 2 and 4 were timed again at a later stop with the same sizes, each run alone on the idle machine
-# (321 -> 300 s, 689 -> 581 s, 490 -> 511 s: the run-to-run spread of a whole chapter here). Chapter 2 again, alone
-# on the idle machine, when NASH's final training joined its sizes: 588 s.
+# The round kept here: the four chapters re-executed one after another on the idle machine, the time of each
+# `tutorial-nas notebook run N --profile cpu` (chapter 1 at its present sizes, counted at its searches' own
+# proposals; chapters 2-4 at the sizes of the earlier round, which took 588, 394 and 528 s on another day: the
+# day-to-day spread of this virtual machine).
 # the front cells a winner is re-timed against in chapter 4 (``hardware.front_reach`` with its evaluator), at most:
 # the fronts of the stored cpu run held 8 (pareto_search) and 3 (DPP-Net) cells
 PAIRED_FRONT = 10
 
-MEASURED_CPU = {1: (300, "da863fc79de8"), 2: (588, "3e90e0ee04a0"), 3: (394, "6f9677b965ad"), 4: (528, "f2d50782d0ed")}
+MEASURED_CPU = {1: (272, "483e19a27194"), 2: (494, "3e90e0ee04a0"), 3: (347, "6f9677b965ad"), 4: (445, "f2d50782d0ed")}
 
 
 def measured_cpu(chapter: int):
