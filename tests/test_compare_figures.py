@@ -66,6 +66,16 @@ def test_the_anytime_figure_has_a_panel_in_seconds_and_one_in_look_ups():
             assert y.min() >= 0 and y.max() <= 95.0
 
 
+def test_the_look_ups_budget_is_drawn_on_the_seconds_panel_only():
+    df = runs_frame({"random": [5, 7, 6], "darts": [3, 3, 3]})
+    left, right = C.plot_anytime(df, x="both", budget_s=19.66)
+    budget = [line for line in left.get_lines() if "budget" in line.get_label()]
+    assert len(budget) == 1 and list(budget[0].get_xdata()) == [19.66, 19.66]
+    assert "19.7 s" in budget[0].get_label() and "19.7 s" in [t.get_text() for t in left.get_legend().get_texts()][-1]
+    assert not any("budget" in line.get_label() for line in right.get_lines())
+    assert not any("budget" in line.get_label() for line in C.plot_anytime(df).get_lines())  # none asked, none drawn
+
+
 def test_one_panel_stays_the_default_and_bad_choices_are_refused():
     df = runs_frame({"random": [4, 4], "bo": [5, 3]})
     ax = C.plot_anytime(df)

@@ -292,7 +292,7 @@ def confidence_interval(values, level: float = 0.95) -> tuple:
 
 
 def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: str = "seconds",
-                 yscale: str = "auto"):
+                 yscale: str = "auto", budget_s: float | None = None):
     """Mean test regret against the budget, a ``level`` t-band over seeds per strategy, clipped to what a regret
     can take (from 0 to the best test accuracy); each strategy has its own dashes and width, so that curves
     that coincide stay visible, and the same colour in every panel.
@@ -314,7 +314,10 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
     runs far behind look-up strategies), else linear. With ``"both"`` it applies to the seconds panel; the
     look-up panel holds look-up strategies only, on a symlog axis where their curves fall more than tenfold from
     the first look-up to their ends (``regret_fall``: on a linear axis the final regrets, the ones compared, would
-    lie in the bottom tenth), else a linear one."""
+    lie in the bottom tenth), else a linear one.
+
+    ``budget_s``: the look-up strategies' budget in seconds, drawn on the seconds panel as a dotted vertical line,
+    so that a one-shot run charged more seconds shows as a curve that goes on past it."""
     import matplotlib.pyplot as plt
 
     if x not in ("seconds", "evaluations", "both"):
@@ -330,7 +333,7 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
             if len(ax) != 2:
                 raise NASInputError(f"x='both' draws two panels: pass two axes, got {len(ax)}")
             fig = ax[0].figure
-        _anytime_panel(df, ax[0], grid, level, "seconds", yscale)
+        _anytime_panel(df, ax[0], grid, level, "seconds", yscale, budget_s)
         _anytime_panel(df, ax[1], None, level, "evaluations", "fall")
         ax[0].set_title("against the seconds charged, every strategy", fontsize=10)
         ax[1].set_title("against the look-ups made, look-up strategies only", fontsize=10)
@@ -338,7 +341,7 @@ def plot_anytime(df: pd.DataFrame, ax=None, grid=None, level: float = 0.95, x: s
         return ax
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5))
-    _anytime_panel(df, ax, grid, level, x, yscale)
+    _anytime_panel(df, ax, grid, level, x, yscale, budget_s)
     ax.set_title(title if x == "seconds" else f"{title}\n(look-up strategies only)")
     return ax
 
@@ -370,8 +373,9 @@ def _ceiling(df: pd.DataFrame) -> float:
     return 100.0 if best is None or not np.isfinite(best) else float(best)
 
 
-def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str = "linear") -> None:
-    """One panel of ``plot_anytime``: ``x`` is "seconds" or "evaluations"; ``yscale`` as there."""
+def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str = "linear",
+                   budget_s: float | None = None) -> None:
+    """One panel of ``plot_anytime``: ``x`` is "seconds" or "evaluations"; ``yscale`` and ``budget_s`` as there."""
     from matplotlib.ticker import FuncFormatter
 
     from ..course.viz import line_style
@@ -426,6 +430,8 @@ def _anytime_panel(df: pd.DataFrame, ax, grid, level: float, x: str, yscale: str
         ax.set_ylim(bottom=0)
         ylabel = f"test regret (accuracy points,\nlog scale above {linthresh:g}, linear below)"
     ax.set(xlabel=xlabel, ylabel=ylabel)
+    if budget_s is not None and x == "seconds" and ax.get_lines():
+        ax.axvline(budget_s, color="0.3", linestyle=":", linewidth=1.2, label=f"look-ups' budget ({budget_s:.1f} s)")
     if ax.get_lines():
         ax.legend(fontsize=8)
 

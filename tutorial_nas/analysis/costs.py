@@ -41,7 +41,7 @@ def columns(device) -> dict:
     dev = device_name(device)
     return {"trained": "networks trained",
             "params": "parameters (here: mean of those trained; papers: final network)",
-            "measured_s": f"measured here ({dev}-seconds)",
+            "measured_s": f"the search, measured here ({dev}-seconds)",
             "candidate_h": f"a candidate at CIFAR-10 scale ({dev}-hours, extrapolated)",
             "search_days": f"the search at CIFAR-10 scale ({dev}-days, extrapolated)",
             "paper_candidate_h": "a candidate (GPU-hours, implied: survey's GPU-days / networks)",
@@ -133,7 +133,8 @@ def paper_scale(table: pd.DataFrame, device, reference: str = "random (this chap
                      f"{paper[col['paper_days']]:,.0f} GPU-days ({paper[col['paper_candidate_h']]:.1f} GPU-hours a "
                      f"network, implied), on GPUs, for a search whose final network holds "
                      f"{paper[col['params']] / 1e6:.1f}M parameters{ours_size}.")
-    lines.append(f"The {dev} columns and the GPU columns are different units, and the networks differ in size by "
-                 f"orders of magnitude: set side by side they give the order of magnitude of full training, not a "
-                 f"conversion from one device to the other.")
+    lines.append(f"The {dev} columns and the GPU columns are different units, and the papers trained larger networks "
+                 f"(the sizes above are their final networks', larger than the candidates their searches trained): "
+                 f"set side by side they give the order of magnitude of full training, not a conversion from one "
+                 f"device to the other.")
     return lines

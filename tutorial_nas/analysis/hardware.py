@@ -130,26 +130,66 @@ def _share_interval(first: pd.DataFrame, second: pd.DataFrame, proxy: str, n_boo
     correlation with the first timing over sqrt of the two timings' correlation. The cells are resampled jointly
     (each keeps its two timings and its proxy); resamples whose timings do not correlate positively have no
     ceiling and are left out."""
+    return _ceiling_share(first["latency_ms"], second["latency_ms"], first[proxy], None, n_boot, seed)
+
+
+def _ceiling_share(a1, a2, b1, b2=None, n_boot: int = 2000, seed: int = 0) -> tuple:
+    """95 % percentile bootstrap interval, over the cells, of Spearman's correlation of ``a1`` with ``b1`` over its
+    ceiling: sqrt of the correlation of two measurements of each noisy side (``a1`` with ``a2``; ``b1`` with ``b2``,
+    or 1 where ``b2`` is None, a side without noise). Resamples where a side's two measurements do not correlate
+    positively have no ceiling and are left out."""
     from scipy.stats import rankdata
 
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(first), (n_boot, len(first)))
+    n = len(a1)
+    idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
 
-    def spearman(a, b):  # row by row over the resamples
-        ra, rb = (rankdata(np.asarray(v, dtype=float)[idx], axis=1) for v in (a, b))
-        ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
+    def spearman(x, y):  # row by row over the resamples
+        rx, ry = (rankdata(np.asarray(v, dtype=float)[idx], axis=1) for v in (x, y))
+        rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (ra * rb).sum(axis=1) / np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+            return (rx * ry).sum(axis=1) / np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
 
-    again = spearman(first["latency_ms"], second["latency_ms"])
-    rho = spearman(first["latency_ms"], first[proxy])
+    again = spearman(a1, a2) * (spearman(b1, b2) if b2 is not None else 1.0)
     keep = again > 0
-    share = rho[keep] / np.sqrt(again[keep])
+    share = spearman(a1, b1)[keep] / np.sqrt(again[keep])
     share = share[np.isfinite(share)]
     if not len(share):
         return float("nan"), float("nan")
     low, high = np.percentile(share, [2.5, 97.5])
     return float(low), float(high)
+
+
+def device_agreement(a_first: pd.DataFrame, a_second: pd.DataFrame, b_first: pd.DataFrame,
+                     b_second: pd.DataFrame, names=("CPU", "GPU")) -> str:
+    """Do two devices rank cells alike by latency? Four ``cell_latencies`` tables of the same cells in the same
+    order: each device timed twice. Spearman's correlation of the two devices' first timings is read against what
+    their timers allow: two noisy timings of one ranking correlate at most about sqrt(r_a r_b), where r_a and r_b
+    are each device's correlation of its two timings (the attenuation bound of ``proxy_reading``, both sides
+    noisy). The verdict reads the share of that ceiling by its 95 % bootstrap interval over the cells: the devices
+    rank the cells differently only where it lies below 100 %."""
+    tables = (a_first, a_second, b_first, b_second)
+    if any(list(t["arch"]) != list(a_first["arch"]) for t in tables):
+        raise NASInputError("device_agreement needs four timings of the same cells, in the same order")
+    if len(a_first) < 3:
+        raise NASInputError(f"a rank correlation needs at least 3 cells, got {len(a_first)}")
+    lat = [t["latency_ms"] for t in tables]
+    rho = float(lat[0].corr(lat[2], method="spearman"))
+    r_a, r_b = (float(x.corr(y, method="spearman")) for x, y in ((lat[0], lat[1]), (lat[2], lat[3])))
+    a, b = names
+    text = (f"Spearman correlation of {a} and {b} latency over {len(a_first)} cells: {rho:.2f}; each timed twice: "
+            f"{r_a:.2f} on the {a}, {r_b:.2f} on the {b}")
+    if r_a <= 0 or r_b <= 0:
+        return text + ": a timer does not rank these cells alike twice, so the devices cannot be compared here"
+    ceiling = float(np.sqrt(r_a * r_b))
+    low, high = _ceiling_share(lat[0], lat[1], lat[2], lat[3])
+    text += (f"; two devices that ranked the cells alike would reach about sqrt({r_a:.2f} x {r_b:.2f}) = "
+             f"{ceiling:.2f} through their timers' noise: {rho / ceiling:.0%} of that (95 % interval {low:.0%} to "
+             f"{high:.0%}, bootstrap over the cells)")
+    if high < 1:
+        return text + (f": below what the timers allow, so the devices rank these cells differently: a cell fast on "
+                       f"the {a} is not necessarily fast on the {b}")
+    return text + (": an interval that holds 100 % (or lies above it, a ceiling estimated too low): the devices "
+                   "rank these cells as alike as their timers can show")
 
 
 def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
@@ -531,6 +571,8 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
         tie = (gain == 0) & within
         clear_beaten, clear_beats = beaten & ~tie, beats & ~tie
         near = np.flatnonzero(clear_beaten)
+        firm = near[~(paired[near] & ~resolved[near])]  # dominating by a latency gap the re-timing resolves
+        near = firm if len(firm) else near  # of those where there are any, else of all:
         near = near[np.argmin(saving[near])] if len(near) else None  # the dominating cell nearest in latency
         established = float("nan")
         if near is not None:
@@ -541,7 +583,10 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
             why = ")"
             if same[near]:
                 why = "; " + _same_function_words(arch, front["arch"].iloc[near], paired[near]) + ")"
-            where = (f"dominated (the dominating front cell nearest in latency is {gain[near]:+.2f} points and "
+            open_gap = paired[near] and not resolved[near]  # faster only as measured: it could be dominated
+            passed = len(firm) and (paired & ~resolved & clear_beaten).any()  # nearer ones the re-timing left open
+            where = (f"{'could be dominated' if open_gap else 'dominated'} (the dominating front cell nearest in "
+                     f"latency{' of those the re-timing resolves' if passed else ''} is {gain[near]:+.2f} points and "
                      f"{faster}{why}")
             if not paired[near] and gain[near] == 0 and 0 < tie_ms and saving[near] <= 2 * tie_ms:
                 where += "; " + _near_tie(tie_ms)  # noise from a handful of timings
@@ -563,6 +608,11 @@ def front_reach(front: pd.DataFrame, others: dict, tie_ms: float = 0.0, bench=No
             if unsure:
                 where += ("; " + " and ".join(unsure) + ": a domination as measured, not one this run establishes "
                           "(trained and timed again, the two cells could be a trade-off of each other)")
+            twin = np.flatnonzero(tie & same & ~itself)  # a front cell of the same function it ties with
+            if len(twin):
+                where += ("; it ties with a front cell that computes the same function (" + (
+                    "re-timed interleaved, their gap is not resolved" if paired[twin[0]] else
+                    f"timed {abs(saving[twin[0]]):.3f} ms apart, within the timing noise") + ")")
         elif (gain < 0).all():
             where = "beyond the front (more accurate than all of it)"
             top = int(np.argmax(points[:, 0]))

@@ -365,7 +365,7 @@ def _early_costs(run):
     fig.tight_layout()
     first = table.iloc[0]
     run.numbers["early_costs"] = {"ours_days": float(first[col["search_days"]]),
-                                  "ours_candidates": int(first["candidates"])}
+                                  "ours_candidates": int(first[col["trained"]])}
     return fig
 
 

@@ -49,16 +49,16 @@ EVAL_BATCH = 1024  # TrainConfig.eval_batch_size
 # their functional operations (ReLU, pooling, the padding and concatenation of skip inputs, the mean) are no leaf
 # modules, and their thin layers (1 input channel, 1x1 kernels, wide maps without pooling) are memory-bound, a
 # small part of the dense probe's FLOP/s (a 1x1 convolution to 64 channels on the 14x14 image, 26 kFLOPs, took 8 ms
-# a step). Measured in chapter 1's stored cpu run against the model at the idle 2-core calibration (1.5e11 FLOP/s,
-# 75 us an operation): random search's 20 networks, which the plan replays exactly (its proposals do not depend on
-# what it is told), took 48 s where the model gives 28 s (1.7x); large-scale evolution's 2 x 20, replayed with
-# random fitness, 6.6 s against 4.0 s (1.7x). Genetic CNN's networks train as the model says (its 11 distinct
-# networks took 35 s, 3.1 s each by the model): bit strings of 3x3 convolutions at constant width. On the CPU
-# only: the GPUs' rows keep the assumptions of DEVICES. A search is counted at its whole budget, where a repeated
-# candidate is looked up, and at its own proposals replayed with random fitness (``_replay``): REINFORCE's
-# controller, told its real rewards, moved on to larger networks than its replay (137 s in the stored run where
-# the model gives 78 s).
-CPU_SLOWDOWN = {"chain": 1.7, "lse": 1.7}
+# a step). Measured in three cpu runs of chapter 1 (the cost table's seconds, sums of the trainings) against the
+# model at the idle 2-core calibration (1.5e11 FLOP/s, 75 us an operation): random search's 20 networks, which the
+# plan replays exactly (its proposals do not depend on what it is told), took 47, 41 and 38 s where the model gives
+# 28 s (1.5x on average); large-scale evolution's 2 x 20, replayed with random fitness, 7.4, 9.0 and 7.7 s against
+# 4.0 s (2.0x); Genetic CNN's 11 distinct networks 35, 37 and 39 s against 3.1 s each (1.1x). On the CPU only: the
+# GPUs' rows keep the assumptions of DEVICES. A search is counted at its whole budget, where a repeated candidate
+# is looked up, and at its own proposals replayed with random fitness (``_replay``): REINFORCE's controller, told
+# its real rewards, moved on to larger networks than its replay (96-133 s in the three runs where the model gives
+# 69 s).
+CPU_SLOWDOWN = {"chain": 1.5, "lse": 2.0, "genetic": 1.1}
 
 # The devices, in one table. peak: datasheet fp32 / fp16-tensor FLOP/s; memory_gb: the card's. achieved: FLOP/s
 # the course's small convnets reach, an ASSUMPTION of 10 % of the fp32 peak for every GPU (AMP's tensor cores
@@ -196,7 +196,7 @@ def _replay(s: dict, classes: int, channels: int) -> list:
     it has one) proposes, replayed with random fitness: a strategy that learns (REINFORCE's controller, Q-learning)
     or breeds proposes networks of its own sizes, not the space's random draws (REINFORCE's controller, seed 0,
     proposes twice random search's FLOPs at the cpu sizes). With real fitness a strategy may move further: in
-    chapter 1's stored cpu run REINFORCE's 20 networks took 2.9x random search's time."""
+    chapter 1's cpu runs REINFORCE's 20 networks took 2.5-2.8x random search's time."""
     from ..evaluators import Result
     from ..strategies import make_strategy
 
