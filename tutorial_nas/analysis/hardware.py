@@ -124,15 +124,6 @@ def proxy_ceiling(again: float) -> float | None:
     return float(np.sqrt(again)) if again > 0 else None
 
 
-def _share_interval(first: pd.DataFrame, second: pd.DataFrame, proxy: str, n_boot: int = 2000,
-                    seed: int = 0) -> tuple:
-    """95 % percentile bootstrap interval, over the cells, of ``proxy``'s share of the ceiling: its Spearman
-    correlation with the first timing over sqrt of the two timings' correlation. The cells are resampled jointly
-    (each keeps its two timings and its proxy); resamples whose timings do not correlate positively have no
-    ceiling and are left out."""
-    return _ceiling_share(first["latency_ms"], second["latency_ms"], first[proxy], None, n_boot, seed)
-
-
 def _ceiling_share(a1, a2, b1, b2=None, n_boot: int = 2000, seed: int = 0) -> tuple:
     """95 % percentile bootstrap interval, over the cells, of Spearman's correlation of ``a1`` with ``b1`` over its
     ceiling: sqrt of the correlation of two measurements of each noisy side (``a1`` with ``a2``; ``b1`` with ``b2``,
@@ -217,7 +208,7 @@ def proxy_reading(first: pd.DataFrame, second: pd.DataFrame) -> str:
              f"{ceiling:.2f} against one timing: FLOPs reach {share['flops']:.0%} of that, parameters "
              f"{share['params']:.0%}")
     best = max(share, key=share.get)
-    low, high = _share_interval(first, second, best)
+    low, high = _ceiling_share(first["latency_ms"], second["latency_ms"], first[best])
     text += (f" ({'FLOPs' if best == 'flops' else 'parameters'}: 95 % interval {low:.0%} to {high:.0%}, "
              "bootstrap over the cells)")
     if low > 1:
